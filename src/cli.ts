@@ -1,0 +1,153 @@
+import { resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { startDaemon, type Daemon } from './daemon.js';
+import { ConfigError, ListenError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { DEFAULTS, resolveOptions, type ProxyOptions } from './options.js';
+import { VERSION } from './version.js';
+
+/** Exit codes, documented in the README. */
+export const EXIT = Object.freeze({
+  /** Stopped by SIGTERM/SIGINT after a graceful drain (supervisord: "expected"). */
+  ok: 0,
+  /** Could not start (listen failed, map path unusable) or forced stop by a second signal. */
+  fatal: 1,
+  /** Bad command line. */
+  usage: 2,
+});
+
+function parsePort(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
+    throw new InvalidArgumentError('must be an integer from 1 to 65535.');
+  }
+  return Number(value);
+}
+
+function parseMs(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number of milliseconds.');
+  return Number(value);
+}
+
+/** The command line, with the legacy proxy's flag spellings and defaults. */
+export function buildProgram(): Command {
+  return new Command()
+    .name('galaxy-gie-proxy')
+    .description("Routes each Galaxy user's interactive environment (Jupyter, RStudio) by their session cookie.")
+    .version(VERSION, '-V, --version', 'output the version number')
+    .helpOption('-h, --help', 'display help for command')
+    .option('--ip <n>', 'Public-facing IP of the proxy', DEFAULTS.ip)
+    .option('--port <n>', 'Public-facing port of the proxy', parsePort, DEFAULTS.port)
+    .option('--cookie <cookiename>', 'Cookie proving authentication', DEFAULTS.cookieName)
+    .option('--sessions <file>', 'Routes file to monitor (.sqlite: SQLite)', DEFAULTS.sessionsPath)
+    .option('--reverseProxy', 'Rewrite redirects to http://localhost/ to carry the proxy port')
+    .option('--verbose', 'Log every proxied request')
+    .addOption(
+      new Option('--shutdown-grace <ms>', 'How long in-flight requests may finish after SIGTERM')
+        .argParser(parseMs)
+        .default(DEFAULTS.shutdownGraceMs),
+    )
+    .addOption(
+      new Option('--poll-interval <ms>', 'Re-check the map this often even without file events (NFS)')
+        .argParser(parseMs)
+        .default(DEFAULTS.pollIntervalMs),
+    )
+    .showHelpAfterError('(run with --help for usage)')
+    .allowExcessArguments(false)
+    .exitOverride();
+}
+
+interface ParsedFlags {
+  ip: string;
+  port: number;
+  cookie: string;
+  sessions: string;
+  reverseProxy?: boolean;
+  verbose?: boolean;
+  shutdownGrace: number;
+  pollInterval: number;
+}
+
+function toOptions(flags: ParsedFlags): ProxyOptions {
+  return resolveOptions({
+    ip: flags.ip,
+    port: flags.port,
+    cookieName: flags.cookie,
+    sessionsPath: resolve(flags.sessions),
+    reverseProxy: flags.reverseProxy === true,
+    verbose: flags.verbose === true,
+    shutdownGraceMs: flags.shutdownGrace,
+    pollIntervalMs: Math.max(flags.pollInterval, 10),
+  });
+}
+
+/**
+ * Runs the proxy from a command line. The only code that touches the process:
+ * argv, exit codes, signals.
+ */
+export async function runCli(argv: readonly string[]): Promise<void> {
+  let options: ProxyOptions;
+  try {
+    const program = buildProgram();
+    program.parse(argv as string[]);
+    options = toOptions(program.opts<ParsedFlags>());
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed the message (or the help / version).
+      process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`error: ${err.message}\n(run with --help for usage)\n`);
+      process.exit(EXIT.usage);
+    }
+    throw err;
+  }
+
+  const log = createLogger({ verbose: options.verbose });
+  installLastResortHandlers(log);
+
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon(options, log);
+  } catch (err) {
+    const fields = err instanceof ListenError ? { err, code: (err.cause as NodeJS.ErrnoException).code } : { err };
+    log.fatal(fields, err instanceof ListenError ? err.message : 'proxy failed to start');
+    process.exit(EXIT.fatal);
+  }
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now, cutting in-flight requests');
+      process.exit(EXIT.fatal);
+    }
+    stopping = true;
+    log.info(
+      { signal, graceMs: options.shutdownGraceMs },
+      'shutting down: no new connections, draining in-flight requests',
+    );
+    void daemon.close().then(({ graceful }) => {
+      log.info({ graceful }, graceful ? 'stopped' : 'stopped after the grace period; remaining requests were cut');
+      process.exit(EXIT.ok);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGHUP', () => {
+    log.info({ signal: 'SIGHUP' }, 'reloading the session map');
+    daemon.reload();
+  });
+}
+
+/**
+ * Galaxy never restarts a proxy it spawned: if this process died, every
+ * interactive environment would be gone until Galaxy restarts. A bug that
+ * escapes a handler is logged loudly and the proxy keeps serving.
+ */
+function installLastResortHandlers(log: Logger): void {
+  process.on('uncaughtException', (err) => {
+    log.error({ err }, 'internal error (a bug); the proxy keeps running');
+  });
+  process.on('unhandledRejection', (reason) => {
+    log.error({ err: reason }, 'internal error (unhandled rejection, a bug); the proxy keeps running');
+  });
+}

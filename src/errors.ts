@@ -1,0 +1,102 @@
+/**
+ * Error classes with a stable `name` and `code`, so callers and log readers
+ * can tell failures apart without parsing messages.
+ */
+
+/** A configuration value that cannot be used. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'ERR_GIE_CONFIG';
+  constructor(
+    readonly option: string,
+    readonly value: string,
+    reason: string,
+  ) {
+    super(`option ${option}: ${JSON.stringify(value)} ${reason}`);
+  }
+}
+
+/** Why a session map could not be read. `waiting` kinds are normal at start-up. */
+export type SessionMapFailure =
+  | 'missing' // the file does not exist (yet)
+  | 'no-table' // the database exists but Galaxy has not created its table yet
+  | 'busy' // a writer held a lock longer than our busy timeout
+  | 'corrupt' // not a database / not valid JSON / wrong shape
+  | 'unreadable'; // permissions or I/O error
+
+/** A session map read that failed; the last good map stays in use. */
+export class SessionMapError extends Error {
+  override readonly name = 'SessionMapError';
+  readonly code = 'ERR_GIE_SESSION_MAP';
+  constructor(
+    readonly failure: SessionMapFailure,
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** True for the states Galaxy's start-up race goes through. */
+  get isWaiting(): boolean {
+    return this.failure === 'missing' || this.failure === 'no-table';
+  }
+}
+
+/** The listening socket could not be opened. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  readonly code = 'ERR_GIE_LISTEN';
+  constructor(
+    readonly address: string,
+    options: { cause: NodeJS.ErrnoException },
+  ) {
+    super(`cannot listen on ${address}: ${describeListenFailure(options.cause)}`, options);
+  }
+}
+
+function describeListenFailure(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address already in use (is another proxy running?)';
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need privileges)';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this machine (check --ip)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host name does not resolve (check --ip)';
+    default:
+      return err.message;
+  }
+}
+
+/** Network error codes that mean "the container is not there": logged without a stack. */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+/** Container time-outs. */
+const TIMED_OUT = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'ERR_GIE_PROXY_TIMEOUT']);
+
+/**
+ * The one place that turns an upstream failure into the status the client
+ * gets: 504 for a container that did not answer in time, 502 for everything
+ * else that went wrong talking to it.
+ */
+export function statusForProxyError(err: NodeJS.ErrnoException): 502 | 504 {
+  return err.code !== undefined && TIMED_OUT.has(err.code) ? 504 : 502;
+}
+
+/** Known network failures are expected in operation; anything else is a bug worth a stack. */
+export function isKnownNetworkError(err: NodeJS.ErrnoException): boolean {
+  return err.code !== undefined && (UNREACHABLE.has(err.code) || TIMED_OUT.has(err.code));
+}
