@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { ListenError } from './errors.js';
 import type { Logger } from './log.js';
+import type { ProxyObserver } from './observer.js';
 import { MapReloader, type ReloadOutcome } from './map-reloader.js';
 import type { ProxyOptions } from './options.js';
 import { createGieProxy } from './proxy.js';
@@ -30,17 +31,17 @@ export interface Daemon {
  * The one place that wires the parts: session map → route table ← watcher,
  * proxy ← route table. Resolves once listening; rejects with ListenError.
  */
-export async function startDaemon(options: ProxyOptions, log: Logger): Promise<Daemon> {
+export async function startDaemon(options: ProxyOptions, log: Logger, observer: ProxyObserver = {}): Promise<Daemon> {
   const table = new RouteTable();
   const source = openSessionMap(options.sessionsPath);
-  const reloader = new MapReloader(source, table, log.child({ component: 'session-map' }));
+  const reloader = new MapReloader(source, table, log.child({ component: 'session-map' }), observer);
   reloader.reload(true);
   const watcher = new MapWatcher(
     options.sessionsPath,
     { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs },
     () => reloader.reload(),
   );
-  const proxy = createGieProxy({ options, lookup: (key) => table.lookup(key), log: log.child({ component: 'proxy' }) });
+  const proxy = createGieProxy({ options, lookup: (key) => table.lookup(key), log: log.child({ component: 'proxy' }), observer });
   const { server, tracker } = proxy;
 
   const stopMap = (): void => {

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { SessionMapError } from './errors.js';
 import type { Logger } from './log.js';
+import type { ProxyObserver } from './observer.js';
 import type { RouteTable } from './route-table.js';
 import type { SessionMapSource } from './session-map.js';
 
@@ -21,6 +22,10 @@ export class MapReloader {
   private everLoaded = false;
   /** A warning (not just the start-up "waiting" note) was logged for the current failure streak. */
   private warned = false;
+  /** When the map was last read successfully (ms since epoch). */
+  lastLoadedAt: number | undefined;
+  /** The format of the last successful read, e.g. `sqlite gxproxy2`. */
+  lastFormat: string | undefined;
   /** Error of the most recent failed read, cleared by a successful one. */
   lastError: SessionMapError | undefined;
 
@@ -28,6 +33,7 @@ export class MapReloader {
     private readonly source: SessionMapSource,
     private readonly table: RouteTable,
     private readonly log: Logger,
+    private readonly observer: ProxyObserver = {},
   ) {}
 
   /** Reloads when the source reports a change (or `force`). */
@@ -44,12 +50,15 @@ export class MapReloader {
       return 'failed';
     }
     this.table.replace(snapshot.routes);
+    this.lastFormat = snapshot.format;
     const ms = Math.round((performance.now() - started) * 100) / 100;
     const recovered = this.lastFailure !== undefined && this.warned;
     this.lastFailure = undefined;
     this.lastError = undefined;
     this.warned = false;
     this.everLoaded = true;
+    this.lastLoadedAt = Date.now();
+    this.observer.reloaded?.(snapshot.routes.size, ms / 1000);
     this.log.info({ sessions: snapshot.routes.size, ms, format: snapshot.format, path: this.source.path }, 'session map reloaded');
     if (snapshot.skipped.size > 0) {
       const skipped = Object.fromEntries(snapshot.skipped);
@@ -70,6 +79,7 @@ export class MapReloader {
         ? err
         : new SessionMapError('unreadable', this.source.path, `session map ${this.source.path}: ${String(err)}`, { cause: err });
     this.lastError = error;
+    this.observer.reloadFailed?.(error.failure);
     if (error.failure === 'busy') {
       this.retry = setTimeout(() => this.reload(), BUSY_RETRY_MS);
       this.retry.unref();

@@ -8,6 +8,7 @@ import { ConnectionTracker } from './connection-tracker.js';
 import { stripHopByHop } from './hop-by-hop.js';
 import { addCorsEcho, applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from './legacy-behaviours.js';
 import type { Logger } from './log.js';
+import type { ProxyObserver } from './observer.js';
 import type { ProxyOptions } from './options.js';
 import type { Route } from './route-table.js';
 import { sessionKeyFrom } from './session-cookie.js';
@@ -20,6 +21,7 @@ export interface ProxyDeps {
   readonly options: ProxyOptions;
   readonly lookup: (sessionKey: string) => Route | undefined;
   readonly log: Logger;
+  readonly observer?: ProxyObserver;
 }
 
 /** The HTTP server with its routing and the bookkeeping a shutdown needs. */
@@ -43,7 +45,7 @@ interface RoutedRequest extends IncomingMessage {
  * session cookie to its container; anything that cannot be routed gets a
  * fast, short error answer, and no client input can throw out of a handler.
  */
-export function createGieProxy({ options, lookup, log }: ProxyDeps): GieProxy {
+export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDeps): GieProxy {
   const tracker = new ConnectionTracker();
   // Keep-alive pool to the containers: the legacy proxy opened a connection
   // per request. LIFO reuses the warmest socket and lets the rest expire.
@@ -63,11 +65,13 @@ export function createGieProxy({ options, lookup, log }: ProxyDeps): GieProxy {
     requestTimeout: 0,
   });
 
+  const observeRequests = verbose || observer.requestDone !== undefined;
+
   server.on('request', (req: RoutedRequest, res: ServerResponse) => {
     tracker.trackRequest(res);
-    if (verbose) {
+    if (observeRequests) {
       req[kStarted] = performance.now();
-      res.once('close', () => logRequest(req, res));
+      res.once('close', () => requestDone(req, res));
     }
     const origin = req.headers.origin;
     const key = sessionKeyFrom(req.headers.cookie, options.cookieName);
@@ -100,6 +104,10 @@ export function createGieProxy({ options, lookup, log }: ProxyDeps): GieProxy {
     }
     req[kRoute] = route;
     tracker.trackWebSocket(socket);
+    if (observer.webSocket !== undefined) {
+      observer.webSocket(1);
+      socket.once('close', () => observer.webSocket?.(-1));
+    }
     stripHopByHop(req.headers, true);
     try {
       // A WebSocket owns its connection for life: no pooling.
@@ -165,6 +173,7 @@ export function createGieProxy({ options, lookup, log }: ProxyDeps): GieProxy {
   function onProxyError(err: NodeJS.ErrnoException, req: RoutedRequest, target: ServerResponse | Duplex): void {
     const status = statusForProxyError(err);
     const route = req[kRoute]?.label;
+    observer.proxyError?.(err.code ?? 'internal');
     if (isKnownNetworkError(err)) {
       log.warn({ target: route, code: err.code, status }, 'container unreachable; answered with an error status');
     } else {
@@ -179,15 +188,18 @@ export function createGieProxy({ options, lookup, log }: ProxyDeps): GieProxy {
     }
   }
 
-  function logRequest(req: RoutedRequest, res: ServerResponse): void {
-    const started = req[kStarted] ?? performance.now();
+  function requestDone(req: RoutedRequest, res: ServerResponse): void {
+    const ms = performance.now() - (req[kStarted] ?? performance.now());
+    const status = res.headersSent ? res.statusCode : 0;
+    observer.requestDone?.(status, ms / 1000);
+    if (!verbose) return;
     log.debug(
       {
         method: req.method,
         path: req.url,
         target: req[kRoute]?.label,
-        status: res.headersSent ? res.statusCode : undefined,
-        ms: Math.round((performance.now() - started) * 100) / 100,
+        status: status === 0 ? undefined : status,
+        ms: Math.round(ms * 100) / 100,
         completed: res.writableFinished,
       },
       'request',

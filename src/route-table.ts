@@ -16,7 +16,6 @@ export interface Route {
  */
 export class RouteTable {
   private routes = new Map<string, Route>();
-  private loadedAt: number | undefined;
 
   /** The container for a session cookie value, or undefined. O(1). */
   lookup(sessionKey: string): Route | undefined {
@@ -32,16 +31,10 @@ export class RouteTable {
       next.set(key, old !== undefined && old.host === target.host && old.port === target.port ? old : toRoute(target));
     }
     this.routes = next;
-    this.loadedAt = Date.now();
   }
 
   get size(): number {
     return this.routes.size;
-  }
-
-  /** When the table was last replaced (ms since epoch), undefined before the first load. */
-  get lastLoadedAt(): number | undefined {
-    return this.loadedAt;
   }
 }
 
