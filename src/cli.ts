@@ -3,7 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { startDaemon, type Daemon } from './daemon.js';
 import { ConfigError, ListenError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-import { DEFAULTS, resolveOptions, type ProxyOptions } from './options.js';
+import { DEFAULTS, MAX_TIMER_MS, resolveOptions, type ProxyOptions } from './options.js';
 import { VERSION } from './version.js';
 
 /** Exit codes, documented in the README. */
@@ -24,8 +24,18 @@ function parsePort(value: string): number {
 }
 
 function parseMs(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number of milliseconds.');
+  if (!/^\d+$/.test(value) || Number(value) > MAX_TIMER_MS) {
+    throw new InvalidArgumentError(`must be a whole number of milliseconds from 0 to ${MAX_TIMER_MS}.`);
+  }
   return Number(value);
+}
+
+/** `a,b,c` → ['a', 'b', 'c']; blanks dropped, so `''` allows no origin. Checked by resolveOptions. */
+function parseList(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
 }
 
 /** The command line, with the legacy proxy's flag spellings and defaults. */
@@ -51,6 +61,25 @@ export function buildProgram(): Command {
         .argParser(parseMs)
         .default(DEFAULTS.pollIntervalMs),
     )
+    .addOption(
+      new Option('--headers-timeout <ms>', 'Drop a client whose request headers are not complete within this time (0: no limit)')
+        .argParser(parseMs)
+        .default(DEFAULTS.headersTimeoutMs),
+    )
+    .addOption(
+      new Option('--proxy-timeout <ms>', 'Answer 504 when a container has not started its response this long after the request (0: no limit)')
+        .argParser(parseMs)
+        .default(DEFAULTS.proxyTimeoutMs),
+    )
+    .addOption(
+      new Option('--ws-idle-timeout <ms>', 'Close a WebSocket with no traffic either way for this long (0: never)')
+        .argParser(parseMs)
+        .default(DEFAULTS.webSocketIdleTimeoutMs),
+    )
+    .option('--xfwd', 'Add X-Forwarded-For/-Port/-Proto/-Host headers for the container')
+    .addOption(
+      new Option('--cors-origin <origins>', 'Only these comma-separated origins get CORS headers (default: echo any Origin)').argParser(parseList),
+    )
     .showHelpAfterError('(run with --help for usage)')
     .allowExcessArguments(false)
     .exitOverride();
@@ -65,6 +94,11 @@ interface ParsedFlags {
   verbose?: boolean;
   shutdownGrace: number;
   pollInterval: number;
+  headersTimeout: number;
+  proxyTimeout: number;
+  wsIdleTimeout: number;
+  xfwd?: boolean;
+  corsOrigin?: string[];
 }
 
 function toOptions(flags: ParsedFlags): ProxyOptions {
@@ -77,6 +111,11 @@ function toOptions(flags: ParsedFlags): ProxyOptions {
     verbose: flags.verbose === true,
     shutdownGraceMs: flags.shutdownGrace,
     pollIntervalMs: Math.max(flags.pollInterval, 10),
+    headersTimeoutMs: flags.headersTimeout,
+    proxyTimeoutMs: flags.proxyTimeout,
+    webSocketIdleTimeoutMs: flags.wsIdleTimeout,
+    xfwd: flags.xfwd === true,
+    corsOrigins: flags.corsOrigin ?? null,
   });
 }
 

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
+import type { CorsPolicy } from './cors-policy.js';
 import { addCorsEcho } from './legacy-behaviours.js';
 
 /**
@@ -22,7 +23,7 @@ function bodyFor(status: number): string {
 }
 
 /** Answers an HTTP request with a plain-text error, unless a response already started. */
-export function sendError(res: ServerResponse, status: number, origin: string | undefined): void {
+export function sendError(res: ServerResponse, status: number, origin: string | undefined, cors: CorsPolicy = addCorsEcho): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -33,20 +34,21 @@ export function sendError(res: ServerResponse, status: number, origin: string | 
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
   };
-  addCorsEcho(headers, origin);
+  cors(headers, origin);
   res.writeHead(status, headers as Record<string, string>);
   res.end(body);
 }
 
 /**
- * Answers a WebSocket upgrade that cannot be proxied with a real HTTP
- * response on the raw socket, then closes it.
+ * Answers a WebSocket upgrade (or a CONNECT) that cannot be proxied with a
+ * real HTTP response on the raw socket, then closes it.
  */
-export function rejectUpgrade(socket: Duplex, status: number): void {
+export function rejectUpgrade(socket: Duplex, status: number, extraHeaders = ''): void {
   if (socket.writable) {
     const body = bodyFor(status);
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+        extraHeaders +
         'Content-Type: text/plain; charset=utf-8\r\n' +
         `Content-Length: ${Buffer.byteLength(body)}\r\n` +
         'Connection: close\r\n\r\n' +

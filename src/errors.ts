@@ -71,6 +71,15 @@ function describeListenFailure(err: NodeJS.ErrnoException): string {
   }
 }
 
+/** A container did not start its answer within `--proxy-timeout`; the client gets 504. */
+export class ProxyTimeoutError extends Error {
+  override readonly name = 'ProxyTimeoutError';
+  readonly code = 'ERR_GIE_PROXY_TIMEOUT';
+  constructor(readonly timeoutMs: number) {
+    super(`the container sent no response within ${timeoutMs} ms`);
+  }
+}
+
 /** Network error codes that mean "the container is not there": logged without a stack. */
 const UNREACHABLE = new Set([
   'ECONNREFUSED',
@@ -94,6 +103,29 @@ const TIMED_OUT = new Set(['ETIMEDOUT', 'ESOCKETTIMEDOUT', 'ERR_GIE_PROXY_TIMEOU
  */
 export function statusForProxyError(err: NodeJS.ErrnoException): 502 | 504 {
   return err.code !== undefined && TIMED_OUT.has(err.code) ? 504 : 502;
+}
+
+/** True for a container that did not answer in time (as opposed to one that is not there). */
+export function isProxyTimeout(err: NodeJS.ErrnoException): boolean {
+  return err.code !== undefined && TIMED_OUT.has(err.code);
+}
+
+/**
+ * The status for a request Node's HTTP parser rejected (server 'clientError'):
+ * 408 when its headers did not arrive within `--headers-timeout`, 431 for
+ * over-large headers, 413 for over-long chunk extensions, 400 otherwise.
+ */
+export function statusForClientError(code: string | undefined): 400 | 408 | 413 | 431 {
+  switch (code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 408;
+    case 'HPE_HEADER_OVERFLOW':
+      return 431;
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return 413;
+    default:
+      return 400;
+  }
 }
 
 /** Known network failures are expected in operation; anything else is a bug worth a stack. */

@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { serializeError } from './log-fields.js';
 
 export type { Logger };
 
@@ -15,6 +16,8 @@ export function createLogger(options: { verbose: boolean; destination?: Destinat
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
+      // Errors are logged without the request bytes or objects they may hold.
+      serializers: { err: serializeError },
     },
     destination,
   );

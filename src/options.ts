@@ -23,6 +23,19 @@ export interface ProxyOptions {
   readonly pollIntervalMs: number;
   /** Quiet period that coalesces a burst of file events into one reload. */
   readonly reloadDebounceMs: number;
+  /** A client must send complete request headers within this time or is dropped (408); 0: no limit. */
+  readonly headersTimeoutMs: number;
+  /** A container must start its response within this time of getting the request, or the client gets 504; 0: no limit. */
+  readonly proxyTimeoutMs: number;
+  /** Close a WebSocket after this long without traffic in either direction; 0: never. */
+  readonly webSocketIdleTimeoutMs: number;
+  /** Add X-Forwarded-For/-Port/-Proto/-Host to what goes to the container, appending to what arrived. */
+  readonly xfwd: boolean;
+  /**
+   * Origins (`scheme://host[:port]`) that get CORS headers; null echoes any
+   * Origin, as the legacy proxy did.
+   */
+  readonly corsOrigins: readonly string[] | null;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -35,7 +48,21 @@ export const DEFAULTS = Object.freeze({
   shutdownGraceMs: 5000,
   pollIntervalMs: 1000,
   reloadDebounceMs: 5,
+  // Browsers send their headers in one packet; 30 s is ample for the worst
+  // mobile link and bounds how long a slow-headers client holds a socket.
+  headersTimeoutMs: 30_000,
+  // A container silent for 5 min after a request is hung; a slow notebook
+  // save, an export or an RStudio long poll answers well within that.
+  proxyTimeoutMs: 300_000,
+  webSocketIdleTimeoutMs: 0,
+  xfwd: false,
+  corsOrigins: null as readonly string[] | null,
 });
+
+/** The longest delay a Node timer can hold (about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const MS_OPTIONS = ['shutdownGraceMs', 'pollIntervalMs', 'reloadDebounceMs', 'headersTimeoutMs', 'proxyTimeoutMs', 'webSocketIdleTimeoutMs'] as const;
 
 // RFC 6265 cookie-name = token: visible ASCII except separators.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -58,13 +85,43 @@ export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: st
   if (typeof options.sessionsPath !== 'string' || options.sessionsPath.length === 0) {
     throw new ConfigError('sessions', String(options.sessionsPath), 'must be a file path');
   }
-  for (const key of ['shutdownGraceMs', 'pollIntervalMs', 'reloadDebounceMs'] as const) {
+  for (const key of MS_OPTIONS) {
     const value = options[key];
-    if (!Number.isFinite(value) || value < 0) {
-      throw new ConfigError(key, String(value), 'must be a non-negative number of milliseconds');
+    if (!Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
+      throw new ConfigError(key, String(value), `must be a number of milliseconds from 0 to ${MAX_TIMER_MS}`);
     }
   }
-  return Object.freeze(options);
+  const corsOrigins = options.corsOrigins === null ? null : Object.freeze(options.corsOrigins.map(normalizeOrigin));
+  return Object.freeze({ ...options, corsOrigins });
+}
+
+/**
+ * An origin as browsers send it in `Origin`: `scheme://host[:port]`, lower
+ * case, default port omitted (`https://Galaxy.example.org:443/` becomes
+ * `https://galaxy.example.org`). A path, query, credentials or a scheme
+ * other than http(s) are refused.
+ */
+function normalizeOrigin(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+    url.username !== '' ||
+    url.password !== '' ||
+    url.pathname !== '/' ||
+    url.search !== '' ||
+    url.hash !== '' ||
+    value.includes('?') ||
+    value.includes('#')
+  ) {
+    throw new ConfigError('cors-origin', value, 'must be an origin such as https://galaxy.example.org:8080 (http or https, host, optional port)');
+  }
+  return url.origin;
 }
 
 function stripUndefined<T extends object>(input: T): Partial<T> {

@@ -2,19 +2,31 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import httpProxy from 'http-proxy';
-import { isKnownNetworkError, statusForProxyError } from './errors.js';
+import { isKnownNetworkError, isProxyTimeout, statusForClientError, statusForProxyError } from './errors.js';
 import { rejectUpgrade, sendError } from './error-responses.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { stripHopByHop } from './hop-by-hop.js';
-import { addCorsEcho, applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from './legacy-behaviours.js';
+import { corsPolicy } from './cors-policy.js';
+import { stripHopByHop, stripHopByHopResponse } from './hop-by-hop.js';
+import { applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from './legacy-behaviours.js';
 import type { Logger } from './log.js';
+import { pathForLog, sessionTag } from './log-fields.js';
 import type { ProxyObserver } from './observer.js';
 import type { ProxyOptions } from './options.js';
+import { armProxyTimeout } from './proxy-timeout.js';
+import { originFormOf } from './request-target.js';
 import type { Route } from './route-table.js';
 import { sessionKeyFrom } from './session-cookie.js';
 
 /** How long an idle pooled connection to a container is kept. */
 const POOLED_SOCKET_IDLE_MS = 15_000;
+
+/** How often Node checks for clients past `--headers-timeout`: a client is dropped at most this much late. */
+function headersCheckIntervalMs(headersTimeoutMs: number): number {
+  return Math.min(1000, Math.max(10, Math.floor(headersTimeoutMs / 10)));
+}
+
+/** Methods the proxy forwards, for the `Allow` header of its 405 to CONNECT. */
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 /** What the proxy core needs: its options, a lookup and a logger. */
 export interface ProxyDeps {
@@ -35,9 +47,12 @@ export interface GieProxy {
 // Per-request state carried on the request object between http-proxy's events.
 const kRoute = Symbol('gie.route');
 const kStarted = Symbol('gie.started');
+const kSession = Symbol('gie.session');
 interface RoutedRequest extends IncomingMessage {
   [kRoute]?: Route;
   [kStarted]?: number;
+  /** The session cookie value, kept for the --verbose line (which logs only its tag). */
+  [kSession]?: string;
 }
 
 /**
@@ -56,13 +71,20 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     timeout: POOLED_SOCKET_IDLE_MS,
     scheduling: 'lifo',
   });
-  const proxy = httpProxy.createProxyServer({ agent, xfwd: false, ws: true });
+  // xfwd appends X-Forwarded-For/-Port/-Proto to what arrived and sets
+  // X-Forwarded-Host when absent (http-proxy's XHeaders pass).
+  const proxy = httpProxy.createProxyServer({ agent, xfwd: options.xfwd, ws: true });
   const upgraded = new WeakSet<Duplex>();
   const verbose = options.verbose;
+  const cors = corsPolicy(options.corsOrigins);
+  const { proxyTimeoutMs, webSocketIdleTimeoutMs } = options;
 
   const server = http.createServer({
-    // A 1 GB upload may take longer than Node's 5-minute default.
+    // A 1 GB upload may take longer than Node's 5-minute default: only the
+    // headers are timed (slow-headers clients), never the body.
     requestTimeout: 0,
+    headersTimeout: options.headersTimeoutMs,
+    connectionsCheckingInterval: headersCheckIntervalMs(options.headersTimeoutMs),
   });
 
   const observeRequests = verbose || observer.requestDone !== undefined;
@@ -74,10 +96,15 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       res.once('close', () => requestDone(req, res));
     }
     const origin = req.headers.origin;
+    if (req.url?.charCodeAt(0) !== 47 /* '/' */ && !toOriginForm(req)) {
+      sendError(res, 400, origin, cors);
+      return;
+    }
     const key = sessionKeyFrom(req.headers.cookie, options.cookieName);
+    if (verbose) req[kSession] = key;
     const route = key === undefined ? undefined : lookup(key);
     if (route === undefined) {
-      sendError(res, 404, origin);
+      sendError(res, 404, origin, cors);
       return;
     }
     req[kRoute] = route;
@@ -93,6 +120,10 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
   server.on('upgrade', (req: RoutedRequest, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err: brief(err) }, 'client socket error'));
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      rejectUpgrade(socket, 400);
+      return;
+    }
+    if (req.url?.charCodeAt(0) !== 47 /* '/' */ && !toOriginForm(req)) {
       rejectUpgrade(socket, 400);
       return;
     }
@@ -119,14 +150,23 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // Malformed HTTP: answer like Node would, but never let it escape.
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    // A response still pending on this connection (a pipelined request
+    // before the bad one) must not be interleaved with ours: just close.
+    const pending = (socket as Duplex & { _httpMessage?: unknown })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || (pending !== undefined && pending !== null)) {
       socket.destroy();
       return;
     }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const status = statusForClientError(err.code);
     log.debug({ err: brief(err), status }, 'malformed request rejected');
     socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     socket.once('finish', () => socket.destroy());
+  });
+
+  // This is not a forward proxy: tunnels to anywhere are refused.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy());
+    rejectUpgrade(socket, 405, `Allow: ${ALLOWED_METHODS}\r\n`);
   });
 
   proxy.on('proxyReq', (proxyReq, req, res) => {
@@ -137,21 +177,51 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     res.once('close', () => {
       if (!res.writableFinished) proxyReq.destroy();
     });
+    if (proxyTimeoutMs > 0) armProxyTimeout(proxyReq, proxyTimeoutMs);
   });
 
-  proxy.on('proxyReqWs', (proxyReq, req, socket) => {
+  proxy.on('proxyReqWs', (proxyReq, req: RoutedRequest, socket) => {
     proxyReq.path = req.url ?? '/';
+    if (proxyTimeoutMs > 0) armProxyTimeout(proxyReq, proxyTimeoutMs);
+    proxyReq.once('response', (proxyRes: IncomingMessage) => {
+      // The container refused the upgrade with a plain answer, which
+      // http-proxy copies to the raw socket with the container's headers and
+      // the decoded body: drop its framing and let the close end the body.
+      stripHopByHopResponse(proxyRes.headers);
+      proxyRes.headers.connection = 'close';
+    });
     proxyReq.once('upgrade', (_res, proxySocket: Duplex) => {
       upgraded.add(socket);
+      const opened = performance.now();
+      let closedBy: 'client' | 'container' | 'idle' | undefined;
       // Either side closing closes the other: no half-dead tunnels.
-      proxySocket.once('close', () => socket.destroy());
-      socket.once('close', () => proxySocket.destroy());
+      proxySocket.once('close', () => {
+        closedBy ??= 'container';
+        socket.destroy();
+      });
+      socket.once('close', () => {
+        closedBy ??= 'client';
+        proxySocket.destroy();
+        log.debug({ path: pathForLog(req.url), target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, 'websocket closed');
+      });
+      if (webSocketIdleTimeoutMs > 0) {
+        // Traffic either way passes through the client socket, so its idle
+        // timer sees both directions.
+        socket.setTimeout(webSocketIdleTimeoutMs, () => {
+          closedBy ??= 'idle';
+          socket.destroy();
+        });
+      }
     });
     socket.once('close', () => proxyReq.destroy());
   });
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
-    addCorsEcho(proxyRes.headers, req.headers.origin);
+    stripHopByHopResponse(proxyRes.headers);
+    // Our own connection to the client: kept alive unless it asked otherwise
+    // (http-proxy would otherwise write `keep-alive` whatever the client said).
+    proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
+    cors(proxyRes.headers, req.headers.origin);
     if (options.reverseProxy) {
       const location = rewriteLocalhostRedirect(proxyRes.statusCode, proxyRes.headers.location, options.port);
       if (location !== undefined) proxyRes.headers.location = location;
@@ -159,7 +229,13 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     // A container that dies mid-body: end the client's response too instead
     // of leaving it waiting for bytes that will never come.
     proxyRes.once('close', () => {
-      if (!proxyRes.complete) res.destroy();
+      if (proxyRes.complete) return;
+      // The client going away first also lands here; only a container that
+      // stopped while the client waited is worth a warning.
+      if (!res.destroyed) {
+        log.warn({ target: (req as RoutedRequest)[kRoute]?.label, status: proxyRes.statusCode }, 'container closed the connection mid-response; the response was cut');
+      }
+      res.destroy();
     });
     proxyRes.on('error', () => res.destroy());
   });
@@ -174,13 +250,15 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     const status = statusForProxyError(err);
     const route = req[kRoute]?.label;
     observer.proxyError?.(err.code ?? 'internal');
-    if (isKnownNetworkError(err)) {
+    if (isProxyTimeout(err)) {
+      log.warn({ target: route, code: err.code, status }, 'container did not answer in time; answered with an error status');
+    } else if (isKnownNetworkError(err)) {
       log.warn({ target: route, code: err.code, status }, 'container unreachable; answered with an error status');
     } else {
       log.error({ target: route, err, status }, 'proxy error');
     }
     if (target instanceof http.ServerResponse) {
-      sendError(target, status, req.headers.origin);
+      sendError(target, status, req.headers.origin, cors);
     } else if (upgraded.has(target)) {
       target.destroy();
     } else {
@@ -196,7 +274,8 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     log.debug(
       {
         method: req.method,
-        path: req.url,
+        path: pathForLog(req.url),
+        session: req[kSession] === undefined ? undefined : sessionTag(req[kSession]),
         target: req[kRoute]?.label,
         status: status === 0 ? undefined : status,
         ms: Math.round(ms * 100) / 100,
@@ -215,4 +294,15 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
 
 function brief(err: NodeJS.ErrnoException): { code?: string; message: string } {
   return { code: err.code, message: err.message };
+}
+
+/**
+ * Rewrites a request target that does not start with `/` to the one the
+ * container gets (see originFormOf); false when it is not acceptable.
+ */
+function toOriginForm(req: IncomingMessage): boolean {
+  const target = originFormOf(req.url ?? '', req.method);
+  if (target === undefined) return false;
+  req.url = target;
+  return true;
 }
