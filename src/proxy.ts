@@ -227,17 +227,16 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       if (location !== undefined) proxyRes.headers.location = location;
     }
     // A container that dies mid-body: end the client's response too instead
-    // of leaving it waiting for bytes that will never come.
-    proxyRes.once('close', () => {
-      if (proxyRes.complete) return;
-      // The client going away first also lands here; only a container that
-      // stopped while the client waited is worth a warning.
-      if (!res.destroyed) {
-        log.warn({ target: (req as RoutedRequest)[kRoute]?.label, status: proxyRes.statusCode }, 'container closed the connection mid-response; the response was cut');
-      }
+    // of leaving it waiting for bytes that will never come. The client going
+    // away first also lands here; only a container that stopped while the
+    // client waited is worth a warning.
+    const cut = (): void => {
+      if (proxyRes.complete || res.destroyed) return;
+      log.warn({ target: (req as RoutedRequest)[kRoute]?.label, status: proxyRes.statusCode }, 'container closed the connection mid-response; the response was cut');
       res.destroy();
-    });
-    proxyRes.on('error', () => res.destroy());
+    };
+    proxyRes.once('close', cut);
+    proxyRes.on('error', cut);
   });
 
   proxy.on('econnreset', () => {
