@@ -113,16 +113,15 @@ export function isProxyTimeout(err: NodeJS.ErrnoException): boolean {
 /**
  * The status for a request Node's HTTP parser rejected (server 'clientError'):
  * 408 when its headers did not arrive within `--headers-timeout`, 431 for
- * over-large headers, 413 for over-long chunk extensions, 400 otherwise.
+ * over-large headers, 400 otherwise. (Errors in a body come after the
+ * request was routed; that connection is just closed.)
  */
-export function statusForClientError(code: string | undefined): 400 | 408 | 413 | 431 {
+export function statusForClientError(code: string | undefined): 400 | 408 | 431 {
   switch (code) {
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return 408;
     case 'HPE_HEADER_OVERFLOW':
       return 431;
-    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return 413;
     default:
       return 400;
   }

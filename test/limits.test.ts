@@ -1,0 +1,161 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { ERROR_BODIES } from '../src/error-responses.js';
+import type { ProxyOptions } from '../src/options.js';
+import { cookie, rawExchange, request } from './helpers/client.js';
+import { startTestProxy } from './helpers/daemon.js';
+import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
+import { startUpstream, type Handler } from './helpers/upstream.js';
+
+/** A proxy routing session `alice` to one container with `handler`. */
+async function setup(t: TestContext, options: Partial<ProxyOptions>, handler?: Handler) {
+  const tmp = tempDir();
+  const container = await startUpstream('a', handler);
+  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
+  map.addSession('alice', '127.0.0.1', container.port);
+  const proxy = await startTestProxy({ sessionsPath: map.path, ...options });
+  t.after(async () => {
+    await proxy.close();
+    await container.close();
+    tmp.remove();
+  });
+  return { container, proxy, port: proxy.port };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A raw client that sends a request line and then one header line every `everyMs`, never the end of the headers. */
+async function slowHeaders(port: number, everyMs: number): Promise<{ text: string; ms: number }> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  const started = Date.now();
+  socket.write('GET /slow HTTP/1.1\r\nHost: x\r\nCookie: galaxysession=alice\r\n');
+  const drip = setInterval(() => socket.write('X-Slow: 1\r\n'), everyMs);
+  let text = '';
+  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  await Promise.race([once(socket, 'close'), sleep(10_000)]);
+  clearInterval(drip);
+  socket.destroy();
+  return { text, ms: Date.now() - started };
+}
+
+test('--headers-timeout: clients that never finish their headers get 408 and are dropped, without holding up others', async (t) => {
+  const { port, container } = await setup(t, { headersTimeoutMs: 1000 });
+  const slow = Array.from({ length: 50 }, () => slowHeaders(port, 100));
+  const silent = rawExchange(port, '', 10_000);
+  let dropped = 0;
+  void Promise.all(slow).then(() => (dropped = 50));
+  // While 50 clients drip headers, others are served.
+  for (let i = 0; i < 5; i++) assert.equal((await request(port, { headers: cookie('alice') })).status, 200);
+  assert.equal(dropped, 0, 'the other requests were served before the slow clients were dropped');
+  for (const { text, ms } of await Promise.all(slow)) {
+    assert.match(text, /^HTTP\/1\.1 408 Request Timeout\r\n/);
+    assert.ok(ms >= 900 && ms < 5000, `dropped after ${ms} ms`);
+  }
+  const quiet = await silent;
+  assert.ok(quiet.closedByServer, 'a client that sends nothing is dropped too');
+  assert.equal(container.seen.filter((s) => s.url === '/slow').length, 0, 'no slow request reached the container');
+});
+
+test('--proxy-timeout: no answer in time gives 504; a slow upload or a response that pauses is never cut', async (t) => {
+  const TIMEOUT = 300;
+  const { port } = await setup(t, { proxyTimeoutMs: TIMEOUT }, (req, res) => {
+    if (req.url === '/silent') return true; // accepts, never answers
+    if (req.url === '/pausing') {
+      // Starts at once, then says nothing for twice the time-out.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first ');
+      setTimeout(() => res.end('second'), TIMEOUT * 2);
+      return true;
+    }
+    if (req.url === '/upload') {
+      let bytes = 0;
+      req.on('data', (c: Buffer) => (bytes += c.length));
+      req.on('end', () => res.end(String(bytes)));
+      return true;
+    }
+    return false;
+  });
+
+  const started = Date.now();
+  const silent = await request(port, { path: '/silent', headers: cookie('alice') });
+  assert.equal(silent.status, 504);
+  assert.equal(silent.body, ERROR_BODIES[504]);
+  assert.ok(Date.now() - started >= TIMEOUT - 20, 'answered before the time-out');
+
+  const pausing = await request(port, { path: '/pausing', headers: cookie('alice') });
+  assert.equal(pausing.status, 200);
+  assert.equal(pausing.body, 'first second');
+
+  // An upload that takes three time-outs to send: the clock only starts once it is all sent.
+  const uploaded = await new Promise<string>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', agent: false, headers: { ...cookie('alice'), 'content-length': '3' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString('utf8')));
+      res.on('end', () => resolve(`${res.statusCode} ${body}`));
+    });
+    req.on('error', reject);
+    req.write('a');
+    setTimeout(() => req.write('b'), TIMEOUT * 1.5);
+    setTimeout(() => req.end('c'), TIMEOUT * 3);
+  });
+  assert.equal(uploaded, '200 3');
+});
+
+test('WebSockets: an idle one outlives every time-out by default; --ws-idle-timeout closes it', async (t) => {
+  const lenient = await setup(t, { headersTimeoutMs: 200, proxyTimeoutMs: 200 });
+  const ws = new WebSocket(`ws://127.0.0.1:${lenient.port}/api/kernels/1/channels`, { headers: cookie('alice') });
+  t.after(() => ws.terminate());
+  const greeting = once(ws, 'message');
+  await once(ws, 'open');
+  await greeting;
+  await sleep(1000); // idle for five times each time-out
+  const echoed = once(ws, 'message');
+  ws.send('still there?');
+  assert.equal(String((await echoed)[0]), 'still there?');
+
+  const strict = await setup(t, { webSocketIdleTimeoutMs: 300, verbose: true });
+  const idle = new WebSocket(`ws://127.0.0.1:${strict.port}/api/kernels/2/channels`, { headers: cookie('alice') });
+  t.after(() => idle.terminate());
+  idle.on('error', () => {});
+  await once(idle, 'open');
+  const closed = once(idle, 'close');
+  // Traffic keeps it open past the idle time-out ...
+  for (let i = 0; i < 6; i++) {
+    await sleep(100);
+    const echo = once(idle, 'message');
+    idle.send(`ping ${i}`);
+    await echo;
+  }
+  assert.equal(idle.readyState, WebSocket.OPEN);
+  // ... and silence closes it.
+  const quietSince = Date.now();
+  await Promise.race([closed, sleep(5000).then(() => assert.fail('idle WebSocket not closed'))]);
+  assert.ok(Date.now() - quietSince >= 250);
+  const line = await strict.proxy.logs.waitFor((l) => l.msg === 'websocket closed');
+  assert.equal(line.closedBy, 'idle');
+});
+
+test('over-large headers get 431 and malformed requests 400; none reaches a container', async (t) => {
+  const { port, container } = await setup(t, {});
+  const cases: Array<[string, string]> = [
+    [`GET / HTTP/1.1\r\nHost: x\r\nCookie: galaxysession=alice\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, '431'],
+    ['GET / HTTP/1.1\r\nHost: x\r\nCookie: galaxysession=alice\r\nBad Header: x\r\n\r\n', '400'],
+    ['GET foo HTTP/1.1\r\nHost: x\r\nCookie: galaxysession=alice\r\n\r\n', '400'],
+    ['GET / HTTP/1.1\r\nHost: x\r\nCookie: galaxysession=alice\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', '400'],
+    ['\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03', '400'], // a TLS ClientHello on the plain port
+  ];
+  for (const [raw, status] of cases) {
+    const { text, closedByServer } = await rawExchange(port, raw);
+    assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `), `${JSON.stringify(raw.slice(0, 60))} → ${JSON.stringify(text.slice(0, 40))}`);
+    assert.ok(closedByServer, 'the connection is closed after the error');
+  }
+  assert.equal(container.connectionCount, 0, 'nothing reached the container');
+  assert.equal((await request(port, { headers: cookie('alice') })).status, 200);
+});
