@@ -189,6 +189,9 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       // the decoded body: drop its framing and let the close end the body.
       stripHopByHopResponse(proxyRes.headers);
       proxyRes.headers.connection = 'close';
+      // http-proxy only ends the socket; an upgrade socket is not read any
+      // more, so the client's FIN would never be seen and it would stay open.
+      socket.once('finish', () => socket.destroy());
     });
     proxyReq.once('upgrade', (_res, proxySocket: Duplex) => {
       upgraded.add(socket);

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** Open file descriptors of a process (Linux /proc). */
 export function openFds(pid: number): number {
@@ -21,7 +21,40 @@ export async function waitForFds(pid: number, atMost: number, timeoutMs = 10_000
   for (;;) {
     const n = openFds(pid);
     if (n <= atMost) return n;
-    if (Date.now() > deadline) throw new Error(`process ${pid} still holds ${n} file descriptors (baseline ${atMost}) after ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      throw new Error(`process ${pid} still holds ${n} file descriptors (baseline ${atMost}) after ${timeoutMs} ms:\n${describeFds(pid).join('\n')}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+const TCP_STATES: Record<string, string> = { '01': 'ESTABLISHED', '02': 'SYN_SENT', '06': 'TIME_WAIT', '07': 'CLOSE', '08': 'CLOSE_WAIT', '0A': 'LISTEN', '09': 'LAST_ACK', '04': 'FIN_WAIT1', '05': 'FIN_WAIT2' };
+
+/** One line per open descriptor; TCP sockets with their ports and state, to tell what leaked. */
+export function describeFds(pid: number): string[] {
+  const sockets = new Map<string, string>();
+  for (const table of ['tcp', 'tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const row of text.split('\n').slice(1)) {
+      const f = row.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const port = (addr: string | undefined): number => parseInt(addr?.split(':')[1] ?? '0', 16);
+      sockets.set(f[9] as string, `tcp :${port(f[1])} -> :${port(f[2])} ${TCP_STATES[f[3] as string] ?? f[3]}`);
+    }
+  }
+  return readdirSync(`/proc/${pid}/fd`).map((fd) => {
+    let target = '?';
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      // closed meanwhile
+    }
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    return `${fd}: ${inode === undefined ? target : (sockets.get(inode) ?? target)}`;
+  });
 }
