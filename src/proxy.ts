@@ -86,6 +86,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     headersTimeout: options.headersTimeoutMs,
     connectionsCheckingInterval: headersCheckIntervalMs(options.headersTimeoutMs),
   });
+  const keepAliveHint = `timeout=${Math.floor(server.keepAliveTimeout / 1000)}`;
 
   const observeRequests = verbose || observer.requestDone !== undefined;
 
@@ -176,6 +177,15 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     // connection open (the legacy proxy leaked one per aborted download).
     res.once('close', () => {
       if (!res.writableFinished) proxyReq.destroy();
+      else if (!req.complete) {
+        // Answered before the whole upload arrived (an error status, or a
+        // container that answered early): the request to the container is
+        // over, and the rest of the body is read and dropped, as Node does for
+        // a request nobody reads. Left paused, it would stall the client's
+        // keep-alive connection until it is reset.
+        proxyReq.destroy();
+        req.resume();
+      }
     });
     if (proxyTimeoutMs > 0) armProxyTimeout(proxyReq, proxyTimeoutMs);
   });
@@ -222,8 +232,15 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
   proxy.on('proxyRes', (proxyRes, req, res) => {
     stripHopByHopResponse(proxyRes.headers);
     // Our own connection to the client: kept alive unless it asked otherwise
-    // (http-proxy would otherwise write `keep-alive` whatever the client said).
-    proxyRes.headers.connection = res.shouldKeepAlive ? 'keep-alive' : 'close';
+    // (http-proxy would otherwise write `keep-alive` whatever the client said),
+    // with the hint Node would give, so that clients do not reuse a
+    // connection we are about to close.
+    if (res.shouldKeepAlive) {
+      proxyRes.headers.connection = 'keep-alive';
+      proxyRes.headers['keep-alive'] = keepAliveHint;
+    } else {
+      proxyRes.headers.connection = 'close';
+    }
     cors(proxyRes.headers, req.headers.origin);
     if (options.reverseProxy) {
       const location = rewriteLocalhostRedirect(proxyRes.statusCode, proxyRes.headers.location, options.port);

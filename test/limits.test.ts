@@ -10,6 +10,7 @@ import type { ProxyOptions } from '../src/options.js';
 import { cookie, rawExchange, request } from './helpers/client.js';
 import { startTestProxy } from './helpers/daemon.js';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
+import { freePort } from './helpers/ports.js';
 import { startUpstream, type Handler } from './helpers/upstream.js';
 
 /** A proxy routing session `alice` to one container with `handler`. */
@@ -24,7 +25,7 @@ async function setup(t: TestContext, options: Partial<ProxyOptions>, handler?: H
     await container.close();
     tmp.remove();
   });
-  return { container, proxy, port: proxy.port };
+  return { container, map, proxy, port: proxy.port };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -158,4 +159,21 @@ test('over-large headers get 431 and malformed requests 400; none reaches a cont
   }
   assert.equal(container.connectionCount, 0, 'nothing reached the container');
   assert.equal((await request(port, { headers: cookie('alice') })).status, 200);
+});
+
+test('an upload answered before it was all sent (dead container) is drained: the keep-alive connection serves the next request at once', async (t) => {
+  const { port, proxy, map } = await setup(t, {});
+  const dead = await freePort();
+  const reloaded = proxy.logs.next('session map reloaded');
+  map.addSession('bob', '127.0.0.1', dead);
+  await reloaded;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  const size = 4 * 1024 * 1024; // far more than the socket buffers hold
+  const refused = await request(port, { method: 'POST', headers: { ...cookie('bob'), 'content-length': size }, body: Buffer.alloc(size), agent });
+  assert.equal(refused.status, 502);
+  const started = Date.now();
+  const next = await request(port, { headers: cookie('alice'), agent });
+  assert.equal(next.status, 200);
+  assert.ok(Date.now() - started < 2000, `the next request on the connection waited ${Date.now() - started} ms`);
 });
