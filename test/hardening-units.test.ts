@@ -126,6 +126,10 @@ test('corsPolicy: legacy echo without a list; with one, listed origins only, plu
   const h3: Record<string, unknown> = { 'access-control-allow-origin': '*', 'Access-Control-Allow-Methods': 'GET' };
   strict(h3, 'https://evil.example');
   assert.deepEqual(h3, { vary: 'Origin' });
+  const none = corsPolicy([]);
+  const h5: Record<string, unknown> = {};
+  none(h5, 'https://galaxy.example.org');
+  assert.deepEqual(h5, { vary: 'Origin' }, "--cors-origin '' grants no origin");
   const h4: Record<string, unknown> = { 'access-control-allow-origin': '*' };
   strict(h4, undefined);
   assert.deepEqual(h4, { 'access-control-allow-origin': '*' }, 'no Origin: not a CORS request, left alone');
