@@ -151,10 +151,10 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     // Malformed HTTP: answer like Node would, but never let it escape.
-    // A response still pending on this connection (a pipelined request
-    // before the bad one) must not be interleaved with ours: just close.
-    const pending = (socket as Duplex & { _httpMessage?: unknown })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || (pending !== undefined && pending !== null)) {
+    // An answer already streaming on this connection (to a request before
+    // the bad one) must not get ours in its middle: then just close.
+    const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || pending?.headersSent === true) {
       socket.destroy();
       return;
     }

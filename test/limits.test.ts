@@ -177,3 +177,26 @@ test('an upload answered before it was all sent (dead container) is drained: the
   assert.equal(next.status, 200);
   assert.ok(Date.now() - started < 2000, `the next request on the connection waited ${Date.now() - started} ms`);
 });
+
+test('bad bytes after a request whose answer is streaming close the connection instead of corrupting the answer', async (t) => {
+  const { port } = await setup(t, {}, (req, res) => {
+    if (req.url !== '/stream') return false;
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('part one;');
+    setTimeout(() => res.end('part two'), 300);
+    return true;
+  });
+  const socket = net.connect(port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  let text = '';
+  socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  socket.write('GET /stream HTTP/1.1\r\nHost: x\r\nCookie: galaxysession=alice\r\n\r\n');
+  await once(socket, 'data'); // the answer has started
+  socket.write('NOT HTTP AT ALL\r\n\r\n');
+  await Promise.race([once(socket, 'close'), sleep(3000)]);
+  assert.ok(socket.destroyed || socket.readableEnded, 'the connection was closed');
+  assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.equal(text.indexOf('HTTP/1.1', 1), -1, `a second status line inside the answer: ${JSON.stringify(text)}`);
+});
