@@ -5,6 +5,7 @@ import httpProxy from 'http-proxy';
 import { isKnownNetworkError, isProxyTimeout, statusForClientError, statusForProxyError } from './errors.js';
 import { rejectUpgrade, sendError } from './error-responses.js';
 import { ConnectionTracker } from './connection-tracker.js';
+import { ContainerAgent, noteKeepAliveHint } from './container-agent.js';
 import { corsPolicy } from './cors-policy.js';
 import { stripHopByHop, stripHopByHopResponse } from './hop-by-hop.js';
 import { applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from './legacy-behaviours.js';
@@ -16,9 +17,6 @@ import { armProxyTimeout } from './proxy-timeout.js';
 import { originFormOf } from './request-target.js';
 import type { Route } from './route-table.js';
 import { sessionKeyFrom } from './session-cookie.js';
-
-/** How long an idle pooled connection to a container is kept. */
-const POOLED_SOCKET_IDLE_MS = 15_000;
 
 /** How often Node checks for clients past `--headers-timeout`: a client is dropped at most this much late. */
 function headersCheckIntervalMs(headersTimeoutMs: number): number {
@@ -48,9 +46,14 @@ export interface GieProxy {
 const kRoute = Symbol('gie.route');
 const kStarted = Symbol('gie.started');
 const kSession = Symbol('gie.session');
+const kProxyReq = Symbol('gie.proxyReq');
+const kRetried = Symbol('gie.retried');
 interface RoutedRequest extends IncomingMessage {
   [kRoute]?: Route;
   [kStarted]?: number;
+  /** The current request to the container, and whether it is a retry. */
+  [kProxyReq]?: http.ClientRequest;
+  [kRetried]?: boolean;
   /** The session cookie value, kept for the --verbose line (which logs only its tag). */
   [kSession]?: string;
 }
@@ -62,15 +65,7 @@ interface RoutedRequest extends IncomingMessage {
  */
 export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDeps): GieProxy {
   const tracker = new ConnectionTracker();
-  // Keep-alive pool to the containers: the legacy proxy opened a connection
-  // per request. LIFO reuses the warmest socket and lets the rest expire.
-  const agent = new http.Agent({
-    keepAlive: true,
-    maxSockets: Infinity,
-    maxFreeSockets: 256,
-    timeout: POOLED_SOCKET_IDLE_MS,
-    scheduling: 'lifo',
-  });
+  const agent = new ContainerAgent();
   // xfwd appends X-Forwarded-For/-Port/-Proto to what arrived and sets
   // X-Forwarded-Host when absent (http-proxy's XHeaders pass).
   const proxy = httpProxy.createProxyServer({ agent, xfwd: options.xfwd, ws: true });
@@ -170,7 +165,8 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     rejectUpgrade(socket, 405, `Allow: ${ALLOWED_METHODS}\r\n`);
   });
 
-  proxy.on('proxyReq', (proxyReq, req, res) => {
+  proxy.on('proxyReq', (proxyReq, req: RoutedRequest, res) => {
+    req[kProxyReq] = proxyReq;
     // http-proxy normalises the path (it collapses `//`); containers get it byte for byte.
     if (!proxyReq.headersSent) proxyReq.path = req.url ?? '/';
     // A client that goes away mid-response must not leave the container
@@ -230,6 +226,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
   });
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
+    noteKeepAliveHint(proxyRes.socket, proxyRes.headers['keep-alive']);
     stripHopByHopResponse(proxyRes.headers);
     // Our own connection to the client: kept alive unless it asked otherwise
     // (http-proxy would otherwise write `keep-alive` whatever the client said),
@@ -266,6 +263,15 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
   proxy.on('error', (err, req, target) => onProxyError(err as NodeJS.ErrnoException, req, target as ServerResponse | Duplex));
 
   function onProxyError(err: NodeJS.ErrnoException, req: RoutedRequest, target: ServerResponse | Duplex): void {
+    if (target instanceof http.ServerResponse && isStalePooledConnection(err, req, target)) {
+      // The container closed an idle pooled connection just as this request
+      // went out on it: nothing reached the container, so send it again, once,
+      // on a fresh connection.
+      req[kRetried] = true;
+      log.debug({ target: req[kRoute]?.label }, 'pooled connection closed by the container; request sent again');
+      proxy.web(req, target, { target: req[kRoute]?.proxyTarget });
+      return;
+    }
     const status = statusForProxyError(err);
     const route = req[kRoute]?.label;
     observer.proxyError?.(err.code ?? 'internal');
@@ -313,6 +319,25 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
 
 function brief(err: NodeJS.ErrnoException): { code?: string; message: string } {
   return { code: err.code, message: err.message };
+}
+
+const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * A reset on a reused pooled connection before any answer, for a bodiless
+ * idempotent request not retried yet: the race Node's documentation
+ * describes for `request.reusedSocket`, safe to retry.
+ */
+function isStalePooledConnection(err: NodeJS.ErrnoException, req: RoutedRequest, res: ServerResponse): boolean {
+  return (
+    (err.code === 'ECONNRESET' || err.code === 'EPIPE') &&
+    req[kProxyReq]?.reusedSocket === true &&
+    req[kRetried] !== true &&
+    !res.headersSent &&
+    RETRYABLE_METHODS.has(req.method ?? '') &&
+    req.headers['content-length'] === undefined &&
+    req.headers['transfer-encoding'] === undefined
+  );
 }
 
 /**

@@ -200,3 +200,46 @@ test('bad bytes after a request whose answer is streaming close the connection i
   assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
   assert.equal(text.indexOf('HTTP/1.1', 1), -1, `a second status line inside the answer: ${JSON.stringify(text)}`);
 });
+
+test('keep-alive to containers: a pooled connection is dropped before the time-out the container announced', async (t) => {
+  const { port, container } = await setup(t, {});
+  container.server.keepAliveTimeout = 2000; // answers carry Keep-Alive: timeout=2
+  assert.equal((await request(port, { headers: cookie('alice') })).status, 200);
+  const [socket] = [...container.sockets];
+  assert.ok(socket !== undefined);
+  let endedByProxy = false;
+  socket.once('end', () => (endedByProxy = true));
+  const started = Date.now();
+  await Promise.race([once(socket, 'close'), sleep(5000)]);
+  assert.ok(endedByProxy, `the container closed the idle connection itself after ${Date.now() - started} ms`);
+});
+
+test('keep-alive to containers: a GET that meets a pooled connection being closed is sent again on a fresh one; a POST is not', async (t) => {
+  // A container that answers the first request of each connection and resets
+  // the connection on the second, as a server closing an idle connection does.
+  const seen: string[] = [];
+  const racy = net.createServer((socket) => {
+    let requests = 0;
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      const line = chunk.toString('latin1').split('\r\n', 1)[0] ?? '';
+      seen.push(line);
+      if (++requests === 1) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok');
+      else socket.resetAndDestroy();
+    });
+  });
+  racy.listen(0, '127.0.0.1');
+  await once(racy, 'listening');
+  t.after(() => racy.close());
+  const { port, proxy, map } = await setup(t, {});
+  const reloaded = proxy.logs.next('session map reloaded');
+  map.addSession('bob', '127.0.0.1', (racy.address() as net.AddressInfo).port);
+  await reloaded;
+  assert.equal((await request(port, { headers: cookie('bob') })).status, 200);
+  const retried = await request(port, { path: '/again', headers: cookie('bob') });
+  assert.equal(retried.status, 200, 'the GET was sent again');
+  assert.deepEqual(seen, ['GET / HTTP/1.1', 'GET /again HTTP/1.1', 'GET /again HTTP/1.1']);
+  const posted = await request(port, { method: 'POST', path: '/post', headers: { ...cookie('bob'), 'content-length': 1 }, body: 'x' });
+  assert.equal(posted.status, 502, 'a request with a body is never sent twice');
+  assert.equal(seen.filter((l) => l.startsWith('POST')).length, 1);
+});
