@@ -201,27 +201,28 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     });
     proxyReq.once('upgrade', (_res, proxySocket: Duplex) => {
       upgraded.add(socket);
+      // Closing one side ends the other through http-proxy's pipes; here
+      // only who went first is noted, for the log line.
       const opened = performance.now();
       let closedBy: 'client' | 'container' | 'idle' | undefined;
-      // Either side closing closes the other: no half-dead tunnels.
-      proxySocket.once('close', () => {
-        closedBy ??= 'container';
-        socket.destroy();
-      });
+      const byContainer = (): void => void (closedBy ??= 'container');
+      proxySocket.once('end', byContainer);
+      proxySocket.once('error', byContainer);
       socket.once('close', () => {
         closedBy ??= 'client';
-        proxySocket.destroy();
         log.debug({ path: pathForLog(req.url), target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, 'websocket closed');
       });
       if (webSocketIdleTimeoutMs > 0) {
         // Traffic either way passes through the client socket, so its idle
-        // timer sees both directions.
+        // timer sees both directions. A destroyed socket ends no pipe: close both.
         socket.setTimeout(webSocketIdleTimeoutMs, () => {
           closedBy ??= 'idle';
           socket.destroy();
+          proxySocket.destroy();
         });
       }
     });
+    // A client gone before the container answered the upgrade: stop asking it.
     socket.once('close', () => proxyReq.destroy());
   });
 
@@ -252,7 +253,6 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       log.warn({ target: (req as RoutedRequest)[kRoute]?.label, status: proxyRes.statusCode }, 'container closed the connection mid-response; the response was cut');
       res.destroy();
     };
-    proxyRes.once('close', cut);
     proxyRes.on('error', cut);
   });
 
