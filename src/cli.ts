@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { startDaemon, type Daemon } from './daemon.js';
 import { ConfigError, ListenError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
+import { checkSessionMap, formatCheckReport } from './map-check.js';
 import { DEFAULTS, resolveOptions, type ProxyOptions } from './options.js';
 import { VERSION } from './version.js';
 
@@ -10,7 +11,7 @@ import { VERSION } from './version.js';
 export const EXIT = Object.freeze({
   /** Stopped by SIGTERM/SIGINT after a graceful drain (supervisord: "expected"). */
   ok: 0,
-  /** Could not start (listen failed, map path unusable) or forced stop by a second signal. */
+  /** Could not start (listen failed, map path unusable), forced stop by a second signal, or --check found the map unreadable. */
   fatal: 1,
   /** Bad command line. */
   usage: 2,
@@ -20,6 +21,14 @@ function parsePort(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
     throw new InvalidArgumentError('must be an integer from 1 to 65535.');
   }
+  return Number(value);
+}
+
+/** How long `--check` waits for one container to accept a TCP connection. */
+const CHECK_CONNECT_TIMEOUT_MS = 2000;
+
+function parseCount(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number.');
   return Number(value);
 }
 
@@ -51,6 +60,12 @@ export function buildProgram(): Command {
         .argParser(parseMs)
         .default(DEFAULTS.pollIntervalMs),
     )
+    .option('--check', 'Read the session map once, report what it holds and exit (0: readable, 1: not)')
+    .addOption(
+      new Option('--check-limit <n>', 'How many of the newest sessions --check tries a TCP connect to')
+        .argParser(parseCount)
+        .default(10),
+    )
     .showHelpAfterError('(run with --help for usage)')
     .allowExcessArguments(false)
     .exitOverride();
@@ -65,6 +80,8 @@ interface ParsedFlags {
   verbose?: boolean;
   shutdownGrace: number;
   pollInterval: number;
+  check?: boolean;
+  checkLimit: number;
 }
 
 function toOptions(flags: ParsedFlags): ProxyOptions {
@@ -86,10 +103,12 @@ function toOptions(flags: ParsedFlags): ProxyOptions {
  */
 export async function runCli(argv: readonly string[]): Promise<void> {
   let options: ProxyOptions;
+  let flags: ParsedFlags;
   try {
     const program = buildProgram();
     program.parse(argv as string[]);
-    options = toOptions(program.opts<ParsedFlags>());
+    flags = program.opts<ParsedFlags>();
+    options = toOptions(flags);
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed the message (or the help / version).
@@ -100,6 +119,12 @@ export async function runCli(argv: readonly string[]): Promise<void> {
       process.exit(EXIT.usage);
     }
     throw err;
+  }
+
+  if (flags.check === true) {
+    const report = await checkSessionMap(options.sessionsPath, { limit: flags.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
+    process.stdout.write(formatCheckReport(report));
+    process.exit(report.readable ? EXIT.ok : EXIT.fatal);
   }
 
   const log = createLogger({ verbose: options.verbose });
@@ -134,7 +159,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => {
     log.info({ signal: 'SIGHUP' }, 'reloading the session map');
-    daemon.reload();
+    void daemon.reload();
   });
 }
 

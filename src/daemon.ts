@@ -17,8 +17,8 @@ export interface Daemon {
   readonly address: AddressInfo;
   readonly table: RouteTable;
   readonly reloader: MapReloader;
-  /** Re-reads the session map now (SIGHUP). */
-  reload(): ReloadOutcome;
+  /** Re-reads the session map now and rebuilds the route table (SIGHUP). */
+  reload(): Promise<ReloadOutcome>;
   /**
    * Stops accepting, closes WebSockets and idle connections, lets in-flight
    * requests finish for up to `graceMs`, then cuts what is left.
@@ -34,12 +34,14 @@ export interface Daemon {
 export async function startDaemon(options: ProxyOptions, log: Logger, observer: ProxyObserver = {}): Promise<Daemon> {
   const table = new RouteTable();
   const source = openSessionMap(options.sessionsPath);
-  const reloader = new MapReloader(source, table, log.child({ component: 'session-map' }), observer);
-  reloader.reload(true);
+  const reloader = new MapReloader(source, table, log.child({ component: 'session-map' }), observer, {
+    workerThreshold: options.mapThreadFrom,
+  });
+  await reloader.reload(true);
   const watcher = new MapWatcher(
     options.sessionsPath,
     { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs },
-    () => reloader.reload(),
+    () => void reloader.reload(),
   );
   const proxy = createGieProxy({ options, lookup: (key) => table.lookup(key), log: log.child({ component: 'proxy' }), observer });
   const { server, tracker } = proxy;

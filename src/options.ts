@@ -23,6 +23,8 @@ export interface ProxyOptions {
   readonly pollIntervalMs: number;
   /** Quiet period that coalesces a burst of file events into one reload. */
   readonly reloadDebounceMs: number;
+  /** Session count from which the map is read on a worker thread (no CLI flag: a tuning knob for tests). */
+  readonly mapThreadFrom: number;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -35,6 +37,7 @@ export const DEFAULTS = Object.freeze({
   shutdownGraceMs: 5000,
   pollIntervalMs: 1000,
   reloadDebounceMs: 5,
+  mapThreadFrom: 10_000,
 });
 
 // RFC 6265 cookie-name = token: visible ASCII except separators.
@@ -57,6 +60,9 @@ export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: st
   }
   if (typeof options.sessionsPath !== 'string' || options.sessionsPath.length === 0) {
     throw new ConfigError('sessions', String(options.sessionsPath), 'must be a file path');
+  }
+  if (!Number.isInteger(options.mapThreadFrom) || options.mapThreadFrom < 0) {
+    throw new ConfigError('mapThreadFrom', String(options.mapThreadFrom), 'must be a non-negative number of sessions');
   }
   for (const key of ['shutdownGraceMs', 'pollIntervalMs', 'reloadDebounceMs'] as const) {
     const value = options[key];

@@ -7,7 +7,7 @@
  */
 import { createInterface } from 'node:readline';
 import { GalaxySqliteWriter } from './galaxy-map.js';
-import type { WriterCommand } from './galaxy-writer-process.js';
+import { sessionKey, type WriterCommand } from './galaxy-writer-process.js';
 
 const writer = new GalaxySqliteWriter(process.argv[2] as string);
 const now = (): number => performance.timeOrigin + performance.now();
@@ -19,6 +19,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     else if (cmd.op === 'update') writer.updateSession(cmd.key, cmd.host, cmd.port);
     else if (cmd.op === 'remove') writer.removeSession(cmd.key);
     else if (cmd.op === 'many') writer.addMany(cmd.entries);
+    else if (cmd.op === 'fill') writer.addMany(Array.from({ length: cmd.count }, (_, i): [string, string, number] => [sessionKey(i), cmd.host, cmd.port]));
     else writer.exec(cmd.sql);
     process.stdout.write(`${JSON.stringify({ ok: true, at: now() })}\n`);
   } catch (err) {

@@ -7,7 +7,14 @@ export type WriterCommand =
   | { op: 'update'; key: string; host: string; port: number }
   | { op: 'remove'; key: string }
   | { op: 'many'; entries: [string, string, number][] }
+  /** `count` sessions keyed `sessionKey(0..count-1)`, in one transaction. */
+  | { op: 'fill'; count: number; host: string; port: number }
   | { op: 'exec'; sql: string };
+
+/** The key of the i-th generated session: 32 hex-like characters, as Galaxy's are. */
+export function sessionKey(i: number): string {
+  return `${i.toString(16).padStart(8, '0')}${'5f3c9a7e'.repeat(3)}`;
+}
 
 const CHILD = fileURLToPath(new URL('./galaxy-writer-child.ts', import.meta.url));
 

@@ -11,8 +11,8 @@
  */
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
-import { GalaxyWriterProcess, type WriterCommand } from '../helpers/galaxy-writer-process.js';
+import { tempDir } from '../helpers/galaxy-map.js';
+import { GalaxyWriterProcess, sessionKey as key, type WriterCommand } from '../helpers/galaxy-writer-process.js';
 import { startTestProxy } from '../helpers/daemon.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { cookie, request } from '../helpers/client.js';
@@ -20,7 +20,6 @@ import { cookie, request } from '../helpers/client.js';
 const SESSIONS = Number(process.argv[2] ?? 100_000);
 const CHANGES = Number(process.argv[3] ?? 20);
 const now = (): number => performance.timeOrigin + performance.now();
-const key = (i: number): string => `${i.toString(16).padStart(8, '0')}${'5f3c9a7e'.repeat(3)}`;
 
 function summary(values: number[]): { median: number; max: number; n: number } {
   const sorted = [...values].sort((a, b) => a - b);
@@ -31,17 +30,17 @@ function summary(values: number[]): { median: number; max: number; n: number } {
 const tmp = tempDir('gie-perf-');
 const upstream = await startUpstream('perf');
 const path = join(tmp.dir, 'session_map.sqlite');
-const fill = new GalaxySqliteWriter(path);
-const entries: [string, string, number][] = [];
-for (let i = 0; i < SESSIONS; i++) entries.push([key(i), '127.0.0.1', upstream.port]);
-fill.addMany(entries);
-entries.length = 0;
+const writer = new GalaxyWriterProcess(path);
+await writer.send({ op: 'fill', count: SESSIONS, host: '127.0.0.1', port: upstream.port }, 120_000);
 
+const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);
 const rssBefore = process.memoryUsage().rss;
 let t0 = now();
 const proxy = await startTestProxy({ sessionsPath: path });
 const startMs = now() - t0;
-const writer = new GalaxyWriterProcess(path);
+// Let the start-up garbage go and the reader thread settle before measuring.
+await new Promise((r) => setTimeout(r, 500));
+const rssLoaded = process.memoryUsage().rss;
 
 const loop = monitorEventLoopDelay({ resolution: 1 });
 let probeMax = 0;
@@ -49,6 +48,7 @@ let last = performance.now();
 const probe = setInterval(() => {
   const t = performance.now();
   probeMax = Math.max(probeMax, t - last - 2);
+  if (process.env.GAPS && t - last > 25) console.error(`gap ${Math.round(t - last)} ms at ${Math.round(t)}`);
   last = t;
 }, 2);
 loop.enable();
@@ -97,7 +97,8 @@ console.log(
       forcedReloadMs: Math.round(forcedMs),
       longestStallMs: { monitorEventLoopDelay: Math.round(loop.max / 1e5) / 10, timerProbe: Math.round(probeMax * 10) / 10 },
       stallP99Ms: Math.round(loop.percentile(99) / 1e5) / 10,
-      rssMiB: { beforeStart: Math.round(rssBefore / 2 ** 20), peak: Math.round(process.resourceUsage().maxRSS / 1024), end: Math.round(process.memoryUsage().rss / 2 ** 20) },
+      readsOnThread: proxy.daemon.reloader.readsOnThread ?? false,
+      rssMiB: { beforeStart: mib(rssBefore), loaded: mib(rssLoaded), peak: mib(process.resourceUsage().maxRSS * 1024), end: mib(process.memoryUsage().rss) },
     },
     null,
     2,
