@@ -28,6 +28,8 @@ export interface MapReloaderOptions {
    * wait for, while a small map is read in well under a millisecond.
    */
   readonly workerThreshold: number;
+  /** Reads through this reader instead of the built-in ones (and never moves to a thread). */
+  readonly reader?: MapReader;
 }
 
 /**
@@ -69,8 +71,8 @@ export class MapReloader {
     private readonly observer: ProxyObserver = {},
     options: MapReloaderOptions,
   ) {
-    this.workerThreshold = options.workerThreshold;
-    this.reader = new InlineMapReader(source.path);
+    this.workerThreshold = options.reader === undefined ? options.workerThreshold : Infinity;
+    this.reader = options.reader ?? new InlineMapReader(source.path);
   }
 
   /**
