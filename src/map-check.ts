@@ -49,7 +49,7 @@ export async function checkSessionMap(path: string, options: CheckOptions): Prom
   } finally {
     source.close();
   }
-  const newest = [...snapshot.routes].slice(-options.limit).reverse();
+  const newest = options.limit > 0 ? [...snapshot.routes].slice(-options.limit).reverse() : [];
   const probes = await Promise.all(newest.map(([key, target]) => probe(key, target, options.connectTimeoutMs)));
   return {
     path,
