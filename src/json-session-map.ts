@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { SessionMapError } from './errors.js';
-import { rowLine, SkipCounter, splitHostPort } from './map-rows.js';
+import { LastRowWins, rowLine, SkipCounter, splitHostPort } from './map-rows.js';
 import type { MapRead, SessionMapSource } from './session-map.js';
 
 /**
@@ -25,6 +25,8 @@ const RACY_NS = 2_000_000_000n;
  */
 export class JsonSessionMap implements SessionMapSource {
   private racy = 0;
+  /** The text of the last good read and what it gave: a re-read of the same bytes is not parsed again. */
+  private last: { text: string; read: MapRead } | undefined;
 
   constructor(readonly path: string) {}
 
@@ -51,6 +53,7 @@ export class JsonSessionMap implements SessionMapSource {
       const failure = code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'unreadable';
       throw new SessionMapError(failure, this.path, `session map ${this.path}: ${(err as Error).message}`, { cause: err });
     }
+    if (this.last?.text === text) return this.last.read;
     if (text.trim() === '') {
       throw new SessionMapError('incomplete', this.path, `session map ${this.path} is empty (Galaxy may be writing it)`);
     }
@@ -68,22 +71,24 @@ export class JsonSessionMap implements SessionMapSource {
     if (data === null || typeof data !== 'object' || Array.isArray(data)) {
       throw new SessionMapError('corrupt', this.path, `session map ${this.path} is JSON but not an object of sessions`);
     }
-    return toRows(data as Record<string, unknown>);
+    const read = toRows(data as Record<string, unknown>);
+    this.last = { text, read };
+    return read;
   }
 
-  close(): void {}
+  close(): void {
+    this.last = undefined;
+  }
 }
 
 function toRows(data: Record<string, unknown>): MapRead {
-  const parts: string[] = [];
+  const entries: [unknown, unknown, unknown][] = [];
   const skipped = new SkipCounter();
-  let current = 0;
   let oldest = 0;
   for (const [name, value] of Object.entries(data)) {
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-      current++;
       const { host, port } = value as { host?: unknown; port?: unknown };
-      parts.push(rowLine(name, host, port));
+      entries.push([name, host, port]);
     } else {
       // Oldest shape: the name is `host:port`, the value is the cookie.
       oldest++;
@@ -92,10 +97,18 @@ function toRows(data: Record<string, unknown>): MapRead {
         continue;
       }
       const { host, port } = splitHostPort(name);
-      parts.push(rowLine(value, host, port));
+      entries.push([value, host, port]);
     }
   }
-  const format = oldest === 0 ? 'json' : current === 0 ? 'json host:port' : 'json mixed';
-  // Object keys are unique; cookies in the oldest shape are values and may repeat.
-  return { format, rows: parts.join(''), uniqueKeys: oldest === 0, skipped: skipped.byReason };
+  const format = oldest === 0 ? 'json' : oldest === entries.length + skipped.total ? 'json host:port' : 'json mixed';
+  let rows: string;
+  if (oldest === 0) {
+    rows = entries.map(([key, host, port]) => rowLine(key, host, port)).join(''); // object keys are unique
+  } else {
+    // In the oldest shape cookies are values, and values may repeat.
+    const unique = new LastRowWins();
+    for (const [key, host, port] of entries) unique.add(key, host, port);
+    rows = unique.rows();
+  }
+  return { format, rows, uniqueKeys: true, skipped: skipped.byReason };
 }

@@ -36,6 +36,28 @@ export function rowLine(key: unknown, host: unknown, port: unknown): string {
 }
 
 /**
+ * Collects rows of a format in which a key may occur more than once (the
+ * older ones): the last row for a key wins, in the place of its first. Rows
+ * whose key is unusable are kept as they are, to be counted as skipped.
+ */
+export class LastRowWins {
+  private readonly byKey = new Map<string, string>();
+  private readonly unusable: string[] = [];
+
+  add(key: unknown, host: unknown, port: unknown): void {
+    const line = rowLine(key, host, port);
+    const keyField = line.slice(0, line.indexOf('\t'));
+    if (keyField === '' || CONTROL.test(keyField)) this.unusable.push(line);
+    else this.byKey.set(keyField, line);
+  }
+
+  /** The rows, each usable key once. */
+  rows(): string {
+    return [...this.byKey.values(), ...this.unusable].join('');
+  }
+}
+
+/**
  * Splits the `host:port` of the older formats at its last colon
  * (`[::1]:8080` gives `[::1]` and `8080`).
  */

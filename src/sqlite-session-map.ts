@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './errors.js';
-import { rowLine, splitHostPort } from './map-rows.js';
+import { LastRowWins, splitHostPort } from './map-rows.js';
 import type { MapRead, SessionMapSource } from './session-map.js';
 
 /**
@@ -134,13 +134,13 @@ function countLines(text: string): number {
 
 /** Older Galaxy: `gxproxy (key text, secret text)`, key `host:port`, secret the cookie value. */
 function readOlderTable(db: Database.Database): MapRead {
-  const parts: string[] = [];
+  // Older Galaxy only ever inserted: a cookie registered again has several rows, the last one counts.
+  const rows = new LastRowWins();
   for (const [secret, hostPort] of db.prepare('SELECT secret, key FROM gxproxy ORDER BY rowid').raw(true).iterate() as Iterable<[unknown, unknown]>) {
     const { host, port } = splitHostPort(hostPort);
-    parts.push(rowLine(secret, host, port));
+    rows.add(secret, host, port);
   }
-  // Nothing stops two rows from naming the same cookie: the later one wins.
-  return { format: 'sqlite gxproxy', rows: parts.join(''), uniqueKeys: false, skipped: new Map() };
+  return { format: 'sqlite gxproxy', rows: rows.rows(), uniqueKeys: true, skipped: new Map() };
 }
 
 /**

@@ -115,6 +115,10 @@ test('a map whose format changes under the same name is followed (JSON replaced 
   const s = toSnapshot(source.read());
   assert.equal(s.format, 'sqlite gxproxy2');
   assert.deepEqual(targets(s), { bob: '127.0.0.1:8002' });
+  const v2 = source.version();
+  writeFileSync(path, galaxyJson([['carol', '127.0.0.1', 8003]]));
+  assert.notEqual(source.version(), v2);
+  assert.deepEqual(targets(toSnapshot(source.read())), { carol: '127.0.0.1:8003' });
 });
 
 test('json: the current shape and the oldest shape, told apart by the values', (t) => {

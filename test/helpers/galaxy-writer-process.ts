@@ -9,7 +9,11 @@ export type WriterCommand =
   | { op: 'many'; entries: [string, string, number][] }
   /** `count` sessions keyed `sessionKey(0..count-1)`, in one transaction. */
   | { op: 'fill'; count: number; host: string; port: number }
+  /** SQL on a fresh Galaxy-style connection (gxproxy2 only), e.g. `PRAGMA journal_mode=WAL`. */
   | { op: 'exec'; sql: string };
+
+/** The map formats the writer can write, as Galaxy's writers of each era did. */
+export type MapFormat = 'gxproxy2' | 'gxproxy' | 'json' | 'json-oldest';
 
 /** The key of the i-th generated session: 32 hex-like characters, as Galaxy's are. */
 export function sessionKey(i: number): string {
@@ -19,16 +23,16 @@ export function sessionKey(i: number): string {
 const CHILD = fileURLToPath(new URL('./galaxy-writer-child.ts', import.meta.url));
 
 /**
- * Galaxy's SQLite writer running in a separate process (so that its
- * synchronous writes do not block the proxy under test). Each command
- * resolves with the wall-clock time of its commit.
+ * Galaxy's writer running in a separate process (so that its synchronous
+ * writes do not block the proxy under test), for any map format. Each
+ * command resolves with the wall-clock time of its commit or rewrite.
  */
 export class GalaxyWriterProcess {
   private readonly child: ChildProcess;
   private readonly replies: ((line: string) => void)[] = [];
 
-  constructor(path: string) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', CHILD, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  constructor(path: string, format: MapFormat = 'gxproxy2') {
+    this.child = spawn(process.execPath, ['--import', 'tsx', CHILD, path, format], { stdio: ['pipe', 'pipe', 'inherit'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => this.replies.shift()?.(line));
   }
 
