@@ -47,7 +47,7 @@ export function buildProgram(): Command {
     .option('--ip <n>', 'Public-facing IP of the proxy', DEFAULTS.ip)
     .option('--port <n>', 'Public-facing port of the proxy', parsePort, DEFAULTS.port)
     .option('--cookie <cookiename>', 'Cookie proving authentication', DEFAULTS.cookieName)
-    .option('--sessions <file>', 'Routes file to monitor (.sqlite: SQLite)', DEFAULTS.sessionsPath)
+    .option('--sessions <file>', 'Routes file to monitor (SQLite or JSON)', DEFAULTS.sessionsPath)
     .option('--reverseProxy', 'Rewrite redirects to http://localhost/ to carry the proxy port')
     .option('--verbose', 'Log every proxied request')
     .addOption(

@@ -6,11 +6,12 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GalaxySqliteWriter, galaxyJson, oldestGalaxyJson, tempDir } from './helpers/galaxy-map.js';
-import { ProxyProcess, spawnExecutable, spawnProxy } from './helpers/child.js';
+import { GalaxySqliteWriter, GXPROXY2, galaxyJson, oldestGalaxyJson, tempDir } from './helpers/galaxy-map.js';
+import { MAIN_JS, ProxyProcess, spawnExecutable, spawnProxy } from './helpers/child.js';
 import { freePort } from './helpers/ports.js';
 import { startUpstream } from './helpers/upstream.js';
 
@@ -122,3 +123,37 @@ test('--check-limit must be a whole number: usage error, exit 2', async (t) => {
   assert.equal(code, 2);
   assert.match(child.stderr, /--check-limit/);
 });
+
+const asNobody = process.getuid?.() === 0 && existsSync('/usr/sbin/runuser');
+
+test(
+  'a WAL map the proxy may not create <map>-shm for: a clear reason; readable while the writer keeps -shm there',
+  { skip: asNobody ? false : 'needs root and runuser, to run the proxy as a user who cannot write the directory' },
+  async (t) => {
+    const tmp = tempDir();
+    t.after(() => tmp.remove());
+    chmodSync(tmp.dir, 0o755);
+    const path = join(tmp.dir, 'session_map.sqlite');
+    const writer = new Database(path);
+    writer.pragma('journal_mode = WAL');
+    writer.exec(GXPROXY2);
+    writer.prepare('INSERT INTO gxproxy2 (key, host, port) VALUES (?, ?, ?)').run(ALICE, '127.0.0.1', 8001);
+    writer.close(); // the last connection: SQLite removes -wal and -shm
+    const check = () =>
+      new ProxyProcess(spawn('/usr/sbin/runuser', ['-u', 'nobody', '--', process.execPath, MAIN_JS, '--check', '--check-limit', '0', '--sessions', path], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const denied = check();
+    t.after(() => denied.kill());
+    const refused = await run(denied);
+    assert.equal(refused.code, 1, refused.out + denied.stderr);
+    assert.match(refused.out, /NOT READABLE \(unreadable\).*needs .*session_map\.sqlite-shm: give the proxy write access to the map's directory/);
+
+    const galaxy = new Database(path); // a writer connection, as Galaxy's while it writes: -shm exists
+    t.after(() => galaxy.close());
+    galaxy.prepare('SELECT count(*) FROM gxproxy2').get();
+    const allowed = check();
+    t.after(() => allowed.kill());
+    const read = await run(allowed);
+    assert.equal(read.code, 0, read.out + allowed.stderr);
+    assert.match(read.out, /sessions {5}1 routable/);
+  },
+);
