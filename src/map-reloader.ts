@@ -186,7 +186,8 @@ export class MapReloader {
    * last read, so the next change is again a small diff, not a rebuild.
    */
   private moveToThread(): void {
-    const inline = this.reader as InlineMapReader;
+    const inline = this.reader;
+    if (!(inline instanceof InlineMapReader)) return;
     this.reader = new WorkerMapReader(this.source.path, inline.state(), (err) => {
       this.log.error({ err }, 'session map reader thread failed; reading on the main thread');
     });

@@ -7,6 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { createLogger } from '../src/log.js';
 import { InlineMapReader, type MapReader } from '../src/map-reader.js';
@@ -173,4 +174,24 @@ test('skipped entries: one warning with counts per reason, again only when they 
       [3, { 'missing host': 1, 'non-numeric port': 1, 'port out of range': 1 }],
     ],
   );
+});
+
+test('if the reader thread dies, reads carry on on the main thread (one error, then a full rebuild)', async (t) => {
+  const { path, logs, reloader, ports } = setup(t, 'session_map.sqlite', { workerThreshold: 1 });
+  const galaxy = new GalaxySqliteWriter(path);
+  galaxy.addSession('alice', '127.0.0.1', 8001);
+  await reloader.reload();
+  galaxy.addSession('bob', '127.0.0.1', 8002);
+  assert.equal(await reloader.reload(), 'reloaded');
+  assert.ok(reloader.readsOnThread);
+  // Stand-in for a crash of the thread (a bug, or running out of memory).
+  const thread = (reloader as unknown as { reader: { worker: Worker } }).reader.worker;
+  const failed = logs.next('session map reader thread failed; reading on the main thread', 5000);
+  await thread.terminate();
+  await failed;
+  galaxy.addSession('carol', '127.0.0.1', 8003);
+  assert.equal(await reloader.reload(), 'reloaded');
+  assert.deepEqual(ports(), { alice: 8001, bob: 8002, carol: 8003 });
+  assert.deepEqual(logs.withMsg('session map reloaded').map((l) => l.update), ['full', 'diff', 'full']);
+  assert.equal(logs.withMsg('session map reader thread failed; reading on the main thread').length, 1);
 });
