@@ -111,3 +111,4 @@ test('closing the client side closes the container side, and the other way round
 function timeout(ms: number, message: string): Promise<never> {
   return new Promise((_, reject) => setTimeout(() => reject(new Error(message)), ms).unref());
 }
+
