@@ -4,19 +4,13 @@ import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { mappedProxy, upstreamFor } from './helpers/fixture.js';
 import { startTestProxy, type TestProxy } from './helpers/daemon.js';
 import { cookie, request } from './helpers/client.js';
 import { MapWatcher } from '../src/watcher.js';
 
 const RELOADED = 'session map reloaded';
 const KEPT = 'session map unreadable; keeping the last good map';
-
-async function upstream(t: TestContext, name = 'a'): Promise<Upstream> {
-  const u = await startUpstream(name);
-  t.after(() => u.close());
-  return u;
-}
 
 async function proxyOn(t: TestContext, sessionsPath: string, pollIntervalMs = 1000): Promise<TestProxy> {
   const proxy = await startTestProxy({ sessionsPath, pollIntervalMs });
@@ -40,7 +34,7 @@ async function timedReload(proxy: TestProxy, sessions: number, write: () => void
 test('start-up race: no file yet, then Galaxy creates it; the first session is routed within 1 s', async (t) => {
   const tmp = tempDir();
   t.after(tmp.remove);
-  const a = await upstream(t);
+  const a = await upstreamFor(t, 'a');
   const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
   const proxy = await proxyOn(t, map.path);
   const waiting = proxy.logs.withMsg('session map not ready yet; routing nothing until Galaxy writes it');
@@ -57,7 +51,7 @@ test('start-up race: no file yet, then Galaxy creates it; the first session is r
 test('start-up race: the database exists without the table', async (t) => {
   const tmp = tempDir();
   t.after(tmp.remove);
-  const a = await upstream(t);
+  const a = await upstreamFor(t, 'a');
   const path = join(tmp.dir, 'session_map.sqlite');
   new Database(path).close(); // an empty database file
   const proxy = await proxyOn(t, path);
@@ -69,13 +63,10 @@ test('start-up race: the database exists without the table', async (t) => {
 });
 
 test('every committed insert, update and delete is routed within 1 s', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.remove);
-  const a = await upstream(t, 'a');
-  const b = await upstream(t, 'b');
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', a.port);
-  const proxy = await proxyOn(t, map.path);
+  const a = await upstreamFor(t, 'a');
+  const b = await upstreamFor(t, 'b');
+  const proxy = await mappedProxy(t, { alice: a.port });
+  const map = proxy.map;
   const delays: number[] = [];
   delays.push(await timedReload(proxy, 2, () => map.addSession('bob', '127.0.0.1', a.port)));
   assert.equal(JSON.parse((await request(proxy.port, { headers: cookie('bob') })).body).upstream, 'a');
@@ -88,12 +79,9 @@ test('every committed insert, update and delete is routed within 1 s', async (t)
 });
 
 test('a file event that changes nothing committed does not reload the map', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.remove);
-  const a = await upstream(t);
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', a.port);
-  const proxy = await proxyOn(t, map.path);
+  const a = await upstreamFor(t, 'a');
+  const proxy = await mappedProxy(t, { alice: a.port });
+  const map = proxy.map;
   const before = proxy.logs.withMsg(RELOADED).length;
   assert.equal(proxy.daemon.reloader.reload(), 'unchanged');
   writeFileSync(`${map.path}.lock`, ''); // Galaxy's lock file alone commits nothing
@@ -103,15 +91,12 @@ test('a file event that changes nothing committed does not reload the map', asyn
 });
 
 test('a corrupt or deleted map keeps the last good map, with one warning; a good file is picked up again', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.remove);
-  const a = await upstream(t);
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', a.port);
-  const proxy = await proxyOn(t, map.path);
+  const a = await upstreamFor(t, 'a');
+  const proxy = await mappedProxy(t, { alice: a.port });
+  const map = proxy.map;
 
   const warned = proxy.logs.next(KEPT, 2000);
-  const garbage = join(tmp.dir, 'garbage');
+  const garbage = join(proxy.dir, 'garbage');
   writeFileSync(garbage, 'this is not an SQLite database, just some text that is long enough. '.repeat(100));
   renameSync(garbage, map.path);
   const warning = await warned;
@@ -135,12 +120,9 @@ test('a corrupt or deleted map keeps the last good map, with one warning; a good
 });
 
 test('a writer holding the lock: the read gives up fast, the old map keeps routing, the commit is picked up', async (t) => {
-  const tmp = tempDir();
-  t.after(tmp.remove);
-  const a = await upstream(t);
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', a.port);
-  const proxy = await proxyOn(t, map.path);
+  const a = await upstreamFor(t, 'a');
+  const proxy = await mappedProxy(t, { alice: a.port });
+  const map = proxy.map;
   const writer = new Database(map.path);
   t.after(() => writer.close());
   writer.exec('BEGIN EXCLUSIVE');
@@ -159,7 +141,7 @@ test('a writer holding the lock: the read gives up fast, the old map keeps routi
 test('a map directory that cannot be watched yet is polled, and watched once it exists', async (t) => {
   const tmp = tempDir();
   t.after(tmp.remove);
-  const a = await upstream(t);
+  const a = await upstreamFor(t, 'a');
   const dir = join(tmp.dir, 'database');
   const proxy = await proxyOn(t, join(dir, 'session_map.sqlite'), 50);
   assert.equal(proxy.logs.withMsg('proxy listening')[0]!.watching, false);

@@ -1,29 +1,15 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import WebSocket from 'ws';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { startUpstream } from './helpers/upstream.js';
-import { startTestProxy } from './helpers/daemon.js';
+import { mappedProxy, upstreamFor } from './helpers/fixture.js';
 import { cookie, rawExchange, request } from './helpers/client.js';
 import { freePort } from './helpers/ports.js';
 
 async function setup(t: TestContext) {
-  const tmp = tempDir();
-  const a = await startUpstream('a');
-  const b = await startUpstream('b');
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', a.port);
-  map.addSession('bob', '127.0.0.1', b.port);
-  map.addSession('dead', '127.0.0.1', await freePort());
-  const proxy = await startTestProxy({ sessionsPath: map.path });
-  t.after(async () => {
-    await proxy.close();
-    await a.close();
-    await b.close();
-    tmp.remove();
-  });
+  const a = await upstreamFor(t, 'a');
+  const b = await upstreamFor(t, 'b');
+  const proxy = await mappedProxy(t, { alice: a.port, bob: b.port, dead: await freePort() });
   return { a, b, proxy, port: proxy.port };
 }
 
