@@ -141,10 +141,12 @@ test('a port in use: one fatal line naming the address and the cause, exit 1 wit
   await once(blocker, 'listening');
   t.after(() => blocker.close());
   const port = (blocker.address() as net.AddressInfo).port;
+  const spawnedAt = Date.now();
   const proc = spawnProxy(['--sessions', '/nonexistent/map.sqlite', '--ip', '127.0.0.1', '--port', String(port)]);
   t.after(() => proc.kill());
   const exit = await proc.exit(5000);
   assert.equal(exit.code, 1);
+  t.diagnostic(`listen failure: exit 1 ${Date.now() - spawnedAt} ms after spawn (node start-up included)`);
   const fatal = proc.logs.lines.filter((l) => l.level === 'fatal');
   assert.equal(fatal.length, 1);
   assert.equal(fatal[0]!.msg, `cannot listen on 127.0.0.1:${port}: address already in use (is another proxy running?)`);
