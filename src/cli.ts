@@ -130,27 +130,21 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   const log = createLogger({ verbose: options.verbose });
   installLastResortHandlers(log);
 
-  let daemon: Daemon;
-  try {
-    daemon = await startDaemon(options, log);
-  } catch (err) {
-    const fields = err instanceof ListenError ? { err, code: (err.cause as NodeJS.ErrnoException).code } : { err };
-    log.fatal(fields, err instanceof ListenError ? err.message : 'proxy failed to start');
-    process.exit(EXIT.fatal);
-  }
-
-  let stopping = false;
+  // Handlers go in before start-up so that a signal arriving while the map
+  // is read or the port opened is never fatal by default action.
+  let daemon: Daemon | undefined;
+  let stopRequested: NodeJS.Signals | undefined;
   const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
+    if (stopRequested !== undefined) {
       log.warn({ signal }, 'second signal: exiting now, cutting in-flight requests');
       process.exit(EXIT.fatal);
     }
-    stopping = true;
-    log.info(
-      { signal, graceMs: options.shutdownGraceMs },
-      'shutting down: no new connections, draining in-flight requests',
-    );
-    void daemon.close().then(({ graceful }) => {
+    stopRequested = signal;
+    if (daemon !== undefined) drain(daemon, signal);
+  };
+  const drain = (running: Daemon, signal: NodeJS.Signals): void => {
+    log.info({ signal, graceMs: options.shutdownGraceMs }, 'shutting down: no new connections, draining in-flight requests');
+    void running.close().then(({ graceful }) => {
       log.info({ graceful }, graceful ? 'stopped' : 'stopped after the grace period; remaining requests were cut');
       process.exit(EXIT.ok);
     });
@@ -158,9 +152,19 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => {
+    if (daemon === undefined) return; // the start-up read is under way
     log.info({ signal: 'SIGHUP' }, 'reloading the session map');
     void daemon.reload();
   });
+
+  try {
+    daemon = await startDaemon(options, log);
+  } catch (err) {
+    const fields = err instanceof ListenError ? { err, code: (err.cause as NodeJS.ErrnoException).code } : { err };
+    log.fatal(fields, err instanceof ListenError ? err.message : 'proxy failed to start');
+    process.exit(EXIT.fatal);
+  }
+  if (stopRequested !== undefined) drain(daemon, stopRequested);
 }
 
 /**

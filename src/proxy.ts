@@ -141,13 +141,9 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
 
   proxy.on('proxyReqWs', (proxyReq, req, socket) => {
     proxyReq.path = req.url ?? '/';
-    proxyReq.once('upgrade', (_res, proxySocket: Duplex) => {
-      upgraded.add(socket);
-      // Either side closing closes the other: no half-dead tunnels.
-      proxySocket.once('close', () => socket.destroy());
-      socket.once('close', () => proxySocket.destroy());
-    });
-    socket.once('close', () => proxyReq.destroy());
+    // After the 101 an error can no longer be answered with a status line.
+    // (Closing one side ends the other through http-proxy's pipes.)
+    proxyReq.once('upgrade', () => upgraded.add(socket));
   });
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
@@ -156,11 +152,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       const location = rewriteLocalhostRedirect(proxyRes.statusCode, proxyRes.headers.location, options.port);
       if (location !== undefined) proxyRes.headers.location = location;
     }
-    // A container that dies mid-body: end the client's response too instead
-    // of leaving it waiting for bytes that will never come.
-    proxyRes.once('close', () => {
-      if (!proxyRes.complete) res.destroy();
-    });
+    // A container that dies mid-body ends the client's response too.
     proxyRes.on('error', () => res.destroy());
   });
 
