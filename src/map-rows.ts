@@ -75,6 +75,15 @@ export function splitHostPort(value: unknown): { host: unknown; port: unknown } 
 export function rowProblem(key: string, host: string, port: string): string | undefined {
   if (key === '') return 'missing key';
   if (CONTROL.test(key)) return 'malformed key';
+  return targetProblem(host, port);
+}
+
+/** Why a container address, as any format holds it (text, number, null), cannot be used. */
+export function invalidTargetReason(host: unknown, port: unknown): string | undefined {
+  return targetProblem(field(host), portField(port));
+}
+
+function targetProblem(host: string, port: string): string | undefined {
   if (host === '') return 'missing host';
   if (!HOSTNAME.test(host)) return 'malformed host';
   if (!DIGITS.test(port)) return 'non-numeric port';

@@ -2,6 +2,8 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { JsonSessionMap } from './json-session-map.js';
 import { SqliteSessionMap } from './sqlite-session-map.js';
 
+export { invalidTargetReason } from './map-rows.js';
+
 /** Where one user's container listens. */
 export interface Target {
   readonly host: string;

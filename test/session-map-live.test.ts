@@ -350,6 +350,13 @@ async function scenario(
 async function inProcess(t: TestContext, path: string, mapThreadFrom?: number): Promise<ProxyUnderTest> {
   const proxy = await startTestProxy({ sessionsPath: path, ...(mapThreadFrom === undefined ? {} : { mapThreadFrom }) });
   t.after(() => proxy.close());
+  if (mapThreadFrom !== undefined) {
+    // The thread starts after the first read; under tsx it compiles its
+    // modules first, which a loaded machine may take a second to do. One read
+    // through it before the timed part.
+    await proxy.daemon.reload();
+    assert.ok(proxy.daemon.reloader.readsOnThread);
+  }
   return {
     port: proxy.port,
     logs: proxy.logs,
