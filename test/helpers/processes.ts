@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 
 /** True while a process with this pid exists (and is not a zombie we could reap). */
@@ -32,4 +32,48 @@ export async function stopChild(child: ChildProcess, { signal = 'SIGTERM', grace
   clearTimeout(timer);
   if (!inTime || group) send('SIGKILL');
   if (!inTime) await exited;
+}
+
+/** What a finished command printed, and how long it took. */
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * Runs a command to completion (argv list, no shell) in its own process
+ * group; after `timeoutMs` the whole group is killed (compilers that npm
+ * started included) and the promise rejects. Rejects as well on a non-zero
+ * exit unless `allowFailure`.
+ */
+export async function runBounded(
+  command: string,
+  args: readonly string[],
+  { cwd, env, timeoutMs, allowFailure = false }: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number; allowFailure?: boolean },
+): Promise<RunResult> {
+  const started = Date.now();
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }, timeoutMs);
+  const [code, signal] = (await once(child, 'close')) as [number | null, NodeJS.Signals | null];
+  clearTimeout(timer);
+  const result = { code, signal, stdout, stderr, ms: Date.now() - started };
+  const what = `${command} ${args.join(' ')}`;
+  if (timedOut) throw new Error(`${what} did not finish within ${timeoutMs} ms\n${stdout}\n${stderr}`);
+  if (code !== 0 && !allowFailure) throw new Error(`${what} exited with ${code ?? signal}\n${stdout}\n${stderr}`);
+  return result;
 }
