@@ -16,7 +16,7 @@ import { cookie, request } from './helpers/client.js';
 import { LogCapture, type LogLine } from './helpers/logs.js';
 import { REPO_ROOT, npmEnv, packTarball } from './helpers/package.js';
 import { freePort } from './helpers/ports.js';
-import { isAlive, runBounded, stopChild } from './helpers/processes.js';
+import { isAlive, runBounded, runningProcesses, stopChild } from './helpers/processes.js';
 import { requireTool } from './helpers/tools.js';
 import { startUpstream, type Seen } from './helpers/upstream.js';
 
@@ -111,9 +111,9 @@ test('Galaxy spawns it (argv list, no shell, close_fds), writes the map, routes;
   const routed = await event('routed');
   // No shell in between: the proxy is Python's direct child, node (found by the
   // shebang's env) running the tree's main.js.
-  const cmdline = readFileSync(`/proc/${proxyPid}/cmdline`, 'utf8').split('\0');
-  assert.equal(cmdline[1], join(js, 'lib', 'main.js'), cmdline.join(' '));
-  assert.equal(readFileSync(`/proc/${proxyPid}/stat`, 'utf8').split(') ')[1].split(' ')[1], String(script.pid), 'parent is the Galaxy process');
+  const proxyProcess = runningProcesses().find((p) => p.pid === proxyPid);
+  assert.equal(proxyProcess?.argv[1], join(js, 'lib', 'main.js'), proxyProcess?.argv.join(' '));
+  assert.equal(proxyProcess?.ppid, script.pid, 'parent is the Galaxy process');
   t.diagnostic(`spawn → first routed request: ${String(routed.ms)} ms (${String(routed.attempts)} polls, as Galaxy's page polls)`);
   assert.equal(routed.status, 200);
   assert.equal((JSON.parse(routed.body as string) as Seen).upstream, 'jupyter');
@@ -137,14 +137,6 @@ test('Galaxy spawns it (argv list, no shell, close_fds), writes the map, routes;
   assert.equal(code, 0, stderr);
   assert.equal(isAlive(proxyPid), false);
   await assert.rejects(request(port, { timeoutMs: 1000 }), /ECONNREFUSED/);
-  const leftovers = readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(root);
-      } catch {
-        return false;
-      }
-    });
+  const leftovers = runningProcesses().filter((p) => p.argv.some((a) => a.startsWith(root)));
   assert.deepEqual(leftovers, [], 'no process runs from the Galaxy tree');
 });

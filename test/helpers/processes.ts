@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** True while a process with this pid exists (and is not a zombie we could reap). */
 export function isAlive(pid: number): boolean {
@@ -76,4 +77,33 @@ export async function runBounded(
   if (timedOut) throw new Error(`${what} did not finish within ${timeoutMs} ms\n${stdout}\n${stderr}`);
   if (code !== 0 && !allowFailure) throw new Error(`${what} exited with ${code ?? signal}\n${stdout}\n${stderr}`);
   return result;
+}
+
+/** One live process, from /proc (Linux). */
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  /** The kernel's state letter: R, S, D, Z (zombie: exited, not yet reaped), ... */
+  state: string;
+  argv: string[];
+}
+
+/** Every process on the machine that has not exited (zombies left out), from /proc. */
+export function runningProcesses(): ProcessInfo[] {
+  const found: ProcessInfo[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // The command name in parentheses may hold spaces: the fields start after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, ppid, pgid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (state === 'Z') continue;
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+      found.push({ pid: Number(entry), ppid: Number(ppid), pgid: Number(pgid), state, argv });
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
 }
