@@ -10,36 +10,22 @@ import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } fro
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { MAIN_JS } from './helpers/child.js';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
 import { cookie, request } from './helpers/client.js';
 import { readLogFile, waitForLogLines } from './helpers/log-file.js';
 import { freePort } from './helpers/ports.js';
+import { adapt, readmeBlock } from './helpers/readme.js';
 import { isAlive, stopChild } from './helpers/processes.js';
 import { requireTool } from './helpers/tools.js';
 import { startUpstream, type Seen } from './helpers/upstream.js';
 import { waitUntil } from './helpers/wait.js';
 
 const run = promisify(execFile);
-const README = fileURLToPath(new URL('../README.md', import.meta.url));
 const PROGRAM = 'galaxy_nodejs_proxy';
 /** The README documents the deployment guide's 5 s; 1 s keeps the test short and still means "stayed up". */
 const TEST_STARTSECS = 1;
-
-/** The `[program:galaxy_nodejs_proxy]` block from the README, as admins copy it. */
-function readmeProgramBlock(): string {
-  const match = /```ini\n(\[program:galaxy_nodejs_proxy\]\n[\s\S]*?)```/.exec(readFileSync(README, 'utf8'));
-  assert.ok(match, 'README has the supervisord program block');
-  return match[1];
-}
-
-/** Replaces `from` in `text`, failing if the block no longer holds it (README and test must agree). */
-function adapt(text: string, from: string, to: string): string {
-  assert.ok(text.includes(from), `the README block contains ${JSON.stringify(from)}`);
-  return text.replaceAll(from, to);
-}
 
 interface Status {
   state: string;
@@ -62,7 +48,7 @@ test('supervisord runs the README block: RUNNING, routes, restarts after kill -9
   const supervisordLog = join(tmp.dir, 'supervisord.log');
   const conf = join(tmp.dir, 'supervisord.conf');
 
-  let program = readmeProgramBlock();
+  let program = readmeBlock('ini', '[program:galaxy_nodejs_proxy]');
   program = adapt(program, 'GALAXY_ROOT/lib/galaxy/web/proxy/js/lib/main.js', MAIN_JS);
   program = adapt(program, 'GALAXY_ROOT', galaxyRoot);
   program = adapt(program, '--ip 0.0.0.0 --port 8800', `--ip 127.0.0.1 --port ${port}`);

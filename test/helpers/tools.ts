@@ -2,9 +2,9 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
 
-/** The absolute path of an executable on PATH, or undefined. */
+/** The absolute path of an executable on PATH (or in /usr/sbin, where daemons live), or undefined. */
 export function which(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+  for (const dir of [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin']) {
     if (dir === '') continue;
     const candidate = join(dir, name);
     try {
