@@ -5,6 +5,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { VERSION } from '../src/version.js';
+import { startDaemon } from '../src/daemon.js';
+import { createLogger } from '../src/log.js';
+import { resolveOptions } from '../src/options.js';
+import { LogCapture } from './helpers/logs.js';
 import type { HealthBody } from '../src/health.js';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
 import { startTestProxy, type TestProxy } from './helpers/daemon.js';
@@ -161,4 +165,28 @@ test('the metrics listener serves /health and /metrics only, and takes nothing f
   assert.equal(routed.status, 200);
   assert.equal((JSON.parse(routed.body) as Seen).upstream, 'a');
   assert.equal((await request(proxy.port, { path: '/health' })).status, 404);
+});
+
+test('an observer passed to startDaemon still gets every report when metrics are on', async (t) => {
+  const tmp = tempDir();
+  const upstream = await startUpstream('a');
+  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
+  map.addSession('alice', '127.0.0.1', upstream.port);
+  const seen: string[] = [];
+  const log = createLogger({ verbose: false, destination: new LogCapture().stream });
+  const daemon = await startDaemon(resolveOptions({ sessionsPath: map.path, ip: '127.0.0.1', port: 0, metricsPort: 0, metricsIp: '127.0.0.1' }), log, {
+    requestDone: (status) => seen.push(`request ${status}`),
+    reloaded: (sessions) => seen.push(`reloaded ${sessions}`),
+  });
+  t.after(async () => {
+    await daemon.close(100);
+    await upstream.close();
+    tmp.remove();
+  });
+  assert.equal((await request(daemon.address.port, { headers: cookie('alice') })).status, 200);
+  await waitUntil('the request report', () => seen.includes('request 200'));
+  assert.deepEqual(seen, ['reloaded 1', 'request 200']);
+  const metrics = await scrape(daemon.metricsAddress?.port ?? 0);
+  assert.equal(metrics.get('gie_proxy_http_requests_total{status_class="2xx"}'), 1);
+  assert.equal(metrics.get('gie_proxy_sessions'), 1);
 });
