@@ -34,7 +34,8 @@ export interface Daemon {
 
 /**
  * The one place that wires the parts: session map → route table ← watcher,
- * proxy ← route table. Resolves once listening; rejects with ListenError.
+ * proxy ← route table, metrics ← observer hooks. Resolves once listening
+ * (and the pid file is written); rejects with ListenError or PidFileError.
  */
 export async function startDaemon(options: ProxyOptions, log: Logger, extraObserver: ProxyObserver = {}): Promise<Daemon> {
   const startedAt = Date.now();
