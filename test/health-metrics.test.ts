@@ -120,7 +120,12 @@ test('/metrics counts requests by status class, durations, proxy errors, WebSock
   const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}/jupyter/api/kernels/1/channels`, { headers: cookie('alice') });
   t.after(() => ws.terminate());
   await once(ws, 'message');
-  const open = await scrape(metricsPort);
+  // A request is counted when the server side of its response closes, which
+  // can come a moment after the client has read the last byte.
+  const open = await waitUntil('all four requests to be counted', async () => {
+    const m = await scrape(metricsPort);
+    return m.get('gie_proxy_http_request_duration_seconds_count') === 4 && m;
+  });
   assert.equal(open.get('gie_proxy_http_requests_total{status_class="2xx"}'), 2);
   assert.equal(open.get('gie_proxy_http_requests_total{status_class="4xx"}'), 1);
   assert.equal(open.get('gie_proxy_http_requests_total{status_class="5xx"}'), 1);
@@ -138,7 +143,8 @@ test('/metrics counts requests by status class, durations, proxy errors, WebSock
   writeFileSync(join(tmp.dir, 'session_map.sqlite'), 'garbage'.repeat(100));
   proxy.daemon.reload();
   const failed = await scrape(metricsPort);
-  assert.equal(failed.get('gie_proxy_session_map_reload_failures_total{reason="corrupt"}'), 1);
+  // The watcher may also have tried the garbage file: at least one failure, all of them "corrupt".
+  assert.ok((failed.get('gie_proxy_session_map_reload_failures_total{reason="corrupt"}') ?? 0) >= 1);
   assert.equal(failed.get('gie_proxy_sessions'), 2, 'the last good map is still in use');
 });
 
