@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { startDaemon, type Daemon } from './daemon.js';
-import { ConfigError, ListenError } from './errors.js';
+import { ConfigError, ListenError, PidFileError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { checkSessionMap, formatCheckReport } from './map-check.js';
 import { DEFAULTS, resolveOptions, type ProxyOptions } from './options.js';
+import { removePidFile } from './pid-file.js';
 import { VERSION } from './version.js';
 
 /** Exit codes, documented in the README. */
@@ -60,6 +61,9 @@ export function buildProgram(): Command {
         .argParser(parseMs)
         .default(DEFAULTS.pollIntervalMs),
     )
+    .addOption(new Option('--metrics-port <n>', 'Serve /health and /metrics on this port (default: off)').argParser(parsePort))
+    .option('--metrics-ip <n>', 'Address of the metrics listener', DEFAULTS.metricsIp)
+    .option('--pid-file <path>', 'Write the process id to this file while running')
     .option('--check', 'Read the session map once, report what it holds and exit (0: readable, 1: not)')
     .addOption(
       new Option('--check-limit <n>', 'How many of the newest sessions --check tries a TCP connect to')
@@ -80,6 +84,9 @@ interface ParsedFlags {
   verbose?: boolean;
   shutdownGrace: number;
   pollInterval: number;
+  metricsPort?: number;
+  metricsIp: string;
+  pidFile?: string;
   check?: boolean;
   checkLimit: number;
 }
@@ -94,6 +101,9 @@ function toOptions(flags: ParsedFlags): ProxyOptions {
     verbose: flags.verbose === true,
     shutdownGraceMs: flags.shutdownGrace,
     pollIntervalMs: Math.max(flags.pollInterval, 10),
+    metricsPort: flags.metricsPort,
+    metricsIp: flags.metricsIp,
+    pidFile: flags.pidFile === undefined ? undefined : resolve(flags.pidFile),
   });
 }
 
@@ -130,21 +140,26 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   const log = createLogger({ verbose: options.verbose });
   installLastResortHandlers(log);
 
-  // Handlers go in before start-up so that a signal arriving while the map
-  // is read or the port opened is never fatal by default action.
+  // Signal handlers go in before the start, so that a SIGTERM that follows
+  // the start-up line at once (Galaxy, supervisord) still ends in exit 0.
   let daemon: Daemon | undefined;
-  let stopRequested: NodeJS.Signals | undefined;
+  let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
-    if (stopRequested !== undefined) {
+    if (stopping) {
       log.warn({ signal }, 'second signal: exiting now, cutting in-flight requests');
       process.exit(EXIT.fatal);
     }
-    stopRequested = signal;
-    if (daemon !== undefined) drain(daemon, signal);
-  };
-  const drain = (running: Daemon, signal: NodeJS.Signals): void => {
-    log.info({ signal, graceMs: options.shutdownGraceMs }, 'shutting down: no new connections, draining in-flight requests');
-    void running.close().then(({ graceful }) => {
+    stopping = true;
+    log.info(
+      { signal, graceMs: options.shutdownGraceMs },
+      'shutting down: no new connections, draining in-flight requests',
+    );
+    if (daemon === undefined) {
+      // Still starting: nothing has been served yet.
+      log.info({ graceful: true }, 'stopped');
+      process.exit(EXIT.ok);
+    }
+    void daemon.close().then(({ graceful }) => {
       log.info({ graceful }, graceful ? 'stopped' : 'stopped after the grace period; remaining requests were cut');
       process.exit(EXIT.ok);
     });
@@ -152,19 +167,22 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => {
-    if (daemon === undefined) return; // the start-up read is under way
     log.info({ signal: 'SIGHUP' }, 'reloading the session map');
-    void daemon.reload();
+    void daemon?.reload();
   });
+  // The daemon writes it once listening and removes it when it closes; this
+  // covers the exits that do not wait for that (a second signal).
+  const { pidFile } = options;
+  if (pidFile !== undefined) process.on('exit', () => removePidFile(pidFile, process.pid));
 
   try {
     daemon = await startDaemon(options, log);
   } catch (err) {
-    const fields = err instanceof ListenError ? { err, code: (err.cause as NodeJS.ErrnoException).code } : { err };
-    log.fatal(fields, err instanceof ListenError ? err.message : 'proxy failed to start');
+    const known = err instanceof ListenError || err instanceof PidFileError;
+    const fields = known ? { err, code: (err.cause as NodeJS.ErrnoException).code } : { err };
+    log.fatal(fields, known ? err.message : 'proxy failed to start');
     process.exit(EXIT.fatal);
   }
-  if (stopRequested !== undefined) drain(daemon, stopRequested);
 }
 
 /**

@@ -56,6 +56,18 @@ export class ListenError extends Error {
   }
 }
 
+/** The pid file could not be written. */
+export class PidFileError extends Error {
+  override readonly name = 'PidFileError';
+  readonly code = 'ERR_GIE_PID_FILE';
+  constructor(
+    readonly path: string,
+    options: { cause: NodeJS.ErrnoException },
+  ) {
+    super(`cannot write the pid file ${path}: ${options.cause.code ?? options.cause.message} (check that its directory exists and is writable)`, options);
+  }
+}
+
 function describeListenFailure(err: NodeJS.ErrnoException): string {
   switch (err.code) {
     case 'EADDRINUSE':

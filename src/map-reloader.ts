@@ -143,8 +143,8 @@ export class MapReloader {
     this.everLoaded = true;
     this.lastLoadedAt = Date.now();
     this.lastFormat = update.format;
+    this.observer.reloaded?.(this.table.size, ms / 1000);
     if (changed) {
-      this.observer.reloaded?.(this.table.size, ms / 1000);
       this.log.info({ sessions: this.table.size, ms, format: update.format, path: this.source.path, update: update.kind }, 'session map reloaded');
     }
     this.reportSkipped(update.skipped);

@@ -25,6 +25,12 @@ export interface ProxyOptions {
   readonly reloadDebounceMs: number;
   /** Session count from which the map is read on a worker thread (no CLI flag: a tuning knob for tests). */
   readonly mapThreadFrom: number;
+  /** Port of the separate `/health` and `/metrics` listener; undefined: no such listener. */
+  readonly metricsPort: number | undefined;
+  /** Address of the metrics listener. */
+  readonly metricsIp: string;
+  /** File that holds the process id while the CLI runs, absolute; undefined: none. */
+  readonly pidFile: string | undefined;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -38,6 +44,9 @@ export const DEFAULTS = Object.freeze({
   pollIntervalMs: 1000,
   reloadDebounceMs: 5,
   mapThreadFrom: 10_000,
+  metricsPort: undefined as number | undefined,
+  metricsIp: 'localhost',
+  pidFile: undefined as string | undefined,
 });
 
 // RFC 6265 cookie-name = token: visible ASCII except separators.
@@ -63,6 +72,15 @@ export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: st
   }
   if (!Number.isInteger(options.mapThreadFrom) || options.mapThreadFrom < 0) {
     throw new ConfigError('mapThreadFrom', String(options.mapThreadFrom), 'must be a non-negative number of sessions');
+  }
+  if (options.metricsPort !== undefined && (!Number.isInteger(options.metricsPort) || options.metricsPort < 0 || options.metricsPort > 65535)) {
+    throw new ConfigError('metrics-port', String(options.metricsPort), 'must be an integer from 1 to 65535');
+  }
+  if (typeof options.metricsIp !== 'string' || options.metricsIp.length === 0) {
+    throw new ConfigError('metrics-ip', String(options.metricsIp), 'must be a host name or address');
+  }
+  if (options.pidFile !== undefined && (typeof options.pidFile !== 'string' || options.pidFile.length === 0)) {
+    throw new ConfigError('pid-file', String(options.pidFile), 'must be a file path');
   }
   for (const key of ['shutdownGraceMs', 'pollIntervalMs', 'reloadDebounceMs'] as const) {
     const value = options[key];
