@@ -81,7 +81,7 @@ test('/health stays 200 when a later read fails (the last good map is in use) an
   const { map, proxy, metricsPort } = await setup(t, { mapExists: true });
   assert.equal((await health(metricsPort)).status, 200);
   writeFileSync(map.path, 'this is not an SQLite database, it is long enough to have a header'.repeat(10));
-  assert.equal(proxy.daemon.reload(), 'failed');
+  assert.equal(await proxy.daemon.reload(), 'failed');
   const h = await health(metricsPort);
   assert.equal(h.status, 200);
   assert.equal(h.body.sessions, 1);
@@ -141,7 +141,7 @@ test('/metrics counts requests by status class, durations, proxy errors, WebSock
   await waitUntil('gie_proxy_websockets_open to drop to 0', async () => (await scrape(metricsPort)).get('gie_proxy_websockets_open') === 0);
 
   writeFileSync(join(tmp.dir, 'session_map.sqlite'), 'garbage'.repeat(100));
-  proxy.daemon.reload();
+  await proxy.daemon.reload();
   const failed = await scrape(metricsPort);
   // The watcher may also have tried the garbage file: at least one failure, all of them "corrupt".
   assert.ok((failed.get('gie_proxy_session_map_reload_failures_total{reason="corrupt"}') ?? 0) >= 1);
