@@ -1,16 +1,18 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { startDaemon, type Daemon } from './daemon.js';
-import { ConfigError, ListenError } from './errors.js';
+import { ConfigError, ListenError, PidFileError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
+import { checkSessionMap, formatCheckReport } from './map-check.js';
 import { DEFAULTS, MAX_TIMER_MS, resolveOptions, type ProxyOptions } from './options.js';
+import { removePidFile } from './pid-file.js';
 import { VERSION } from './version.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT = Object.freeze({
   /** Stopped by SIGTERM/SIGINT after a graceful drain (supervisord: "expected"). */
   ok: 0,
-  /** Could not start (listen failed, map path unusable) or forced stop by a second signal. */
+  /** Could not start (listen failed, map path unusable), forced stop by a second signal, or --check found the map unreadable. */
   fatal: 1,
   /** Bad command line. */
   usage: 2,
@@ -20,6 +22,14 @@ function parsePort(value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
     throw new InvalidArgumentError('must be an integer from 1 to 65535.');
   }
+  return Number(value);
+}
+
+/** How long `--check` waits for one container to accept a TCP connection. */
+const CHECK_CONNECT_TIMEOUT_MS = 2000;
+
+function parseCount(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number.');
   return Number(value);
 }
 
@@ -48,7 +58,7 @@ export function buildProgram(): Command {
     .option('--ip <n>', 'Public-facing IP of the proxy', DEFAULTS.ip)
     .option('--port <n>', 'Public-facing port of the proxy', parsePort, DEFAULTS.port)
     .option('--cookie <cookiename>', 'Cookie proving authentication', DEFAULTS.cookieName)
-    .option('--sessions <file>', 'Routes file to monitor (.sqlite: SQLite)', DEFAULTS.sessionsPath)
+    .option('--sessions <file>', 'Routes file to monitor (SQLite or JSON)', DEFAULTS.sessionsPath)
     .option('--reverseProxy', 'Rewrite redirects to http://localhost/ to carry the proxy port')
     .option('--verbose', 'Log every proxied request')
     .addOption(
@@ -80,6 +90,15 @@ export function buildProgram(): Command {
     .addOption(
       new Option('--cors-origin <origins>', 'Only these comma-separated origins get CORS headers (default: echo any Origin)').argParser(parseList),
     )
+    .addOption(new Option('--metrics-port <n>', 'Serve /health and /metrics on this port (default: off)').argParser(parsePort))
+    .option('--metrics-ip <n>', 'Address of the metrics listener', DEFAULTS.metricsIp)
+    .option('--pid-file <path>', 'Write the process id to this file while running')
+    .option('--check', 'Read the session map once, report what it holds and exit (0: readable, 1: not)')
+    .addOption(
+      new Option('--check-limit <n>', 'How many of the newest sessions --check tries a TCP connect to')
+        .argParser(parseCount)
+        .default(10),
+    )
     .showHelpAfterError('(run with --help for usage)')
     .allowExcessArguments(false)
     .exitOverride();
@@ -99,6 +118,11 @@ interface ParsedFlags {
   wsIdleTimeout: number;
   xfwd?: boolean;
   corsOrigin?: string[];
+  metricsPort?: number;
+  metricsIp: string;
+  pidFile?: string;
+  check?: boolean;
+  checkLimit: number;
 }
 
 function toOptions(flags: ParsedFlags): ProxyOptions {
@@ -116,6 +140,9 @@ function toOptions(flags: ParsedFlags): ProxyOptions {
     webSocketIdleTimeoutMs: flags.wsIdleTimeout,
     xfwd: flags.xfwd === true,
     corsOrigins: flags.corsOrigin ?? null,
+    metricsPort: flags.metricsPort,
+    metricsIp: flags.metricsIp,
+    pidFile: flags.pidFile === undefined ? undefined : resolve(flags.pidFile),
   });
 }
 
@@ -125,10 +152,12 @@ function toOptions(flags: ParsedFlags): ProxyOptions {
  */
 export async function runCli(argv: readonly string[]): Promise<void> {
   let options: ProxyOptions;
+  let flags: ParsedFlags;
   try {
     const program = buildProgram();
     program.parse(argv as string[]);
-    options = toOptions(program.opts<ParsedFlags>());
+    flags = program.opts<ParsedFlags>();
+    options = toOptions(flags);
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed the message (or the help / version).
@@ -141,18 +170,18 @@ export async function runCli(argv: readonly string[]): Promise<void> {
     throw err;
   }
 
+  if (flags.check === true) {
+    const report = await checkSessionMap(options.sessionsPath, { limit: flags.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
+    process.stdout.write(formatCheckReport(report));
+    process.exit(report.readable ? EXIT.ok : EXIT.fatal);
+  }
+
   const log = createLogger({ verbose: options.verbose });
   installLastResortHandlers(log);
 
-  let daemon: Daemon;
-  try {
-    daemon = await startDaemon(options, log);
-  } catch (err) {
-    const fields = err instanceof ListenError ? { err, code: (err.cause as NodeJS.ErrnoException).code } : { err };
-    log.fatal(fields, err instanceof ListenError ? err.message : 'proxy failed to start');
-    process.exit(EXIT.fatal);
-  }
-
+  // Signal handlers go in before the start, so that a SIGTERM that follows
+  // the start-up line at once (Galaxy, supervisord) still ends in exit 0.
+  let daemon: Daemon | undefined;
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -164,6 +193,11 @@ export async function runCli(argv: readonly string[]): Promise<void> {
       { signal, graceMs: options.shutdownGraceMs },
       'shutting down: no new connections, draining in-flight requests',
     );
+    if (daemon === undefined) {
+      // Still starting: nothing has been served yet.
+      log.info({ graceful: true }, 'stopped');
+      process.exit(EXIT.ok);
+    }
     void daemon.close().then(({ graceful }) => {
       log.info({ graceful }, graceful ? 'stopped' : 'stopped after the grace period; remaining requests were cut');
       process.exit(EXIT.ok);
@@ -173,8 +207,21 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => {
     log.info({ signal: 'SIGHUP' }, 'reloading the session map');
-    daemon.reload();
+    void daemon?.reload();
   });
+  // The daemon writes it once listening and removes it when it closes; this
+  // covers the exits that do not wait for that (a second signal).
+  const { pidFile } = options;
+  if (pidFile !== undefined) process.on('exit', () => removePidFile(pidFile, process.pid));
+
+  try {
+    daemon = await startDaemon(options, log);
+  } catch (err) {
+    const known = err instanceof ListenError || err instanceof PidFileError;
+    const fields = known ? { err, code: (err.cause as NodeJS.ErrnoException).code } : { err };
+    log.fatal(fields, known ? err.message : 'proxy failed to start');
+    process.exit(EXIT.fatal);
+  }
 }
 
 /**

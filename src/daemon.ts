@@ -1,10 +1,13 @@
 import type { AddressInfo } from 'node:net';
-import { once } from 'node:events';
-import { ListenError } from './errors.js';
+import { healthReport } from './health.js';
+import { listenOn } from './listen.js';
 import type { Logger } from './log.js';
-import type { ProxyObserver } from './observer.js';
+import { ProxyMetrics } from './metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import { combineObservers, type ProxyObserver } from './observer.js';
 import { MapReloader, type ReloadOutcome } from './map-reloader.js';
 import type { ProxyOptions } from './options.js';
+import { removePidFile, writePidFile } from './pid-file.js';
 import { createGieProxy } from './proxy.js';
 import { RouteTable } from './route-table.js';
 import { openSessionMap } from './session-map.js';
@@ -15,10 +18,12 @@ import { MapWatcher } from './watcher.js';
 export interface Daemon {
   /** Where it listens (the real port when 0 was asked for). */
   readonly address: AddressInfo;
+  /** Where `/health` and `/metrics` are served (with `metricsPort` only). */
+  readonly metricsAddress: AddressInfo | undefined;
   readonly table: RouteTable;
   readonly reloader: MapReloader;
-  /** Re-reads the session map now (SIGHUP). */
-  reload(): ReloadOutcome;
+  /** Re-reads the session map now and rebuilds the route table (SIGHUP). */
+  reload(): Promise<ReloadOutcome>;
   /**
    * Stops accepting, closes WebSockets and idle connections, lets in-flight
    * requests finish for up to `graceMs`, then cuts what is left.
@@ -29,17 +34,23 @@ export interface Daemon {
 
 /**
  * The one place that wires the parts: session map → route table ← watcher,
- * proxy ← route table. Resolves once listening; rejects with ListenError.
+ * proxy ← route table, metrics ← observer hooks. Resolves once listening
+ * (and the pid file is written); rejects with ListenError or PidFileError.
  */
-export async function startDaemon(options: ProxyOptions, log: Logger, observer: ProxyObserver = {}): Promise<Daemon> {
+export async function startDaemon(options: ProxyOptions, log: Logger, extraObserver: ProxyObserver = {}): Promise<Daemon> {
+  const startedAt = Date.now();
+  const metrics = options.metricsPort === undefined ? undefined : new ProxyMetrics();
+  const observer = metrics === undefined ? extraObserver : combineObservers(extraObserver, metrics.observer);
   const table = new RouteTable();
   const source = openSessionMap(options.sessionsPath);
-  const reloader = new MapReloader(source, table, log.child({ component: 'session-map' }), observer);
-  reloader.reload(true);
+  const reloader = new MapReloader(source, table, log.child({ component: 'session-map' }), observer, {
+    workerThreshold: options.mapThreadFrom,
+  });
+  await reloader.reload(true);
   const watcher = new MapWatcher(
     options.sessionsPath,
     { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs },
-    () => reloader.reload(),
+    () => void reloader.reload(),
   );
   const proxy = createGieProxy({ options, lookup: (key) => table.lookup(key), log: log.child({ component: 'proxy' }), observer });
   const { server, tracker } = proxy;
@@ -50,17 +61,37 @@ export async function startDaemon(options: ProxyOptions, log: Logger, observer: 
     source.close();
   };
 
+  let address: AddressInfo;
+  let metricsServer: MetricsServer | undefined;
   try {
-    server.listen(options.port, options.ip);
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+    address = await listenOn(server, options.port, options.ip);
+    if (metrics !== undefined) {
+      metricsServer = await startMetricsServer(options.metricsIp, options.metricsPort ?? 0, {
+        metrics,
+        log: log.child({ component: 'metrics' }),
+        health: () =>
+          healthReport({
+            version: VERSION,
+            startedAt,
+            sessions: table.size,
+            mapPath: options.sessionsPath,
+            lastLoadedAt: reloader.lastLoadedAt,
+            lastFormat: reloader.lastFormat,
+            lastError: reloader.lastError,
+          }),
+      });
+    }
+    // Written once listening, so a second copy that cannot bind the port
+    // never overwrites (and then removes) the running proxy's file.
+    if (options.pidFile !== undefined) writePidFile(options.pidFile, process.pid);
   } catch (err) {
     stopMap();
     server.close();
-    throw new ListenError(`${options.ip}:${options.port}`, { cause: err as NodeJS.ErrnoException });
+    metricsServer?.close();
+    throw err;
   }
   // From here on a server error is not fatal to the process.
   server.on('error', (err) => log.error({ err }, 'server error'));
-  const address = server.address() as AddressInfo;
   log.info(
     {
       version: VERSION,
@@ -78,6 +109,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, observer: 
   async function close(graceMs = options.shutdownGraceMs): Promise<{ graceful: boolean }> {
     stopMap();
     server.close();
+    metricsServer?.close();
     tracker.destroyWebSockets();
     // Connections become idle as their last response ends: drop them then.
     tracker.onRequestDone = () => setImmediate(() => server.closeIdleConnections());
@@ -92,11 +124,13 @@ export async function startDaemon(options: ProxyOptions, log: Logger, observer: 
     clearTimeout(timer);
     server.closeAllConnections();
     proxy.closeUpstreams();
+    if (options.pidFile !== undefined) removePidFile(options.pidFile, process.pid);
     return { graceful };
   }
 
   return {
     address,
+    metricsAddress: metricsServer?.address,
     table,
     reloader,
     reload: () => reloader.reload(true),

@@ -21,7 +21,8 @@ export type SessionMapFailure =
   | 'missing' // the file does not exist (yet)
   | 'no-table' // the database exists but Galaxy has not created its table yet
   | 'busy' // a writer held a lock longer than our busy timeout
-  | 'corrupt' // not a database / not valid JSON / wrong shape
+  | 'incomplete' // an empty or half-written JSON file (Galaxy rewrites it in place)
+  | 'corrupt' // not a database / wrong shape
   | 'unreadable'; // permissions or I/O error
 
 /** A session map read that failed; the last good map stays in use. */
@@ -39,7 +40,7 @@ export class SessionMapError extends Error {
 
   /** True for the states Galaxy's start-up race goes through. */
   get isWaiting(): boolean {
-    return this.failure === 'missing' || this.failure === 'no-table';
+    return this.failure === 'missing' || this.failure === 'no-table' || this.failure === 'incomplete';
   }
 }
 
@@ -52,6 +53,18 @@ export class ListenError extends Error {
     options: { cause: NodeJS.ErrnoException },
   ) {
     super(`cannot listen on ${address}: ${describeListenFailure(options.cause)}`, options);
+  }
+}
+
+/** The pid file could not be written. */
+export class PidFileError extends Error {
+  override readonly name = 'PidFileError';
+  readonly code = 'ERR_GIE_PID_FILE';
+  constructor(
+    readonly path: string,
+    options: { cause: NodeJS.ErrnoException },
+  ) {
+    super(`cannot write the pid file ${path}: ${options.cause.code ?? options.cause.message} (check that its directory exists and is writable)`, options);
   }
 }
 

@@ -16,13 +16,6 @@ export function sessionTag(sessionKey: string): string {
   return createHash('sha256').update(sessionKey).digest('hex').slice(0, 10);
 }
 
-/** A request path for a log line: without the query string, which may carry tokens (Jupyter's `?token=`). */
-export function pathForLog(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined;
-  const q = url.indexOf('?');
-  return q === -1 ? url : url.slice(0, q);
-}
-
 interface SerializedError {
   type: string;
   message: string;

@@ -15,3 +15,22 @@ export interface ProxyObserver {
   /** A read of the session map failed; the last good map stays in use. */
   reloadFailed?(reason: string): void;
 }
+
+type Hook = keyof ProxyObserver;
+const HOOKS: readonly Hook[] = ['requestDone', 'proxyError', 'webSocket', 'reloaded', 'reloadFailed'];
+
+/**
+ * One observer that reports to each of `observers`. A hook none of them has
+ * stays undefined, so the proxy can still skip the work behind it.
+ */
+export function combineObservers(...observers: ProxyObserver[]): ProxyObserver {
+  const combined: Record<string, (...args: never[]) => void> = {};
+  for (const hook of HOOKS) {
+    const targets = observers.filter((o) => o[hook] !== undefined);
+    if (targets.length === 0) continue;
+    combined[hook] = (...args: never[]) => {
+      for (const o of targets) (o[hook] as (...a: never[]) => void).apply(o, args);
+    };
+  }
+  return combined as ProxyObserver;
+}

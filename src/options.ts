@@ -36,6 +36,14 @@ export interface ProxyOptions {
    * Origin, as the legacy proxy did.
    */
   readonly corsOrigins: readonly string[] | null;
+  /** Session count from which the map is read on a worker thread (no CLI flag: a tuning knob for tests). */
+  readonly mapThreadFrom: number;
+  /** Port of the separate `/health` and `/metrics` listener; undefined: no such listener. */
+  readonly metricsPort: number | undefined;
+  /** Address of the metrics listener. */
+  readonly metricsIp: string;
+  /** File that holds the process id while the CLI runs, absolute; undefined: none. */
+  readonly pidFile: string | undefined;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -57,6 +65,10 @@ export const DEFAULTS = Object.freeze({
   webSocketIdleTimeoutMs: 0,
   xfwd: false,
   corsOrigins: null as readonly string[] | null,
+  mapThreadFrom: 10_000,
+  metricsPort: undefined as number | undefined,
+  metricsIp: 'localhost',
+  pidFile: undefined as string | undefined,
 });
 
 /** The longest delay a Node timer can hold (about 24.8 days); longer ones fire at once. */
@@ -84,6 +96,18 @@ export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: st
   }
   if (typeof options.sessionsPath !== 'string' || options.sessionsPath.length === 0) {
     throw new ConfigError('sessions', String(options.sessionsPath), 'must be a file path');
+  }
+  if (!Number.isInteger(options.mapThreadFrom) || options.mapThreadFrom < 0) {
+    throw new ConfigError('mapThreadFrom', String(options.mapThreadFrom), 'must be a non-negative number of sessions');
+  }
+  if (options.metricsPort !== undefined && (!Number.isInteger(options.metricsPort) || options.metricsPort < 0 || options.metricsPort > 65535)) {
+    throw new ConfigError('metrics-port', String(options.metricsPort), 'must be an integer from 1 to 65535');
+  }
+  if (typeof options.metricsIp !== 'string' || options.metricsIp.length === 0) {
+    throw new ConfigError('metrics-ip', String(options.metricsIp), 'must be a host name or address');
+  }
+  if (options.pidFile !== undefined && (typeof options.pidFile !== 'string' || options.pidFile.length === 0)) {
+    throw new ConfigError('pid-file', String(options.pidFile), 'must be a file path');
   }
   for (const key of MS_OPTIONS) {
     const value = options[key];

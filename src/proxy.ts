@@ -10,7 +10,7 @@ import { corsPolicy } from './cors-policy.js';
 import { stripHopByHop, stripHopByHopResponse } from './hop-by-hop.js';
 import { applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from './legacy-behaviours.js';
 import type { Logger } from './log.js';
-import { pathForLog, sessionTag } from './log-fields.js';
+import { sessionTag } from './log-fields.js';
 import type { ProxyObserver } from './observer.js';
 import type { ProxyOptions } from './options.js';
 import { armProxyTimeout } from './proxy-timeout.js';
@@ -200,6 +200,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       socket.once('finish', () => socket.destroy());
     });
     proxyReq.once('upgrade', (_res, proxySocket: Duplex) => {
+      // After the 101 an error can no longer be answered with a status line.
       upgraded.add(socket);
       // Closing one side ends the other through http-proxy's pipes; here
       // only who went first is noted, for the log line.
@@ -210,7 +211,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       proxySocket.once('error', byContainer);
       socket.once('close', () => {
         closedBy ??= 'client';
-        log.debug({ path: pathForLog(req.url), target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, 'websocket closed');
+        log.debug({ path: req.url, target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, 'websocket closed');
       });
       if (webSocketIdleTimeoutMs > 0) {
         // Traffic either way passes through the client socket, so its idle
@@ -299,7 +300,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     log.debug(
       {
         method: req.method,
-        path: pathForLog(req.url),
+        path: req.url,
         session: req[kSession] === undefined ? undefined : sessionTag(req[kSession]),
         target: req[kRoute]?.label,
         status: status === 0 ? undefined : status,

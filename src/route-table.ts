@@ -11,8 +11,9 @@ export interface Route {
 }
 
 /**
- * The routes in use. Replaced whole after each successful read, never edited
- * in place, so a request always sees one consistent map.
+ * The routes in use. A reload either swaps in a complete new map (`install`)
+ * or applies a change set in one synchronous step (`apply`); no request runs
+ * during either, so a request always sees one consistent map.
  */
 export class RouteTable {
   private routes = new Map<string, Route>();
@@ -24,18 +25,49 @@ export class RouteTable {
 
   /** Swaps in a complete new map. Route objects for unchanged targets are reused. */
   replace(targets: ReadonlyMap<string, Target>): void {
-    const previous = this.routes;
-    const next = new Map<string, Route>();
-    for (const [key, target] of targets) {
-      const old = previous.get(key);
-      next.set(key, old !== undefined && old.host === target.host && old.port === target.port ? old : toRoute(target));
-    }
-    this.routes = next;
+    const next = this.builder();
+    for (const [key, target] of targets) next.set(key, target.host, target.port);
+    this.install(next);
+  }
+
+  /** Starts a complete replacement, to be filled (possibly in slices) and then installed. */
+  builder(): RouteMapBuilder {
+    return new RouteMapBuilder(this.routes);
+  }
+
+  /** Swaps in the map a builder made. */
+  install(builder: RouteMapBuilder): void {
+    this.routes = builder.routes;
+  }
+
+  /**
+   * Sets `upserts` and deletes `removals` in one synchronous step. Used for
+   * the few sessions a Galaxy commit changes, so that a change to a map of
+   * 100,000 sessions costs what it changes, not a copy of the whole map.
+   */
+  apply(upserts: ReadonlyMap<string, Target>, removals: Iterable<string>): void {
+    for (const key of removals) this.routes.delete(key);
+    for (const [key, target] of upserts) this.routes.set(key, reuse(this.routes.get(key), target.host, target.port));
   }
 
   get size(): number {
     return this.routes.size;
   }
+}
+
+/** A complete next map, filled entry by entry; reuses the Route objects of unchanged entries. */
+export class RouteMapBuilder {
+  readonly routes = new Map<string, Route>();
+
+  constructor(private readonly previous: ReadonlyMap<string, Route>) {}
+
+  set(key: string, host: string, port: number): void {
+    this.routes.set(key, reuse(this.previous.get(key), host, port));
+  }
+}
+
+function reuse(old: Route | undefined, host: string, port: number): Route {
+  return old !== undefined && old.host === host && old.port === port ? old : toRoute({ host, port });
 }
 
 function toRoute({ host, port }: Target): Route {

@@ -1,5 +1,8 @@
-import { SessionMapError } from './errors.js';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { JsonSessionMap } from './json-session-map.js';
 import { SqliteSessionMap } from './sqlite-session-map.js';
+
+export { invalidTargetReason } from './map-rows.js';
 
 /** Where one user's container listens. */
 export interface Target {
@@ -7,7 +10,19 @@ export interface Target {
   readonly port: number;
 }
 
-/** One complete read of the session map: cookie value → container. */
+/** One complete read of a session map, in the row form of map-rows.ts (not yet validated). */
+export interface MapRead {
+  /** What was read, e.g. `sqlite gxproxy2` or `json`. */
+  readonly format: string;
+  /** One `key TAB host TAB port LF` line per entry (see map-rows.ts). */
+  readonly rows: string;
+  /** True when no key occurs twice in `rows` (a primary key, JSON object keys). */
+  readonly uniqueKeys: boolean;
+  /** Entries the format could not even turn into a row, by reason. */
+  readonly skipped: ReadonlyMap<string, number>;
+}
+
+/** One complete, validated read: cookie value → container. */
 export interface SessionMapSnapshot {
   readonly routes: Map<string, Target>;
   /** Human-readable description of what was read, e.g. `sqlite gxproxy2`. */
@@ -17,50 +32,80 @@ export interface SessionMapSnapshot {
 }
 
 /**
- * A session map store. `read()` either returns a complete snapshot or throws
- * SessionMapError; it never returns a partial map.
+ * A session map store. `read()` either returns a complete read or throws
+ * SessionMapError; it never returns part of a map.
  */
 export interface SessionMapSource {
   readonly path: string;
   /**
-   * Cheap check run on every file event and poll tick: false only when the
-   * map certainly has not changed since the last successful read.
+   * A cheap token that changes whenever the map may have changed (file
+   * identity, size, times, SQLite's data_version). Undefined when it cannot be
+   * told (no file, an error): the map must then be read.
    */
-  hasChanged(): boolean;
+  version(): string | undefined;
   /** Reads the whole map. Throws SessionMapError. */
-  read(): SessionMapSnapshot;
-  /** Releases file handles; the source may not be used afterwards. */
+  read(): MapRead;
+  /** Releases file handles; the source may be used again afterwards (it reopens). */
   close(): void;
 }
 
+/** The first 16 bytes of every SQLite 3 database file. */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
 /**
- * Opens the store for `path`: a path ending in `.sqlite` is an SQLite
- * database written by Galaxy (the legacy rule).
+ * Opens the store for `path`. A file that starts with the SQLite header is an
+ * SQLite database whatever its name; otherwise the legacy rule holds: a path
+ * ending in `.sqlite` is SQLite, anything else is JSON. The content is looked
+ * at again on every check, so a map that changes format is followed.
  */
 export function openSessionMap(path: string): SessionMapSource {
   if (path.endsWith('.sqlite')) return new SqliteSessionMap(path);
-  throw new SessionMapError('unreadable', path, `unsupported session map format for ${path}: only .sqlite maps are read`);
+  return new SniffedSessionMap(path);
 }
 
-const HOSTNAME = /^[A-Za-z0-9._:[\]-]+$/;
-
-/**
- * Validates one map entry; returns the reason it is unusable, or undefined.
- * Shared by every format so that they skip the same things for the same reasons.
- */
-export function invalidTargetReason(host: unknown, port: unknown): string | undefined {
-  if (typeof host !== 'string' || host.length === 0) return 'missing host';
-  if (!HOSTNAME.test(host)) return 'malformed host';
-  const n = typeof port === 'string' && /^\d+$/.test(port) ? Number(port) : port;
-  if (typeof n !== 'number' && typeof n !== 'bigint') return 'non-numeric port';
-  if (!Number.isInteger(Number(n)) || Number(n) < 1 || Number(n) > 65535) return 'port out of range';
-  return undefined;
+/** True when the file at `path` starts with the SQLite header. */
+export function hasSqliteHeader(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(SQLITE_HEADER.length);
+    return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(SQLITE_HEADER);
+  } catch {
+    return false; // missing or unreadable: the read itself reports why
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
-/** Counts skipped entries by reason, for the one warning a reload logs. */
-export class SkipCounter {
-  readonly byReason = new Map<string, number>();
-  add(reason: string): void {
-    this.byReason.set(reason, (this.byReason.get(reason) ?? 0) + 1);
+/** A map whose name does not say its format: SQLite when the header says so, else JSON. */
+class SniffedSessionMap implements SessionMapSource {
+  private inner: SessionMapSource | undefined;
+  private sqlite = false;
+
+  constructor(readonly path: string) {}
+
+  version(): string | undefined {
+    const source = this.current();
+    const version = source.version();
+    return version === undefined ? undefined : `${this.sqlite ? 'sqlite' : 'json'}:${version}`;
+  }
+
+  read(): MapRead {
+    return this.current().read();
+  }
+
+  close(): void {
+    this.inner?.close();
+    this.inner = undefined;
+  }
+
+  private current(): SessionMapSource {
+    const sqlite = hasSqliteHeader(this.path);
+    if (this.inner === undefined || sqlite !== this.sqlite) {
+      this.inner?.close();
+      this.inner = sqlite ? new SqliteSessionMap(this.path) : new JsonSessionMap(this.path);
+      this.sqlite = sqlite;
+    }
+    return this.inner;
   }
 }

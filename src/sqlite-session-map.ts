@@ -1,7 +1,8 @@
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './errors.js';
-import { invalidTargetReason, SkipCounter, type SessionMapSnapshot, type SessionMapSource, type Target } from './session-map.js';
+import { LastRowWins, splitHostPort } from './map-rows.js';
+import type { MapRead, SessionMapSource } from './session-map.js';
 
 /**
  * How long one read may wait for Galaxy's writer. better-sqlite3 waits by
@@ -11,55 +12,71 @@ import { invalidTargetReason, SkipCounter, type SessionMapSnapshot, type Session
 const BUSY_TIMEOUT_MS = 50;
 
 /**
- * Galaxy's SQLite session map (table `gxproxy2`, Galaxy 17.05 and later).
+ * The whole current table as one string of row lines, built by SQLite itself:
+ * about four times faster than fetching 100,000 rows as JavaScript arrays, so
+ * the read (and the shared lock it holds against Galaxy's writer) stays short.
+ * A tab inside a value needs no care: whatever follows the second tab is the
+ * port, which then is not a number, so the row is skipped. A newline would
+ * split a row in two, so the row count is compared (see `readCurrentTable`).
+ */
+const ROWS_GXPROXY2 = `SELECT count(*), group_concat(ifnull(key, '') || char(9) || ifnull(host, '') || char(9) || ifnull(port, '') || char(10), '') FROM gxproxy2`;
+
+/** The same, slower, with every value holding a newline replaced by the \x01 that no check accepts. */
+const ROWS_GXPROXY2_SANITISED = `SELECT count(*), group_concat(${['key', 'host', 'port']
+  .map((c) => `CASE WHEN instr(ifnull(${c}, ''), char(10)) THEN char(1) ELSE ifnull(${c}, '') END`)
+  .join(" || char(9) || ")} || char(10), '') FROM gxproxy2`;
+
+/** True when `key` has a one-column unique index (Galaxy's PRIMARY KEY): keys cannot repeat. */
+const KEY_IS_UNIQUE = `SELECT count(*) FROM pragma_index_list('gxproxy2') AS il
+  WHERE il."unique" AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) = 'key'`;
+
+const TABLES = `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('gxproxy2', 'gxproxy')`;
+
+/**
+ * Galaxy's SQLite session map: table `gxproxy2` (Galaxy 17.05 and later) or,
+ * when only that exists, the older `gxproxy (key 'host:port', secret cookie)`.
  *
  * The connection is read-only and kept open between reads so that
- * `PRAGMA data_version` can tell cheaply whether Galaxy committed anything;
- * it is reopened when the file is replaced (another inode) or deleted.
+ * `PRAGMA data_version` tells cheaply whether anything was committed, in
+ * rollback-journal and WAL mode alike. It is reopened when the file is
+ * replaced, deleted or re-created (see `fileIdentity`).
  */
 export class SqliteSessionMap implements SessionMapSource {
   private db: Database.Database | undefined;
   private fileId: string | undefined;
-  private readVersion: number | undefined;
 
   constructor(readonly path: string) {}
 
-  hasChanged(): boolean {
-    if (this.readVersion === undefined) return true;
-    const id = this.currentFileId();
-    if (id !== this.fileId) return true;
+  version(): string | undefined {
     try {
-      return this.dataVersion() !== this.readVersion;
+      const id = fileIdentity(this.path);
+      if (id === undefined) {
+        this.close();
+        return undefined;
+      }
+      return `${id}:${this.connection(id).pragma('data_version', { simple: true }) as number}`;
     } catch {
-      return true; // let read() produce the real error
+      this.close();
+      return undefined; // let read() produce the real error
     }
   }
 
-  read(): SessionMapSnapshot {
-    const db = this.connection();
+  read(): MapRead {
     try {
-      // Version first: a commit between the two statements only causes one
-      // extra reload, never a missed one.
-      const version = this.dataVersion();
-      const rows = db.prepare('SELECT key, host, port FROM gxproxy2').raw(true).all() as unknown[][];
-      const routes = new Map<string, Target>();
-      const skipped = new SkipCounter();
-      for (const [key, host, port] of rows) {
-        if (typeof key !== 'string' || key.length === 0) {
-          skipped.add('missing key');
-          continue;
-        }
-        const reason = invalidTargetReason(host, port);
-        if (reason !== undefined) {
-          skipped.add(reason);
-          continue;
-        }
-        routes.set(key, { host: host as string, port: Number(port) });
+      const id = fileIdentity(this.path);
+      if (id === undefined) {
+        this.close();
+        throw new SessionMapError('missing', this.path, `session map ${this.path} does not exist`);
       }
-      this.readVersion = version;
-      return { routes, format: 'sqlite gxproxy2', skipped: skipped.byReason };
+      const db = this.connection(id);
+      // One read transaction, so the table list and the rows agree.
+      return db.transaction(() => {
+        const tables = db.prepare(TABLES).pluck().all() as string[];
+        if (tables.includes('gxproxy2')) return readCurrentTable(db);
+        if (tables.includes('gxproxy')) return readOlderTable(db);
+        throw new SessionMapError('no-table', this.path, `session map ${this.path} has no gxproxy2 (or older gxproxy) table yet`);
+      }).deferred();
     } catch (err) {
-      this.readVersion = undefined;
       throw this.translate(err);
     }
   }
@@ -68,38 +85,14 @@ export class SqliteSessionMap implements SessionMapSource {
     this.db?.close();
     this.db = undefined;
     this.fileId = undefined;
-    this.readVersion = undefined;
   }
 
-  private dataVersion(): number {
-    return this.connection().pragma('data_version', { simple: true }) as number;
-  }
-
-  /** Identity of the file on disk, or undefined when it does not exist. */
-  private currentFileId(): string | undefined {
-    try {
-      const st = statSync(this.path);
-      return `${st.dev}:${st.ino}`;
-    } catch {
-      return undefined;
-    }
-  }
-
-  private connection(): Database.Database {
-    const id = this.currentFileId();
-    if (id === undefined) {
-      this.close();
-      throw new SessionMapError('missing', this.path, `session map ${this.path} does not exist`);
-    }
+  private connection(id: string): Database.Database {
     if (this.db !== undefined && id === this.fileId) return this.db;
     this.close();
-    try {
-      this.db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-      this.fileId = id;
-      return this.db;
-    } catch (err) {
-      throw this.translate(err);
-    }
+    this.db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
+    this.fileId = id;
+    return this.db;
   }
 
   private translate(err: unknown): SessionMapError {
@@ -107,11 +100,57 @@ export class SqliteSessionMap implements SessionMapSource {
     const code = (err as { code?: string }).code ?? '';
     const message = (err as Error).message ?? String(err);
     let failure: SessionMapFailure = 'unreadable';
+    let hint = '';
     if (/no such table/i.test(message)) failure = 'no-table';
     else if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) failure = 'busy';
     else if (code.startsWith('SQLITE_NOTADB') || code.startsWith('SQLITE_CORRUPT')) failure = 'corrupt';
-    else if (code.startsWith('SQLITE_CANTOPEN') && this.currentFileId() === undefined) failure = 'missing';
+    else if (code.startsWith('SQLITE_CANTOPEN') && !existsSync(this.path)) failure = 'missing';
+    else if (code.startsWith('SQLITE_READONLY')) {
+      // A WAL-mode database cannot be read unless its -shm file exists or can be created.
+      hint = ` (in WAL mode SQLite needs ${this.path}-shm: give the proxy write access to the map's directory, or switch the map back to PRAGMA journal_mode=DELETE)`;
+    }
     if (failure !== 'busy' && failure !== 'no-table') this.close();
-    return new SessionMapError(failure, this.path, `session map ${this.path}: ${message}`, { cause: err });
+    return new SessionMapError(failure, this.path, `session map ${this.path}: ${message}${hint}`, { cause: err });
   }
+}
+
+/** Galaxy 17.05 and later: `gxproxy2`. */
+function readCurrentTable(db: Database.Database): MapRead {
+  let [count, rows] = db.prepare(ROWS_GXPROXY2).raw(true).get() as [number, string | null];
+  if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(ROWS_GXPROXY2_SANITISED).raw(true).get() as [number, string | null];
+  return {
+    format: 'sqlite gxproxy2',
+    rows: rows ?? '',
+    uniqueKeys: (db.prepare(KEY_IS_UNIQUE).pluck().get() as number) > 0,
+    skipped: new Map(),
+  };
+}
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/** Older Galaxy: `gxproxy (key text, secret text)`, key `host:port`, secret the cookie value. */
+function readOlderTable(db: Database.Database): MapRead {
+  // Older Galaxy only ever inserted: a cookie registered again has several rows, the last one counts.
+  const rows = new LastRowWins();
+  for (const [secret, hostPort] of db.prepare('SELECT secret, key FROM gxproxy ORDER BY rowid').raw(true).iterate() as Iterable<[unknown, unknown]>) {
+    const { host, port } = splitHostPort(hostPort);
+    rows.add(secret, host, port);
+  }
+  return { format: 'sqlite gxproxy', rows: rows.rows(), uniqueKeys: true, skipped: new Map() };
+}
+
+/**
+ * Identity of the file on disk, or undefined when it does not exist (other
+ * stat errors, such as a directory without search permission, are thrown).
+ * Device and inode tell a replaced file; birth and change times tell a file
+ * deleted and re-created under a recycled inode number (the change time also
+ * moves on every rollback-journal commit, which only costs a reopen).
+ */
+function fileIdentity(path: string): string | undefined {
+  const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+  return st === undefined ? undefined : `${st.dev}:${st.ino}:${st.birthtimeNs}:${st.ctimeNs}`;
 }

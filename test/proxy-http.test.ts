@@ -1,31 +1,21 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { join } from 'node:path';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { startUpstream, type Seen } from './helpers/upstream.js';
+import type { ProxyOptions } from '../src/options.js';
+import { mappedProxy, upstreamFor } from './helpers/fixture.js';
+import type { Seen } from './helpers/upstream.js';
 import { startTestProxy } from './helpers/daemon.js';
 import { cookie, request } from './helpers/client.js';
 import { freePort } from './helpers/ports.js';
 
 /** A proxy with two containers mapped to sessions `alice` and `bob`. */
-async function setup(t: import('node:test').TestContext, extra: Parameters<typeof startTestProxy>[0] extends infer O ? Partial<O> : never = {}) {
-  const tmp = tempDir();
-  const a = await startUpstream('a');
-  const b = await startUpstream('b');
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', a.port);
-  map.addSession('bob', '127.0.0.1', b.port);
-  const proxy = await startTestProxy({ sessionsPath: map.path, ...extra });
-  t.after(async () => {
-    await proxy.close();
-    await a.close();
-    await b.close();
-    tmp.remove();
-  });
-  return { a, b, map, proxy, port: proxy.port };
+async function setup(t: TestContext, options: Partial<ProxyOptions> = {}) {
+  const a = await upstreamFor(t, 'a');
+  const b = await upstreamFor(t, 'b');
+  const proxy = await mappedProxy(t, { alice: a.port, bob: b.port }, options);
+  return { a, b, map: proxy.map, proxy, port: proxy.port };
 }
 
 test('routes each request by the session cookie to its container', async (t) => {
@@ -109,24 +99,16 @@ test('CORS: the Origin is echoed with credentials, on proxied and on error respo
 });
 
 test('--reverseProxy puts the proxy port into 302 redirects to http://localhost/', async (t) => {
-  const tmp = tempDir();
-  const redirector = await startUpstream('r', (req, res) => {
+  const redirector = await upstreamFor(t, 'r', (req, res) => {
     const to = req.url === '/other' ? 'http://example.org/x' : 'http://localhost/galaxy/gie_proxy/jupyter/tree';
     res.writeHead(req.url === '/301' ? 301 : 302, { location: to });
     res.end();
     return true;
   });
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', redirector.port);
   const port = await freePort();
-  const proxy = await startTestProxy({ sessionsPath: map.path, port, reverseProxy: true });
-  const plain = await startTestProxy({ sessionsPath: map.path, reverseProxy: false });
-  t.after(async () => {
-    await proxy.close();
-    await plain.close();
-    await redirector.close();
-    tmp.remove();
-  });
+  const proxy = await mappedProxy(t, { alice: redirector.port }, { port, reverseProxy: true });
+  const plain = await startTestProxy({ sessionsPath: proxy.map.path, reverseProxy: false });
+  t.after(() => plain.close());
   const r = await request(port, { headers: cookie('alice') });
   assert.equal(r.status, 302);
   assert.equal(r.headers.location, `http://localhost:${port}/galaxy/gie_proxy/jupyter/tree`);
@@ -174,35 +156,24 @@ test('an unreachable container gives a fast 502 with no internal details', async
 });
 
 test('a container that stops mid-response ends that response, not the process', async (t) => {
-  const tmp = tempDir();
-  const dying = await startUpstream('dying', (_req, res) => {
+  const dying = await upstreamFor(t, 'dying', (_req, res) => {
     res.writeHead(200, { 'content-length': '1000000' });
     res.write(Buffer.alloc(1000));
     setImmediate(() => res.socket?.destroy());
     return true;
   });
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', dying.port);
-  const good = await startUpstream('good');
-  map.addSession('bob', '127.0.0.1', good.port);
-  const proxy = await startTestProxy({ sessionsPath: map.path });
-  t.after(async () => {
-    await proxy.close();
-    await dying.close();
-    await good.close();
-    tmp.remove();
-  });
+  const good = await upstreamFor(t, 'good');
+  const proxy = await mappedProxy(t, { alice: dying.port, bob: good.port });
   await assert.rejects(request(proxy.port, { headers: cookie('alice'), timeoutMs: 2000 }), (err: Error) => !/timed out/.test(err.message));
   assert.equal((await request(proxy.port, { headers: cookie('bob') })).status, 200);
 });
 
 test('streams bodies both ways with backpressure (nothing is buffered whole)', async (t) => {
-  const tmp = tempDir();
   const chunk = Buffer.alloc(64 * 1024, 7);
   let uploadFirstSeenAt = -1;
   let sentBeforeFirstSeen = 0;
   let sent = 0;
-  const sink = await startUpstream('sink', (req, res) => {
+  const sink = await upstreamFor(t, 'sink', (req, res) => {
     if (req.url === '/download') {
       // Write only as fast as the proxy drains: count what the proxy accepted.
       let written = 0;
@@ -229,14 +200,7 @@ test('streams bodies both ways with backpressure (nothing is buffered whole)', a
     req.on('end', () => res.end(String(received)));
     return true;
   });
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', sink.port);
-  const proxy = await startTestProxy({ sessionsPath: map.path });
-  t.after(async () => {
-    await proxy.close();
-    await sink.close();
-    tmp.remove();
-  });
+  const proxy = await mappedProxy(t, { alice: sink.port });
 
   // Upload 64 MiB: the container must see bytes long before the client is done.
   const total = 64 * 1024 * 1024;
@@ -275,21 +239,13 @@ test('streams bodies both ways with backpressure (nothing is buffered whole)', a
 });
 
 test('a client that aborts a download closes the connection to the container', async (t) => {
-  const tmp = tempDir();
-  const slow = await startUpstream('slow', (_req, res) => {
+  const slow = await upstreamFor(t, 'slow', (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });
     res.write(Buffer.alloc(1024));
     // never ends: a long download
     return true;
   });
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', slow.port);
-  const proxy = await startTestProxy({ sessionsPath: map.path });
-  t.after(async () => {
-    await proxy.close();
-    await slow.close();
-    tmp.remove();
-  });
+  const proxy = await mappedProxy(t, { alice: slow.port });
   const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
     const req = http.get({ port: proxy.port, host: '127.0.0.1', headers: cookie('alice'), agent: false }, resolve);
     req.on('error', () => {});

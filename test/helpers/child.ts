@@ -9,11 +9,16 @@ export const MAIN_JS = fileURLToPath(new URL('../../lib/main.js', import.meta.ur
 /** A spawned lib/main.js with its stdout parsed as log lines. */
 export class ProxyProcess {
   readonly logs = new LogCapture();
+  /** Everything written on stdout, as text (for output that is not log lines, such as --check). */
+  stdout = '';
   stderr = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(readonly child: ChildProcess) {
-    child.stdout?.on('data', (c: Buffer) => this.logs.feed(c.toString('utf8')));
+    child.stdout?.on('data', (c: Buffer) => {
+      this.stdout += c.toString('utf8');
+      this.logs.feed(c.toString('utf8'));
+    });
     child.stderr?.on('data', (c: Buffer) => (this.stderr += c.toString('utf8')));
     this.exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   }

@@ -1,0 +1,117 @@
+import net from 'node:net';
+import { SessionMapError } from './errors.js';
+import { toSnapshot } from './map-rows.js';
+import { openSessionMap, type Target } from './session-map.js';
+
+/** How `--check` probes containers. */
+export interface CheckOptions {
+  /** How many sessions (the most recently added) get a TCP connect to their container. */
+  readonly limit: number;
+  /** How long one connect may take before the container counts as not answering. */
+  readonly connectTimeoutMs: number;
+}
+
+/** One probed session; the cookie value itself is never kept, only its start. */
+export interface ContainerProbe {
+  readonly session: string;
+  readonly target: string;
+  readonly answers: boolean;
+  /** `answers in N ms`, or why not (an error code, `no answer within N ms`). */
+  readonly detail: string;
+}
+
+/** What `--check` found. `readable` decides the exit status. */
+export interface CheckReport {
+  readonly path: string;
+  readonly readable: boolean;
+  /** Why the map could not be read (when not `readable`). */
+  readonly error?: SessionMapError;
+  readonly format?: string;
+  readonly sessions: number;
+  readonly skipped: [string, number][];
+  readonly probes: ContainerProbe[];
+  readonly connectTimeoutMs: number;
+}
+
+/**
+ * Reads the session map once, as the proxy would, and tries a TCP connect to
+ * the containers of the `limit` most recently added sessions (all at once,
+ * each bounded by `connectTimeoutMs`).
+ */
+export async function checkSessionMap(path: string, options: CheckOptions): Promise<CheckReport> {
+  const source = openSessionMap(path);
+  let snapshot;
+  try {
+    snapshot = toSnapshot(source.read());
+  } catch (err) {
+    const error = err instanceof SessionMapError ? err : new SessionMapError('unreadable', path, `session map ${path}: ${String(err)}`, { cause: err });
+    return { path, readable: false, error, sessions: 0, skipped: [], probes: [], connectTimeoutMs: options.connectTimeoutMs };
+  } finally {
+    source.close();
+  }
+  const newest = options.limit > 0 ? [...snapshot.routes].slice(-options.limit).reverse() : [];
+  const probes = await Promise.all(newest.map(([key, target]) => probe(key, target, options.connectTimeoutMs)));
+  return {
+    path,
+    readable: true,
+    format: snapshot.format,
+    sessions: snapshot.routes.size,
+    skipped: [...snapshot.skipped],
+    probes,
+    connectTimeoutMs: options.connectTimeoutMs,
+  };
+}
+
+/**
+ * The start of a cookie value, enough to tell sessions apart in a list:
+ * at most 6 characters and never more than half of it. Cookie values are
+ * credentials; the whole value is never shown.
+ */
+export function cookiePrefix(key: string): string {
+  return `${key.slice(0, Math.min(6, Math.floor(key.length / 2)))}...`;
+}
+
+function probe(key: string, { host, port }: Target, timeoutMs: number): Promise<ContainerProbe> {
+  const hostname = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const target = hostname.includes(':') ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+  const session = cookiePrefix(key);
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: hostname, port });
+    const done = (answers: boolean, detail: string): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ session, target, answers, detail });
+    };
+    const timer = setTimeout(() => done(false, `no answer within ${timeoutMs} ms`), timeoutMs);
+    socket.once('connect', () => done(true, `answers in ${Math.round(performance.now() - started)} ms`));
+    socket.once('error', (err: NodeJS.ErrnoException) => done(false, err.code ?? err.message));
+  });
+}
+
+/** The report as the text `--check` prints: one `label  value` line per fact, containers indented. */
+export function formatCheckReport(report: CheckReport): string {
+  const lines = [`session map  ${report.path}`];
+  if (!report.readable) {
+    const error = report.error as SessionMapError;
+    lines.push(`result       NOT READABLE (${error.failure}): ${error.message}`);
+    return `${lines.join('\n')}\n`;
+  }
+  lines.push(`format       ${report.format ?? ''}`);
+  lines.push(`sessions     ${report.sessions} routable`);
+  const skippedCount = report.skipped.reduce((sum, [, n]) => sum + n, 0);
+  const reasons = report.skipped.map(([reason, n]) => `${reason}: ${n}`).join(', ');
+  lines.push(`skipped      ${skippedCount}${skippedCount > 0 ? ` (${reasons})` : ''}`);
+  if (report.probes.length > 0) {
+    const answering = report.probes.filter((p) => p.answers).length;
+    lines.push(
+      `containers   ${answering} of the ${report.probes.length} most recently added answer a TCP connect (time-out ${report.connectTimeoutMs} ms):`,
+    );
+    const width = Math.max(...report.probes.map((p) => p.target.length));
+    for (const p of report.probes) {
+      lines.push(`  ${p.session.padEnd(9)}  ${p.target.padEnd(width)}  ${p.answers ? p.detail : `NO ANSWER: ${p.detail}`}`);
+    }
+  }
+  lines.push('result       readable');
+  return `${lines.join('\n')}\n`;
+}

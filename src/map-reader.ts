@@ -1,0 +1,157 @@
+import { Worker } from 'node:worker_threads';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SessionMapError, type SessionMapFailure } from './errors.js';
+import { MapDiffer, type DifferState, type MapUpdate } from './map-differ.js';
+import { openSessionMap, type SessionMapSource } from './session-map.js';
+
+/** Reads the session map and says how the route table must change. */
+export interface MapReader {
+  /** Resolves with the update, or rejects with SessionMapError. `full` forces a rebuild. */
+  read(full: boolean): Promise<MapUpdate>;
+  close(): void;
+}
+
+/** The read itself, wherever it runs: a source plus the differ that remembers the last read. */
+export class UpdateProducer {
+  private readonly source: SessionMapSource;
+  private readonly differ: MapDiffer;
+
+  constructor(path: string, state?: DifferState) {
+    this.source = openSessionMap(path);
+    this.differ = new MapDiffer(state);
+  }
+
+  /** The last read, for a producer on another thread to carry on from. */
+  state(): DifferState | undefined {
+    return this.differ.state();
+  }
+
+  /** Throws SessionMapError. */
+  produce(full: boolean): MapUpdate {
+    return this.differ.next(this.source.read(), full);
+  }
+
+  close(): void {
+    this.source.close();
+  }
+}
+
+/** Reads on the calling thread: for small maps, `--check`, and when no thread can be started. */
+export class InlineMapReader implements MapReader {
+  private readonly producer: UpdateProducer;
+
+  constructor(path: string) {
+    this.producer = new UpdateProducer(path);
+  }
+
+  /** The last read, for a reader thread to carry on from. */
+  state(): DifferState | undefined {
+    return this.producer.state();
+  }
+
+  read(full: boolean): Promise<MapUpdate> {
+    try {
+      return Promise.resolve(this.producer.produce(full));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  close(): void {
+    this.producer.close();
+  }
+}
+
+/** Messages between the main thread and the reader thread. */
+export interface ReadRequest {
+  readonly id: number;
+  readonly full: boolean;
+}
+export type ReadReply =
+  | { readonly id: number; readonly update: MapUpdate }
+  | { readonly id: number; readonly failure: SessionMapFailure; readonly message: string };
+
+/** The reader thread's script, beside this module (.js when built, .ts when run from source under tsx). */
+const SCRIPT_EXTENSION = extname(fileURLToPath(import.meta.url));
+const WORKER_SCRIPT = new URL(`./map-read-worker${SCRIPT_EXTENSION}`, import.meta.url);
+
+function newWorker(workerData: unknown): Worker {
+  if (SCRIPT_EXTENSION === '.js') return new Worker(WORKER_SCRIPT, { workerData });
+  // Running from source (the tests): Node 20 does not give threads the main
+  // thread's loader hooks, so the thread registers tsx before loading the script.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_SCRIPT.href)}); })`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
+
+/**
+ * Reads on a worker thread, so that neither SQLite's read nor JSON.parse of a
+ * large map blocks request serving. The thread keeps its own read-only
+ * connection and the last read, and sends back only what changed. Should the
+ * thread fail, reads fall back to the calling thread (`onThreadFailed` says so once).
+ */
+export class WorkerMapReader implements MapReader {
+  private worker: Worker | undefined;
+  private fallback: InlineMapReader | undefined;
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (u: MapUpdate) => void; reject: (e: Error) => void }>();
+
+  /** Starts the thread at once, so that it is ready by the next change; `state` is where it carries on from. */
+  constructor(
+    private readonly path: string,
+    state: DifferState | undefined,
+    private readonly onThreadFailed: (err: Error) => void = () => {},
+  ) {
+    this.worker = this.startWorker(state);
+  }
+
+  read(full: boolean): Promise<MapUpdate> {
+    const worker = this.worker;
+    if (worker === undefined) return (this.fallback ??= new InlineMapReader(this.path)).read(full);
+    const id = ++this.nextId;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, full } satisfies ReadRequest);
+    });
+  }
+
+  close(): void {
+    const worker = this.worker;
+    this.worker = undefined;
+    this.fallback?.close();
+    if (worker !== undefined) void worker.terminate().catch(() => {});
+    this.failPending(new SessionMapError('unreadable', this.path, `session map ${this.path}: reader closed`));
+  }
+
+  private startWorker(state: DifferState | undefined): Worker {
+    const worker = newWorker({ path: this.path, state });
+    worker.unref();
+    worker.on('message', (reply: ReadReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (waiter === undefined) return;
+      this.pending.delete(reply.id);
+      if ('update' in reply) waiter.resolve(reply.update);
+      else waiter.reject(new SessionMapError(reply.failure, this.path, reply.message));
+    });
+    const failed = (err: Error): void => {
+      if (this.worker !== worker) return; // closed on purpose, or already handled
+      this.worker = undefined;
+      const fallback = (this.fallback = new InlineMapReader(this.path));
+      this.onThreadFailed(err);
+      // A fresh reader remembers no previous read, so its first update is a
+      // full rebuild: the table cannot drift from the map.
+      const waiting = [...this.pending.values()];
+      this.pending.clear();
+      for (const w of waiting) fallback.read(false).then(w.resolve, w.reject);
+    };
+    worker.on('error', failed);
+    worker.on('exit', (code) => failed(new Error(`session map reader thread exited with code ${code}`)));
+    return worker;
+  }
+
+  private failPending(err: Error): void {
+    for (const w of this.pending.values()) w.reject(err);
+    this.pending.clear();
+  }
+}

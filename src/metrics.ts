@@ -1,0 +1,114 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ProxyObserver } from './observer.js';
+
+/** Latency buckets (seconds) for proxied requests: a cached notebook asset to a long kernel call. */
+const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Reload buckets (seconds): a handful of rows to a six-figure map. */
+const RELOAD_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** `status_class` values, indexed by the first digit of the status; 0 is "no response was started". */
+const STATUS_CLASSES = ['none', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+/**
+ * The proxy's Prometheus metrics, in a registry of their own (not prom-client's
+ * global one), so that several proxies can live in one process (tests) and
+ * nothing else registered in the process leaks into `/metrics`.
+ */
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  /** Feeds the metrics; pass it to the proxy and the map reloader. */
+  readonly observer: Required<ProxyObserver>;
+
+  constructor() {
+    const registers = [this.registry];
+    // The request path only bumps an array slot; the counter reads it at scrape time.
+    const requestsByClass = STATUS_CLASSES.map(() => 0);
+    new Counter({
+      name: 'gie_proxy_http_requests_total',
+      help: 'HTTP requests answered, by status class (none: the client left before any response).',
+      labelNames: ['status_class'],
+      registers,
+      collect() {
+        this.reset();
+        STATUS_CLASSES.forEach((statusClass, i) => this.inc({ status_class: statusClass }, requestsByClass[i]));
+      },
+    });
+    const duration = new Histogram({
+      name: 'gie_proxy_http_request_duration_seconds',
+      help: 'Time from request to the end of the response, for every HTTP request.',
+      buckets: REQUEST_BUCKETS,
+      registers,
+    });
+    const webSockets = new Gauge({
+      name: 'gie_proxy_websockets_open',
+      help: 'Client WebSockets currently proxied to containers.',
+      registers,
+    });
+    const errors = new Counter({
+      name: 'gie_proxy_errors_total',
+      help: 'Failures talking to containers, by kind (an error code such as ECONNREFUSED).',
+      labelNames: ['kind'],
+      registers,
+    });
+    const reloads = new Counter({
+      name: 'gie_proxy_session_map_reloads_total',
+      help: 'Successful reads of the session map.',
+      registers,
+    });
+    const reloadFailures = new Counter({
+      name: 'gie_proxy_session_map_reload_failures_total',
+      help: 'Failed reads of the session map (the last good map stayed in use), by reason.',
+      labelNames: ['reason'],
+      registers,
+    });
+    const reloadDuration = new Histogram({
+      name: 'gie_proxy_session_map_reload_duration_seconds',
+      help: 'Time to read the session map and swap in the new routes.',
+      buckets: RELOAD_BUCKETS,
+      registers,
+    });
+    const lastReload = new Gauge({
+      name: 'gie_proxy_session_map_last_reload_timestamp_seconds',
+      help: 'When the session map was last read successfully (Unix time); 0 until the first read.',
+      registers,
+    });
+    const sessions = new Gauge({
+      name: 'gie_proxy_sessions',
+      help: 'Sessions in the route table in use.',
+      registers,
+    });
+    sessions.set(0);
+    webSockets.set(0);
+    collectDefaultMetrics({ register: this.registry });
+
+    this.observer = {
+      requestDone(status, seconds) {
+        requestsByClass[status >= 100 && status < 600 ? Math.floor(status / 100) : 0]++;
+        duration.observe(seconds);
+      },
+      proxyError(kind) {
+        errors.inc({ kind });
+      },
+      webSocket(delta) {
+        webSockets.inc(delta);
+      },
+      reloaded(count, seconds) {
+        reloads.inc();
+        reloadDuration.observe(seconds);
+        sessions.set(count);
+        lastReload.set(Date.now() / 1000);
+      },
+      reloadFailed(reason) {
+        reloadFailures.inc({ reason });
+      },
+    };
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

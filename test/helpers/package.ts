@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runBounded } from './processes.js';
+
+/** The root of this tree (where package.json is). */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The package's name and version, as npm pack names the tarball. */
+export const PACKAGE = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+
+/**
+ * The environment for an npm started by a test: without the npm_* variables
+ * of the `npm test` that runs the suite, so the child npm reads only its own
+ * configuration (and `extra`).
+ */
+export function npmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!/^npm_/i.test(key)) env[key] = value;
+  return { ...env, ...extra };
+}
+
+/** A tarball made by `npm pack` from this tree. */
+export interface PackedTarball {
+  /** Absolute path of the .tgz. */
+  path: string;
+  filename: string;
+  /** Paths inside the package, as `npm pack --json` lists them. */
+  files: string[];
+}
+
+/**
+ * Packs this tree with `npm pack` into `dir`. Scripts are skipped: `npm test`
+ * has just built lib/, and rebuilding it here would rewrite files other test
+ * files are running.
+ */
+export async function packTarball(dir: string): Promise<PackedTarball> {
+  const { stdout } = await runBounded('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
+    cwd: REPO_ROOT,
+    env: npmEnv(),
+    timeoutMs: 60_000,
+  });
+  const [info] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  return { path: join(dir, info.filename), filename: info.filename, files: info.files.map((f) => f.path) };
+}
