@@ -29,8 +29,8 @@ if (!(MINUTES > 0) || !Number.isInteger(SEED)) {
   process.exit(2);
 }
 const TOTAL_MS = MINUTES * 60_000;
-/** Load before the "start" sample: pools, JIT and caches warm up first. */
-const WARM_UP_MS = Math.min(30_000, TOTAL_MS / 10);
+/** Load before the "start" sample: pools, JIT, caches and the heap's size settle first. */
+const WARM_UP_MS = Math.min(120_000, TOTAL_MS / 5);
 /** Quiet time before a sample: containers drop idle keep-alive connections after 5 s. */
 const SETTLE_MS = 7000;
 const CONTAINERS = 4;
@@ -95,7 +95,9 @@ map.addSession(deadSession, '127.0.0.1', await freePort());
 map.addMany(Array.from({ length: FILLER_ROWS }, (_, i): [string, string, number] => [`filler-${i}-${random.hex(16)}`, '10.255.0.1', 1024 + i]));
 
 const port = await freePort();
-const proxy = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--headers-timeout', '2000', '--proxy-timeout', '2000', '--poll-interval', '500']);
+// Time-outs short enough to be exercised (slow clients get their 408 within
+// seconds), long enough that a machine busy with other work does not trip them.
+const proxy = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--headers-timeout', '5000', '--proxy-timeout', '10000', '--poll-interval', '500']);
 cleanups.push(() => proxy.kill());
 await proxy.started(15_000);
 const pid = proxy.child.pid ?? 0;
@@ -149,7 +151,7 @@ async function httpWorker(): Promise<void> {
       headers: { cookie: `galaxysession=${key}`, ...(upload === undefined ? {} : { 'content-length': upload.length }) },
       body: upload,
       agent: pooled ? agent : false,
-      timeoutMs: 10_000,
+      timeoutMs: 30_000,
     }).catch((err: Error) => err);
     const context = { pooled, upload: upload?.length, ms: Date.now() - began };
     if (r instanceof Error) failure(slot, epoch, `http: ${r.message}`, context);
@@ -263,11 +265,23 @@ async function containerKiller(): Promise<void> {
     await sleep(2000);
     const next = await ContainerProcess.start(owner);
     for (const key of slot.sessions) map.updateSession(key, '127.0.0.1', next.port);
-    // The map writer commits every second, so a reload after this one follows soon.
-    await proxy.logs.next('session map reloaded', 10_000).catch(() => unexpectedError('no reload after a container moved'));
+    // Each session is back once the proxy routes it to the new container
+    // (a reload that began before the last update may still show the old port).
+    await Promise.all(slot.sessions.map((key) => routedAgain(key)));
     slot.container = next;
     slot.restarting = false;
   }
+}
+
+/** Waits (bounded) until the proxy routes `key` to a live container again. */
+async function routedAgain(key: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const r = await request(port, { headers: { cookie: `galaxysession=${key}` } }).catch(() => undefined);
+    if (r?.status === 200) return;
+    await sleep(100);
+  }
+  unexpectedError('a moved container was not routed within 15 s');
 }
 
 /** A few clients that open a connection and never finish their headers. */
