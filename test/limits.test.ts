@@ -3,29 +3,19 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ERROR_BODIES } from '../src/error-responses.js';
 import type { ProxyOptions } from '../src/options.js';
 import { cookie, rawExchange, request } from './helpers/client.js';
-import { startTestProxy } from './helpers/daemon.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
+import { mappedProxy, upstreamFor } from './helpers/fixture.js';
 import { freePort } from './helpers/ports.js';
-import { startUpstream, type Handler } from './helpers/upstream.js';
+import type { Handler } from './helpers/upstream.js';
 
 /** A proxy routing session `alice` to one container with `handler`. */
 async function setup(t: TestContext, options: Partial<ProxyOptions>, handler?: Handler) {
-  const tmp = tempDir();
-  const container = await startUpstream('a', handler);
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', container.port);
-  const proxy = await startTestProxy({ sessionsPath: map.path, ...options });
-  t.after(async () => {
-    await proxy.close();
-    await container.close();
-    tmp.remove();
-  });
-  return { container, map, proxy, port: proxy.port };
+  const container = await upstreamFor(t, 'a', handler);
+  const proxy = await mappedProxy(t, { alice: container.port }, options);
+  return { container, map: proxy.map, proxy, port: proxy.port };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -3,18 +3,16 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import WebSocket from 'ws';
 import { ERROR_BODIES } from '../src/error-responses.js';
 import { createLogger } from '../src/log.js';
 import { sessionTag } from '../src/log-fields.js';
 import type { ProxyOptions } from '../src/options.js';
 import { rawExchange, request } from './helpers/client.js';
-import { startTestProxy } from './helpers/daemon.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
+import { mappedProxy, upstreamFor } from './helpers/fixture.js';
 import { LogCapture } from './helpers/logs.js';
 import { freePort } from './helpers/ports.js';
-import { startUpstream, type Handler, type Seen } from './helpers/upstream.js';
+import type { Handler, Seen } from './helpers/upstream.js';
 
 /** Session cookie values shaped like Galaxy's (long hex). */
 const ALICE = 'a1'.repeat(16);
@@ -22,19 +20,10 @@ const BOB = 'b0'.repeat(16);
 
 /** A proxy routing ALICE to container `a`, with an `other` container that nothing maps to. */
 async function setup(t: TestContext, options: Partial<ProxyOptions> = {}, handler?: Handler) {
-  const tmp = tempDir();
-  const a = await startUpstream('a', handler);
-  const other = await startUpstream('other');
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession(ALICE, '127.0.0.1', a.port);
-  const proxy = await startTestProxy({ sessionsPath: map.path, ...options });
-  t.after(async () => {
-    await proxy.close();
-    await a.close();
-    await other.close();
-    tmp.remove();
-  });
-  return { a, other, map, proxy, port: proxy.port };
+  const a = await upstreamFor(t, 'a', handler);
+  const other = await upstreamFor(t, 'other');
+  const proxy = await mappedProxy(t, { [ALICE]: a.port }, options);
+  return { a, other, map: proxy.map, proxy, port: proxy.port };
 }
 
 const seenBy = (body: string): Seen => JSON.parse(body) as Seen;

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { waitUntil } from './wait.js';
 
 /** Open file descriptors of a process (Linux /proc). */
 export function openFds(pid: number): number {
@@ -17,14 +18,13 @@ export function rssBytes(pid: number): number {
  * polls /proc, bounded by `timeoutMs`; resolves with the final count.
  */
 export async function waitForFds(pid: number, atMost: number, timeoutMs = 10_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const n = openFds(pid);
-    if (n <= atMost) return n;
-    if (Date.now() > deadline) {
-      throw new Error(`process ${pid} still holds ${n} file descriptors (baseline ${atMost}) after ${timeoutMs} ms:\n${describeFds(pid).join('\n')}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    return await waitUntil(`at most ${atMost} open descriptors`, () => {
+      const n = openFds(pid);
+      return n <= atMost && n;
+    }, { timeoutMs, everyMs: 50 });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; process ${pid} holds:\n${describeFds(pid).join('\n')}`);
   }
 }
 
