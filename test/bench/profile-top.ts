@@ -1,0 +1,108 @@
+/**
+ * Summarises a V8 CPU profile (`node --cpu-prof`, or `npm run bench --
+ * --cpu-prof <dir>`): the functions with the most self time, and self time
+ * per area (this package, each dependency, Node's internals by module).
+ *
+ *   node --import tsx test/bench/profile-top.ts <file.cpuprofile> [count]
+ */
+import { readFileSync } from 'node:fs';
+import { fmt, table } from './context.js';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Per function: self and total (inclusive) time, in percent of the busy (non-idle) time. */
+export interface FunctionTime {
+  readonly name: string;
+  readonly self: number;
+  readonly total: number;
+}
+
+/** Self and total time per function, self time per area, from a V8 CPU profile. */
+export function summarise(profile: Profile): { functions: FunctionTime[]; areas: [string, number][]; busyMs: number } {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const nameOf = (node: ProfileNode): string => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    return `${functionName || '(anonymous)'}${url === '' ? '' : ` ${shortUrl(url)}:${lineNumber + 1}`}`;
+  };
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  const areas = new Map<string, number>();
+  let busy = 0;
+  // Depth-first from the root; a function's total counts each sample once
+  // even when it recurses (only its outermost frame on a stack adds).
+  const visit = (id: number, onStack: Set<string>): number => {
+    const node = byId.get(id)!;
+    const name = nameOf(node);
+    const idle = node.callFrame.functionName === '(idle)';
+    let us = idle ? 0 : (selfUs.get(id) ?? 0);
+    if (us > 0) {
+      busy += us;
+      self.set(name, (self.get(name) ?? 0) + us);
+      const area = areaOf(node.callFrame.functionName, node.callFrame.url);
+      areas.set(area, (areas.get(area) ?? 0) + us);
+    }
+    const outermost = !onStack.has(name);
+    if (outermost) onStack.add(name);
+    for (const child of node.children ?? []) us += visit(child, onStack);
+    if (outermost) {
+      onStack.delete(name);
+      total.set(name, (total.get(name) ?? 0) + us);
+    }
+    return us;
+  };
+  visit(profile.nodes[0]!.id, new Set());
+  const pct = (us: number): number => (100 * us) / busy;
+  const functions = [...self.keys()]
+    .map((name) => ({ name, self: pct(self.get(name) ?? 0), total: pct(total.get(name) ?? 0) }))
+    .sort((a, b) => b.self - a.self);
+  const byTotal = [...areas].sort((a, b) => b[1] - a[1]).map(([k, v]): [string, number] => [k, pct(v)]);
+  return { functions, areas: byTotal, busyMs: busy / 1000 };
+}
+
+function shortUrl(url: string): string {
+  const nm = url.lastIndexOf('node_modules/');
+  if (nm >= 0) return url.slice(nm + 'node_modules/'.length);
+  const lib = url.lastIndexOf('/lib/');
+  if (url.startsWith('file://') && lib >= 0) return url.slice(lib + 1);
+  return url;
+}
+
+function areaOf(functionName: string, url: string): string {
+  if (url === '') return functionName.startsWith('(') ? functionName : '(native)';
+  const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (nm !== null) return nm[1]!;
+  // node:_http_server → node:http, node:internal/streams/readable → node:streams
+  if (url.startsWith('node:')) return `node:${url.slice(5).replace(/^internal\//, '').split('/')[0]!.replace(/^_/, '').split('_')[0]}`;
+  if (url.startsWith('file://')) return 'galaxy-gie-proxy (lib/)';
+  return url;
+}
+
+function main(): void {
+  const [file, count = '25'] = process.argv.slice(2);
+  if (file === undefined) {
+    process.stderr.write('usage: node --import tsx test/bench/profile-top.ts <file.cpuprofile> [count]\n');
+    process.exit(2);
+  }
+  const { functions, areas, busyMs } = summarise(JSON.parse(readFileSync(file, 'utf8')) as Profile);
+  const n = Number(count);
+  const rows = (list: FunctionTime[]): string[][] => list.slice(0, n).map((f) => [fmt(f.self, 1), fmt(f.total, 1), f.name]);
+  process.stdout.write(`${file}: ${fmt(busyMs / 1000, 1)} s busy (percentages of busy time)\n\nby self time:\n`);
+  process.stdout.write(`${table(['self %', 'total %', 'function'], rows(functions))}\n\nby total time:\n`);
+  const byTotalTime = [...functions].filter((f) => !f.name.startsWith('(')).sort((a, b) => b.total - a.total);
+  process.stdout.write(`${table(['self %', 'total %', 'function'], rows(byTotalTime))}\n\nself time by area:\n`);
+  process.stdout.write(`${table(['self %', 'area'], areas.slice(0, n).map(([name, pct]) => [fmt(pct, 1), name]))}\n`);
+}
+
+main();
