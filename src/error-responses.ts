@@ -44,18 +44,35 @@ export function sendError(res: ServerResponse, status: number, origin: string | 
  * real HTTP response on the raw socket, then closes it.
  */
 export function rejectUpgrade(socket: Duplex, status: number, extraHeaders = ''): void {
-  if (socket.writable) {
-    const body = bodyFor(status);
-    socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
-        extraHeaders +
-        'Content-Type: text/plain; charset=utf-8\r\n' +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        'Connection: close\r\n\r\n' +
-        body,
-    );
+  if (!socket.writable) {
+    socket.destroy();
+    return;
   }
-  // end() flushes; destroy after the flush so nothing lingers half-open.
-  socket.once('finish', () => socket.destroy());
-  if (!socket.writable) socket.destroy();
+  const body = bodyFor(status);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+      extraHeaders +
+      'Content-Type: text/plain; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+  drainUntilClosed(socket);
+}
+
+/** How long a connection we have answered and ended keeps reading what the client still sends. */
+const LINGER_MS = 1000;
+
+/**
+ * For a raw (upgrade) socket whose answer is written and ended: closing it
+ * with unread input would make the kernel send a reset, which can discard
+ * the answer before the client reads it. So the rest of the input is read
+ * and dropped until the client closes, and the socket destroyed after
+ * LINGER_MS at the latest, so nothing lingers half-open.
+ */
+export function drainUntilClosed(socket: Duplex): void {
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.resume();
 }

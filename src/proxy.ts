@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import httpProxy from 'http-proxy';
 import { isKnownNetworkError, isProxyTimeout, statusForClientError, statusForProxyError } from './errors.js';
-import { rejectUpgrade, sendError } from './error-responses.js';
+import { drainUntilClosed, rejectUpgrade, sendError } from './error-responses.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { ContainerAgent, noteKeepAliveHint } from './container-agent.js';
 import { corsPolicy } from './cors-policy.js';
@@ -197,7 +197,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       proxyRes.headers.connection = 'close';
       // http-proxy only ends the socket; an upgrade socket is not read any
       // more, so the client's FIN would never be seen and it would stay open.
-      socket.once('finish', () => socket.destroy());
+      socket.once('finish', () => drainUntilClosed(socket));
     });
     proxyReq.once('upgrade', (_res, proxySocket: Duplex) => {
       // After the 101 an error can no longer be answered with a status line.
