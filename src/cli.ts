@@ -48,6 +48,11 @@ function parseList(value: string): string[] {
     .filter((item) => item.length > 0);
 }
 
+/** A millisecond-valued flag with its default. */
+function msOption(flags: string, description: string, defaultMs: number): Option {
+  return new Option(flags, description).argParser(parseMs).default(defaultMs);
+}
+
 /** The command line, with the legacy proxy's flag spellings and defaults. */
 export function buildProgram(): Command {
   return new Command()
@@ -61,31 +66,11 @@ export function buildProgram(): Command {
     .option('--sessions <file>', 'Routes file to monitor (SQLite or JSON)', DEFAULTS.sessionsPath)
     .option('--reverseProxy', 'Rewrite redirects to http://localhost/ to carry the proxy port')
     .option('--verbose', 'Log every proxied request')
-    .addOption(
-      new Option('--shutdown-grace <ms>', 'How long in-flight requests may finish after SIGTERM')
-        .argParser(parseMs)
-        .default(DEFAULTS.shutdownGraceMs),
-    )
-    .addOption(
-      new Option('--poll-interval <ms>', 'Re-check the map this often even without file events (NFS)')
-        .argParser(parseMs)
-        .default(DEFAULTS.pollIntervalMs),
-    )
-    .addOption(
-      new Option('--headers-timeout <ms>', 'Drop a client whose request headers are not complete within this time (0: no limit)')
-        .argParser(parseMs)
-        .default(DEFAULTS.headersTimeoutMs),
-    )
-    .addOption(
-      new Option('--proxy-timeout <ms>', 'Answer 504 when a container has not started its response this long after the request (0: no limit)')
-        .argParser(parseMs)
-        .default(DEFAULTS.proxyTimeoutMs),
-    )
-    .addOption(
-      new Option('--ws-idle-timeout <ms>', 'Close a WebSocket with no traffic either way for this long (0: never)')
-        .argParser(parseMs)
-        .default(DEFAULTS.webSocketIdleTimeoutMs),
-    )
+    .addOption(msOption('--shutdown-grace <ms>', 'How long in-flight requests may finish after SIGTERM', DEFAULTS.shutdownGraceMs))
+    .addOption(msOption('--poll-interval <ms>', 'Re-check the map this often even without file events (NFS)', DEFAULTS.pollIntervalMs))
+    .addOption(msOption('--headers-timeout <ms>', 'Drop a client whose request headers are not complete within this time (0: no limit)', DEFAULTS.headersTimeoutMs))
+    .addOption(msOption('--proxy-timeout <ms>', 'Answer 504 when a container has not started its response this long after the request (0: no limit)', DEFAULTS.proxyTimeoutMs))
+    .addOption(msOption('--ws-idle-timeout <ms>', 'Close a WebSocket with no traffic either way for this long (0: never)', DEFAULTS.webSocketIdleTimeoutMs))
     .option('--xfwd', 'Add X-Forwarded-For/-Port/-Proto/-Host headers for the container')
     .addOption(
       new Option('--cors-origin <origins>', 'Only these comma-separated origins get CORS headers (default: echo any Origin)').argParser(parseList),

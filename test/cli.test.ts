@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { startUpstream, type Handler } from './helpers/upstream.js';
+import { upstreamFor } from './helpers/fixture.js';
+import { startSpawnedProxy } from './helpers/spawned-proxy.js';
 import { cookie, rawExchange, request } from './helpers/client.js';
 import { freePort } from './helpers/ports.js';
 import { MAIN_JS, spawnExecutable, spawnProxy, type ProxyProcess } from './helpers/child.js';
@@ -30,19 +32,13 @@ async function runCli(args: string[], cwd?: string): Promise<{ code: number; std
 }
 
 /** A Galaxy-written map with one session on a fresh upstream, and a spawned proxy. */
-async function running(t: TestContext, extraArgs: string[] = [], upstreamHandler?: Parameters<typeof startUpstream>[1]) {
+async function running(t: TestContext, extraArgs: string[] = [], upstreamHandler?: Handler) {
   const tmp = tempDir();
-  const upstream: Upstream = await startUpstream('a', upstreamHandler);
+  t.after(tmp.remove);
+  const upstream = await upstreamFor(t, 'a', upstreamHandler);
   const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
   map.addSession('alice', '127.0.0.1', upstream.port);
-  const port = await freePort();
-  const proc = spawnProxy(['--sessions', map.path, '--ip', '127.0.0.1', '--port', String(port), ...extraArgs]);
-  t.after(async () => {
-    proc.kill();
-    await upstream.close();
-    tmp.remove();
-  });
-  await proc.started();
+  const { proc, port } = await startSpawnedProxy(t, map.path, extraArgs);
   return { tmp, upstream, map, port, proc };
 }
 
