@@ -125,10 +125,12 @@ function entryPointFor(r: Random, t: FuzzTargets, ep: EntryPointTargets, secrets
         `${ep.prefix}/${mapped}`,
         `${ep.prefix}//${token(mapped)}/`,
         `${ep.prefix}/${mapped}/${token(mapped).toUpperCase()}/`,
-        `${ep.prefix}X/${mapped}/${token(mapped)}/`,
-        `${ep.prefix.toUpperCase()}/${mapped}/${token(mapped)}/`,
+        // Outside the prefix, or the token inside the key's segment: logged as
+        // sent, so these carry a stranger's token, not a real one.
+        `${ep.prefix}X/${mapped}/${stranger}/`,
+        `${ep.prefix.toUpperCase()}/${mapped}/${stranger}/`,
         `${ep.prefix}/${mapped};x/${token(mapped)}/`,
-        `${ep.prefix}/${encodeURIComponent(`${mapped}/${token(mapped)}`)}/`,
+        `${ep.prefix}/${encodeURIComponent(`${mapped}/${stranger}`)}/`,
       ]);
       const host = r.pick([`${mapped}-${token(mapped)}`, `-${token(mapped)}.${ep.domain}`, `${mapped}${token(mapped)}.${ep.domain}`, `${mapped}-${stranger}-.${ep.domain}`, `${mapped.toUpperCase()}-${token(mapped)}.ep.${ep.domain}`]);
       return r.chance(0.5) ? { headers: [], target: odd, status: undefined } : { headers: [], host, status: undefined };
