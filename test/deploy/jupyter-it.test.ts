@@ -52,11 +52,15 @@ test('Jupyter Notebook behind nginx → gx-it-proxy by path (requires_path_in_ur
   const kernel = await request(port, { method: 'POST', path: `${base}api/kernels`, headers: { ...auth, 'content-type': 'application/json' }, body: '{"name":"python3"}', timeoutMs: 30_000 });
   assert.equal(kernel.status, 201, kernel.body);
   const { id } = JSON.parse(kernel.body) as { id: string };
-  const channels = `ws://127.0.0.1:${port}${base}api/kernels/${id}/channels?session_id=galaxy-test&token=${jupyter.token}`;
-  // Jupyter refuses a WebSocket whose Origin does not match the Host it got: both are the user's.
-  const run = await executeInKernel(channels, 'import os\nprint(6 * 7, os.getpid() > 0)', { host, origin: `https://${host}` }, 60_000);
+  // As a browser does: the login cookie the tree page set, no token in the
+  // URL. Jupyter then checks the WebSocket's Origin against the Host it got,
+  // which works only because nginx and the proxy pass the user's Host on.
+  const login = (tree.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+  assert.match(login, /^username-/);
+  const channels = `ws://127.0.0.1:${port}${base}api/kernels/${id}/channels?session_id=galaxy-test`;
+  const run = await executeInKernel(channels, 'import os\nprint(6 * 7, os.getpid() > 0)', { host, origin: `https://${host}`, cookie: login }, 60_000);
   assert.deepEqual(run, { status: 'ok', stdout: '42 True\n' });
-  await assert.rejects(executeInKernel(channels, 'print(1)', { host, origin: 'https://evil.example.net' }, 10_000), /refused: 403/, 'a foreign Origin is refused by Jupyter itself');
+  await assert.rejects(executeInKernel(channels, 'print(1)', { host, origin: 'https://evil.example.net', cookie: login }, 10_000), /refused: 403/, 'a foreign Origin is refused by Jupyter itself');
 
   const deleted = await request(port, { method: 'DELETE', path: `${base}api/kernels/${id}`, headers: auth, timeoutMs: 30_000 });
   assert.equal(deleted.status, 204, deleted.body);
