@@ -184,6 +184,24 @@ export function isUnderPrefix(url: string, prefix: string): boolean {
 }
 
 /**
+ * The request target as a log line may show it: under the prefix, the token
+ * segment (a credential) is replaced by `*`; anything else is unchanged (a
+ * Host-routed request carries its token in the Host header, never logged).
+ */
+export function redactEntryPointPath(url: string, pathPrefix: string | undefined): string {
+  if (pathPrefix === undefined || !isUnderPrefix(url, pathPrefix)) return url;
+  const from = pathPrefix.length;
+  const q = url.indexOf('?', from);
+  const pathEnd = q < 0 ? url.length : q;
+  if (url.charCodeAt(from) !== 47 /* / */) return url;
+  const keyEnd = segmentEnd(url, from + 1, pathEnd);
+  if (keyEnd === pathEnd) return url;
+  const tokenEnd = segmentEnd(url, keyEnd + 1, pathEnd);
+  if (tokenEnd === keyEnd + 1) return url;
+  return `${url.slice(0, keyEnd + 1)}*${url.slice(tokenEnd)}`;
+}
+
+/**
  * Reads `/<key>/<token>/<rest>?<query>` after the prefix (which ends at
  * `from`). The query is split off first, so `…/<token>?x=1` has the token
  * `<token>`. `rest` is what the container gets when the prefix is stripped:

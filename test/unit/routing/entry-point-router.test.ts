@@ -7,6 +7,7 @@ import {
   createEntryPointRouter,
   ENTRY_POINT_REFUSAL_STATUS,
   isUnderPrefix,
+  redactEntryPointPath,
   normalizePathPrefix,
   splitEntryPointHost,
   splitEntryPointPath,
@@ -378,4 +379,14 @@ test('no client input makes the router throw', () => {
     }
   }
   assert.deepEqual(splitEntryPointPath('/p', 2), { key: '', token: '', rest: '/' });
+});
+
+test('log lines never carry the token: the token segment of a path under the prefix is replaced by *', () => {
+  assert.equal(redactEntryPointPath(`${PREFIX}/${K}/${T}/a?b=${T}`, PREFIX), `${PREFIX}/${K}/*/a?b=${T}`);
+  assert.equal(redactEntryPointPath(`${PREFIX}/${K}/${T}`, PREFIX), `${PREFIX}/${K}/*`);
+  assert.equal(redactEntryPointPath(`${PREFIX}/${K}/${T}?x`, PREFIX), `${PREFIX}/${K}/*?x`);
+  assert.equal(redactEntryPointPath(`${PREFIX}/${K}`, PREFIX), `${PREFIX}/${K}`);
+  assert.equal(redactEntryPointPath(`${PREFIX}/${K}/`, PREFIX), `${PREFIX}/${K}/`);
+  assert.equal(redactEntryPointPath('/other/x', PREFIX), '/other/x');
+  assert.equal(redactEntryPointPath(`${PREFIX}/${K}/${T}/`, undefined), `${PREFIX}/${K}/${T}/`);
 });

@@ -1,0 +1,103 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  checkEntryPointRow,
+  ENTRY_POINT_SKIP,
+  GXITPROXY_IDENTITY_IS_UNIQUE_SQL,
+  GXITPROXY_ROWS_SANITISED_SQL,
+  GXITPROXY_ROWS_SQL,
+  infoFlags,
+  parseRoutableEntryPoint,
+  splitIdentity,
+} from '../../../src/session-map/entry-point-rows.js';
+import { invalidTargetReason } from '../../../src/session-map.js';
+import { galaxyInfo, LegacyItWriter, SqlAlchemyItWriter } from '../../helpers/galaxy-it-map.js';
+import { tempDir } from '../../helpers/galaxy-map.js';
+
+const targetProblem = (host: string, port: string): string | undefined => invalidTargetReason(host === '' ? null : host, port === '' ? null : port);
+
+test("info: Galaxy's JSON (>= 23.1) and NULL (older) become flags; anything else is a skip reason", () => {
+  assert.equal(infoFlags(''), '0');
+  assert.equal(infoFlags('null'), '0');
+  assert.equal(infoFlags(galaxyInfo(false, null)), '0');
+  assert.equal(infoFlags(galaxyInfo(null, null)), '0');
+  assert.equal(infoFlags(galaxyInfo(true, null)), '1');
+  assert.equal(infoFlags(galaxyInfo(false, 'X-My-Header')), '0X-My-Header');
+  assert.equal(infoFlags(galaxyInfo(true, 'X-My-Header')), '1X-My-Header');
+  assert.equal(infoFlags('{"requires_path_in_header_named": ""}'), '0');
+  assert.equal(infoFlags('{}'), '0');
+  assert.equal(infoFlags('{"other": 1}'), '0');
+  for (const bad of ['{', '{"requires_path_in_url": tru}', 'not json', "{'a': 1}"]) assert.equal(infoFlags(bad), ENTRY_POINT_SKIP.infoNotJson, bad);
+  for (const bad of ['[]', '1', '"x"', '{"requires_path_in_url": "yes"}', '{"requires_path_in_url": 1}', '{"requires_path_in_header_named": "bad name"}', '{"requires_path_in_header_named": 5}', '{"requires_path_in_header_named": "X:Y"}']) {
+    assert.equal(infoFlags(bad), ENTRY_POINT_SKIP.infoUnusable, bad);
+  }
+});
+
+test('raw rows: checked with the shared host/port rules, the identity is key TAB key_type', () => {
+  assert.deepEqual(checkEntryPointRow(`k\tinteractivetoolentrypoint\tt\t10.0.0.1\t8888\t${galaxyInfo(true, 'X-A')}`, targetProblem), {
+    id: 'k\tinteractivetoolentrypoint',
+    value: 't\t10.0.0.1\t8888\t1X-A',
+  });
+  const cases: [string, string][] = [
+    ['\tx\tt\th\t1\t', ENTRY_POINT_SKIP.missingKey],
+    ['k\u0001\tx\tt\th\t1\t', ENTRY_POINT_SKIP.malformedKey],
+    ['k\tx\t\th\t1\t', ENTRY_POINT_SKIP.missingToken],
+    ['k\tx\tt\u0001\th\t1\t', ENTRY_POINT_SKIP.malformedToken],
+    ['k\tx\tt\t\t1\t', 'missing host'],
+    ['k\tx\tt\th\t\t', 'non-numeric port'],
+    ['k\tx\tt\th\t0\t', 'port out of range'],
+    ['k\tx\tt\tbad host\t1\t', 'malformed host'],
+    ['k\tx\tt\th\t1\t{', ENTRY_POINT_SKIP.infoNotJson],
+    ['k\tx\tt\th\t1\t[]', ENTRY_POINT_SKIP.infoUnusable],
+  ];
+  for (const [line, problem] of cases) assert.deepEqual(checkEntryPointRow(line, targetProblem), { problem }, JSON.stringify(line));
+  // A tab inside info is part of info (it comes last).
+  assert.deepEqual(checkEntryPointRow('k\tx\tt\th\t1\t{"requires_path_in_url":\ttrue}', targetProblem), { id: 'k\tx', value: 't\th\t1\t1' });
+});
+
+test('routable rows back to table rows; identities split', () => {
+  assert.deepEqual(parseRoutableEntryPoint('k\tx\tt\t10.0.0.1\t8888\t1X-A\n'), {
+    key: 'k',
+    keyType: 'x',
+    token: 't',
+    host: '10.0.0.1',
+    port: 8888,
+    requiresPathInUrl: true,
+    requiresPathInHeaderNamed: 'X-A',
+  });
+  assert.equal(parseRoutableEntryPoint('k\tx\tt\th\t1\t0').requiresPathInHeaderNamed, undefined);
+  assert.deepEqual(splitIdentity('k\tx'), ['k', 'x']);
+  assert.deepEqual(splitIdentity('k'), ['k', '']);
+});
+
+test('the SQL reads what both Galaxy writers write, NULLs as empty fields, a newline anywhere never splits a row', () => {
+  const { dir, remove } = tempDir();
+  try {
+    for (const [name, writer] of [
+      ['a.sqlite', (p: string) => new SqlAlchemyItWriter(p)],
+      ['b.sqlite', (p: string) => new LegacyItWriter(p)],
+    ] as const) {
+      const w = writer(join(dir, name));
+      w.save({ key: 'k1', token: 't1', host: '10.0.0.1', port: 8888, requiresPathInHeaderNamed: 'X-A' });
+      w.save({ key: 'k2', token: 't2', host: null, port: null, info: null });
+      w.save({ key: 'k3', token: 'bad\ntoken', host: 'h', port: 1, info: '{\n"requires_path_in_url": true}' });
+      w.close();
+      const db = new Database(join(dir, name), { readonly: true });
+      const [count, rows] = db.prepare(GXITPROXY_ROWS_SQL).raw(true).get() as [number, string];
+      assert.equal(count, 3);
+      assert.equal(rows.split('\n').length - 1, 4, 'the newline in a token splits that row in the fast query');
+      const [, safe] = db.prepare(GXITPROXY_ROWS_SANITISED_SQL).raw(true).get() as [number, string];
+      const lines = safe.split('\n').slice(0, -1);
+      assert.equal(lines.length, 3);
+      assert.equal(lines[0], `k1\tinteractivetoolentrypoint\tt1\t10.0.0.1\t8888\t${galaxyInfo(false, 'X-A')}`);
+      assert.equal(lines[1], 'k2\tinteractivetoolentrypoint\tt2\t\t\t');
+      assert.deepEqual(checkEntryPointRow(lines[2] as string, targetProblem), { problem: ENTRY_POINT_SKIP.malformedToken });
+      assert.equal(db.prepare(GXITPROXY_IDENTITY_IS_UNIQUE_SQL).pluck().get(), 1, `${name}: PRIMARY KEY (key, key_type)`);
+      db.close();
+    }
+  } finally {
+    remove();
+  }
+});
