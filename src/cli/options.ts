@@ -1,4 +1,7 @@
 
+import { normalizePathPrefix } from '../routing/entry-point-router.js';
+import { AllowListSyntaxError, TargetAllowList } from '../routing/target-allow-list.js';
+
 /** A configuration value that cannot be used. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -23,8 +26,21 @@ export interface ProxyOptions {
   readonly port: number;
   /** Name of the cookie whose value keys the session map (legacy `--cookie`). */
   readonly cookieName: string;
-  /** Path of the session map (legacy `--sessions`), absolute. */
-  readonly sessionsPath: string;
+  /**
+   * Path of the session map (legacy `--sessions`), absolute; undefined: no map,
+   * Interactive Tools header mode (gx-it-proxy without `--sessions`).
+   */
+  readonly sessionsPath: string | undefined;
+  /** Which command was run; it sets the defaults (`gx-it-proxy`: no map, Interactive Tools routing expected). */
+  readonly frontDoor: FrontDoor;
+  /** Interactive Tools: route `<prefix>/<key>/<token>/…` by path (`--proxyPathPrefix`), normalised; undefined: by host only. */
+  readonly pathPrefix: string | undefined;
+  /** Interactive Tools forward mode: send every request to this address (`--forwardIP`), the container's in `x-interactive-tool-host`. */
+  readonly forwardIP: string | undefined;
+  /** Interactive Tools forward mode: send every request to this port (`--forwardPort`), the container's in `x-interactive-tool-port`. */
+  readonly forwardPort: number | undefined;
+  /** Header mode: the only targets it connects to (`--header-mode-allow`); undefined: any (an open relay). */
+  readonly headerModeAllow: TargetAllowList | undefined;
   /** Rewrite `Location: http://localhost/...` on 302s to include our port. */
   readonly reverseProxy: boolean;
   /** Log one line per proxied request. */
@@ -58,7 +74,15 @@ export interface ProxyOptions {
   readonly pidFile: string | undefined;
 }
 
+/** The two commands of the package: one daemon, two sets of defaults. */
+export type FrontDoor = 'galaxy-gie-proxy' | 'gx-it-proxy';
+
 export const DEFAULTS = Object.freeze({
+  frontDoor: 'galaxy-gie-proxy' as FrontDoor,
+  pathPrefix: undefined as string | undefined,
+  forwardIP: undefined as string | undefined,
+  forwardPort: undefined as number | undefined,
+  headerModeAllow: undefined as TargetAllowList | undefined,
   ip: 'localhost',
   port: 8000,
   cookieName: 'galaxysession',
@@ -95,8 +119,11 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
  * Fills in defaults, checks every value once and returns a frozen object.
  * Throws ConfigError naming the option and the value that was wrong.
  */
-export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: string }): ProxyOptions {
-  const options: ProxyOptions = { ...DEFAULTS, ...stripUndefined(input) };
+export function resolveOptions(
+  input: Partial<Omit<ProxyOptions, 'headerModeAllow'>> & { sessionsPath: string | undefined; headerModeAllow?: readonly string[] | TargetAllowList },
+): ProxyOptions {
+  const { headerModeAllow, ...rest } = input;
+  const options: ProxyOptions = { ...DEFAULTS, sessionsPath: input.sessionsPath, ...stripUndefined(rest), headerModeAllow: allowList(headerModeAllow) };
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
     throw new ConfigError('port', String(options.port), 'must be an integer from 1 to 65535');
   }
@@ -106,8 +133,17 @@ export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: st
   if (!COOKIE_NAME.test(options.cookieName)) {
     throw new ConfigError('cookie', options.cookieName, 'is not a valid cookie name');
   }
-  if (typeof options.sessionsPath !== 'string' || options.sessionsPath.length === 0) {
+  if (options.sessionsPath !== undefined && (typeof options.sessionsPath !== 'string' || options.sessionsPath.length === 0)) {
     throw new ConfigError('sessions', String(options.sessionsPath), 'must be a file path');
+  }
+  if (options.pathPrefix !== undefined && !PATH_PREFIX.test(options.pathPrefix)) {
+    throw new ConfigError('proxyPathPrefix', options.pathPrefix, 'must be a URL path such as /interactivetool/ep (no query, no spaces)');
+  }
+  if (options.forwardIP !== undefined && (typeof options.forwardIP !== 'string' || options.forwardIP.length === 0)) {
+    throw new ConfigError('forwardIP', String(options.forwardIP), 'must be a host name or address');
+  }
+  if (options.forwardPort !== undefined && (!Number.isInteger(options.forwardPort) || options.forwardPort < 1 || options.forwardPort > 65535)) {
+    throw new ConfigError('forwardPort', String(options.forwardPort), 'must be an integer from 1 to 65535');
   }
   if (!Number.isInteger(options.mapThreadFrom) || options.mapThreadFrom < 0) {
     throw new ConfigError('mapThreadFrom', String(options.mapThreadFrom), 'must be a non-negative number of sessions');
@@ -128,7 +164,20 @@ export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: st
     }
   }
   const corsOrigins = options.corsOrigins === null ? null : Object.freeze(options.corsOrigins.map(normalizeOrigin));
-  return Object.freeze({ ...options, corsOrigins });
+  return Object.freeze({ ...options, corsOrigins, pathPrefix: normalizePathPrefix(options.pathPrefix) });
+}
+
+/** `--proxyPathPrefix`: path characters only (RFC 3986 pchar and `/`). */
+const PATH_PREFIX = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
+
+function allowList(items: readonly string[] | TargetAllowList | undefined): TargetAllowList | undefined {
+  if (items === undefined || items instanceof TargetAllowList) return items;
+  try {
+    return TargetAllowList.parse(items);
+  } catch (err) {
+    if (err instanceof AllowListSyntaxError) throw new ConfigError('header-mode-allow', err.item, err.message.slice(JSON.stringify(err.item).length + 1));
+    throw err;
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ import { PidFileError } from '../admin/pid-file.js';
 import { ConfigError } from './options.js';
 import { createLogger, type Logger } from '../log.js';
 import { checkSessionMap, formatCheckReport } from '../admin/check.js';
-import { DEFAULTS, MAX_TIMER_MS, resolveOptions, type ProxyOptions } from './options.js';
+import { DEFAULTS, MAX_TIMER_MS, resolveOptions, type FrontDoor, type ProxyOptions } from './options.js';
 import { removePidFile } from '../admin/pid-file.js';
 import { VERSION } from '../daemon.js';
 
@@ -55,19 +55,45 @@ function msOption(flags: string, description: string, defaultMs: number): Option
   return new Option(flags, description).argParser(parseMs).default(defaultMs);
 }
 
-/** The command line, with the legacy proxy's flag spellings and defaults. */
-export function buildProgram(): Command {
+/** What differs between the two commands: their names, descriptions and the default map. */
+const FRONT_DOORS: Readonly<Record<FrontDoor, { description: string; sessions: Option }>> = {
+  'galaxy-gie-proxy': {
+    description: "Routes each Galaxy user's interactive environment (Jupyter, RStudio) by their session cookie.",
+    sessions: new Option('--sessions <file>', 'Routes file to monitor (SQLite or JSON)').default(DEFAULTS.sessionsPath),
+  },
+  'gx-it-proxy': {
+    description: "Routes Galaxy's Interactive Tools by entry point (path or host); without --sessions, by the x-interactive-tool-host/-port headers.",
+    sessions: new Option('--sessions <file>', 'Routes file to monitor (SQLite or JSON); none: header mode'),
+  },
+};
+
+/**
+ * The command line: the legacy proxies' flag spellings and defaults (the GIE
+ * proxy's and gx-it-proxy's), then this proxy's own. Both commands take
+ * every flag; only the name, the description and the `--sessions` default differ.
+ */
+export function buildProgram(frontDoor: FrontDoor = 'galaxy-gie-proxy'): Command {
+  const door = FRONT_DOORS[frontDoor];
   return new Command()
-    .name('galaxy-gie-proxy')
-    .description("Routes each Galaxy user's interactive environment (Jupyter, RStudio) by their session cookie.")
+    .name(frontDoor)
+    .description(door.description)
     .version(VERSION, '-V, --version', 'output the version number')
     .helpOption('-h, --help', 'display help for command')
     .option('--ip <n>', 'Public-facing IP of the proxy', DEFAULTS.ip)
     .option('--port <n>', 'Public-facing port of the proxy', parsePort, DEFAULTS.port)
     .option('--cookie <cookiename>', 'Cookie proving authentication', DEFAULTS.cookieName)
-    .option('--sessions <file>', 'Routes file to monitor (SQLite or JSON)', DEFAULTS.sessionsPath)
+    .addOption(door.sessions)
     .option('--reverseProxy', 'Rewrite redirects to http://localhost/ to carry the proxy port')
     .option('--verbose', 'Log every proxied request')
+    .option('--proxyPathPrefix <path>', 'Interactive Tools: route <path>/<key>/<token>/... by path, before the Host')
+    .option('--forwardIP <n>', 'Interactive Tools: send every request to this address, the container in x-interactive-tool-host')
+    .addOption(new Option('--forwardPort <n>', 'Interactive Tools: send every request to this port, the container in x-interactive-tool-port').argParser(parsePort))
+    .addOption(
+      new Option('--header-mode-allow <targets>', 'Header mode: only connect to these comma-separated addresses, subnets or names, each with an optional :port').argParser(
+        parseList,
+      ),
+    )
+    .addOption(new Option('--pollingInterval <ms>', "gx-it-proxy's spelling of --poll-interval").argParser(parseMs))
     .addOption(msOption('--shutdown-grace <ms>', 'How long in-flight requests may finish after SIGTERM', DEFAULTS.shutdownGraceMs))
     .addOption(msOption('--poll-interval <ms>', 'Re-check the map this often even without file events (NFS)', DEFAULTS.pollIntervalMs))
     .addOption(msOption('--headers-timeout <ms>', 'Drop a client whose request headers are not complete within this time (0: no limit)', DEFAULTS.headersTimeoutMs))
@@ -95,7 +121,12 @@ interface ParsedFlags {
   ip: string;
   port: number;
   cookie: string;
-  sessions: string;
+  sessions?: string;
+  proxyPathPrefix?: string;
+  forwardIP?: string;
+  forwardPort?: number;
+  headerModeAllow?: string[];
+  pollingInterval?: number;
   reverseProxy?: boolean;
   verbose?: boolean;
   shutdownGrace: number;
@@ -112,16 +143,21 @@ interface ParsedFlags {
   checkLimit: number;
 }
 
-function toOptions(flags: ParsedFlags): ProxyOptions {
+function toOptions(flags: ParsedFlags, frontDoor: FrontDoor): ProxyOptions {
   return resolveOptions({
+    frontDoor,
     ip: flags.ip,
     port: flags.port,
     cookieName: flags.cookie,
-    sessionsPath: resolve(flags.sessions),
+    sessionsPath: flags.sessions === undefined ? undefined : resolve(flags.sessions),
+    pathPrefix: flags.proxyPathPrefix,
+    forwardIP: flags.forwardIP,
+    forwardPort: flags.forwardPort,
+    headerModeAllow: flags.headerModeAllow,
     reverseProxy: flags.reverseProxy === true,
     verbose: flags.verbose === true,
     shutdownGraceMs: flags.shutdownGrace,
-    pollIntervalMs: Math.max(flags.pollInterval, 10),
+    pollIntervalMs: Math.max(flags.pollingInterval ?? flags.pollInterval, 10),
     headersTimeoutMs: flags.headersTimeout,
     proxyTimeoutMs: flags.proxyTimeout,
     webSocketIdleTimeoutMs: flags.wsIdleTimeout,
@@ -137,14 +173,14 @@ function toOptions(flags: ParsedFlags): ProxyOptions {
  * Runs the proxy from a command line. The only code that touches the process:
  * argv, exit codes, signals.
  */
-export async function runCli(argv: readonly string[]): Promise<void> {
+export async function runCli(argv: readonly string[], frontDoor: FrontDoor = 'galaxy-gie-proxy'): Promise<void> {
   let options: ProxyOptions;
   let flags: ParsedFlags;
   try {
-    const program = buildProgram();
+    const program = buildProgram(frontDoor);
     program.parse(argv as string[]);
     flags = program.opts<ParsedFlags>();
-    options = toOptions(flags);
+    options = toOptions(flags, frontDoor);
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed the message (or the help / version).
@@ -158,6 +194,10 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   }
 
   if (flags.check === true) {
+    if (options.sessionsPath === undefined) {
+      process.stderr.write('error: --check needs --sessions (header mode has no map)\n(run with --help for usage)\n');
+      process.exit(EXIT.usage);
+    }
     const report = await checkSessionMap(options.sessionsPath, { limit: flags.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
     process.stdout.write(formatCheckReport(report));
     process.exit(report.readable ? EXIT.ok : EXIT.fatal);

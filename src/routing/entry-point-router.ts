@@ -1,6 +1,8 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
-import { matchToken, targetFor, type EntryPoint, type EntryPointTarget } from './entry-point-table.js';
+import { matchToken, type EntryPoint } from './entry-point-table.js';
+import { toRoute, type Route } from './route-table.js';
+import type { Refusal, RouteResult, Router } from './router.js';
 import { isUsableHost, type TargetAllowList } from './target-allow-list.js';
 
 /**
@@ -10,34 +12,8 @@ import { isUsableHost, type TargetAllowList } from './target-allow-list.js';
  * a refusal reason, never a connection to a default host.
  */
 
-/** Why a request cannot be routed to an entry point. Each has one status (ENTRY_POINT_REFUSAL_STATUS). */
-export type EntryPointRefusal =
-  /** Not path-routed, and no Host header to read a key and token from. */
-  | 'no-host'
-  /** The path or the Host names no key, or a key the map does not hold. */
-  | 'unknown-entry-point'
-  /** The key is known but the token is not its token. */
-  | 'wrong-token'
-  /** Header mode: no `x-interactive-tool-host`. */
-  | 'no-target-header'
-  /** Header mode: `x-interactive-tool-host/-port` do not name a host and a port. */
-  | 'bad-target-header'
-  /** Header mode: the target is not on `--header-mode-allow`. */
-  | 'target-not-allowed';
-
-/**
- * The status each refusal gets: 400 where the request itself is unusable,
- * 404 where it names nothing this proxy routes to. Unknown key and wrong
- * token look the same to the client.
- */
-export const ENTRY_POINT_REFUSAL_STATUS: Readonly<Record<EntryPointRefusal, 400 | 404>> = Object.freeze({
-  'no-host': 400,
-  'unknown-entry-point': 404,
-  'wrong-token': 404,
-  'no-target-header': 400,
-  'bad-target-header': 400,
-  'target-not-allowed': 404,
-});
+/** Why a request cannot be routed to an entry point (each has one answer in src/http/answers.ts). */
+export type EntryPointRefusal = Extract<Refusal, 'no-host' | 'unknown-entry-point' | 'wrong-token' | 'no-target-header' | 'bad-target-header' | 'target-not-allowed'>;
 
 /** How the request was routed (or would have been). */
 export type EntryPointVia = 'path' | 'host' | 'header';
@@ -47,7 +23,7 @@ export interface EntryPointRoute {
   readonly kind: 'route';
   readonly via: EntryPointVia;
   /** Where the connection goes (the forward address in forward mode). */
-  readonly target: EntryPointTarget;
+  readonly target: Route;
   /** The request target the container gets (prefix stripped or kept). */
   readonly url: string;
   /**
@@ -120,13 +96,13 @@ export function normalizePathPrefix(prefix: string | undefined): string | undefi
 export function createEntryPointRouter(options: EntryPointRouterOptions, lookup: EntryPointLookup): (req: EntryPointRequest) => EntryPointDecision {
   const { pathPrefix, forwardIP, forwardPort, headerMode, allow } = options;
   const forward = forwardIP !== undefined || forwardPort !== undefined;
-  const fixedForward = forwardIP !== undefined && forwardPort !== undefined ? targetFor(forwardIP, forwardPort) : undefined;
+  const fixedForward = forwardIP !== undefined && forwardPort !== undefined ? toRoute({ host: forwardIP, port: forwardPort }) : undefined;
 
-  function routed(via: EntryPointVia, host: string, port: number, target: EntryPointTarget | undefined, url: string, setHeaders: [string, string][], entry: EntryPoint | undefined): EntryPointRoute {
-    if (!forward) return { kind: 'route', via, target: target ?? targetFor(host, port), url, setHeaders, entry };
+  function routed(via: EntryPointVia, host: string, port: number, target: Route | undefined, url: string, setHeaders: [string, string][], entry: EntryPoint | undefined): EntryPointRoute {
+    if (!forward) return { kind: 'route', via, target: target ?? toRoute({ host, port }), url, setHeaders, entry };
     if (forwardIP !== undefined) setHeaders.push([TARGET_HOST, host]);
     if (forwardPort !== undefined) setHeaders.push([TARGET_PORT, String(port)]);
-    const to = fixedForward ?? targetFor(forwardIP ?? host, forwardPort ?? port);
+    const to = fixedForward ?? toRoute({ host: forwardIP ?? host, port: forwardPort ?? port });
     return { kind: 'route', via, target: to, url, setHeaders, entry };
   }
 
@@ -166,7 +142,7 @@ export function createEntryPointRouter(options: EntryPointRouterOptions, lookup:
  * (whatever the case the client used) removed, then the route's headers set.
  */
 export function applyEntryPointRoute(req: { url?: string; headers: IncomingHttpHeaders }, route: EntryPointRoute): void {
-  req.url = route.url;
+  if (req.url !== undefined) req.url = route.url;
   const headers = req.headers as Record<string, unknown>;
   const replaced = route.setHeaders.map(([name]) => name.toLowerCase());
   for (const name of Object.keys(headers)) {
@@ -275,4 +251,48 @@ export function targetFromHeaders(headers: IncomingHttpHeaders): { host: string;
   const n = Number(port);
   if (n < 1 || n > 65535) return 'bad-target-header';
   return { host, port: n };
+}
+
+/** Client-sent `x-interactive-tool-*` headers removed, nothing set: every routed request gets at least this. */
+function stripTargetHeaders(headers: IncomingHttpHeaders): void {
+  for (const name of Object.keys(headers)) {
+    if (name.toLowerCase().startsWith(TARGET_HEADER_PREFIX)) delete headers[name];
+  }
+}
+
+/**
+ * Interactive Tools routing behind the router seam: entry points from the
+ * `gxitproxy` map by path and by Host, or (header mode) the target the
+ * Galaxy-side proxy named in `x-interactive-tool-host/-port`.
+ */
+export class EntryPointRouter implements Router {
+  readonly description: string;
+  private readonly decide: (req: EntryPointRequest) => EntryPointDecision;
+
+  constructor(
+    private readonly options: EntryPointRouterOptions,
+    lookup: EntryPointLookup,
+  ) {
+    this.decide = createEntryPointRouter(options, lookup);
+    const forward = options.forwardIP !== undefined || options.forwardPort !== undefined ? ', forwarded' : '';
+    this.description = options.headerMode
+      ? `interactive tools: header mode${options.allow === undefined ? ' (open relay)' : ''}${forward}`
+      : `interactive tools: ${options.pathPrefix === undefined ? '' : `path ${options.pathPrefix === '' ? '/' : options.pathPrefix}, then `}host${forward}`;
+  }
+
+  route(req: IncomingMessage): RouteResult {
+    const url = req.url ?? '/';
+    const decision = this.decide({ url, headers: req.headers });
+    const logPath = redactEntryPointPath(url, this.options.pathPrefix);
+    if (decision.kind === 'refuse') return { refusal: decision.reason, entryPoint: decision.key, logPath };
+    const { setHeaders, entry } = decision;
+    return {
+      route: decision.target,
+      credential: entry?.token,
+      entryPoint: entry?.key,
+      logPath,
+      url: decision.url === url ? undefined : decision.url,
+      rewriteHeaders: setHeaders.length === 0 ? stripTargetHeaders : (headers) => applyEntryPointRoute({ headers }, decision),
+    };
+  }
 }

@@ -1,19 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
+import { toRoute, type Route } from './route-table.js';
 
 /**
  * Interactive Tools entry points (Galaxy's `gxitproxy` rows), indexed for the
  * router: O(1) by key, the token compared in constant time.
  */
-
-/** A container address in the shape http-proxy takes, prepared once per reload. */
-export interface EntryPointTarget {
-  readonly host: string;
-  readonly port: number;
-  /** `host:port` (IPv6 in brackets), for logs. */
-  readonly label: string;
-  /** Pre-parsed target so http-proxy does not parse a URL per request. */
-  readonly proxyTarget: { protocol: 'http:'; host: string; hostname: string; port: number };
-}
 
 /** One `gxitproxy` row, already validated (see the session-map row format). */
 export interface EntryPointRow {
@@ -37,22 +28,15 @@ export interface EntryPoint {
   /** The row's host exactly as Galaxy wrote it (forward mode passes it on). */
   readonly host: string;
   readonly port: number;
-  readonly target: EntryPointTarget;
+  readonly target: Route;
   readonly requiresPathInUrl: boolean;
   readonly requiresPathInHeaderNamed: string | undefined;
   readonly tokenBytes: Buffer;
 }
 
-/** A container address for `host` (a name, an IPv4 or an IPv6 literal, bracketed or not) and `port`. */
-export function targetFor(host: string, port: number): EntryPointTarget {
-  const hostname = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const label = hostname.includes(':') ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-  return { host: hostname, port, label, proxyTarget: { protocol: 'http:', host: hostname, hostname, port } };
-}
-
 function toEntryPoint(row: EntryPointRow, previous: EntryPoint | undefined): EntryPoint {
   if (previous !== undefined && sameRow(previous, row)) return previous;
-  const target = previous !== undefined && previous.host === row.host && previous.port === row.port ? previous.target : targetFor(row.host, row.port);
+  const target = previous !== undefined && previous.host === row.host && previous.port === row.port ? previous.target : toRoute(row);
   return {
     key: row.key,
     keyType: row.keyType,
@@ -137,26 +121,20 @@ export class EntryPointTable {
 
   /** Swaps in a complete new set of rows. */
   replace(rows: Iterable<EntryPointRow>): void {
-    const next = new Map<string, EntryPoint[]>();
-    let count = 0;
-    for (const row of rows) {
-      const list = next.get(row.key);
-      const entry = toEntryPoint(row, findType(this.byKey.get(row.key), row.keyType));
-      if (list === undefined) {
-        next.set(row.key, [entry]);
-        count++;
-      } else {
-        const at = list.findIndex((e) => e.keyType === row.keyType);
-        if (at < 0) {
-          list.push(entry);
-          count++;
-        } else {
-          list[at] = entry; // a repeated (key, key_type): the later row wins
-        }
-      }
-    }
-    this.byKey = next;
-    this.count = count;
+    const next = this.builder();
+    for (const row of rows) next.add(row);
+    this.install(next);
+  }
+
+  /** Starts a complete replacement, to be filled (possibly in slices) and then installed. */
+  builder(): EntryPointTableBuilder {
+    return new EntryPointTableBuilder(this.byKey);
+  }
+
+  /** Swaps in the table a builder made. */
+  install(builder: EntryPointTableBuilder): void {
+    this.byKey = builder.byKey;
+    this.count = builder.count;
   }
 
   /**
@@ -185,6 +163,31 @@ export class EntryPointTable {
         next[at] = entry;
       }
       this.byKey.set(row.key, next);
+    }
+  }
+}
+
+/** A complete next table, filled row by row; reuses the entry objects of unchanged rows. */
+export class EntryPointTableBuilder {
+  readonly byKey = new Map<string, EntryPoint[]>();
+  count = 0;
+
+  constructor(private readonly previous: ReadonlyMap<string, readonly EntryPoint[]>) {}
+
+  add(row: EntryPointRow): void {
+    const entry = toEntryPoint(row, findType(this.previous.get(row.key), row.keyType));
+    const list = this.byKey.get(row.key);
+    if (list === undefined) {
+      this.byKey.set(row.key, [entry]);
+      this.count++;
+      return;
+    }
+    const at = list.findIndex((e) => e.keyType === row.keyType);
+    if (at < 0) {
+      list.push(entry);
+      this.count++;
+    } else {
+      list[at] = entry; // a repeated (key, key_type): the later row wins
     }
   }
 }

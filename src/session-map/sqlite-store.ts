@@ -30,11 +30,27 @@ const ROWS_GXPROXY2_SANITISED = `SELECT count(*), group_concat(${['key', 'host',
 const KEY_IS_UNIQUE = `SELECT count(*) FROM pragma_index_list('gxproxy2') AS il
   WHERE il."unique" AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) = 'key'`;
 
-const TABLES = `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('gxproxy2', 'gxproxy')`;
+/** Every gxitproxy row as raw row lines, built by SQLite itself (see the cookie tables' query). */
+const GXITPROXY_ROWS_SQL = `SELECT count(*), group_concat(${['"key"', 'key_type', 'token', 'host', 'port']
+  .map((c) => `ifnull(${c}, '')`)
+  .join(" || char(9) || ")} || char(9) || replace(ifnull(info, ''), char(10), ' ') || char(10), '') FROM gxitproxy`;
+
+/** The same with every value that holds a newline replaced by \x01, which no check accepts. */
+const GXITPROXY_ROWS_SANITISED_SQL = `SELECT count(*), group_concat(${['"key"', 'key_type', 'token', 'host', 'port']
+  .map((c) => `CASE WHEN instr(ifnull(${c}, ''), char(10)) THEN char(1) ELSE ifnull(${c}, '') END`)
+  .join(" || char(9) || ")} || char(9) || replace(ifnull(info, ''), char(10), ' ') || char(10), '') FROM gxitproxy`;
+
+/** True when (key, key_type) has a unique index (Galaxy's PRIMARY KEY): identities cannot repeat. */
+const GXITPROXY_IDENTITY_IS_UNIQUE_SQL = `SELECT count(*) FROM pragma_index_list('gxitproxy') AS il
+  WHERE il."unique" AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) IN ('key,key_type', 'key_type,key')`;
+
+const TABLES = `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('gxproxy2', 'gxproxy', 'gxitproxy')`;
 
 /**
  * Galaxy's SQLite session map: table `gxproxy2` (Galaxy 17.05 and later) or,
- * when only that exists, the older `gxproxy (key 'host:port', secret cookie)`.
+ * when only that exists, the older `gxproxy (key 'host:port', secret cookie)`;
+ * or, in a file with neither, Galaxy's Interactive Tools map `gxitproxy`.
+ * Nothing here writes, so the journal mode Galaxy's file has is never changed.
  *
  * The connection is read-only and kept open between reads so that
  * `PRAGMA data_version` tells cheaply whether anything was committed, in
@@ -92,7 +108,8 @@ export class SqliteSessionMap implements MapStore {
         const tables = db.prepare(TABLES).pluck().all() as string[];
         if (tables.includes('gxproxy2')) return readCurrentTable(db);
         if (tables.includes('gxproxy')) return readOlderTable(db);
-        throw new SessionMapError('no-table', this.path, `session map ${this.path} has no gxproxy2 (or older gxproxy) table yet`);
+        if (tables.includes('gxitproxy')) return readEntryPointTable(db);
+        throw new SessionMapError('no-table', this.path, `session map ${this.path} has no gxproxy2, gxproxy or gxitproxy table yet`);
       }).deferred();
     } catch (err) {
       throw this.translate(err);
@@ -138,6 +155,7 @@ function readCurrentTable(db: Database.Database): MapRead {
   if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(ROWS_GXPROXY2_SANITISED).raw(true).get() as [number, string | null];
   return {
     format: 'sqlite gxproxy2',
+    routing: 'cookie',
     rows: rows ?? '',
     uniqueKeys: (db.prepare(KEY_IS_UNIQUE).pluck().get() as number) > 0,
     skipped: new Map(),
@@ -150,6 +168,19 @@ function countLines(text: string): number {
   return n;
 }
 
+/** Galaxy's Interactive Tools map (19.09 and later): `gxitproxy`, keyed by (key, key_type). */
+function readEntryPointTable(db: Database.Database): MapRead {
+  let [count, rows] = db.prepare(GXITPROXY_ROWS_SQL).raw(true).get() as [number, string | null];
+  if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(GXITPROXY_ROWS_SANITISED_SQL).raw(true).get() as [number, string | null];
+  return {
+    format: 'sqlite gxitproxy',
+    routing: 'entry-point',
+    rows: rows ?? '',
+    uniqueKeys: (db.prepare(GXITPROXY_IDENTITY_IS_UNIQUE_SQL).pluck().get() as number) > 0,
+    skipped: new Map(),
+  };
+}
+
 /** Older Galaxy: `gxproxy (key text, secret text)`, key `host:port`, secret the cookie value. */
 function readOlderTable(db: Database.Database): MapRead {
   // Older Galaxy only ever inserted: a cookie registered again has several rows, the last one counts.
@@ -158,7 +189,7 @@ function readOlderTable(db: Database.Database): MapRead {
     const { host, port } = splitHostPort(hostPort);
     rows.add(secret, host, port);
   }
-  return { format: 'sqlite gxproxy', rows: rows.rows(), uniqueKeys: true, skipped: new Map() };
+  return { format: 'sqlite gxproxy', routing: 'cookie', rows: rows.rows(), uniqueKeys: true, skipped: new Map() };
 }
 
 /**

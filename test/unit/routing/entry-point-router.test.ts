@@ -5,7 +5,6 @@ import { EntryPointTable, type EntryPointRow } from '../../../src/routing/entry-
 import {
   applyEntryPointRoute,
   createEntryPointRouter,
-  ENTRY_POINT_REFUSAL_STATUS,
   isUnderPrefix,
   redactEntryPointPath,
   normalizePathPrefix,
@@ -17,6 +16,7 @@ import {
   type EntryPointRouterOptions,
 } from '../../../src/routing/entry-point-router.js';
 import { TargetAllowList } from '../../../src/routing/target-allow-list.js';
+import { ANSWERS } from '../../../src/http/answers.js';
 
 const PREFIX = '/interactivetool/ep';
 // Galaxy ≥ 23.1 keys and tokens: lowercase alphanumerics (INTERACTIVE-TOOLS.md §4.2).
@@ -210,7 +210,7 @@ test('§7.5 no Host header (not path-routed): refused as a bad request, never th
   const r = routerFor([row()]);
   refused(r('/', {}), 'no-host');
   refused(r('/x', { host: '' }), 'no-host');
-  assert.equal(ENTRY_POINT_REFUSAL_STATUS['no-host'], 400);
+  assert.equal(ANSWERS['no-host'].status, 400);
   // Path routing needs no Host.
   assert.equal(routed(r(`${PREFIX}/${K}/${T}/`, {})).via, 'path');
 });
@@ -222,8 +222,8 @@ test('§7.1 unknown key and wrong token are refusals (404), never a default targ
   refused(r(`${PREFIX}/${K}/${T.slice(0, -1)}/`), 'wrong-token');
   refused(r(`${PREFIX}/${K}/`), 'wrong-token');
   refused(r(`${PREFIX}/${K}`), 'wrong-token');
-  assert.equal(ENTRY_POINT_REFUSAL_STATUS['unknown-entry-point'], 404);
-  assert.equal(ENTRY_POINT_REFUSAL_STATUS['wrong-token'], 404);
+  assert.equal(ANSWERS['unknown-entry-point'].status, 404);
+  assert.equal(ANSWERS['wrong-token'].status, 404);
   // The refusal names the key for the debug log, never the token.
   const d = r(`${PREFIX}/${K}/secretguess/`);
   assert.equal(d.kind === 'refuse' ? d.key : undefined, K);
@@ -331,8 +331,8 @@ test('§7.4 header mode without or with unusable target headers: 400, never thro
   ] as IncomingHttpHeaders[]) {
     refused(r('/', headers), 'bad-target-header');
   }
-  assert.equal(ENTRY_POINT_REFUSAL_STATUS['no-target-header'], 400);
-  assert.equal(ENTRY_POINT_REFUSAL_STATUS['bad-target-header'], 400);
+  assert.equal(ANSWERS['no-target-header'].status, 400);
+  assert.equal(ANSWERS['bad-target-header'].status, 400);
   assert.equal(targetFromHeaders({ 'x-interactive-tool-host': ['a', 'b'] as unknown as string }), 'bad-target-header');
 });
 
@@ -350,7 +350,7 @@ test('header mode with --header-mode-allow: only listed targets, the rest refuse
   const no = ['11.0.0.1:80', '192.168.1.9:8889', 'node8.cluster:22', '[fe80::1]:80', 'db.local:5001', 'localhost:80', '2130706433:80', '127.1:80'];
   for (const target of ok) assert.equal(r('/', { 'x-interactive-tool-host': target }).kind, 'route', target);
   for (const target of no) refused(r('/', { 'x-interactive-tool-host': target }), 'target-not-allowed');
-  assert.equal(ENTRY_POINT_REFUSAL_STATUS['target-not-allowed'], 404);
+  assert.equal(ANSWERS['target-not-allowed'].status, 404);
 });
 
 test('header mode chained on: with --forwardIP/--forwardPort the header target is passed on in the headers', () => {

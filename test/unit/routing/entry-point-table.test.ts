@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EntryPointTable, matchToken, targetFor, tokenMatches, type EntryPointRow } from '../../../src/routing/entry-point-table.js';
+import { EntryPointTable, matchToken, tokenMatches, type EntryPointRow } from '../../../src/routing/entry-point-table.js';
+import { toRoute } from '../../../src/routing/route-table.js';
 import { createEntryPointRouter } from '../../../src/routing/entry-point-router.js';
 
 const PREFIX = '/interactivetool/ep';
@@ -49,8 +50,8 @@ test('token compare: equal only for the same bytes; different lengths never matc
 });
 
 test('targets: names, IPv4, IPv6 with or without brackets', () => {
-  assert.deepEqual(targetFor('node7', 80), { host: 'node7', port: 80, label: 'node7:80', proxyTarget: { protocol: 'http:', host: 'node7', hostname: 'node7', port: 80 } });
-  assert.equal(targetFor('[::1]', 80).label, '[::1]:80');
-  assert.equal(targetFor('::1', 80).host, '::1');
-  assert.equal(targetFor('10.0.0.1', 1).label, '10.0.0.1:1');
+  assert.deepEqual(toRoute({ host: 'node7', port: 80 }), { host: 'node7', port: 80, label: 'node7:80', proxyTarget: { protocol: 'http:', host: 'node7', hostname: 'node7', port: 80 } });
+  assert.equal(toRoute({ host: '[::1]', port: 80 }).label, '[::1]:80');
+  assert.equal(toRoute({ host: '::1', port: 80 }).host, '::1');
+  assert.equal(toRoute({ host: '10.0.0.1', port: 1 }).label, '10.0.0.1:1');
 });

@@ -1,22 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import {
-  checkEntryPointRow,
-  ENTRY_POINT_SKIP,
-  GXITPROXY_IDENTITY_IS_UNIQUE_SQL,
-  GXITPROXY_ROWS_SANITISED_SQL,
-  GXITPROXY_ROWS_SQL,
-  infoFlags,
-  parseRoutableEntryPoint,
-  splitIdentity,
-} from '../../../src/session-map/entry-point-rows.js';
-import { invalidTargetReason } from '../../../src/session-map.js';
+import { checkEntryPointRow, checkRow, ENTRY_POINT_SKIP, infoFlags, parseRoutableEntryPoint, splitIdentity, toSnapshot } from '../../../src/session-map/rows.js';
+import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
 import { galaxyInfo, LegacyItWriter, SqlAlchemyItWriter } from '../../helpers/galaxy-it-map.js';
 import { tempDir } from '../../helpers/galaxy-map.js';
-
-const targetProblem = (host: string, port: string): string | undefined => invalidTargetReason(host === '' ? null : host, port === '' ? null : port);
 
 test("info: Galaxy's JSON (>= 23.1) and NULL (older) become flags; anything else is a skip reason", () => {
   assert.equal(infoFlags(''), '0');
@@ -36,7 +25,7 @@ test("info: Galaxy's JSON (>= 23.1) and NULL (older) become flags; anything else
 });
 
 test('raw rows: checked with the shared host/port rules, the identity is key TAB key_type', () => {
-  assert.deepEqual(checkEntryPointRow(`k\tinteractivetoolentrypoint\tt\t10.0.0.1\t8888\t${galaxyInfo(true, 'X-A')}`, targetProblem), {
+  assert.deepEqual(checkEntryPointRow(`k\tinteractivetoolentrypoint\tt\t10.0.0.1\t8888\t${galaxyInfo(true, 'X-A')}`), {
     id: 'k\tinteractivetoolentrypoint',
     value: 't\t10.0.0.1\t8888\t1X-A',
   });
@@ -52,9 +41,9 @@ test('raw rows: checked with the shared host/port rules, the identity is key TAB
     ['k\tx\tt\th\t1\t{', ENTRY_POINT_SKIP.infoNotJson],
     ['k\tx\tt\th\t1\t[]', ENTRY_POINT_SKIP.infoUnusable],
   ];
-  for (const [line, problem] of cases) assert.deepEqual(checkEntryPointRow(line, targetProblem), { problem }, JSON.stringify(line));
+  for (const [line, problem] of cases) assert.deepEqual(checkEntryPointRow(line), { problem }, JSON.stringify(line));
   // A tab inside info is part of info (it comes last).
-  assert.deepEqual(checkEntryPointRow('k\tx\tt\th\t1\t{"requires_path_in_url":\ttrue}', targetProblem), { id: 'k\tx', value: 't\th\t1\t1' });
+  assert.deepEqual(checkEntryPointRow('k\tx\tt\th\t1\t{"requires_path_in_url":\ttrue}'), { id: 'k\tx', value: 't\th\t1\t1' });
 });
 
 test('routable rows back to table rows; identities split', () => {
@@ -72,7 +61,7 @@ test('routable rows back to table rows; identities split', () => {
   assert.deepEqual(splitIdentity('k'), ['k', '']);
 });
 
-test('the SQL reads what both Galaxy writers write, NULLs as empty fields, a newline anywhere never splits a row', () => {
+test('the SQLite store reads gxitproxy as both Galaxy writers write it: NULLs as empty fields, a newline anywhere never splits a row', async () => {
   const { dir, remove } = tempDir();
   try {
     for (const [name, writer] of [
@@ -83,21 +72,28 @@ test('the SQL reads what both Galaxy writers write, NULLs as empty fields, a new
       w.save({ key: 'k1', token: 't1', host: '10.0.0.1', port: 8888, requiresPathInHeaderNamed: 'X-A' });
       w.save({ key: 'k2', token: 't2', host: null, port: null, info: null });
       w.save({ key: 'k3', token: 'bad\ntoken', host: 'h', port: 1, info: '{\n"requires_path_in_url": true}' });
+      w.save({ key: 'k4', keyType: 'other', token: 't4', host: 'h', port: 2, info: '{"requires_path_in_url": true}' });
       w.close();
-      const db = new Database(join(dir, name), { readonly: true });
-      const [count, rows] = db.prepare(GXITPROXY_ROWS_SQL).raw(true).get() as [number, string];
-      assert.equal(count, 3);
-      assert.equal(rows.split('\n').length - 1, 4, 'the newline in a token splits that row in the fast query');
-      const [, safe] = db.prepare(GXITPROXY_ROWS_SANITISED_SQL).raw(true).get() as [number, string];
-      const lines = safe.split('\n').slice(0, -1);
-      assert.equal(lines.length, 3);
+      const store = new SqliteSessionMap(join(dir, name));
+      const read = await store.read();
+      store.close();
+      assert.equal(read.format, 'sqlite gxitproxy');
+      assert.equal(read.routing, 'entry-point');
+      assert.equal(read.uniqueKeys, true, `${name}: PRIMARY KEY (key, key_type)`);
+      const lines = read.rows.split('\n').slice(0, -1);
+      assert.equal(lines.length, 4);
       assert.equal(lines[0], `k1\tinteractivetoolentrypoint\tt1\t10.0.0.1\t8888\t${galaxyInfo(false, 'X-A')}`);
       assert.equal(lines[1], 'k2\tinteractivetoolentrypoint\tt2\t\t\t');
-      assert.deepEqual(checkEntryPointRow(lines[2] as string, targetProblem), { problem: ENTRY_POINT_SKIP.malformedToken });
-      assert.equal(db.prepare(GXITPROXY_IDENTITY_IS_UNIQUE_SQL).pluck().get(), 1, `${name}: PRIMARY KEY (key, key_type)`);
-      db.close();
+      assert.deepEqual(checkRow('entry-point', lines[2] as string), { problem: ENTRY_POINT_SKIP.malformedToken });
+      const snapshot = toSnapshot(read);
+      assert.deepEqual([...snapshot.skipped].sort(), [['malformed token', 1], ['missing host', 1]]);
+      assert.deepEqual([...snapshot.routes.keys()], [`k1 token ${tag('t1')}`, `k4 (other) token ${tag('t4')}`], 'listed by key and token tag');
     }
   } finally {
     remove();
   }
 });
+
+function tag(token: string): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 10);
+}
