@@ -36,6 +36,9 @@ function readmeNginx(port: number, proxyPort: number, galaxyPort: number): strin
 /** Opens a WebSocket through nginx with `host`; the container's hello (the URL it saw), then one echo. */
 async function webSocket(port: number, host: string, path: string): Promise<{ url: string } | { status: number; body: string }> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: { host }, handshakeTimeout: 5000 });
+  ws.on('error', () => {});
+  // The container's hello can come in the same read as the 101: listen before 'open'.
+  const hello = new Promise<Buffer>((resolve) => ws.once('message', resolve));
   try {
     const opened = once(ws, 'open').then(() => 'open' as const);
     const refused = once(ws, 'unexpected-response').then(([, res]) => res as IncomingMessage);
@@ -45,11 +48,11 @@ async function webSocket(port: number, host: string, path: string): Promise<{ ur
       for await (const chunk of first) body += String(chunk);
       return { status: first.statusCode ?? 0, body };
     }
-    const [hello] = (await once(ws, 'message')) as [Buffer];
+    const greeting = await hello;
+    const echo = new Promise<Buffer>((resolve) => ws.once('message', resolve));
     ws.send('ping');
-    const [echo] = (await once(ws, 'message')) as [Buffer];
-    assert.equal(echo.toString(), 'ping');
-    return { url: (JSON.parse(hello.toString()) as { url: string }).url };
+    assert.equal((await echo).toString(), 'ping');
+    return { url: (JSON.parse(greeting.toString()) as { url: string }).url };
   } finally {
     ws.terminate();
   }

@@ -82,6 +82,7 @@ test('double proxy: forward mode → header mode → container, HTTP and WebSock
   assert.equal((await request(port, { path: `${IT_PREFIX}/nosuchkey0000/${EP.token}/` })).status, 404);
   assert.equal((await request(port, { path: '/', headers: { host: `${EP.key}-wrongtoken000.ep.interactivetool.galaxy.example.org` } })).status, 404);
   const ws = new WebSocket(`ws://127.0.0.1:${port}${IT_PREFIX}/nosuchkey0000/${EP.token}/ws`, { handshakeTimeout: 5000 });
+  ws.on('error', () => {});
   const [, res] = (await once(ws, 'unexpected-response')) as [unknown, IncomingMessage];
   assert.equal(res.statusCode, 404);
   ws.terminate();
