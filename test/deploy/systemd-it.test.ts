@@ -49,7 +49,7 @@ test('the README gx-it-proxy unit passes systemd-analyze verify without a warnin
   assert.equal(ok.stderr.trim(), '', 'no warning');
 });
 
-test('the gx-it-proxy unit\'s ExecStart, run from its WorkingDirectory before Galaxy made the map: routes entry points once saved, /health answers, exit 0 on SIGTERM', async (t) => {
+test('the gx-it-proxy unit\'s ExecStart, run from its WorkingDirectory before Galaxy made the map: /health 503 (no map) then 200, routes entry points once saved, exit 0 on SIGTERM', async (t) => {
   const tmp = tempDir('gie-systemd-it-');
   const container = await startUpstream('jupyter');
   t.after(async () => {
@@ -67,11 +67,15 @@ test('the gx-it-proxy unit\'s ExecStart, run from its WorkingDirectory before Ga
   const proxy = new ProxyProcess(spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }));
   t.after(() => stopChild(proxy.child));
   await proxy.started();
-  assert.equal((await request(metricsPort, { path: '/health' })).status, 200);
+  // Before Galaxy's first IT launch there is no map: /health says so (README, Health and metrics).
+  const before = await request(metricsPort, { path: '/health' });
+  assert.equal(before.status, 503);
+  assert.equal((JSON.parse(before.body) as { status: string }).status, 'no-map');
   const map = new SqlAlchemyItWriter(join(root, 'database', 'interactivetools_map.sqlite'));
   t.after(() => map.close());
   map.save({ ...EP, host: '127.0.0.1', port: container.port });
   await proxy.logs.waitFor((l) => l.msg === 'session map reloaded' && (l.sessions as number) >= 1, 10_000);
+  assert.equal((await request(metricsPort, { path: '/health' })).status, 200);
   const r = await request(port, { path: `${IT_PREFIX}/${EP.key}/${EP.token}/tree` });
   assert.equal((JSON.parse(r.body) as Seen).url, '/tree');
   proxy.child.kill('SIGTERM');
