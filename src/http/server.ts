@@ -166,7 +166,9 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     const credential = refused?.credential;
     log.debug(
       {
-        path: refused?.logPath ?? req.url,
+        // Refused before routing (not a WebSocket GET): the router still
+        // says how the target may be logged (an entry point token hidden).
+        path: (refused ?? router.route(req)).logPath ?? req.url,
         session: credential === undefined ? undefined : sessionTag(credential),
         entryPoint: refused?.entryPoint,
         status: answer.status,
