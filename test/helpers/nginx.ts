@@ -8,7 +8,8 @@ import { requireTool } from './tools.js';
  * A private nginx (its own prefix, config, pid file and logs in `dir`) with
  * `servers` (server blocks) in its http block, started in the foreground and
  * stopped in t.after. Resolves once 127.0.0.1:`port` (one of the blocks'
- * `listen`s) accepts connections; undefined when nginx is missing outside CI.
+ * `listen`s) accepts connections; false when nginx is missing outside CI
+ * (the test is skipped).
  */
 export async function startNginx(t: TestContext, dir: string, servers: string, port: number): Promise<boolean> {
   const nginx = requireTool(t, 'nginx', 'apt-get install nginx-light');
