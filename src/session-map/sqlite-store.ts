@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './store.js';
 import { LastRowWins, splitHostPort } from './rows.js';
-import type { FileMap, MapRead } from './store.js';
+import type { FileMap, MapRead, MapRouting } from './store.js';
 
 /**
  * How long one read may wait for Galaxy's writer. better-sqlite3 waits by
@@ -88,9 +88,9 @@ export class SqliteSessionMap implements FileMap {
       // One read transaction, so the table list and the rows agree.
       return db.transaction(() => {
         const tables = db.prepare(TABLES).pluck().all() as string[];
-        if (tables.includes('gxproxy2')) return readCurrentTable(db);
+        if (tables.includes('gxproxy2')) return readWholeTable(db, CURRENT_TABLE);
         if (tables.includes('gxproxy')) return readOlderTable(db);
-        if (tables.includes('gxitproxy')) return readEntryPointTable(db);
+        if (tables.includes('gxitproxy')) return readWholeTable(db, ENTRY_POINT_TABLE);
         throw new SessionMapError('no-table', this.path, `session map ${this.path} has no gxproxy2, gxproxy or gxitproxy table yet`);
       }).deferred();
     } catch (err) {
@@ -131,15 +131,44 @@ export class SqliteSessionMap implements FileMap {
   }
 }
 
+/** How a table whose rows SQLite itself turns into row lines is read. */
+interface WholeTable {
+  readonly format: string;
+  readonly routing: MapRouting;
+  /** `count(*)` and the row lines in one statement (fast; a newline in a value splits a row). */
+  readonly rows: string;
+  /** The same with values holding a newline made unusable (slower; used when the count shows a split). */
+  readonly sanitised: string;
+  /** Whether the identity has a unique index. */
+  readonly unique: string;
+}
+
 /** Galaxy 17.05 and later: `gxproxy2`. */
-function readCurrentTable(db: Database.Database): MapRead {
-  let [count, rows] = db.prepare(ROWS_GXPROXY2).raw(true).get() as [number, string | null];
-  if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(ROWS_GXPROXY2_SANITISED).raw(true).get() as [number, string | null];
+const CURRENT_TABLE: WholeTable = {
+  format: 'sqlite gxproxy2',
+  routing: 'cookie',
+  rows: ROWS_GXPROXY2,
+  sanitised: ROWS_GXPROXY2_SANITISED,
+  unique: KEY_IS_UNIQUE,
+};
+
+/** Galaxy's Interactive Tools map (19.09 and later): `gxitproxy`, keyed by (key, key_type). */
+const ENTRY_POINT_TABLE: WholeTable = {
+  format: 'sqlite gxitproxy',
+  routing: 'entry-point',
+  rows: GXITPROXY_ROWS_SQL,
+  sanitised: GXITPROXY_ROWS_SANITISED_SQL,
+  unique: GXITPROXY_IDENTITY_IS_UNIQUE_SQL,
+};
+
+function readWholeTable(db: Database.Database, table: WholeTable): MapRead {
+  let [count, rows] = db.prepare(table.rows).raw(true).get() as [number, string | null];
+  if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(table.sanitised).raw(true).get() as [number, string | null];
   return {
-    format: 'sqlite gxproxy2',
-    routing: 'cookie',
+    format: table.format,
+    routing: table.routing,
     rows: rows ?? '',
-    uniqueKeys: (db.prepare(KEY_IS_UNIQUE).pluck().get() as number) > 0,
+    uniqueKeys: (db.prepare(table.unique).pluck().get() as number) > 0,
     skipped: new Map(),
   };
 }
@@ -148,19 +177,6 @@ function countLines(text: string): number {
   let n = 0;
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
   return n;
-}
-
-/** Galaxy's Interactive Tools map (19.09 and later): `gxitproxy`, keyed by (key, key_type). */
-function readEntryPointTable(db: Database.Database): MapRead {
-  let [count, rows] = db.prepare(GXITPROXY_ROWS_SQL).raw(true).get() as [number, string | null];
-  if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(GXITPROXY_ROWS_SANITISED_SQL).raw(true).get() as [number, string | null];
-  return {
-    format: 'sqlite gxitproxy',
-    routing: 'entry-point',
-    rows: rows ?? '',
-    uniqueKeys: (db.prepare(GXITPROXY_IDENTITY_IS_UNIQUE_SQL).pluck().get() as number) > 0,
-    skipped: new Map(),
-  };
 }
 
 /** Older Galaxy: `gxproxy (key text, secret text)`, key `host:port`, secret the cookie value. */
