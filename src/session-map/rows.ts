@@ -207,7 +207,7 @@ export function toSnapshot(read: MapRead): SessionMapSnapshot {
 
 /** How `--check` names an entry point: its key and the token's tag (as log lines tag it), the key type when unusual. */
 export function entryPointLabel(row: Pick<EntryPointRow, 'key' | 'keyType' | 'token'>): string {
-  const type = row.keyType === 'interactivetoolentrypoint' ? '' : ` (${row.keyType})`;
+  const type = row.keyType === DEFAULT_KEY_TYPE ? '' : ` (${row.keyType})`;
   return `${row.key}${type} token ${sessionTag(row.token)}`;
 }
 
@@ -224,7 +224,18 @@ export function entryPointLabel(row: Pick<EntryPointRow, 'key' | 'keyType' | 'to
  *   header name, if any.
  *
  * The identity of a row is `key TAB key_type` (Galaxy's primary key).
+ *
+ * In raw rows Galaxy's key type may stand as KEY_TYPE_MARK, and an empty info
+ * also stands for Galaxy's default info (both mean: no path in the URL, no
+ * header), so that a store can leave out what nearly every row repeats.
  */
+
+/** The key type Galaxy writes for every entry point (`entry_point.__class__.__name__.lower()`). */
+export const DEFAULT_KEY_TYPE = 'interactivetoolentrypoint';
+/** Stands for DEFAULT_KEY_TYPE in a raw row (a control character, which no real key type holds). */
+export const KEY_TYPE_MARK = '\u0002';
+/** Galaxy's `info` for an entry point with neither flag (Python's json.dumps, byte for byte). */
+export const GALAXY_DEFAULT_INFO = '{"requires_path_in_url": false, "requires_path_in_header_named": null}';
 
 // RFC 9110 token: what a header name may be.
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -252,7 +263,8 @@ export function checkEntryPointRow(line: string): { id: string; value: string } 
   const t5 = t4 < 0 ? -1 : line.indexOf('\t', t4 + 1);
   if (t5 < 0) return { problem: ENTRY_POINT_SKIP.malformedKey }; // cannot happen for rows the store made
   const key = line.slice(0, t1);
-  const keyType = line.slice(t1 + 1, t2);
+  const keyTypeField = line.slice(t1 + 1, t2);
+  const keyType = keyTypeField === KEY_TYPE_MARK ? DEFAULT_KEY_TYPE : keyTypeField;
   const token = line.slice(t2 + 1, t3);
   const host = line.slice(t3 + 1, t4);
   const port = line.slice(t4 + 1, t5);

@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { EntryPointWrite, GalaxyItWriterKind } from './galaxy-it-map.js';
+import { CommandChild } from './galaxy-writer-process.js';
 
 export type ItWriterCommand =
   | { op: 'save'; entry: EntryPointWrite }
@@ -17,31 +16,8 @@ const CHILD = fileURLToPath(new URL('./galaxy-it-writer-child.ts', import.meta.u
  * SQLAlchemy writer keeps its connection open in another process, as Galaxy
  * does). Each command resolves with the wall-clock time of its commit.
  */
-export class GalaxyItWriterProcess {
-  private readonly child: ChildProcess;
-  private readonly replies: ((line: string) => void)[] = [];
-
+export class GalaxyItWriterProcess extends CommandChild<ItWriterCommand> {
   constructor(path: string, kind: GalaxyItWriterKind) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', CHILD, path, kind], { stdio: ['pipe', 'pipe', 'inherit'] });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => this.replies.shift()?.(line));
-  }
-
-  /** Runs one command; resolves with the commit time (ms since epoch, sub-ms precision). */
-  send(cmd: ItWriterCommand, timeoutMs = 30_000): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Galaxy IT writer did not answer ${cmd.op} within ${timeoutMs} ms`)), timeoutMs);
-      this.replies.push((line) => {
-        clearTimeout(timer);
-        const reply = JSON.parse(line) as { ok: boolean; at?: number; error?: string };
-        if (reply.ok) resolve(reply.at as number);
-        else reject(new Error(reply.error));
-      });
-      this.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
-    });
-  }
-
-  close(): void {
-    this.child.stdin?.end();
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+    super(CHILD, [path, kind], 'Galaxy IT writer');
   }
 }

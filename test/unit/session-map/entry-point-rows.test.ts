@@ -73,6 +73,7 @@ test('the SQLite store reads gxitproxy as both Galaxy writers write it: NULLs as
       w.save({ key: 'k2', token: 't2', host: null, port: null, info: null });
       w.save({ key: 'k3', token: 'bad\ntoken', host: 'h', port: 1, info: '{\n"requires_path_in_url": true}' });
       w.save({ key: 'k4', keyType: 'other', token: 't4', host: 'h', port: 2, info: '{"requires_path_in_url": true}' });
+      w.save({ key: 'k5', token: 't5', host: 'h', port: 3 }); // Galaxy's default info
       w.close();
       const store = new SqliteSessionMap(join(dir, name));
       const read = await store.read();
@@ -81,13 +82,16 @@ test('the SQLite store reads gxitproxy as both Galaxy writers write it: NULLs as
       assert.equal(read.routing, 'entry-point');
       assert.equal(read.uniqueKeys, true, `${name}: PRIMARY KEY (key, key_type)`);
       const lines = read.rows.split('\n').slice(0, -1);
-      assert.equal(lines.length, 4);
-      assert.equal(lines[0], `k1\tinteractivetoolentrypoint\tt1\t10.0.0.1\t8888\t${galaxyInfo(false, 'X-A')}`);
-      assert.equal(lines[1], 'k2\tinteractivetoolentrypoint\tt2\t\t\t');
+      assert.equal(lines.length, 5);
+      assert.equal(lines[4], 'k5\t\u0002\tt5\th\t3\t');
+      // Galaxy's key type and default info in their short forms.
+      assert.equal(lines[0], `k1\t\u0002\tt1\t10.0.0.1\t8888\t${galaxyInfo(false, 'X-A')}`);
+      assert.equal(lines[1], 'k2\t\u0002\tt2\t\t\t');
+      assert.deepEqual(checkRow('entry-point', lines[0] as string), { id: 'k1\tinteractivetoolentrypoint', value: 't1\t10.0.0.1\t8888\t0X-A' });
       assert.deepEqual(checkRow('entry-point', lines[2] as string), { problem: ENTRY_POINT_SKIP.malformedToken });
       const snapshot = toSnapshot(read);
       assert.deepEqual([...snapshot.skipped].sort(), [['malformed token', 1], ['missing host', 1]]);
-      assert.deepEqual([...snapshot.routes.keys()], [`k1 token ${tag('t1')}`, `k4 (other) token ${tag('t4')}`], 'listed by key and token tag');
+      assert.deepEqual([...snapshot.routes.keys()], [`k1 token ${tag('t1')}`, `k4 (other) token ${tag('t4')}`, `k5 token ${tag('t5')}`], 'listed by key and token tag');
     }
   } finally {
     remove();
