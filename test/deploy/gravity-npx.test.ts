@@ -15,7 +15,7 @@ import { ProxyProcess } from '../helpers/child.js';
 import { request } from '../helpers/client.js';
 import { tempDir } from '../helpers/galaxy-map.js';
 import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';
-import { PACKAGE, npmEnv, npxCache, packTarball, type PackedTarball } from '../helpers/package.js';
+import { PACKAGE, REPO_ROOT, npmEnv, npxCache, packTarball, type PackedTarball } from '../helpers/package.js';
 import { freePort } from '../helpers/ports.js';
 import { runBounded, runningProcesses, stopChild } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
@@ -70,8 +70,13 @@ async function gravityArgv(python: string, virtualenvBin: string, settings: Reco
 
 const workspace = tempDir('gie-gravity-');
 after(() => workspace.remove());
+// The tarball keeps its path between runs, as an admin's does: npx then finds
+// its install of it (re-extracting only the package when the tarball changed)
+// instead of installing and compiling the dependencies anew each run.
+const tarballDir = join(REPO_ROOT, 'node_modules', '.cache', 'galaxy-gie-proxy-tests', 'gravity');
+mkdirSync(tarballDir, { recursive: true });
 let packing: Promise<PackedTarball> | undefined;
-const tarball = (): Promise<PackedTarball> => (packing ??= packTarball(workspace.dir));
+const tarball = (): Promise<PackedTarball> => (packing ??= packTarball(tarballDir));
 
 test('gravity with `version: file:<our tarball>` runs our package through npx; it serves Interactive Tools by path and by host', { timeout: FIRST_RUN_TIMEOUT_MS + 120_000 }, async (t) => {
   const python = requireTool(t, 'python3', 'apt-get install python3');
@@ -128,8 +133,9 @@ test('gravity with `version: file:<our tarball>` runs our package through npx; i
   // the name in the spec: our GIE front door, which routes Interactive Tools
   // because the map's table says so.
   const group = runningProcesses().filter((p) => p.pgid === child.pid);
-  const node = group.find((p) => p.argv.some((a) => a.endsWith('/bin/galaxy-gie-proxy.js')));
+  const node = group.find((p) => p.argv[1]?.endsWith('/node_modules/.bin/galaxy-gie-proxy') === true);
   assert.ok(node, `the package-named bin runs: ${group.map((p) => p.argv.join(' ')).join(' | ')}`);
+  assert.equal(line.routing, 'interactive tools: path /interactivetool/ep, then host');
 
   // Galaxy creates the map at the first launch, after gravity started the proxy.
   const map = new SqlAlchemyItWriter(join(galaxyRoot, 'database', 'interactivetools_map.sqlite'));
