@@ -1,3 +1,13 @@
+/**
+ * The options of the proxy, declared once. Each row of OPTION_TABLE holds an
+ * option's default, its kind (the one place its range is checked and a value
+ * clamped or normalised) and, when it has one, its flag and `--help` line;
+ * the type, DEFAULTS, resolveOptions and the command line (program.ts) are
+ * derived from it. The programmatic API and the CLI apply the same rules:
+ * the poll interval is clamped to 10 ms for both (the CLI did it alone
+ * before), and only the port rule differs on purpose (the API takes 0, any
+ * free port; a flag must name a real one).
+ */
 import { resolve } from 'node:path';
 
 /**
