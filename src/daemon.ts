@@ -175,7 +175,7 @@ export const DAEMON_LOG = Object.freeze({
 
 /** True when Interactive Tools routing is to be expected before the map says so: the gx-it-proxy command, or its flags. */
 function expectsEntryPoints(options: ProxyOptions): boolean {
-  return options.frontDoor === 'gx-it-proxy' || options.pathPrefix !== undefined || options.forwardIP !== undefined || options.forwardPort !== undefined;
+  return options.interactiveTools || options.pathPrefix !== undefined || options.forwardIP !== undefined || options.forwardPort !== undefined;
 }
 
 /**

@@ -29,7 +29,8 @@ export class AllowListSyntaxError extends Error {
   readonly code = 'ERR_GIE_ALLOW_LIST';
   constructor(
     readonly item: string,
-    reason: string,
+    /** What is wrong with it, without the item. */
+    readonly reason: string,
   ) {
     super(`${JSON.stringify(item)} ${reason}`);
   }

@@ -49,9 +49,9 @@ test('bad Interactive Tools flags are usage errors (exit 2) that name the flag',
     [['--forwardPort', '0'], /--forwardPort/],
     [['--forwardPort', 'x'], /--forwardPort/],
     [['--pollingInterval', 'x'], /--pollingInterval/],
-    [['--proxyPathPrefix', '/a b'], /option proxyPathPrefix: "\/a b"/],
-    [['--header-mode-allow', '10.0.0.0/33'], /option header-mode-allow: "10\.0\.0\.0\/33" has a prefix length/],
-    [['--header-mode-allow', 'host:99999'], /option header-mode-allow: "host:99999" has a port/],
+    [['--proxyPathPrefix', '/a b'], /option '--proxyPathPrefix <path>' argument '\/a b' is invalid\. must be a URL path/],
+    [['--header-mode-allow', '10.0.0.0/33'], /option '--header-mode-allow <targets>' argument '10\.0\.0\.0\/33' is invalid\. "10\.0\.0\.0\/33" has a prefix length/],
+    [['--header-mode-allow', 'a,host:99999'], /"host:99999" has a port/],
   ] as const) {
     const { code, stderr } = await cli(GX_IT_PROXY_JS, [...args]);
     assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);

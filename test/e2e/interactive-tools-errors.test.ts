@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { rawExchange, request } from '../helpers/client.js';
+import { spawnProxy } from '../helpers/child.js';
+import { tempDir } from '../helpers/galaxy-map.js';
 import { upstreamFor } from '../helpers/fixture.js';
 import { IT_PREFIX as PREFIX, saveAndWait, startItProxy } from '../helpers/it-proxy.js';
 import { freePort } from '../helpers/ports.js';
@@ -94,5 +97,27 @@ test('refusals are fast: 200 unknown-key requests on one keep-alive connection a
   for (let i = 0; i < 200; i++) {
     const r = await request(proxy.port, { path: `${PREFIX}/k${i}/t${i}/`, agent, timeoutMs: 2000 });
     assert.equal(r.status, 404);
+  }
+});
+
+test('§7.7 starting before Galaxy creates the map never kills the process: 8 starts at once (gx-it-proxy 0.2.3 died by the 8th), each waiting for the map', async (t) => {
+  const root = tempDir('galaxy-root-');
+  t.after(root.remove);
+  const starts = await Promise.all(
+    Array.from({ length: 8 }, async (_, i) => {
+      const port = await freePort();
+      const proc = spawnProxy(
+        ['--ip', '127.0.0.1', '--port', String(port), '--sessions', join(root.dir, `missing-dir-${i % 2}`, 'interactivetools_map.sqlite'), '--proxyPathPrefix', PREFIX],
+        { bin: 'gx-it-proxy' },
+      );
+      t.after(() => proc.kill());
+      await proc.logs.waitFor((l) => l.msg === 'session map not ready yet; routing nothing until Galaxy writes it', 15_000);
+      await proc.started(15_000);
+      return { proc, port };
+    }),
+  );
+  for (const { proc, port } of starts) {
+    assert.equal((await request(port, { path: `${PREFIX}/k/t/` })).status, 404);
+    assert.equal(proc.child.exitCode, null);
   }
 });
