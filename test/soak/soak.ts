@@ -134,12 +134,12 @@ type Via = 'gie' | 'it path' | 'it host';
 interface Address {
   via: Via;
   port: number;
-  /** The request target for `rest` (a path starting with `/`). */
+  /** The request target for `rest`, the path the container is to get (a path starting with `/`). */
   url: (rest: string) => string;
   headers: Record<string, string>;
 }
 function addressOf(via: Via, session: string, ep: EntryPoint): Address {
-  if (via === 'gie') return { via, port, url: (rest) => `/galaxy/gie_proxy/jupyter${rest}`, headers: { cookie: `galaxysession=${session}` } };
+  if (via === 'gie') return { via, port, url: (rest) => rest, headers: { cookie: `galaxysession=${session}` } };
   if (via === 'it path') return { via, port: itPort, url: (rest) => `${IT_PREFIX}/${ep.key}/${ep.token}${rest}`, headers: {} };
   return { via, port: itPort, url: (rest) => rest, headers: { host: `${ep.key}-${ep.token}.${IT_DOMAIN}` } };
 }
@@ -197,7 +197,7 @@ async function httpWorker(): Promise<void> {
     const began = Date.now();
     const r = await request(address.port, {
       method: upload === undefined ? 'GET' : 'POST',
-      path: address.url(`/api/contents/${random.int(1000)}?x=${random.int(10)}`),
+      path: address.url(`/galaxy/gie_proxy/jupyter/api/contents/${random.int(1000)}?x=${random.int(10)}`),
       headers: { ...address.headers, ...(upload === undefined ? {} : { 'content-length': upload.length }) },
       body: upload,
       agent: pooled ? agent : false,
@@ -245,7 +245,7 @@ async function webSocketWorker(): Promise<void> {
     const slot = random.pick(slots);
     const epoch = slot.epoch;
     const address = addressIn(slot);
-    const ws = new WebSocket(`ws://127.0.0.1:${address.port}${address.url(`/api/kernels/${random.hex(8)}/channels`)}`, { headers: address.headers });
+    const ws = new WebSocket(`ws://127.0.0.1:${address.port}${address.url(`/galaxy/gie_proxy/jupyter/api/kernels/${random.hex(8)}/channels`)}`, { headers: address.headers });
     let problem: string | undefined;
     ws.on('error', (err) => (problem ??= `ws error: ${err.message}`));
     ws.on('unexpected-response', (_req, res) => {
