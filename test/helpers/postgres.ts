@@ -203,9 +203,9 @@ export class PgCluster {
 
   private serverOptions(): string {
     const settings: Record<string, string> = {
+      // fsync only: a commit still reaches the OS before it returns, so a
+      // crash of the server (stop -m immediate) loses nothing committed.
       fsync: 'off',
-      synchronous_commit: 'off',
-      full_page_writes: 'off',
       max_connections: '200',
       shared_preload_libraries: 'pg_stat_statements',
       ...(this.options.tcp === true ? {} : { listen_addresses: "''" }),

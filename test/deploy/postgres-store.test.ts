@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { createLogger } from '../../src/log.js';
+import { MapReloader } from '../../src/map-reloader.js';
+import { RouteTable } from '../../src/route-table.js';
+import { installTrigger, PostgresMapStore, POSTGRES_DEFAULTS, type PostgresStoreOptions } from '../../src/session-map/postgres-store.js';
+import { parsePostgresUrl } from '../../src/session-map/postgres-url.js';
+import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
+import { LogCapture } from '../helpers/logs.js';
+import { PgCluster } from '../helpers/postgres.js';
+import { TcpRelay } from '../helpers/tcp-relay.js';
+import { waitUntil } from '../helpers/wait.js';
+
+/**
+ * The PostgreSQL store in process, against a real throw-away cluster: what it
+ * reads, when it notices a change, and what it does when the database goes away.
+ */
+
+const cluster = new PgCluster({ tcp: true });
+after(() => cluster.destroy());
+
+/** Quick timings, so that the outage cases take a few seconds, not a minute. */
+const FAST: PostgresStoreOptions = { ...POSTGRES_DEFAULTS, heartbeatMs: 300, statementTimeoutMs: 1000, connectTimeoutMs: 1000, backoffMinMs: 50, backoffMaxMs: 500 };
+
+interface Running {
+  store: PostgresMapStore;
+  table: RouteTable;
+  reloader: MapReloader;
+  logs: LogCapture;
+}
+
+function startStore(t: { after: (fn: () => unknown) => void }, url: string, options: Partial<PostgresStoreOptions> = {}): Running {
+  const logs = new LogCapture();
+  const log = createLogger({ verbose: false, destination: logs.stream });
+  const table = new RouteTable();
+  let reloader: MapReloader | undefined;
+  const store = new PostgresMapStore(parsePostgresUrl(url), { ...FAST, ...options }, log, () => void reloader?.reload());
+  reloader = new MapReloader({ path: store.label, version: () => undefined, read: () => assert.fail('read through the store'), close: () => {} }, table, log, {}, {
+    workerThreshold: Infinity,
+    reader: store.reader,
+  });
+  store.start();
+  t.after(async () => {
+    reloader.close();
+    await store.close();
+  });
+  return { store, table, reloader, logs };
+}
+
+async function writerFor(t: { after: (fn: () => unknown) => void }, db: string): Promise<GalaxyPgWriter> {
+  const writer = new GalaxyPgWriter(cluster.config(db));
+  t.after(() => writer.close());
+  return writer;
+}
+
+const routedTo = (r: Running, key: string, port: number): Promise<true> =>
+  waitUntil(`${key} routed to port ${port}`, () => r.table.lookup(key)?.port === port || undefined, { timeoutMs: 15_000, everyMs: 5 });
+
+describe('PostgreSQL store', () => {
+  test('with the README trigger, a Galaxy save is routed on its notification, and a removal too', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = await writerFor(t, db);
+    await writer.save({ key: 'first', token: 't1', host: '127.0.0.1', port: 1001 });
+    await writer.installReadmeTrigger();
+    const r = startStore(t, cluster.url(db), { pollIntervalMs: 0 });
+    await routedTo(r, 'first', 1001);
+    await writer.save({ key: 'second', token: 't2', host: '127.0.0.1', port: 1002 });
+    await routedTo(r, 'second', 1002);
+    await writer.remove('first');
+    await waitUntil('first removed', () => r.table.lookup('first') === undefined);
+    assert.ok(r.store.state().notifications >= 2);
+    assert.equal(r.store.state().connected, true);
+  });
+
+  test('without any trigger the poll picks changes up (digest of the table, full read only when it moved)', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = await writerFor(t, db);
+    await writer.save({ key: 'a', token: 't', host: '127.0.0.1', port: 2001 });
+    const r = startStore(t, cluster.url(db), { pollIntervalMs: 100 });
+    await routedTo(r, 'a', 2001);
+    await writer.save({ key: 'a', token: 't', host: '127.0.0.1', port: 2002 });
+    await routedTo(r, 'a', 2002);
+    assert.equal(r.store.state().changeDetection, 'table-digest');
+    assert.equal(r.store.state().notifications, 0);
+  });
+
+  test('our trigger: one notification per Galaxy transaction, and the poll reads the counter', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const location = parsePostgresUrl(cluster.url(db));
+    const report = await installTrigger(location);
+    assert.equal(report.tableCreated, true);
+    const again = await installTrigger(location);
+    assert.equal(again.tableCreated, false);
+    const writer = await writerFor(t, db);
+    const r = startStore(t, cluster.url(db), { pollIntervalMs: 0 });
+    await waitUntil('connected', () => r.store.state().connected);
+    await writer.save({ key: 'k1', token: 't', host: '127.0.0.1', port: 3001 });
+    await routedTo(r, 'k1', 3001);
+    await writer.bulkInsert(500, '127.0.0.1', 3002);
+    await routedTo(r, 'bulk499', 3002);
+    assert.equal(r.store.state().changeDetection, 'counter');
+    await waitUntil('two notifications', () => r.store.state().notifications === 2 || undefined);
+    const { rows } = await cluster.query<{ version: string }>('SELECT version::text FROM gxitproxy_version', [], db);
+    assert.equal(rows[0]?.version, '3'); // DELETE + INSERT of the save, INSERT of the bulk
+  });
+
+  test('the table created after the store started is read (poll), then followed', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const r = startStore(t, cluster.url(db), { pollIntervalMs: 100 });
+    await r.logs.waitFor((l) => l.msg === 'session map not ready yet; routing nothing until Galaxy writes it', 5000);
+    const writer = await writerFor(t, db);
+    await writer.save({ key: 'late', token: 't', host: '127.0.0.1', port: 4001 });
+    await routedTo(r, 'late', 4001);
+  });
+
+  for (const fault of ['restart -m fast', 'stop -m immediate', 'pg_terminate_backend', 'black-holed network'] as const) {
+    test(`${fault}: the last good map keeps routing, one warning, and the change made meanwhile is routed after`, async (t) => {
+      if (!(await cluster.ready(t))) return;
+      const db = await cluster.createDatabase();
+      const writer = await writerFor(t, db);
+      await writer.save({ key: 'before', token: 't', host: '127.0.0.1', port: 5001 });
+      await writer.installReadmeTrigger();
+      let relay: TcpRelay | undefined;
+      let url = cluster.url(db);
+      if (fault === 'black-holed network') {
+        relay = new TcpRelay(cluster.port);
+        await relay.start();
+        t.after(() => relay?.close());
+        url = cluster.tcpUrl(db, 'postgres', undefined, relay.port);
+      }
+      const r = startStore(t, url, { pollIntervalMs: 0 });
+      await routedTo(r, 'before', 5001);
+      const lost = r.logs.next('session map database connection lost; keeping the last good map and reconnecting', 15_000);
+      const back = r.logs.next('session map database reconnected; reading the map again', 30_000);
+      switch (fault) {
+        case 'restart -m fast':
+          await cluster.stop('fast');
+          assert.equal(r.table.lookup('before')?.port, 5001);
+          cluster.start();
+          break;
+        case 'stop -m immediate':
+          await cluster.stop('immediate');
+          assert.equal(r.table.lookup('before')?.port, 5001);
+          cluster.start();
+          break;
+        case 'pg_terminate_backend':
+          assert.ok((await cluster.terminateBackends(db)) >= 1);
+          break;
+        case 'black-holed network':
+          relay?.blackHole();
+          break;
+      }
+      await lost;
+      assert.equal(r.table.lookup('before')?.port, 5001, 'the last good map is kept');
+      // The change made while the store is away: no notification reaches it.
+      const during = new GalaxyPgWriter(cluster.config(db));
+      t.after(() => during.close());
+      await during.save({ key: 'during', token: 't', host: '127.0.0.1', port: 5002 });
+      relay?.restore();
+      await back;
+      await routedTo(r, 'during', 5002).catch((err: Error) => {
+        throw new Error(`${err.message} ${JSON.stringify(r.store.state())}\n${r.logs.lines.map((l) => JSON.stringify(l)).join('\n')}`);
+      });
+      assert.equal(r.table.lookup('before')?.port, 5001);
+      assert.equal(r.logs.withMsg('session map database connection lost; keeping the last good map and reconnecting').length, 1);
+      assert.equal(r.store.state().reconnects, 1);
+    });
+  }
+
+  test('down at start: it keeps trying and reads the map once the database answers', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = await writerFor(t, db);
+    await writer.save({ key: 'x', token: 't', host: '127.0.0.1', port: 6001 });
+    await writer.close();
+    const relay = new TcpRelay(cluster.port);
+    await relay.start();
+    t.after(() => relay.close());
+    relay.blackHole();
+    const r = startStore(t, cluster.tcpUrl(db, 'postgres', undefined, relay.port), { pollIntervalMs: 0 });
+    await r.logs.waitFor((l) => l.msg === 'session map database unreachable; routing nothing until it answers, retrying', 5000);
+    assert.equal(r.table.size, 0);
+    relay.restore();
+    await routedTo(r, 'x', 6001);
+  });
+});
