@@ -11,7 +11,7 @@ import { removePidFile, writePidFile } from './admin/pid-file.js';
 import { createGieProxy } from './http/server.js';
 import { RouteTable } from './routing/route-table.js';
 import { ReloadReporter } from './session-map/reload-report.js';
-import { storeKindFor } from './session-map/stores.js';
+import { storeKindFor, storeLabel } from './session-map/stores.js';
 import { CookieRouter } from './routing/cookie-router.js';
 import { readFileSync } from 'node:fs';
 
@@ -44,10 +44,17 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   const observer = metrics === undefined ? extraObserver : combineObservers(extraObserver, metrics.observer);
   const table = new RouteTable();
   const spec = options.sessionsPath;
-  const report = new ReloadReporter(spec, log.child({ component: 'session-map' }), observer);
-  const reloader = new MapReloader(spec, table, report, { workerThreshold: options.mapThreadFrom });
+  const label = storeLabel(spec);
+  const report = new ReloadReporter(label, log.child({ component: 'session-map' }), observer);
+  const storeKind = storeKindFor(spec);
+  const reloader = new MapReloader(spec, table, report, { workerThreshold: storeKind.readsOnThread === false ? Infinity : options.mapThreadFrom });
   await reloader.reload(true);
-  const watcher = storeKindFor(spec).watch(spec, { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs }, () => void reloader.reload());
+  const watcher = storeKind.watch(
+    spec,
+    { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs, log: log.child({ component: 'session-map' }) },
+    () => void reloader.reload(),
+  );
+  metrics?.watchStore(() => watcher.status?.());
   const router = new CookieRouter(options.cookieName, (key) => table.lookup(key));
   const proxy = createGieProxy({ options, router, log: log.child({ component: 'proxy' }), observer });
   const { server, tracker } = proxy;
@@ -70,10 +77,11 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
             version: VERSION,
             startedAt,
             sessions: table.size,
-            mapPath: options.sessionsPath,
+            mapPath: label,
             lastLoadedAt: report.lastLoadedAt,
             lastFormat: report.lastFormat,
             lastError: report.lastError,
+            store: watcher.status?.(),
           }),
       });
     }
@@ -93,7 +101,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
       version: VERSION,
       address: address.address,
       port: address.port,
-      sessions: options.sessionsPath,
+      sessions: label,
       cookie: options.cookieName,
       routing: router.description,
       routes: table.size,

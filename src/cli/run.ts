@@ -9,6 +9,11 @@ import { checkSessionMap, formatCheckReport } from '../admin/check.js';
 import { DEFAULTS, MAX_TIMER_MS, resolveOptions, type ProxyOptions } from './options.js';
 import { removePidFile } from '../admin/pid-file.js';
 import { VERSION } from '../daemon.js';
+import { formatTriggerReport, installTrigger } from '../session-map/postgres-store.js';
+import { isPostgresUrl, parsePostgresUrl, PostgresUrlError } from '../session-map/postgres-url.js';
+
+/** How often a PostgreSQL map is polled unless --poll-interval says otherwise (gx-it-proxy's --pollingInterval default). */
+const POSTGRES_POLL_DEFAULT_MS = 5000;
 
 /** Exit codes, documented in the README. */
 export const EXIT = Object.freeze({
@@ -65,11 +70,13 @@ export function buildProgram(): Command {
     .option('--ip <n>', 'Public-facing IP of the proxy', DEFAULTS.ip)
     .option('--port <n>', 'Public-facing port of the proxy', parsePort, DEFAULTS.port)
     .option('--cookie <cookiename>', 'Cookie proving authentication', DEFAULTS.cookieName)
-    .option('--sessions <file>', 'Routes file to monitor (SQLite or JSON)', DEFAULTS.sessionsPath)
+    .option('--sessions <file>', 'Routes file to monitor (SQLite or JSON), or a postgresql:// URL', DEFAULTS.sessionsPath)
     .option('--reverseProxy', 'Rewrite redirects to http://localhost/ to carry the proxy port')
     .option('--verbose', 'Log every proxied request')
     .addOption(msOption('--shutdown-grace <ms>', 'How long in-flight requests may finish after SIGTERM', DEFAULTS.shutdownGraceMs))
-    .addOption(msOption('--poll-interval <ms>', 'Re-check the map this often even without file events (NFS)', DEFAULTS.pollIntervalMs))
+    .addOption(
+      msOption('--poll-interval <ms>', 'Re-check the map this often even without file events (NFS); PostgreSQL: default 5000, 0: LISTEN only', DEFAULTS.pollIntervalMs),
+    )
     .addOption(msOption('--headers-timeout <ms>', 'Drop a client whose request headers are not complete within this time (0: no limit)', DEFAULTS.headersTimeoutMs))
     .addOption(msOption('--proxy-timeout <ms>', 'Answer 504 when a container has not started its response this long after the request (0: no limit)', DEFAULTS.proxyTimeoutMs))
     .addOption(msOption('--ws-idle-timeout <ms>', 'Close a WebSocket with no traffic either way for this long (0: never)', DEFAULTS.webSocketIdleTimeoutMs))
@@ -81,6 +88,7 @@ export function buildProgram(): Command {
     .option('--metrics-ip <n>', 'Address of the metrics listener', DEFAULTS.metricsIp)
     .option('--pid-file <path>', 'Write the process id to this file while running')
     .option('--check', 'Read the session map once, report what it holds and exit (0: readable, 1: not)')
+    .option('--install-trigger', 'PostgreSQL map: install the change trigger and counter (an admin step), report and exit')
     .addOption(
       new Option('--check-limit <n>', 'How many of the newest sessions --check tries a TCP connect to')
         .argParser(parseCount)
@@ -110,18 +118,23 @@ interface ParsedFlags {
   pidFile?: string;
   check?: boolean;
   checkLimit: number;
+  installTrigger?: boolean;
 }
 
-function toOptions(flags: ParsedFlags): ProxyOptions {
+function toOptions(flags: ParsedFlags, pollIntervalGiven: boolean): ProxyOptions {
+  const postgres = isPostgresUrl(flags.sessions);
+  // Refuses a bad URL here, with a message that does not repeat it.
+  if (postgres) parsePostgresUrl(flags.sessions);
   return resolveOptions({
     ip: flags.ip,
     port: flags.port,
     cookieName: flags.cookie,
-    sessionsPath: resolve(flags.sessions),
+    sessionsPath: postgres ? flags.sessions : resolve(flags.sessions),
     reverseProxy: flags.reverseProxy === true,
     verbose: flags.verbose === true,
     shutdownGraceMs: flags.shutdownGrace,
-    pollIntervalMs: Math.max(flags.pollInterval, 10),
+    // A database is polled with a query (gx-it-proxy's default, 5 s; 0: LISTEN only); a file with a stat.
+    pollIntervalMs: postgres ? (pollIntervalGiven ? flags.pollInterval : POSTGRES_POLL_DEFAULT_MS) : Math.max(flags.pollInterval, 10),
     headersTimeoutMs: flags.headersTimeout,
     proxyTimeoutMs: flags.proxyTimeout,
     webSocketIdleTimeoutMs: flags.wsIdleTimeout,
@@ -144,17 +157,31 @@ export async function runCli(argv: readonly string[]): Promise<void> {
     const program = buildProgram();
     program.parse(argv as string[]);
     flags = program.opts<ParsedFlags>();
-    options = toOptions(flags);
+    options = toOptions(flags, program.getOptionValueSource('pollInterval') === 'cli');
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed the message (or the help / version).
       process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
     }
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof PostgresUrlError) {
       process.stderr.write(`error: ${err.message}\n(run with --help for usage)\n`);
       process.exit(EXIT.usage);
     }
     throw err;
+  }
+
+  if (flags.installTrigger === true) {
+    if (!isPostgresUrl(options.sessionsPath)) {
+      process.stderr.write('error: --install-trigger needs --sessions postgresql://… (the Interactive Tools map in PostgreSQL)\n');
+      process.exit(EXIT.usage);
+    }
+    try {
+      process.stdout.write(formatTriggerReport(await installTrigger(parsePostgresUrl(options.sessionsPath))));
+      process.exit(EXIT.ok);
+    } catch (err) {
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      process.exit(EXIT.fatal);
+    }
   }
 
   if (flags.check === true) {

@@ -1,56 +1,54 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import pg from 'pg';
-import { SessionMapError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { MapDiffer, type MapUpdate } from '../map-differ.js';
-import type { MapReader } from '../map-reader.js';
-import { rowLine, SkipCounter } from '../map-rows.js';
-import type { MapRead } from '../session-map.js';
-import type { PostgresLocation } from './postgres-url.js';
+import { rowLine } from './rows.js';
+import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapRead, type MapStore, type StoreKind } from './store.js';
+import { parsePostgresUrl, type PostgresLocation } from './postgres-url.js';
 
 /**
  * Galaxy's Interactive Tools map in PostgreSQL (`interactivetoolsproxy_map`,
- * table `gxitproxy`), read over one long-lived connection that:
+ * table `gxitproxy`), behind the map-store seam.
  *
- * - LISTENs on channel `gxitproxy` (gx-it-proxy's README trigger and ours
- *   both notify there) and re-reads on every notification;
- * - polls every `pollIntervalMs` (0: LISTEN only): the one-row change counter
- *   when our trigger is installed (`--install-trigger`), else a digest of the
- *   table computed by the server; a full read only when it moved;
- * - reads the rows in one read-only snapshot through a cursor, a few thousand
- *   at a time, so the event loop keeps serving requests between chunks;
- * - sends a cheap query every `heartbeatMs` when nothing else ran, each query
- *   bounded by a time-out, so that a dead or silently dropped connection is
- *   noticed within seconds (TCP keep-alive too);
+ * One long-lived connection per map and process (shared by the store and its
+ * change watch) that:
+ * - LISTENs on channel `gxitproxy`, where gx-it-proxy's README trigger and
+ *   ours (`--install-trigger`) notify; every notification asks for a read;
+ * - answers `version()` with the one-row change counter when our trigger is
+ *   installed, else with a digest of the table computed by the server, so a
+ *   poll (`pollIntervalMs`, 0: LISTEN only) moves one row over the wire, and
+ *   the table itself only when it changed;
+ * - reads the rows through a cursor, a few thousand at a time, so the event
+ *   loop serves requests between chunks (no reader thread needed);
+ * - sends a cheap query every `heartbeatMs` when nothing else ran, and
+ *   bounds every query on the client side as well, so that a dead or
+ *   silently dropped connection is noticed within seconds (TCP keep-alive too);
  * - on any loss (restart, crash, terminated backend, a dead network) keeps
- *   the last good map, warns once, reconnects with jittered, capped
- *   exponential backoff, LISTENs again and then re-reads everything, since
- *   notifications sent while it was away are lost.
+ *   the last good map (reads fail as `disconnected`, which the reporter keeps
+ *   quiet about: this module warns once per outage), reconnects with
+ *   jittered, capped exponential backoff, LISTENs again, and then has the map
+ *   read again in full, since notifications sent meanwhile are lost.
  *
- * It never writes to Galaxy's table; `installTrigger` is the one write, and
- * only an admin's explicit `--install-trigger` runs it.
+ * Nothing here writes to the database except `installTrigger`, which only
+ * an admin's explicit `--install-trigger` runs.
  */
 
-/** Tuning; the CLI exposes only `pollIntervalMs` (`--pollingInterval`). */
-export interface PostgresStoreOptions {
-  /** Look for changes this often even without a notification; 0: rely on LISTEN only. */
-  readonly pollIntervalMs: number;
+/** Connection tuning (not flags: the defaults suit any deployment; tests shorten them). */
+export interface PostgresTuning {
   /** A query at least this often, so that a dead connection is noticed. */
   readonly heartbeatMs: number;
-  /** Longest a query may take, server side (`statement_timeout`) and client side. */
+  /** Longest a query may take, server side (`statement_timeout`) and, plus a second, client side. */
   readonly statementTimeoutMs: number;
   /** Longest a connection attempt may take. */
   readonly connectTimeoutMs: number;
   /** First reconnect delay; it doubles per failed attempt, up to `backoffMaxMs`, with jitter. */
   readonly backoffMinMs: number;
   readonly backoffMaxMs: number;
-  /** Rows per FETCH from the cursor. */
+  /** Rows per FETCH. */
   readonly fetchRows: number;
 }
 
-export const POSTGRES_DEFAULTS: PostgresStoreOptions = Object.freeze({
-  pollIntervalMs: 5000,
+export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
   heartbeatMs: 2000,
   statementTimeoutMs: 5000,
   connectTimeoutMs: 5000,
@@ -62,35 +60,36 @@ export const POSTGRES_DEFAULTS: PostgresStoreOptions = Object.freeze({
 /** The channel gx-it-proxy LISTENs on; both triggers notify there. */
 export const CHANNEL = 'gxitproxy';
 
-/** What `/health` and `/metrics` show about the database connection. */
-export interface PostgresStoreState {
-  readonly kind: 'postgresql';
-  /** The URL without its password. */
-  readonly label: string;
-  readonly connected: boolean;
-  /** When the map was last read completely from the database (ms since epoch). */
-  readonly lastSyncAt: number | undefined;
-  /** How changes are looked for when polling: our counter, or a digest of the whole table. */
-  readonly changeDetection: 'counter' | 'table-digest' | undefined;
-  readonly notifications: number;
-  /** Successful connections after the first. */
-  readonly reconnects: number;
-  /** Since when the connection has been down (ms since epoch), while it is. */
-  readonly downSince: number | undefined;
-}
-
-/** Called on every state change that `/metrics` may count. */
-export interface PostgresStoreObserver {
-  notified?(): void;
-  reconnected?(): void;
-  connectionChanged?(connected: boolean): void;
-}
-
 /** The format of a read, as logs and /health name it. */
 export const POSTGRES_FORMAT = 'postgresql gxitproxy';
 
-const READ_COLUMNS = 'key, key_type, token, host, port, info';
-/** Cheap "did anything change" for a table without our trigger: computed by the server, one row back. */
+/** Log messages of the database connection that admins (and tests) match on. */
+export const PG_LOG = Object.freeze({
+  connected: 'session map database connected',
+  unreachable: 'session map database unreachable; routing nothing until it answers, retrying',
+  lost: 'session map database connection lost; keeping the last good map and reconnecting',
+  back: 'session map database reconnected; reading the map again',
+});
+
+/** What `/health` and `/metrics` show about the database connection. */
+export interface PostgresStatus {
+  readonly kind: 'postgresql';
+  readonly connected: boolean;
+  /** When the database last answered a change check or a read (ISO time, and ms since epoch for /metrics). */
+  readonly lastSyncAt: string | null;
+  readonly lastSyncAtMs: number | null;
+  readonly lastSyncAgeSeconds: number | null;
+  /** How the poll looks for changes: our counter, or a digest of the whole table (until the first read: null). */
+  readonly changeDetection: 'counter' | 'table-digest' | null;
+  readonly notifications: number;
+  /** Successful connections after the first. */
+  readonly reconnects: number;
+  /** Since when the connection has been down (ISO time), while it is. */
+  readonly downSince: string | null;
+}
+
+const ROWS_QUERY = 'SELECT key, key_type, token, host, port, info FROM gxitproxy ORDER BY key, key_type';
+/** Cheap "did anything change" for a table without our trigger: the server hashes every row, one row comes back. */
 const DIGEST = `SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(concat_ws(E'\\x1f', key, key_type, token, host, port::text, info), 0)::numeric), 0)::text AS digest FROM gxitproxy`;
 const COUNTER = 'SELECT version::text AS version FROM gxitproxy_version';
 const HAS_COUNTER = `SELECT to_regclass('gxitproxy_version') IS NOT NULL AS counter`;
@@ -104,160 +103,136 @@ interface GxitproxyRow {
   info: unknown;
 }
 
-/** A connection that went away; carries what the warning says. */
+/** A connection that went away, or was given up on. */
 class ConnectionLost extends Error {
   override readonly name = 'ConnectionLost';
+  readonly code = 'ERR_GIE_PG_CONNECTION_LOST';
 }
 
-export class PostgresMapStore {
+/**
+ * The one connection to one map: connects in the background from creation
+ * until the last user releases it.
+ */
+class PgConnection {
   private client: pg.Client | undefined;
   private socket: net.Socket | undefined;
-  private closed = false;
-  private started = false;
   private connected = false;
+  private closed = false;
   private everConnected = false;
   private attempt = 0;
   private downSince: number | undefined;
-  private warnedOutage = false;
-  private lastSyncAt: number | undefined;
-  /** Counter or digest value that the last complete read saw. */
-  private syncedMark: string | undefined;
-  private changeDetection: 'counter' | 'table-digest' | undefined;
+  private warned = false;
+  /** Why the last connection ended or failed, for error messages. */
+  private lastReason: string | undefined;
   private notifications = 0;
   private reconnects = 0;
   private lastQueryAt = 0;
   private heartbeat: NodeJS.Timeout | undefined;
-  private poll: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private lost: ((err: Error) => void) | undefined;
-  /** The statement running on the connection, for the next to wait for. */
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly differ = new MapDiffer();
+  private firstAttempt: Promise<void>;
+  private firstAttemptDone: () => void = () => {};
+  /** Bumped by every successful connection: a version from another epoch never matches. */
+  epoch = 0;
+  changeDetection: 'counter' | 'table-digest' | undefined;
+  /** When a change check or a read last succeeded (ms since epoch). */
+  lastSyncAt: number | undefined;
+  users = 0;
+  log: Logger | undefined;
+  /** The watch's poll interval; 0: LISTEN only. */
+  pollIntervalMs: number | undefined;
+  readonly listeners = new Set<() => void>();
 
-  /**
-   * `changed` is called whenever the map may have changed and should be
-   * read (through `reader`): a notification, a moved counter or digest, a
-   * (re)connection.
-   */
   constructor(
     readonly location: PostgresLocation,
-    private readonly options: PostgresStoreOptions,
-    private readonly log: Logger,
-    private readonly changed: () => void,
-    private readonly observer: PostgresStoreObserver = {},
-  ) {}
+    readonly tuning: PostgresTuning,
+  ) {
+    this.firstAttempt = new Promise((resolve) => (this.firstAttemptDone = resolve));
+    void this.connectLoop();
+  }
 
-  /** The name of the map in logs and errors (no password). */
   get label(): string {
     return this.location.label;
   }
 
-  /** Connects in the background; failures are logged and retried, never thrown. */
-  start(): void {
-    if (this.started) return;
-    this.started = true;
-    void this.connectLoop();
-  }
-
-  state(): PostgresStoreState {
+  status(): PostgresStatus {
     return {
       kind: 'postgresql',
-      label: this.label,
       connected: this.connected,
-      lastSyncAt: this.lastSyncAt,
-      changeDetection: this.changeDetection,
+      lastSyncAt: this.lastSyncAt === undefined ? null : new Date(this.lastSyncAt).toISOString(),
+      lastSyncAtMs: this.lastSyncAt ?? null,
+      lastSyncAgeSeconds: this.lastSyncAt === undefined ? null : Math.round(Date.now() - this.lastSyncAt) / 1000,
+      changeDetection: this.changeDetection ?? null,
       notifications: this.notifications,
       reconnects: this.reconnects,
-      downSince: this.connected ? undefined : this.downSince,
+      downSince: this.connected || this.downSince === undefined ? null : new Date(this.downSince).toISOString(),
     };
   }
 
-  /** Reads for the map reloader: the whole table, then the change the route table needs. */
-  readonly reader: MapReader = {
-    read: async (full: boolean): Promise<MapUpdate> => this.differ.next(await this.readAll(), full),
-    close: () => {},
-  };
-
-  /** Disconnects and stops every timer. */
-  async close(): Promise<void> {
-    this.closed = true;
-    this.stopTimers();
-    clearTimeout(this.retry);
-    const client = this.client;
-    this.client = undefined;
-    this.connected = false;
-    if (client !== undefined) {
-      // end() waits for the server; over a dead network it would wait forever.
-      const socket = this.socket;
-      const timer = setTimeout(() => socket?.destroy(), 1000);
-      await client.end().catch(() => {});
-      clearTimeout(timer);
+  /**
+   * The connected client, or a `disconnected` SessionMapError. Before the
+   * first attempt has ended, waits for it (so that a start-up read finds
+   * the database if it is there).
+   */
+  async ready(): Promise<pg.Client> {
+    if (!this.everConnected && !this.connected) await this.firstAttempt;
+    const client = this.connected ? this.client : undefined;
+    if (client === undefined) {
+      const why = this.lastReason === undefined ? '' : `: ${this.lastReason}`;
+      throw new SessionMapError('disconnected', this.label, `session map ${this.label}: not connected to the database${why}`);
     }
+    return client;
   }
 
   /**
-   * One complete read in one read-only snapshot: the change mark, then every
-   * row through a cursor. Throws SessionMapError (`no-table` until Galaxy
-   * creates its table, `unreadable` when the database cannot be reached).
+   * Runs statements one at a time (pg queues concurrent ones but warns on
+   * stderr that it will stop), each bounded on the client side too: a
+   * statement time-out cannot fire over a network that lost the packets, so
+   * past it the connection is taken for dead and cut.
    */
-  async readAll(): Promise<MapRead> {
-    const client = this.connected ? this.client : undefined;
-    if (client === undefined) {
-      throw new SessionMapError('unreadable', this.label, `session map ${this.label}: not connected to the database`);
-    }
-    const rows: string[] = [];
-    const skipped = new SkipCounter();
-    let mark: string | undefined;
-    try {
-      await this.query(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(client: pg.Client, sql: string, limit = this.tuning.statementTimeoutMs + 1000): Promise<pg.QueryResult<R>> {
+    const run = this.queue.then(async () => {
+      if (this.client !== client || !this.connected) throw new ConnectionLost('the connection was replaced');
+      this.lastQueryAt = Date.now();
+      let timer: NodeJS.Timeout | undefined;
       try {
-        const counter = (await this.query<{ counter: boolean }>(client, HAS_COUNTER)).rows[0]?.counter === true;
-        this.changeDetection = counter ? 'counter' : 'table-digest';
-        mark = await this.readMark(client, counter);
-        await this.query(client, `DECLARE gxitproxy_rows NO SCROLL CURSOR FOR SELECT ${READ_COLUMNS} FROM gxitproxy`);
-        for (;;) {
-          const chunk = await this.query<GxitproxyRow>(client, `FETCH ${this.options.fetchRows} FROM gxitproxy_rows`);
-          for (const row of chunk.rows) rows.push(rowLine(row.key, row.host, row.port));
-          if (chunk.rows.length < this.options.fetchRows) break;
-        }
+        return await Promise.race([
+          client.query<R>(sql),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              const err = new ConnectionLost(`no answer from the database within ${limit} ms`);
+              if (this.client === client) {
+                this.lost?.(err);
+                this.socket?.destroy();
+              }
+              reject(err);
+            }, limit);
+          }),
+        ]);
       } finally {
-        // A failed statement aborted the transaction: ROLLBACK ends it either way.
-        await this.query(client, 'ROLLBACK').catch(() => {});
+        clearTimeout(timer);
       }
-    } catch (err) {
-      throw this.readError(err);
-    }
-    this.syncedMark = mark;
-    this.lastSyncAt = Date.now();
-    return { format: POSTGRES_FORMAT, rows: rows.join(''), uniqueKeys: false, skipped: skipped.byReason };
+    });
+    this.queue = run.catch(() => {});
+    return run;
   }
 
-  private async readMark(client: pg.Client, counter: boolean): Promise<string | undefined> {
-    if (counter) return `c${(await this.query<{ version: string }>(client, COUNTER)).rows[0]?.version ?? ''}`;
-    if (this.options.pollIntervalMs === 0) return undefined; // nobody compares it
-    return `d${(await this.query<{ digest: string }>(client, DIGEST)).rows[0]?.digest ?? ''}`;
-  }
-
-  private readError(err: unknown): SessionMapError {
-    if (err instanceof SessionMapError) return err;
-    const e = err as { code?: string; message?: string };
-    if (e.code === '42P01') {
-      return new SessionMapError('no-table', this.label, `session map ${this.label}: table gxitproxy does not exist yet (Galaxy creates it when the first Interactive Tool starts)`, { cause: err });
-    }
-    if (e.code === '42501') {
-      return new SessionMapError('unreadable', this.label, `session map ${this.label}: permission denied: ${e.message ?? ''} (GRANT SELECT ON gxitproxy to the proxy's role)`, { cause: err });
-    }
-    return new SessionMapError('unreadable', this.label, `session map ${this.label}: ${e.message ?? String(err)}`, { cause: err });
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retry);
+    clearInterval(this.heartbeat);
+    this.lost?.(new ConnectionLost('closed'));
+    const client = this.client;
+    if (client !== undefined) this.drop(client, this.socket);
+    this.connected = false;
+    this.firstAttemptDone();
   }
 
   private async connectLoop(): Promise<void> {
     while (!this.closed) {
-      let reason: Error;
-      try {
-        reason = await this.connectOnce();
-      } catch (err) {
-        reason = err as Error;
-      }
+      const reason = await this.connectOnce().catch((err: Error) => err);
+      this.firstAttemptDone();
       if (this.closed) return;
       this.disconnected(reason);
       const delay = this.backoff();
@@ -267,19 +242,20 @@ export class PostgresMapStore {
     }
   }
 
-  /** Connects, LISTENs, asks for a full read, then resolves with whatever ended the connection. */
+  /** Connects and LISTENs, then resolves with whatever ended the connection. */
   private async connectOnce(): Promise<Error> {
     this.attempt++;
     const { config } = this.location;
+    const { tuning } = this;
     let socket: net.Socket | undefined;
     const client = new pg.Client({
       ...config,
       application_name: config.application_name ?? 'galaxy-gie-proxy',
       keepAlive: true,
-      keepAliveInitialDelayMillis: Math.max(1000, this.options.heartbeatMs),
-      connectionTimeoutMillis: this.options.connectTimeoutMs,
-      statement_timeout: this.options.statementTimeoutMs,
-      idle_in_transaction_session_timeout: this.options.statementTimeoutMs * 2,
+      keepAliveInitialDelayMillis: Math.max(1000, tuning.heartbeatMs),
+      connectionTimeoutMillis: tuning.connectTimeoutMs,
+      statement_timeout: tuning.statementTimeoutMs,
+      idle_in_transaction_session_timeout: tuning.statementTimeoutMs * 2,
       // Our own socket, so that a dead one can be cut at once (end() waits for the server).
       stream: () => (socket = new net.Socket()),
     });
@@ -291,8 +267,7 @@ export class PostgresMapStore {
     client.on('notification', (msg) => {
       if (msg.channel !== CHANNEL) return;
       this.notifications++;
-      this.observer.notified?.();
-      this.changed();
+      this.tell();
     });
     this.client = client;
     this.queue = Promise.resolve();
@@ -300,145 +275,74 @@ export class PostgresMapStore {
       await client.connect();
       this.socket = socket;
       if (this.closed) throw new ConnectionLost('closed');
-      // LISTEN before the read: a change committed in between is then either
+      this.connected = true;
+      // LISTEN before any read: a change committed in between is then either
       // in the read or notified afterwards, never lost.
       await this.query(client, `LISTEN ${CHANNEL}`);
     } catch (err) {
+      this.connected = false;
       this.drop(client, socket);
       return err as Error;
     }
-    this.connected = true;
     this.connectedNow();
-    this.changed();
-    this.startTimers(client);
+    this.firstAttemptDone();
+    this.startHeartbeat(client);
+    this.tell();
     const reason = await ended;
     this.drop(client, socket);
     return reason;
   }
 
+  private tell(): void {
+    for (const listener of this.listeners) listener();
+  }
+
   private connectedNow(): void {
-    const wasDown = this.downSince;
+    const downMs = this.downSince === undefined ? 0 : Date.now() - this.downSince;
     const first = !this.everConnected;
     this.everConnected = true;
     this.attempt = 0;
+    this.epoch++;
     this.downSince = undefined;
-    this.observer.connectionChanged?.(true);
     if (first) {
-      this.log.info({ store: this.label }, 'session map database connected');
+      this.log?.info({ store: this.label }, PG_LOG.connected);
     } else {
       this.reconnects++;
-      this.observer.reconnected?.();
-      this.log.info({ store: this.label, downMs: wasDown === undefined ? 0 : Date.now() - wasDown, warned: this.warnedOutage }, 'session map database reconnected; reading the map again');
+      this.log?.info({ store: this.label, downMs }, PG_LOG.back);
     }
-    this.warnedOutage = false;
+    this.warned = false;
   }
 
   private disconnected(reason: Error): void {
-    const wasConnected = this.connected;
     this.connected = false;
-    this.stopTimers();
-    this.syncedMark = undefined;
-    if (wasConnected) this.observer.connectionChanged?.(false);
+    clearInterval(this.heartbeat);
     this.downSince ??= Date.now();
-    if (this.warnedOutage) return;
-    this.warnedOutage = true;
+    this.lastReason = reason.message;
+    if (this.warned) return;
+    this.warned = true;
     const e = reason as { code?: string; message?: string };
     const fields = { store: this.label, reason: e.code ?? reason.name, detail: e.message ?? String(reason) };
-    if (this.everConnected) this.log.warn(fields, 'session map database connection lost; keeping the last good map and reconnecting');
-    else this.log.warn(fields, 'session map database unreachable; routing nothing until it answers, retrying');
+    this.log?.warn(fields, this.everConnected ? PG_LOG.lost : PG_LOG.unreachable);
   }
 
-  /** Jittered exponential backoff: between half and all of min·2^attempt, capped. */
+  /** Jittered exponential backoff: between half and all of min·2^(attempt-1), capped. */
   private backoff(): number {
-    const { backoffMinMs, backoffMaxMs } = this.options;
-    const ceiling = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(this.attempt - 1, 20));
+    const { backoffMinMs, backoffMaxMs } = this.tuning;
+    const ceiling = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(Math.max(this.attempt - 1, 0), 20));
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
-  private startTimers(client: pg.Client): void {
-    this.stopTimers();
-    const { heartbeatMs, pollIntervalMs } = this.options;
-    this.lastQueryAt = Date.now();
-    if (heartbeatMs > 0) {
-      this.heartbeat = setInterval(() => {
-        if (Date.now() - this.lastQueryAt < heartbeatMs) return;
-        // Answered in well under a millisecond by a live server: a short limit.
-        this.query(client, 'SELECT 1', heartbeatMs + 1000).catch(() => {});
-      }, heartbeatMs);
-      this.heartbeat.unref();
-    }
-    if (pollIntervalMs > 0) {
-      this.poll = setInterval(() => void this.pollOnce(client), pollIntervalMs);
-      this.poll.unref();
-    }
-  }
-
-  private stopTimers(): void {
+  private startHeartbeat(client: pg.Client): void {
     clearInterval(this.heartbeat);
-    clearInterval(this.poll);
-    this.heartbeat = undefined;
-    this.poll = undefined;
-  }
-
-  /** The poll: a read when the change mark moved (or none was ever taken). */
-  private async pollOnce(client: pg.Client): Promise<void> {
-    if (!this.connected || this.client !== client) return;
-    if (this.syncedMark === undefined) {
-      this.changed();
-      return;
-    }
-    try {
-      const counter = this.syncedMark.startsWith('c');
-      const mark = await this.readMark(client, counter);
-      if (mark !== this.syncedMark) this.changed();
-    } catch {
-      // a lost connection is reported by the client's events; a missing
-      // counter table (dropped trigger) makes the next read switch to digests
-      this.syncedMark = undefined;
-    }
-  }
-
-  /**
-   * Runs statements one at a time: pg queues concurrent ones itself but warns
-   * on stderr that it will stop doing so, and a time-out must only count the
-   * statement's own time, not the wait behind a FETCH.
-   */
-  private query<R extends pg.QueryResultRow = pg.QueryResultRow>(
-    client: pg.Client,
-    sql: string,
-    limit = this.options.statementTimeoutMs + 1000,
-  ): Promise<pg.QueryResult<R>> {
-    const run = this.queue.then(() => this.timedQuery<R>(client, sql, limit));
-    this.queue = run.catch(() => {});
-    return run;
-  }
-
-  /**
-   * Runs one statement, bounded on the client side too: a statement time-out
-   * cannot fire over a network that lost the packets, so past it (plus a
-   * margin) the connection is taken for dead and cut.
-   */
-  private async timedQuery<R extends pg.QueryResultRow>(client: pg.Client, sql: string, limit: number): Promise<pg.QueryResult<R>> {
-    if (this.client !== client) throw new ConnectionLost('connection replaced');
+    const { heartbeatMs } = this.tuning;
     this.lastQueryAt = Date.now();
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        client.query<R>(sql),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            const err = new ConnectionLost(`no answer from the database within ${limit} ms`);
-            if (this.client === client) {
-              this.lost?.(err);
-              this.socket?.destroy();
-            }
-            reject(err);
-          }, limit);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
+    if (heartbeatMs <= 0) return;
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastQueryAt < heartbeatMs) return;
+      // A live server answers in well under a millisecond: a short limit.
+      this.query(client, 'SELECT 1', heartbeatMs + 1000).catch(() => {});
+    }, heartbeatMs);
+    this.heartbeat.unref();
   }
 
   private drop(client: pg.Client, socket: net.Socket | undefined): void {
@@ -448,14 +352,181 @@ export class PostgresMapStore {
       this.lost = undefined;
     }
     client.removeAllListeners('notification');
-    // Errors after this point belong to a connection we gave up on.
+    // Errors from here on belong to a connection we gave up on.
     client.on('error', () => {});
     socket?.destroy();
     void client.end().catch(() => {});
   }
 }
 
-/** The trigger SQL shipped in the package (see gxitproxy-trigger.sql). */
+/** The connections of this thread, one per map, shared by its store and its watch. */
+const connections = new Map<string, PgConnection>();
+
+function acquire(spec: string, tuning: PostgresTuning): PgConnection {
+  let connection = connections.get(spec);
+  if (connection === undefined) {
+    connection = new PgConnection(parsePostgresUrl(spec), tuning);
+    connections.set(spec, connection);
+  }
+  connection.users++;
+  return connection;
+}
+
+function release(spec: string, connection: PgConnection): void {
+  if (--connection.users > 0 || connections.get(spec) !== connection) return;
+  connections.delete(spec);
+  connection.close();
+}
+
+/** The map store: reads and versions through the shared connection. */
+class PostgresMapStore implements MapStore {
+  private connection: PgConnection | undefined;
+
+  constructor(
+    private readonly spec: string,
+    private readonly tuning: PostgresTuning,
+  ) {}
+
+  get label(): string {
+    return this.acquired().label;
+  }
+
+  /**
+   * `epoch:counter` with our trigger, `epoch:digest` without (and with
+   * polling), undefined with LISTEN only and no trigger (then every
+   * notification reads). The epoch makes the first check after a reconnect
+   * a full read.
+   */
+  async version(): Promise<string | undefined> {
+    const connection = this.acquired();
+    const client = await connection.ready();
+    try {
+      const counter = (await connection.query<{ counter: boolean }>(client, HAS_COUNTER)).rows[0]?.counter === true;
+      connection.changeDetection = counter ? 'counter' : 'table-digest';
+      let version: string | undefined;
+      if (counter) version = `${connection.epoch}:c${(await connection.query<{ version: string }>(client, COUNTER)).rows[0]?.version ?? ''}`;
+      // Without a poll every check follows a notification: the read is due anyway.
+      else if (connection.pollIntervalMs !== 0) version = `${connection.epoch}:d${(await connection.query<{ digest: string }>(client, DIGEST)).rows[0]?.digest ?? ''}`;
+      connection.lastSyncAt = Date.now();
+      return version;
+    } catch (err) {
+      throw this.readError(err);
+    }
+  }
+
+  /** The whole table in one read-only transaction, through a cursor. */
+  async read(): Promise<MapRead> {
+    const connection = this.acquired();
+    const client = await connection.ready();
+    const rows: string[] = [];
+    const { fetchRows } = this.tuning;
+    try {
+      await connection.query(client, 'BEGIN READ ONLY');
+      try {
+        await connection.query(client, `DECLARE gxitproxy_rows NO SCROLL CURSOR FOR ${ROWS_QUERY}`);
+        let previousKey: unknown;
+        for (;;) {
+          const chunk = await connection.query<GxitproxyRow>(client, `FETCH ${fetchRows} FROM gxitproxy_rows`);
+          for (const row of chunk.rows) {
+            // Keys repeat only with another key_type (Galaxy writes one): the last one wins.
+            if (row.key === previousKey && rows.length > 0) rows.pop();
+            previousKey = row.key;
+            rows.push(rowLine(row.key, row.host, row.port));
+          }
+          if (chunk.rows.length < fetchRows) break;
+        }
+      } finally {
+        // A failed statement aborted the transaction; ROLLBACK ends it either way.
+        await connection.query(client, 'ROLLBACK').catch(() => {});
+      }
+    } catch (err) {
+      throw this.readError(err);
+    }
+    connection.lastSyncAt = Date.now();
+    return { format: POSTGRES_FORMAT, rows: rows.join(''), uniqueKeys: true, skipped: new Map() };
+  }
+
+  close(): void {
+    if (this.connection !== undefined) release(this.spec, this.connection);
+    this.connection = undefined;
+  }
+
+  private acquired(): PgConnection {
+    return (this.connection ??= acquire(this.spec, this.tuning));
+  }
+
+  private readError(err: unknown): SessionMapError {
+    if (err instanceof SessionMapError) return err;
+    const { label } = this;
+    const e = err as { code?: string; message?: string };
+    if (e.code === '42P01') {
+      return new SessionMapError('no-table', label, `session map ${label}: table gxitproxy does not exist yet (Galaxy creates it when the first Interactive Tool starts)`, { cause: err });
+    }
+    if (e.code === '42501') {
+      return new SessionMapError('unreadable', label, `session map ${label}: ${e.message ?? 'permission denied'} (GRANT SELECT ON gxitproxy, and gxitproxy_version with our trigger, to the proxy's role)`, {
+        cause: err,
+      });
+    }
+    if (err instanceof ConnectionLost || e.code === '57P01' || e.code === 'ECONNRESET' || e.code === 'EPIPE' || /Connection terminated/i.test(e.message ?? '')) {
+      return new SessionMapError('disconnected', label, `session map ${label}: the database connection was lost during the read`, { cause: err });
+    }
+    return new SessionMapError('unreadable', label, `session map ${label}: ${e.message ?? String(err)}`, { cause: err });
+  }
+}
+
+/** The change watch: notifications, the poll, reconnections; what /health shows of the connection. */
+class PostgresWatch implements ChangeWatch {
+  readonly watching = true;
+  private readonly connection: PgConnection;
+  private readonly poll: NodeJS.Timeout | undefined;
+  private readonly listener: () => void;
+
+  constructor(
+    private readonly spec: string,
+    options: ChangeWatchOptions,
+    onMaybeChanged: () => void,
+    tuning: PostgresTuning,
+  ) {
+    this.connection = acquire(spec, tuning);
+    if (options.log !== undefined) this.connection.log = options.log;
+    this.connection.pollIntervalMs = options.pollIntervalMs;
+    this.listener = onMaybeChanged;
+    this.connection.listeners.add(onMaybeChanged);
+    if (options.pollIntervalMs > 0) {
+      this.poll = setInterval(() => {
+        if (this.connection.status().connected) onMaybeChanged();
+      }, options.pollIntervalMs);
+      this.poll.unref();
+    }
+  }
+
+  status(): PostgresStatus {
+    return this.connection.status();
+  }
+
+  close(): void {
+    clearInterval(this.poll);
+    this.connection.listeners.delete(this.listener);
+    release(this.spec, this.connection);
+  }
+}
+
+/**
+ * The PostgreSQL store kind. Reads stay on the main thread: they are I/O in
+ * chunks, and the watch's connection is shared with them.
+ */
+export function postgresStoreKind(tuning: PostgresTuning = POSTGRES_TUNING): StoreKind {
+  return {
+    readsOnThread: false,
+    open: (spec) => new PostgresMapStore(spec, tuning),
+    watch: (spec, options, onMaybeChanged) => new PostgresWatch(spec, options, onMaybeChanged, tuning),
+  };
+}
+
+/** The PostgreSQL store kind with the default tuning. */
+export const postgresStores: StoreKind = postgresStoreKind();
+
+/** The trigger SQL shipped in the package (gxitproxy-trigger.sql beside this module). */
 export function triggerSql(): string {
   return readFileSync(new URL('./gxitproxy-trigger.sql', import.meta.url), 'utf8');
 }
@@ -473,17 +544,23 @@ export interface TriggerReport {
   readonly otherTriggers: readonly string[];
 }
 
+/** `--install-trigger` failed; the message names the map by its label only. */
+export class TriggerInstallError extends Error {
+  override readonly name = 'TriggerInstallError';
+  readonly code = 'ERR_GIE_INSTALL_TRIGGER';
+}
+
 /**
  * Applies the trigger SQL (idempotent) as the URL's role and reports what is
- * there now. The one statement this package ever writes with; an admin step.
- * Throws an Error whose message names the store by its label only.
+ * there now: the one write this package ever makes, an admin step.
+ * Throws TriggerInstallError.
  */
-export async function installTrigger(location: PostgresLocation, options: Pick<PostgresStoreOptions, 'connectTimeoutMs' | 'statementTimeoutMs'> = POSTGRES_DEFAULTS): Promise<TriggerReport> {
+export async function installTrigger(location: PostgresLocation, tuning: PostgresTuning = POSTGRES_TUNING): Promise<TriggerReport> {
   const client = new pg.Client({
     ...location.config,
     application_name: location.config.application_name ?? 'galaxy-gie-proxy --install-trigger',
-    connectionTimeoutMillis: options.connectTimeoutMs,
-    statement_timeout: options.statementTimeoutMs,
+    connectionTimeoutMillis: tuning.connectTimeoutMs,
+    statement_timeout: tuning.statementTimeoutMs,
   });
   client.on('error', () => {});
   try {
@@ -505,10 +582,24 @@ export async function installTrigger(location: PostgresLocation, options: Pick<P
   } catch (err) {
     const e = err as { code?: string; message?: string };
     await client.query('ROLLBACK').catch(() => {});
-    throw new Error(`cannot install the trigger in ${location.label}: ${e.message ?? String(err)}${e.code === '42501' ? ' (run it as a role that may create tables and functions in this schema)' : ''}`, {
-      cause: err,
-    });
+    const hint = e.code === '42501' ? ' (run it as a role that may create tables and functions in the map\'s schema)' : '';
+    throw new TriggerInstallError(`cannot install the trigger in ${location.label}: ${e.message ?? String(err)}${hint}`, { cause: err });
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** The `--install-trigger` report, for people. */
+export function formatTriggerReport(report: TriggerReport): string {
+  const lines = [
+    `map:       ${report.store}`,
+    `trigger:   gxitproxy_changed installed (statement level: one NOTIFY gxitproxy per transaction, bumps gxitproxy_version)`,
+    `table:     gxitproxy ${report.tableCreated ? "created with Galaxy's columns (Galaxy had not created it yet)" : 'already there'}, ${report.rows} rows`,
+    `counter:   gxitproxy_version = ${report.counter}`,
+  ];
+  if (report.otherTriggers.length > 0) {
+    lines.push(`also:      other triggers on gxitproxy: ${report.otherTriggers.join(', ')} (harmless: identical notifications of a transaction are merged; you may drop them)`);
+  }
+  lines.push("next:      GRANT SELECT ON gxitproxy, gxitproxy_version TO the proxies' role, if it is not this one");
+  return `${lines.join('\n')}\n`;
 }

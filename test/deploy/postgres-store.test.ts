@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.js';
-import { MapReloader } from '../../src/map-reloader.js';
-import { RouteTable } from '../../src/route-table.js';
-import { installTrigger, PostgresMapStore, POSTGRES_DEFAULTS, type PostgresStoreOptions } from '../../src/session-map/postgres-store.js';
+import { RouteTable } from '../../src/routing/route-table.js';
+import { installTrigger, PG_LOG, postgresStoreKind, POSTGRES_TUNING, type PostgresStatus, type PostgresTuning } from '../../src/session-map/postgres-store.js';
 import { parsePostgresUrl } from '../../src/session-map/postgres-url.js';
+import { InlineMapReader } from '../../src/session-map/reader.js';
+import { MAP_LOG, ReloadReporter } from '../../src/session-map/reload-report.js';
+import { MapReloader } from '../../src/session-map/reloader.js';
+import type { ChangeWatch } from '../../src/session-map/store.js';
 import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { LogCapture } from '../helpers/logs.js';
 import { PgCluster } from '../helpers/postgres.js';
@@ -12,39 +15,38 @@ import { TcpRelay } from '../helpers/tcp-relay.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /**
- * The PostgreSQL store in process, against a real throw-away cluster: what it
- * reads, when it notices a change, and what it does when the database goes away.
+ * The PostgreSQL store in process (store, watch, reloader, route table as the
+ * daemon wires them), against a real throw-away cluster: what it reads, when
+ * it notices a change, and what it does when the database goes away.
  */
 
 const cluster = new PgCluster({ tcp: true });
 after(() => cluster.destroy());
 
 /** Quick timings, so that the outage cases take a few seconds, not a minute. */
-const FAST: PostgresStoreOptions = { ...POSTGRES_DEFAULTS, heartbeatMs: 300, statementTimeoutMs: 1000, connectTimeoutMs: 1000, backoffMinMs: 50, backoffMaxMs: 500 };
+const FAST: PostgresTuning = { ...POSTGRES_TUNING, heartbeatMs: 300, statementTimeoutMs: 1000, connectTimeoutMs: 1000, backoffMinMs: 50, backoffMaxMs: 500 };
 
 interface Running {
-  store: PostgresMapStore;
   table: RouteTable;
-  reloader: MapReloader;
+  watch: ChangeWatch;
   logs: LogCapture;
+  status(): PostgresStatus;
 }
 
-function startStore(t: { after: (fn: () => unknown) => void }, url: string, options: Partial<PostgresStoreOptions> = {}): Running {
+function startStore(t: { after: (fn: () => unknown) => void }, url: string, pollIntervalMs: number): Running {
   const logs = new LogCapture();
   const log = createLogger({ verbose: false, destination: logs.stream });
+  const kind = postgresStoreKind(FAST);
   const table = new RouteTable();
-  let reloader: MapReloader | undefined;
-  const store = new PostgresMapStore(parsePostgresUrl(url), { ...FAST, ...options }, log, () => void reloader?.reload());
-  reloader = new MapReloader({ path: store.label, version: () => undefined, read: () => assert.fail('read through the store'), close: () => {} }, table, log, {}, {
-    workerThreshold: Infinity,
-    reader: store.reader,
-  });
-  store.start();
-  t.after(async () => {
+  const label = parsePostgresUrl(url).label;
+  const reloader = new MapReloader(url, table, new ReloadReporter(label, log), { workerThreshold: Infinity, reader: new InlineMapReader(url, kind) });
+  void reloader.reload(true);
+  const watch = kind.watch(url, { pollIntervalMs, debounceMs: 0, log }, () => void reloader.reload());
+  t.after(() => {
+    watch.close();
     reloader.close();
-    await store.close();
   });
-  return { store, table, reloader, logs };
+  return { table, watch, logs, status: () => watch.status?.() as PostgresStatus };
 }
 
 async function writerFor(t: { after: (fn: () => unknown) => void }, db: string): Promise<GalaxyPgWriter> {
@@ -63,14 +65,14 @@ describe('PostgreSQL store', () => {
     const writer = await writerFor(t, db);
     await writer.save({ key: 'first', token: 't1', host: '127.0.0.1', port: 1001 });
     await writer.installReadmeTrigger();
-    const r = startStore(t, cluster.url(db), { pollIntervalMs: 0 });
+    const r = startStore(t, cluster.url(db), 0);
     await routedTo(r, 'first', 1001);
     await writer.save({ key: 'second', token: 't2', host: '127.0.0.1', port: 1002 });
     await routedTo(r, 'second', 1002);
     await writer.remove('first');
     await waitUntil('first removed', () => r.table.lookup('first') === undefined);
-    assert.ok(r.store.state().notifications >= 2);
-    assert.equal(r.store.state().connected, true);
+    assert.ok(r.status().notifications >= 2);
+    assert.equal(r.status().connected, true);
   });
 
   test('without any trigger the poll picks changes up (digest of the table, full read only when it moved)', async (t) => {
@@ -78,12 +80,12 @@ describe('PostgreSQL store', () => {
     const db = await cluster.createDatabase();
     const writer = await writerFor(t, db);
     await writer.save({ key: 'a', token: 't', host: '127.0.0.1', port: 2001 });
-    const r = startStore(t, cluster.url(db), { pollIntervalMs: 100 });
+    const r = startStore(t, cluster.url(db), 100);
     await routedTo(r, 'a', 2001);
     await writer.save({ key: 'a', token: 't', host: '127.0.0.1', port: 2002 });
     await routedTo(r, 'a', 2002);
-    assert.equal(r.store.state().changeDetection, 'table-digest');
-    assert.equal(r.store.state().notifications, 0);
+    assert.equal(r.status().changeDetection, 'table-digest');
+    assert.equal(r.status().notifications, 0);
   });
 
   test('our trigger: one notification per Galaxy transaction, and the poll reads the counter', async (t) => {
@@ -95,14 +97,14 @@ describe('PostgreSQL store', () => {
     const again = await installTrigger(location);
     assert.equal(again.tableCreated, false);
     const writer = await writerFor(t, db);
-    const r = startStore(t, cluster.url(db), { pollIntervalMs: 0 });
-    await waitUntil('connected', () => r.store.state().connected);
+    const r = startStore(t, cluster.url(db), 0);
+    await waitUntil('connected', () => r.status().connected);
     await writer.save({ key: 'k1', token: 't', host: '127.0.0.1', port: 3001 });
     await routedTo(r, 'k1', 3001);
     await writer.bulkInsert(500, '127.0.0.1', 3002);
     await routedTo(r, 'bulk499', 3002);
-    assert.equal(r.store.state().changeDetection, 'counter');
-    await waitUntil('two notifications', () => r.store.state().notifications === 2 || undefined);
+    assert.equal(r.status().changeDetection, 'counter');
+    await waitUntil('two notifications', () => r.status().notifications === 2 || undefined);
     const { rows } = await cluster.query<{ version: string }>('SELECT version::text FROM gxitproxy_version', [], db);
     assert.equal(rows[0]?.version, '3'); // DELETE + INSERT of the save, INSERT of the bulk
   });
@@ -110,8 +112,8 @@ describe('PostgreSQL store', () => {
   test('the table created after the store started is read (poll), then followed', async (t) => {
     if (!(await cluster.ready(t))) return;
     const db = await cluster.createDatabase();
-    const r = startStore(t, cluster.url(db), { pollIntervalMs: 100 });
-    await r.logs.waitFor((l) => l.msg === 'session map not ready yet; routing nothing until Galaxy writes it', 5000);
+    const r = startStore(t, cluster.url(db), 100);
+    await r.logs.waitFor((l) => l.msg === MAP_LOG.notReady, 5000);
     const writer = await writerFor(t, db);
     await writer.save({ key: 'late', token: 't', host: '127.0.0.1', port: 4001 });
     await routedTo(r, 'late', 4001);
@@ -132,10 +134,10 @@ describe('PostgreSQL store', () => {
         t.after(() => relay?.close());
         url = cluster.tcpUrl(db, 'postgres', undefined, relay.port);
       }
-      const r = startStore(t, url, { pollIntervalMs: 0 });
+      const r = startStore(t, url, 0);
       await routedTo(r, 'before', 5001);
-      const lost = r.logs.next('session map database connection lost; keeping the last good map and reconnecting', 15_000);
-      const back = r.logs.next('session map database reconnected; reading the map again', 30_000);
+      const lost = r.logs.next(PG_LOG.lost, 15_000);
+      const back = r.logs.next(PG_LOG.back, 30_000);
       switch (fault) {
         case 'restart -m fast':
           await cluster.stop('fast');
@@ -163,11 +165,11 @@ describe('PostgreSQL store', () => {
       relay?.restore();
       await back;
       await routedTo(r, 'during', 5002).catch((err: Error) => {
-        throw new Error(`${err.message} ${JSON.stringify(r.store.state())}\n${r.logs.lines.map((l) => JSON.stringify(l)).join('\n')}`);
+        throw new Error(`${err.message} ${JSON.stringify(r.status())}\n${r.logs.lines.map((l) => JSON.stringify(l)).join('\n')}`);
       });
       assert.equal(r.table.lookup('before')?.port, 5001);
-      assert.equal(r.logs.withMsg('session map database connection lost; keeping the last good map and reconnecting').length, 1);
-      assert.equal(r.store.state().reconnects, 1);
+      assert.equal(r.logs.withMsg(PG_LOG.lost).length, 1);
+      assert.equal(r.status().reconnects, 1);
     });
   }
 
@@ -181,8 +183,8 @@ describe('PostgreSQL store', () => {
     await relay.start();
     t.after(() => relay.close());
     relay.blackHole();
-    const r = startStore(t, cluster.tcpUrl(db, 'postgres', undefined, relay.port), { pollIntervalMs: 0 });
-    await r.logs.waitFor((l) => l.msg === 'session map database unreachable; routing nothing until it answers, retrying', 5000);
+    const r = startStore(t, cluster.tcpUrl(db, 'postgres', undefined, relay.port), 0);
+    await r.logs.waitFor((l) => l.msg === PG_LOG.unreachable, 5000);
     assert.equal(r.table.size, 0);
     relay.restore();
     await routedTo(r, 'x', 6001);

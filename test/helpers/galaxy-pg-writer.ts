@@ -61,7 +61,7 @@ export const KEY_TYPE = 'interactivetoolentrypoint';
 
 export class GalaxyPgWriter {
   private readonly client: pg.Client;
-  private connected: Promise<void> | undefined;
+  private connected: Promise<unknown> | undefined;
 
   constructor(config: pg.ClientConfig | string) {
     this.client = new pg.Client(config);
