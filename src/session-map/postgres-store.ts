@@ -57,6 +57,9 @@ export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
   fetchRows: 5000,
 });
 
+/** How long a read waits for the very first connection before it reports the map unreadable. */
+const FIRST_CONNECT_WAIT_MS = 1500;
+
 /** The channel gx-it-proxy LISTENs on; both triggers notify there. */
 export const CHANNEL = 'gxitproxy';
 
@@ -124,6 +127,7 @@ class PgConnection {
   private warned = false;
   /** Why the last connection ended or failed, for error messages. */
   private lastReason: string | undefined;
+  private lastReasonCode: string | undefined;
   private notifications = 0;
   private reconnects = 0;
   private lastQueryAt = 0;
@@ -139,7 +143,7 @@ class PgConnection {
   /** When a change check or a read last succeeded (ms since epoch). */
   lastSyncAt: number | undefined;
   users = 0;
-  log: Logger | undefined;
+  private log: Logger | undefined;
   /** The watch's poll interval; 0: LISTEN only. */
   pollIntervalMs: number | undefined;
   readonly listeners = new Set<() => void>();
@@ -176,7 +180,12 @@ class PgConnection {
    * the database if it is there).
    */
   async ready(): Promise<pg.Client> {
-    if (!this.everConnected && !this.connected) await this.firstAttempt;
+    if (!this.everConnected && !this.connected) {
+      // Bounded: a start-up read must not hold the proxy's start for a whole connect time-out.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.firstAttempt, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_CONNECT_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     const client = this.connected ? this.client : undefined;
     if (client === undefined) {
       const why = this.lastReason === undefined ? '' : `: ${this.lastReason}`;
@@ -318,11 +327,22 @@ class PgConnection {
     clearInterval(this.heartbeat);
     this.downSince ??= Date.now();
     this.lastReason = reason.message;
-    if (this.warned) return;
+    this.lastReasonCode = (reason as { code?: string }).code ?? reason.name;
+    this.warnOutage();
+  }
+
+  /** From now on connection changes are logged here (the watch's logger); an outage already under way too. */
+  attachLog(log: Logger): void {
+    this.log = log;
+    if (!this.connected && this.downSince !== undefined) this.warnOutage();
+  }
+
+  /** The one warning of an outage. */
+  private warnOutage(): void {
+    if (this.warned || this.log === undefined) return;
     this.warned = true;
-    const e = reason as { code?: string; message?: string };
-    const fields = { store: this.label, reason: e.code ?? reason.name, detail: e.message ?? String(reason) };
-    this.log?.warn(fields, this.everConnected ? PG_LOG.lost : PG_LOG.unreachable);
+    const fields = { store: this.label, reason: this.lastReasonCode, detail: this.lastReason };
+    this.log.warn(fields, this.everConnected ? PG_LOG.lost : PG_LOG.unreachable);
   }
 
   /** Jittered exponential backoff: between half and all of min·2^(attempt-1), capped. */
@@ -488,7 +508,7 @@ class PostgresWatch implements ChangeWatch {
     tuning: PostgresTuning,
   ) {
     this.connection = acquire(spec, tuning);
-    if (options.log !== undefined) this.connection.log = options.log;
+    if (options.log !== undefined) this.connection.attachLog(options.log);
     this.connection.pollIntervalMs = options.pollIntervalMs;
     this.listener = onMaybeChanged;
     this.connection.listeners.add(onMaybeChanged);
