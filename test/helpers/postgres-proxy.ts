@@ -8,6 +8,7 @@ import { waitUntil } from './wait.js';
 /** A spawned lib/main.js reading a PostgreSQL map, with its /health listener. */
 export interface PgProxy {
   proc: ProxyProcess;
+  pid: number;
   port: number;
   metricsPort: number;
   /** GET /health, parsed. */
@@ -39,6 +40,7 @@ export async function startPgProxy(t: { after: (fn: () => unknown) => void }, ur
   };
   return {
     proc,
+    pid: proc.child.pid ?? 0,
     port,
     metricsPort,
     health,
