@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import pg from 'pg';
 import type { Logger } from '../log.js';
-import { rowLine } from './rows.js';
 import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapRead, type MapStore, type StoreKind } from './store.js';
 import { parsePostgresUrl, type PostgresLocation } from './postgres-url.js';
 
@@ -18,8 +17,9 @@ import { parsePostgresUrl, type PostgresLocation } from './postgres-url.js';
  *   installed, else with a digest of the table computed by the server, so a
  *   poll (`pollIntervalMs`, 0: LISTEN only) moves one row over the wire, and
  *   the table itself only when it changed;
- * - reads the rows through a cursor, a few thousand at a time, so the event
- *   loop serves requests between chunks (no reader thread needed);
+ * - reads the table in one statement whose one value the server builds (the
+ *   row lines of rows.ts), received while requests are served: no reader
+ *   thread needed, and no per-row parsing in JavaScript;
  * - sends a cheap query every `heartbeatMs` when nothing else ran, and
  *   bounds every query on the client side as well, so that a dead or
  *   silently dropped connection is noticed within seconds (TCP keep-alive too);
@@ -44,8 +44,6 @@ export interface PostgresTuning {
   /** First reconnect delay; it doubles per failed attempt, up to `backoffMaxMs`, with jitter. */
   readonly backoffMinMs: number;
   readonly backoffMaxMs: number;
-  /** Rows per FETCH. */
-  readonly fetchRows: number;
 }
 
 export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
@@ -54,7 +52,6 @@ export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
   connectTimeoutMs: 5000,
   backoffMinMs: 200,
   backoffMaxMs: 5000,
-  fetchRows: 5000,
 });
 
 /** How long a read waits for the very first connection before it reports the map unreadable. */
@@ -91,20 +88,27 @@ export interface PostgresStatus {
   readonly downSince: string | null;
 }
 
-const ROWS_QUERY = 'SELECT key, key_type, token, host, port, info FROM gxitproxy ORDER BY key, key_type';
+/**
+ * The whole table as row lines (rows.ts: `key TAB host TAB port LF`), built by
+ * the server in key order into one text: the proxy receives it as the socket
+ * delivers it (requests are served meanwhile) and parses one value, not six
+ * per row. A value holding a tab or newline becomes \x01, which no row check
+ * accepts (as rowLine does).
+ */
+const field = (c: string): string => `CASE WHEN ${c} ~ '[\t\n]' THEN E'\\x01' ELSE coalesce(${c}, '') END`;
+const ROWS_QUERY = `SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys,
+  coalesce(string_agg(${field('key')} || E'\t' || ${field('host')} || E'\t' || coalesce(port::text, '') || E'\n', '' ORDER BY key, key_type), '') AS rows
+FROM gxitproxy`;
+
+interface RowsRead {
+  n: number;
+  keys: number;
+  rows: string;
+}
 /** Cheap "did anything change" for a table without our trigger: the server hashes every row, one row comes back. */
 const DIGEST = `SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(concat_ws(E'\\x1f', key, key_type, token, host, port::text, info), 0)::numeric), 0)::text AS digest FROM gxitproxy`;
 const COUNTER = 'SELECT version::text AS version FROM gxitproxy_version';
 const HAS_COUNTER = `SELECT to_regclass('gxitproxy_version') IS NOT NULL AS counter`;
-
-interface GxitproxyRow {
-  key: unknown;
-  key_type: unknown;
-  token: unknown;
-  host: unknown;
-  port: unknown;
-  info: unknown;
-}
 
 /** A connection that went away, or was given up on. */
 class ConnectionLost extends Error {
@@ -144,8 +148,8 @@ class PgConnection {
   lastSyncAt: number | undefined;
   users = 0;
   private log: Logger | undefined;
-  /** The watch's poll interval; 0: LISTEN only. */
-  pollIntervalMs: number | undefined;
+  /** Set by the watch's poll, cleared by the next version(): only a poll computes the digest. */
+  pollDue = false;
   readonly listeners = new Set<() => void>();
 
   constructor(
@@ -200,14 +204,19 @@ class PgConnection {
    * statement time-out cannot fire over a network that lost the packets, so
    * past it the connection is taken for dead and cut.
    */
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(client: pg.Client, sql: string, limit = this.tuning.statementTimeoutMs + 1000): Promise<pg.QueryResult<R>> {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    client: pg.Client,
+    sql: string,
+    limit = this.tuning.statementTimeoutMs + 1000,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
     const run = this.queue.then(async () => {
       if (this.client !== client || !this.connected) throw new ConnectionLost('the connection was replaced');
       this.lastQueryAt = Date.now();
       let timer: NodeJS.Timeout | undefined;
       try {
         return await Promise.race([
-          client.query<R>(sql),
+          client.query<R>(sql, params),
           new Promise<never>((_, reject) => {
             timer = setTimeout(() => {
               const err = new ConnectionLost(`no answer from the database within ${limit} ms`);
@@ -412,10 +421,9 @@ class PostgresMapStore implements MapStore {
   }
 
   /**
-   * `epoch:counter` with our trigger, `epoch:digest` without (and with
-   * polling), undefined with LISTEN only and no trigger (then every
-   * notification reads). The epoch makes the first check after a reconnect
-   * a full read.
+   * `epoch:counter` with our trigger; without it `epoch:digest` when the
+   * watch's poll asks, else undefined (a notification or a reconnection:
+   * read). The epoch makes the first check after a reconnect a full read.
    */
   async version(): Promise<string | undefined> {
     const connection = this.acquired();
@@ -423,10 +431,13 @@ class PostgresMapStore implements MapStore {
     try {
       const counter = (await connection.query<{ counter: boolean }>(client, HAS_COUNTER)).rows[0]?.counter === true;
       connection.changeDetection = counter ? 'counter' : 'table-digest';
+      const polled = connection.pollDue;
+      connection.pollDue = false;
       let version: string | undefined;
       if (counter) version = `${connection.epoch}:c${(await connection.query<{ version: string }>(client, COUNTER)).rows[0]?.version ?? ''}`;
-      // Without a poll every check follows a notification: the read is due anyway.
-      else if (connection.pollIntervalMs !== 0) version = `${connection.epoch}:d${(await connection.query<{ digest: string }>(client, DIGEST)).rows[0]?.digest ?? ''}`;
+      // Without the counter only a poll asks for the digest (a scan of the
+      // table on the server): after a notification the read is due anyway.
+      else if (polled) version = `${connection.epoch}:d${(await connection.query<{ digest: string }>(client, DIGEST)).rows[0]?.digest ?? ''}`;
       connection.lastSyncAt = Date.now();
       return version;
     } catch (err) {
@@ -434,36 +445,19 @@ class PostgresMapStore implements MapStore {
     }
   }
 
-  /** The whole table in one read-only transaction, through a cursor. */
+  /** The whole table, in one statement (one snapshot). */
   async read(): Promise<MapRead> {
     const connection = this.acquired();
     const client = await connection.ready();
-    const rows: string[] = [];
-    const { fetchRows } = this.tuning;
+    let read: RowsRead | undefined;
     try {
-      await connection.query(client, 'BEGIN READ ONLY');
-      try {
-        await connection.query(client, `DECLARE gxitproxy_rows NO SCROLL CURSOR FOR ${ROWS_QUERY}`);
-        let previousKey: unknown;
-        for (;;) {
-          const chunk = await connection.query<GxitproxyRow>(client, `FETCH ${fetchRows} FROM gxitproxy_rows`);
-          for (const row of chunk.rows) {
-            // Keys repeat only with another key_type (Galaxy writes one): the last one wins.
-            if (row.key === previousKey && rows.length > 0) rows.pop();
-            previousKey = row.key;
-            rows.push(rowLine(row.key, row.host, row.port));
-          }
-          if (chunk.rows.length < fetchRows) break;
-        }
-      } finally {
-        // A failed statement aborted the transaction; ROLLBACK ends it either way.
-        await connection.query(client, 'ROLLBACK').catch(() => {});
-      }
+      read = (await connection.query<RowsRead>(client, ROWS_QUERY)).rows[0];
     } catch (err) {
       throw this.readError(err);
     }
     connection.lastSyncAt = Date.now();
-    return { format: POSTGRES_FORMAT, rows: rows.join(''), uniqueKeys: true, skipped: new Map() };
+    // A key under two key_types (Galaxy writes one): the differ then rebuilds, later rows winning.
+    return { format: POSTGRES_FORMAT, rows: read?.rows ?? '', uniqueKeys: read === undefined || read.keys === read.n, skipped: new Map() };
   }
 
   close(): void {
@@ -509,12 +503,13 @@ class PostgresWatch implements ChangeWatch {
   ) {
     this.connection = acquire(spec, tuning);
     if (options.log !== undefined) this.connection.attachLog(options.log);
-    this.connection.pollIntervalMs = options.pollIntervalMs;
     this.listener = onMaybeChanged;
     this.connection.listeners.add(onMaybeChanged);
     if (options.pollIntervalMs > 0) {
       this.poll = setInterval(() => {
-        if (this.connection.status().connected) onMaybeChanged();
+        if (!this.connection.status().connected) return;
+        this.connection.pollDue = true;
+        onMaybeChanged();
       }, options.pollIntervalMs);
       this.poll.unref();
     }
@@ -533,7 +528,7 @@ class PostgresWatch implements ChangeWatch {
 
 /**
  * The PostgreSQL store kind. Reads stay on the main thread: they are I/O in
- * chunks, and the watch's connection is shared with them.
+ * one value, and the watch's connection is shared with them.
  */
 export function postgresStoreKind(tuning: PostgresTuning = POSTGRES_TUNING): StoreKind {
   return {

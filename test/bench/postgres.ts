@@ -83,8 +83,9 @@ async function main(): Promise<void> {
         const committed = performance.now();
         await routedPort(proxy, key, 'tok', 30_000);
         latencies.push(performance.now() - committed);
-        // Writes spaced like launches, not in a burst: each one waits out a poll phase of its own.
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
+        // Writes spaced like launches, at random points of the poll's cycle
+        // (a write right after the previous routing would always wait a whole cycle).
+        await new Promise((r) => setTimeout(r, mode === 'poll' ? Math.random() * 5000 : 50 + Math.random() * 200));
       }
       const { median, max } = stats(latencies);
       results.push(`| ${size.toLocaleString('en')} | ${MODE_NAMES[mode]} | ${median} | ${max} |`);
