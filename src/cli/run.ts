@@ -39,10 +39,11 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
     const program = buildProgram(door);
     program.parse(argv as string[]);
     ({ options, cli } = optionsFromProgram(program, door));
-    if (isPostgresUrl(options.sessionsPath)) {
+    if (options.sessionsPath !== undefined && isPostgresUrl(options.sessionsPath)) {
       // Refused here, with a message that does not repeat the URL.
       parsePostgresUrl(options.sessionsPath);
-      if (program.getOptionValueSource('pollInterval') !== 'cli') options = resolveOptions({ ...options, pollIntervalMs: POSTGRES_POLL_DEFAULT_MS });
+      const pollGiven = program.getOptionValueSource('pollInterval') === 'cli' || program.getOptionValueSource('pollingInterval') === 'cli';
+      if (!pollGiven) options = resolveOptions({ ...options, pollIntervalMs: POSTGRES_POLL_DEFAULT_MS });
     }
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -61,7 +62,7 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
   }
 
   if (cli.installTrigger) {
-    if (!isPostgresUrl(options.sessionsPath)) {
+    if (options.sessionsPath === undefined || !isPostgresUrl(options.sessionsPath)) {
       process.stderr.write('error: --install-trigger needs --sessions postgresql://… (the Interactive Tools map in PostgreSQL)\n');
       process.exit(EXIT.usage);
     }
@@ -75,6 +76,10 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
   }
 
   if (cli.check) {
+    if (options.sessionsPath === undefined) {
+      process.stderr.write('error: --check needs --sessions (header mode has no map)\n(run with --help for usage)\n');
+      process.exit(EXIT.usage);
+    }
     const report = await checkSessionMap(options.sessionsPath, { limit: cli.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
     process.stdout.write(formatCheckReport(report));
     process.exit(report.readable ? EXIT.ok : EXIT.fatal);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import pg from 'pg';
 import type { Logger } from '../log.js';
+import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK } from './rows.js';
 import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapRead, type MapStore, type StoreKind } from './store.js';
 import { parsePostgresUrl, type PostgresLocation } from './postgres-url.js';
 
@@ -89,20 +90,29 @@ export interface PostgresStatus {
 }
 
 /**
- * The whole table as row lines (rows.ts: `key TAB host TAB port LF`), built by
- * the server in key order into one text: the proxy receives it as the socket
- * delivers it (requests are served meanwhile) and parses one value, not six
- * per row. A value holding a tab or newline becomes \x01, which no row check
- * accepts (as rowLine does).
+ * The whole table as raw entry-point row lines (rows.ts: `key TAB key_type
+ * TAB token TAB host TAB port TAB info LF`, Galaxy's key type and default
+ * info in their short forms), built by the server in key order into one
+ * text: the proxy receives it as the socket delivers it (requests are served
+ * meanwhile) and parses one value, not six per row. A value holding a tab or
+ * newline becomes \x01, which no row check accepts; newlines in `info` (the
+ * last field) become spaces.
  */
-const field = (c: string): string => `CASE WHEN ${c} ~ '[\t\n]' THEN E'\\x01' ELSE coalesce(${c}, '') END`;
-const ROWS_QUERY = `SELECT count(*)::int AS n, count(DISTINCT key)::int AS keys,
-  coalesce(string_agg(${field('key')} || E'\t' || ${field('host')} || E'\t' || coalesce(port::text, '') || E'\n', '' ORDER BY key, key_type), '') AS rows
+const field = (c: string): string => `CASE WHEN ${c} ~ '[\t\n]' THEN chr(1) ELSE coalesce(${c}, '') END`;
+const ENTRY_POINT_FIELDS = [
+  field('key'),
+  `CASE key_type WHEN '${DEFAULT_KEY_TYPE}' THEN chr(${KEY_TYPE_MARK.charCodeAt(0)}) ELSE ${field('key_type')} END`,
+  field('token'),
+  field('host'),
+  `coalesce(port::text, '')`,
+  `CASE info WHEN '${GALAXY_DEFAULT_INFO}' THEN '' ELSE replace(coalesce(info, ''), E'\n', ' ') END`,
+];
+const ROWS_QUERY = `SELECT count(*)::int AS n,
+  coalesce(string_agg(${ENTRY_POINT_FIELDS.join(" || E'\t' || ")} || E'\n', '' ORDER BY key, key_type), '') AS rows
 FROM gxitproxy`;
 
 interface RowsRead {
   n: number;
-  keys: number;
   rows: string;
 }
 /** Cheap "did anything change" for a table without our trigger: the server hashes every row, one row comes back. */
@@ -456,8 +466,8 @@ class PostgresMapStore implements MapStore {
       throw this.readError(err);
     }
     connection.lastSyncAt = Date.now();
-    // A key under two key_types (Galaxy writes one): the differ then rebuilds, later rows winning.
-    return { format: POSTGRES_FORMAT, rows: read?.rows ?? '', uniqueKeys: read === undefined || read.keys === read.n, skipped: new Map() };
+    // (key, key_type) is the table's primary key: identities cannot repeat.
+    return { format: POSTGRES_FORMAT, routing: 'entry-point', rows: read?.rows ?? '', uniqueKeys: true, skipped: new Map() };
   }
 
   close(): void {

@@ -5,12 +5,12 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import WebSocket from 'ws';
-import { cookie, request } from '../helpers/client.js';
+import { request } from '../helpers/client.js';
 import { startFrontServer } from '../helpers/front-server.js';
 import { tempDir } from '../helpers/galaxy-map.js';
 import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { freePort } from '../helpers/ports.js';
-import { requestEntryPoint, startPgProxy, type PgProxy } from '../helpers/postgres-proxy.js';
+import { entryPointHost, requestEntryPoint, startPgProxy, type PgProxy } from '../helpers/postgres-proxy.js';
 import { PgCluster } from '../helpers/postgres.js';
 import { parseMetrics } from '../helpers/prometheus.js';
 import { alive } from '../helpers/spawned-proxy.js';
@@ -102,7 +102,7 @@ http {
   // WebSockets through nginx, spread over both proxies.
   const sockets: WebSocket[] = [];
   for (let i = 0; i < 8; i++) {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/ipython/api/kernels/k${i}/channels`, { headers: cookie('shared1'), handshakeTimeout: 5000 });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ipython/api/kernels/k${i}/channels`, { headers: { host: entryPointHost('shared1', 'tok') }, handshakeTimeout: 5000 });
     ws.on('error', () => {});
     await once(ws, 'message'); // the container's hello
     sockets.push(ws);
@@ -122,7 +122,7 @@ http {
   const worker = async (): Promise<void> => {
     while (!stop) {
       const started = Date.now();
-      const status = await request(port, { path: '/ipython/tree', headers: cookie('shared1'), agent, timeoutMs: 10_000 }).then(
+      const status = await request(port, { path: '/ipython/tree', headers: { host: entryPointHost('shared1', 'tok') }, agent, timeoutMs: 10_000 }).then(
         (r) => r.status,
         () => 0,
       );
@@ -159,5 +159,5 @@ http {
 
   // And B still follows the map on its own.
   await writer.save({ key: 'shared2', token: 'tok', host: '127.0.0.1', port: container.port });
-  await waitUntil('routed through nginx by B', async () => (await request(port, { path: '/', headers: cookie('shared2') })).status === 200 || undefined, { timeoutMs: 10_000 });
+  await waitUntil('routed through nginx by B', async () => (await requestEntryPoint(port, 'shared2', 'tok')).status === 200 || undefined, { timeoutMs: 10_000 });
 });

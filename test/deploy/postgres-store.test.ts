@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.js';
+import { EntryPointTable } from '../../src/routing/entry-point-table.js';
 import { RouteTable } from '../../src/routing/route-table.js';
 import { installTrigger, PG_LOG, postgresStoreKind, POSTGRES_TUNING, type PostgresStatus, type PostgresTuning } from '../../src/session-map/postgres-store.js';
 import { parsePostgresUrl } from '../../src/session-map/postgres-url.js';
@@ -27,7 +28,7 @@ after(() => cluster.destroy());
 const FAST: PostgresTuning = { ...POSTGRES_TUNING, heartbeatMs: 300, statementTimeoutMs: 1000, connectTimeoutMs: 1000, backoffMinMs: 50, backoffMaxMs: 500 };
 
 interface Running {
-  table: RouteTable;
+  table: { lookup(key: string): { port: number } | undefined; readonly size: number };
   watch: ChangeWatch;
   logs: LogCapture;
   status(): PostgresStatus;
@@ -37,9 +38,20 @@ function startStore(t: { after: (fn: () => unknown) => void }, url: string, poll
   const logs = new LogCapture();
   const log = createLogger({ verbose: false, destination: logs.stream });
   const kind = postgresStoreKind(FAST);
-  const table = new RouteTable();
+  const entryPoints = new EntryPointTable();
   const label = parsePostgresUrl(url).label;
-  const reloader = new MapReloader(url, table, new ReloadReporter(label, log), { workerThreshold: Infinity, reader: new InlineMapReader(url, kind) });
+  const reloader = new MapReloader(url, new RouteTable(), new ReloadReporter(label, log), {
+    workerThreshold: Infinity,
+    reader: new InlineMapReader(url, kind),
+    entryPoints,
+  });
+  // The entry point of `key` (Galaxy's key type), as the Interactive Tools router finds it.
+  const table = {
+    lookup: (key: string) => entryPoints.lookup(key)?.[0],
+    get size() {
+      return entryPoints.size;
+    },
+  };
   void reloader.reload(true);
   const watch = kind.watch(url, { pollIntervalMs, debounceMs: 0, log }, () => void reloader.reload());
   t.after(() => {

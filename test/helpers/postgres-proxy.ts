@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { MAIN_JS, spawnProxy, type ProxyProcess } from './child.js';
-import { cookie, request, type Reply } from './client.js';
+import { request, type Reply } from './client.js';
 import { freePort } from './ports.js';
 import { runBounded, type RunResult } from './processes.js';
 import { waitUntil } from './wait.js';
@@ -52,13 +52,14 @@ export async function startPgProxy(t: { after: (fn: () => unknown) => void }, ur
 
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 4 });
 
-/**
- * A request for the entry point `key` through the proxy. Until the
- * Interactive Tools router is on main, the session-cookie router routes
- * PostgreSQL rows by their key.
- */
-export function requestEntryPoint(port: number, key: string, _token: string, path = '/'): Promise<Reply> {
-  return request(port, { path, headers: cookie(key), agent: keepAlive, timeoutMs: 5000 });
+/** The Host of an entry point under Galaxy's Interactive Tools domain: `<key>-<token>.<domain>`. */
+export function entryPointHost(key: string, token: string): string {
+  return `${key}-${token}.interactivetool.galaxy.example.org`;
+}
+
+/** A request for the entry point `key` through the proxy, routed by its Host. */
+export function requestEntryPoint(port: number, key: string, token: string, path = '/'): Promise<Reply> {
+  return request(port, { path, headers: { host: entryPointHost(key, token) }, agent: keepAlive, timeoutMs: 5000 });
 }
 
 /** Resolves once a request for `key` is answered by the container (200), polling every few ms. */

@@ -46,7 +46,7 @@ const sessionsPath = '/m.sqlite';
 test('DEFAULTS and the CLI-only defaults come from the tables and are frozen', () => {
   assert.deepEqual(Object.keys(DEFAULTS), Object.keys(OPTION_TABLE));
   for (const [key, row] of Object.entries(OPTION_TABLE)) assert.equal(DEFAULTS[key as keyof ProxyOptions], row.default, key);
-  assert.deepEqual(CLI_ONLY_DEFAULTS, { check: false, checkLimit: 10, installTrigger: false });
+  assert.deepEqual(CLI_ONLY_DEFAULTS, { pollingInterval: undefined, check: false, checkLimit: 10, installTrigger: false });
   assert.ok(Object.isFrozen(DEFAULTS));
   assert.ok(Object.isFrozen(CLI_ONLY_DEFAULTS));
   const o = resolveOptions({ sessionsPath });
@@ -62,6 +62,11 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
     sessionsPath: ['', 3],
     reverseProxy: ['yes', 1],
     verbose: ['true'],
+    pathPrefix: ['/a b', '/x?y', 7],
+    forwardIP: ['', 1],
+    forwardPort: [70000, 'x'],
+    headerModeAllow: ['10.0.0.0/8', ['10.0.0.0/33'], ['bad host'], [1]],
+    interactiveTools: ['yes'],
     shutdownGraceMs: [-1, Number.NaN, MAX_TIMER_MS + 1, 1.5],
     pollIntervalMs: [-1, Number.NaN, MAX_TIMER_MS + 1],
     reloadDebounceMs: [-1, Infinity],
@@ -131,6 +136,11 @@ test('a bad value of every flag is refused naming the flag as --help shows it', 
     ['--metrics-port <n>', '65536'],
     ['--metrics-ip <n>', ''],
     ['--pid-file <path>', ''],
+    ['--proxyPathPrefix <path>', '/a b'],
+    ['--forwardIP <n>', ''],
+    ['--forwardPort <n>', '0'],
+    ['--header-mode-allow <targets>', '10.0.0.0/33'],
+    ['--pollingInterval <ms>', 'x'],
     ['--check-limit <n>', 'ten'],
   ];
   const valueFlags = [...Object.values(OPTION_TABLE), ...Object.values(CLI_ONLY_TABLE)]
@@ -170,9 +180,9 @@ test('flags reach the options; paths become absolute against the working directo
     metricsIp: '::1',
     pidFile: resolve('run/p.pid'),
   });
-  assert.deepEqual(cli, { check: true, checkLimit: 0, installTrigger: false });
+  assert.deepEqual(cli, { pollingInterval: undefined, check: true, checkLimit: 0, installTrigger: false });
   const none = parsed([]);
-  assert.deepEqual(none.options, { ...DEFAULTS, sessionsPath: resolve(DEFAULTS.sessionsPath) });
+  assert.deepEqual(none.options, { ...DEFAULTS, sessionsPath: resolve(DEFAULTS.sessionsPath ?? '') });
   assert.deepEqual(none.cli, CLI_ONLY_DEFAULTS);
   assert.deepEqual(parsed(['--cors-origin', '']).options.corsOrigins, [], "'' allows no origin");
   // The API takes a path as given: it has no working directory of its own.
@@ -216,4 +226,29 @@ test('a ConfigError met on the command line is reported in commander words with 
   const err = new ConfigError('cookieName', 'a b', 'must be a cookie name');
   assert.equal(commandLineMessage(err), "error: option '--cookie <cookiename>' argument 'a b' is invalid. must be a cookie name.");
   assert.equal(commandLineMessage(new ConfigError('mapThreadFrom', '-1', 'must be a whole number')), 'error: option mapThreadFrom: "-1" must be a whole number');
+});
+
+test('Interactive Tools options: the gx-it-proxy door, the prefix normalised, the allow-list checked, --pollingInterval as --poll-interval', async () => {
+  const { GX_IT_PROXY_FRONT_DOOR } = await import('../../../src/cli/program.js');
+  const it = parsed([], GX_IT_PROXY_FRONT_DOOR).options;
+  assert.equal(it.sessionsPath, undefined, 'no map: header mode');
+  assert.equal(it.interactiveTools, true);
+  assert.equal(it.port, 8000);
+  assert.equal(it.ip, 'localhost');
+  assert.equal(parsed(['--sessions', 'm.sqlite'], GX_IT_PROXY_FRONT_DOOR).options.sessionsPath, resolve('m.sqlite'));
+  assert.equal(parsed([]).options.interactiveTools, false);
+  assert.equal(parsed(['--proxyPathPrefix', '/interactivetool/ep/']).options.pathPrefix, '/interactivetool/ep');
+  assert.equal(parsed(['--proxyPathPrefix', 'foo/bar/ep']).options.pathPrefix, '/foo/bar/ep');
+  const fwd = parsed(['--forwardIP', '10.0.0.9', '--forwardPort', '4003']).options;
+  assert.deepEqual([fwd.forwardIP, fwd.forwardPort], ['10.0.0.9', 4003]);
+  const allow = parsed(['--header-mode-allow', '10.0.0.0/8, node7:8888']).options.headerModeAllow;
+  assert.deepEqual(allow?.items, ['10.0.0.0/8', 'node7:8888']);
+  assert.equal(allow?.allows('10.1.1.1', 80), true);
+  assert.match(refused(['--header-mode-allow', '10.0.0.0/8,bad host']), /^error: option '--header-mode-allow <targets>' argument '10\.0\.0\.0\/8,bad host' is invalid\. "bad host" is not an IP address/);
+  assert.throws(() => resolveOptions({ sessionsPath, headerModeAllow: ['x:0'] as never }), (e: ConfigError) => e.option === 'headerModeAllow' && e.value === 'x:0');
+  // gx-it-proxy 0.2.3 parsed --pollingInterval N as NaN (polling off); here it is --poll-interval's number, and wins.
+  assert.equal(parsed(['--pollingInterval', '2500']).options.pollIntervalMs, 2500);
+  assert.equal(parsed(['--poll-interval', '100', '--pollingInterval', '2500']).options.pollIntervalMs, 2500);
+  // 0: a PostgreSQL map relies on LISTEN alone; a file watch still checks every 10 ms at most.
+  assert.equal(parsed(['--pollingInterval', '0']).options.pollIntervalMs, 0);
 });
