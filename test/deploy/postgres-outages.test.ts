@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { requestEntryPoint, routedPort, startPgProxy } from '../helpers/postgres-proxy.js';
-import { PgCluster } from '../helpers/postgres.js';
+import { injectFault, PG_FAULTS, PgCluster, urlForFault } from '../helpers/postgres.js';
 import { alive } from '../helpers/spawned-proxy.js';
-import { TcpRelay } from '../helpers/tcp-relay.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 /**
@@ -25,10 +24,8 @@ let upstream: Promise<Upstream> | undefined;
 const container = (): Promise<Upstream> => (upstream ??= startUpstream('it'));
 after(async () => (await upstream)?.close());
 
-const FAULTS = ['pg_ctl restart -m fast', 'pg_ctl stop -m immediate (a crash), then start', 'pg_terminate_backend', 'a network that drops every packet'] as const;
-
 describe('the database goes away under a running proxy', () => {
-  for (const fault of FAULTS) {
+  for (const fault of PG_FAULTS) {
     test(fault, { timeout: 90_000 }, async (t) => {
       if (!(await cluster.ready(t))) return;
       const { port } = await container();
@@ -37,14 +34,7 @@ describe('the database goes away under a running proxy', () => {
       t.after(() => writer.close());
       await writer.save({ key: 'before', token: 'tok', host: '127.0.0.1', port });
       await writer.installReadmeTrigger();
-      let relay: TcpRelay | undefined;
-      let url = cluster.url(db);
-      if (fault === 'a network that drops every packet') {
-        relay = new TcpRelay(cluster.port);
-        await relay.start();
-        t.after(() => relay?.close());
-        url = cluster.tcpUrl(db, 'postgres', undefined, relay.port);
-      }
+      const { url, relay } = await urlForFault(t, cluster, db, fault);
       const proxy = await startPgProxy(t, url);
       await routedPort(proxy, 'before', 'tok');
       const from = proxy.proc.logs.lines.length;
@@ -52,22 +42,9 @@ describe('the database goes away under a running proxy', () => {
       const back = proxy.proc.logs.waitFor((l) => l.msg === BACK, 60_000, from);
 
       const t0 = Date.now();
-      switch (fault) {
-        case 'pg_ctl restart -m fast':
-          await cluster.restart('fast');
-          break;
-        case 'pg_ctl stop -m immediate (a crash), then start':
-          await cluster.stop('immediate');
-          assert.equal((await requestEntryPoint(proxy.port, 'before', 'tok')).status, 200, 'routed while the database is down');
-          cluster.start();
-          break;
-        case 'pg_terminate_backend':
-          assert.ok((await cluster.terminateBackends(db)) >= 1);
-          break;
-        case 'a network that drops every packet':
-          relay?.blackHole();
-          break;
-      }
+      await injectFault(cluster, fault, db, relay, async () => {
+        assert.equal((await requestEntryPoint(proxy.port, 'before', 'tok')).status, 200, 'routed while the database is down');
+      });
       await lost;
       assert.equal((await requestEntryPoint(proxy.port, 'before', 'tok')).status, 200, 'the last good map keeps routing');
       // Galaxy launches a tool while the proxy may not be listening: its

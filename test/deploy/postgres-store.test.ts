@@ -11,7 +11,7 @@ import { MapReloader } from '../../src/session-map/reloader.js';
 import type { ChangeWatch } from '../../src/session-map/store.js';
 import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { LogCapture } from '../helpers/logs.js';
-import { PgCluster } from '../helpers/postgres.js';
+import { injectFault, PG_FAULTS, PgCluster, urlForFault } from '../helpers/postgres.js';
 import { TcpRelay } from '../helpers/tcp-relay.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -131,43 +131,19 @@ describe('PostgreSQL store', () => {
     await routedTo(r, 'late', 4001);
   });
 
-  for (const fault of ['restart -m fast', 'stop -m immediate', 'pg_terminate_backend', 'black-holed network'] as const) {
+  for (const fault of PG_FAULTS) {
     test(`${fault}: the last good map keeps routing, one warning, and the change made meanwhile is routed after`, async (t) => {
       if (!(await cluster.ready(t))) return;
       const db = await cluster.createDatabase();
       const writer = await writerFor(t, db);
       await writer.save({ key: 'before', token: 't', host: '127.0.0.1', port: 5001 });
       await writer.installReadmeTrigger();
-      let relay: TcpRelay | undefined;
-      let url = cluster.url(db);
-      if (fault === 'black-holed network') {
-        relay = new TcpRelay(cluster.port);
-        await relay.start();
-        t.after(() => relay?.close());
-        url = cluster.tcpUrl(db, 'postgres', undefined, relay.port);
-      }
+      const { url, relay } = await urlForFault(t, cluster, db, fault);
       const r = startStore(t, url, 0);
       await routedTo(r, 'before', 5001);
       const lost = r.logs.next(PG_LOG.lost, 15_000);
       const back = r.logs.next(PG_LOG.back, 30_000);
-      switch (fault) {
-        case 'restart -m fast':
-          await cluster.stop('fast');
-          assert.equal(r.table.lookup('before')?.port, 5001);
-          cluster.start();
-          break;
-        case 'stop -m immediate':
-          await cluster.stop('immediate');
-          assert.equal(r.table.lookup('before')?.port, 5001);
-          cluster.start();
-          break;
-        case 'pg_terminate_backend':
-          assert.ok((await cluster.terminateBackends(db)) >= 1);
-          break;
-        case 'black-holed network':
-          relay?.blackHole();
-          break;
-      }
+      await injectFault(cluster, fault, db, relay, () => assert.equal(r.table.lookup('before')?.port, 5001));
       await lost;
       assert.equal(r.table.lookup('before')?.port, 5001, 'the last good map is kept');
       // The change made while the store is away: no notification reaches it.

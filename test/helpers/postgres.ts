@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import pg from 'pg';
 import { freePort } from './ports.js';
+import { TcpRelay } from './tcp-relay.js';
 
 /** Debian's PostgreSQL 15 binaries (`apt-get install -y postgresql`). */
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -246,5 +247,46 @@ export class PgCluster {
     const admin = this.admin;
     this.admin = undefined;
     await admin?.end().catch(() => {});
+  }
+}
+
+/** The ways a map's database goes away under a proxy, as the outage tests make them. */
+export const PG_FAULTS = ['pg_ctl restart -m fast', 'pg_ctl stop -m immediate (a crash), then start', 'pg_terminate_backend', 'a network that drops every packet'] as const;
+export type PgFault = (typeof PG_FAULTS)[number];
+
+/**
+ * A URL for database `db` through which `fault` can be made: the unix socket,
+ * or for the network fault a TCP relay (closed in t.after) that can black-hole.
+ */
+export async function urlForFault(t: { after: (fn: () => unknown) => void }, cluster: PgCluster, db: string, fault: PgFault): Promise<{ url: string; relay?: TcpRelay }> {
+  if (fault !== 'a network that drops every packet') return { url: cluster.url(db) };
+  const relay = new TcpRelay(cluster.port);
+  await relay.start();
+  t.after(() => relay.close());
+  return { url: cluster.tcpUrl(db, PG_SUPERUSER, undefined, relay.port), relay };
+}
+
+/**
+ * Makes `fault` happen; `whileDown` runs while the server is stopped (the
+ * crash and restart cases), before it starts again.
+ */
+export async function injectFault(cluster: PgCluster, fault: PgFault, db: string, relay: TcpRelay | undefined, whileDown: () => Promise<void> | void = () => {}): Promise<void> {
+  switch (fault) {
+    case 'pg_ctl restart -m fast':
+      await cluster.stop('fast');
+      await whileDown();
+      cluster.start();
+      break;
+    case 'pg_ctl stop -m immediate (a crash), then start':
+      await cluster.stop('immediate');
+      await whileDown();
+      cluster.start();
+      break;
+    case 'pg_terminate_backend':
+      if ((await cluster.terminateBackends(db)) < 1) throw new Error('no backend of the proxy to terminate');
+      break;
+    case 'a network that drops every packet':
+      relay?.blackHole();
+      break;
   }
 }
