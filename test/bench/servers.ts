@@ -1,5 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { MAIN_JS, ProxyProcess } from '../helpers/child.js';
 import { freePort } from '../helpers/ports.js';
 import type { BenchResources } from './processes.js';
@@ -7,7 +10,24 @@ import { waitForLine } from './processes.js';
 import { onCores } from './steady.js';
 
 const NODE_BACKEND = fileURLToPath(new URL('./node-backend.ts', import.meta.url));
-const REFERENCE_PROXY = fileURLToPath(new URL('./reference-proxy.ts', import.meta.url));
+const REFERENCE_SOURCE = fileURLToPath(new URL('./reference-proxy.ts', import.meta.url));
+/**
+ * The reference runs as plain JavaScript, like lib/main.js: under tsx it
+ * would carry a module-loader thread (and its memory) that the proxy does
+ * not. It is compiled beside the dependencies it imports.
+ */
+const REFERENCE_BUILT = fileURLToPath(new URL('../../node_modules/.cache/galaxy-gie-proxy-bench/reference-proxy.mjs', import.meta.url));
+
+function buildReference(): string {
+  const source = readFileSync(REFERENCE_SOURCE, 'utf8');
+  const { outputText } = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    fileName: REFERENCE_SOURCE,
+  });
+  mkdirSync(dirname(REFERENCE_BUILT), { recursive: true });
+  writeFileSync(REFERENCE_BUILT, outputText);
+  return REFERENCE_BUILT;
+}
 
 /** Something listening on 127.0.0.1 whose CPU and memory the benchmark reads. */
 export interface Listening {
@@ -79,7 +99,7 @@ export async function startReferenceProxy(
 ): Promise<Listening & { readonly child: ChildProcess }> {
   const nodeFlags =
     spec.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', spec.cpuProfDir, '--cpu-prof-name', `${spec.name}.cpuprofile`];
-  const child = resources.spawn(...onCores(spec.cores, process.execPath, [...nodeFlags, '--import', 'tsx', REFERENCE_PROXY, spec.sessionsPath, spec.cookie]));
+  const child = resources.spawn(...onCores(spec.cores, process.execPath, [...nodeFlags, buildReference(), spec.sessionsPath, spec.cookie]));
   const line = await waitForLine(child, (l) => l.startsWith('{"port"'), spec.name, 60_000);
   child.stdout?.resume();
   const { port, routes } = JSON.parse(line) as { port: number; routes: number };

@@ -115,9 +115,22 @@ export interface SteadyOptions {
   readonly maxForeign: number;
   /** Attempts per round before the least disturbed one is kept. */
   readonly maxAttempts: number;
+  /** Longest wait, before each attempt, for the other processes on the machine to go quiet; and over the whole run. */
+  readonly maxQuietWaitMs: number;
+  readonly maxTotalQuietWaitMs: number;
 }
 
-export const DEFAULT_STEADY: SteadyOptions = { maxDrift: 0.04, maxSlowdown: 0.08, maxForeign: 0.05, maxAttempts: 4 };
+export const DEFAULT_STEADY: SteadyOptions = {
+  maxDrift: 0.04,
+  maxSlowdown: 0.08,
+  maxForeign: 0.05,
+  maxAttempts: 4,
+  maxQuietWaitMs: 10_000,
+  maxTotalQuietWaitMs: 180_000,
+};
+
+/** Window over which the machine must be quiet before an attempt starts. */
+const QUIET_WINDOW_MS = 250;
 
 /**
  * Runs measurements only while the machine is steady: the CPU-speed probe
@@ -133,6 +146,8 @@ export class SteadyRunner {
   rounds = 0;
   discarded = 0;
   unsteady = 0;
+  /** Time spent waiting for other processes to go quiet. */
+  waitedMs = 0;
   readonly probes: number[] = [];
 
   private constructor(
@@ -175,6 +190,7 @@ export class SteadyRunner {
     let best: { result: T; steadiness: Steadiness; badness: number } | undefined;
     this.rounds++;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      await this.quiet();
       const before = await this.probe();
       const ticks0 = machineTicks() - ourTicks();
       const t0 = performance.now();
@@ -200,12 +216,31 @@ export class SteadyRunner {
     return { ...best!.result, steadiness: { ...best!.steadiness, attempts: maxAttempts } };
   }
 
+  /**
+   * Waits (at most maxQuietWaitMs) until processes the bench did not start
+   * leave the machine alone for a short window: on a shared machine a round
+   * started in a quiet moment is far more often kept.
+   */
+  private async quiet(): Promise<void> {
+    const started = performance.now();
+    const limit = Math.min(this.options.maxQuietWaitMs, this.options.maxTotalQuietWaitMs - this.waitedMs);
+    while (performance.now() - started < limit) {
+      const ticks0 = machineTicks() - ourTicks();
+      await new Promise((resolve) => setTimeout(resolve, QUIET_WINDOW_MS));
+      const foreign = (machineTicks() - ourTicks() - ticks0) / CLK_TCK / (QUIET_WINDOW_MS / 1000);
+      // Two ticks of slack: per-process and per-machine tick counts are sampled differently.
+      if (foreign <= this.options.maxForeign + 2 / CLK_TCK / (QUIET_WINDOW_MS / 1000)) break;
+    }
+    this.waitedMs += performance.now() - started;
+  }
+
   /** One line on how steady the run was. */
   summary(): string {
     const sorted = [...this.probes].sort((a, b) => a - b);
     const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
     return (
-      `${this.rounds} rounds measured, ${this.discarded} attempts discarded as unsteady, ${this.unsteady} rounds kept unsteady after ${this.options.maxAttempts} attempts; ` +
+      `${this.rounds} rounds measured, ${this.discarded} attempts discarded as unsteady, ${this.unsteady} rounds kept unsteady after ${this.options.maxAttempts} attempts, ` +
+      `${(this.waitedMs / 1000).toFixed(0)} s spent waiting for other processes to go quiet; ` +
       `CPU probe ${sorted.length} samples, fastest ${q(0).toFixed(3)} ms, median ${q(0.5).toFixed(3)} ms, slowest ${q(1).toFixed(3)} ms`
     );
   }
