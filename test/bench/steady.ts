@@ -118,6 +118,8 @@ export interface SteadyOptions {
   /** Longest wait, before each attempt, for the other processes on the machine to go quiet; and over the whole run. */
   readonly maxQuietWaitMs: number;
   readonly maxTotalQuietWaitMs: number;
+  /** Time the run may spend on discarded attempts; past it, every round is kept as first measured (flagged when unsteady). */
+  readonly maxTotalRerunMs: number;
 }
 
 export const DEFAULT_STEADY: SteadyOptions = {
@@ -126,7 +128,8 @@ export const DEFAULT_STEADY: SteadyOptions = {
   maxForeign: 0.05,
   maxAttempts: 4,
   maxQuietWaitMs: 10_000,
-  maxTotalQuietWaitMs: 180_000,
+  maxTotalQuietWaitMs: 150_000,
+  maxTotalRerunMs: 150_000,
 };
 
 /** Window over which the machine must be quiet before an attempt starts. */
@@ -146,8 +149,9 @@ export class SteadyRunner {
   rounds = 0;
   discarded = 0;
   unsteady = 0;
-  /** Time spent waiting for other processes to go quiet. */
+  /** Time spent waiting for other processes to go quiet, and on attempts discarded. */
   waitedMs = 0;
+  rerunMs = 0;
   readonly probes: number[] = [];
 
   private constructor(
@@ -190,6 +194,7 @@ export class SteadyRunner {
     let best: { result: T; steadiness: Steadiness; badness: number } | undefined;
     this.rounds++;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const last = attempt === maxAttempts || this.rerunMs >= this.options.maxTotalRerunMs;
       await this.quiet();
       const before = await this.probe();
       const ticks0 = machineTicks() - ourTicks();
@@ -203,7 +208,13 @@ export class SteadyRunner {
       const steadiness = { probeMs: [before, after] as const, foreign, attempts: attempt, steady: true };
       const badness = Math.max(drift / maxDrift, slowdown / maxSlowdown, foreign / maxForeign);
       if (badness <= 1) return { ...result, steadiness };
+      if (last && best === undefined) {
+        this.unsteady++;
+        this.progress(`    ${label}: unsteady, kept (the run's time for re-runs is used up)`);
+        return { ...result, steadiness: { ...steadiness, steady: false } };
+      }
       this.discarded++;
+      this.rerunMs += seconds * 1000;
       const why = [
         drift > maxDrift ? `probe moved ${pct(drift)}` : '',
         slowdown > maxSlowdown ? `probe ${pct(slowdown)} slower than the fastest` : '',
@@ -211,9 +222,10 @@ export class SteadyRunner {
       ].filter((s) => s.length > 0);
       this.progress(`    ${label}: discarded (${why.join(', ')}), attempt ${attempt}/${maxAttempts}`);
       if (best === undefined || badness < best.badness) best = { result, steadiness: { ...steadiness, steady: false }, badness };
+      if (last) break;
     }
     this.unsteady++;
-    return { ...best!.result, steadiness: { ...best!.steadiness, attempts: maxAttempts } };
+    return { ...best!.result, steadiness: best!.steadiness };
   }
 
   /**
@@ -240,7 +252,7 @@ export class SteadyRunner {
     const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
     return (
       `${this.rounds} rounds measured, ${this.discarded} attempts discarded as unsteady, ${this.unsteady} rounds kept unsteady after ${this.options.maxAttempts} attempts, ` +
-      `${(this.waitedMs / 1000).toFixed(0)} s spent waiting for other processes to go quiet; ` +
+      `${(this.waitedMs / 1000).toFixed(0)} s spent waiting for other processes to go quiet and ${(this.rerunMs / 1000).toFixed(0)} s on discarded attempts; ` +
       `CPU probe ${sorted.length} samples, fastest ${q(0).toFixed(3)} ms, median ${q(0.5).toFixed(3)} ms, slowest ${q(1).toFixed(3)} ms`
     );
   }
