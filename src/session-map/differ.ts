@@ -105,12 +105,48 @@ export class MapDiffer {
   }
 
   private rebuild(read: MapRead): MapUpdate {
+    if (read.uniqueKeys) {
+      // No key repeats, so "later rows win" needs no map: the routable rows
+      // are the read minus its invalid rows, usually the read itself (no
+      // copy, and no 100,000-entry map made and dropped at every rebuild).
+      const { rows, sessions, skips } = validRows(read.rows);
+      this.previous = { format: read.format, rows: read.rows, sessions, rowSkips: skips };
+      return { kind: 'full', rows, format: read.format, sessions, skipped: total(skips, read) };
+    }
     const { entries, skips } = routable(read.rows, 0);
     const rows: string[] = [];
     for (const [key, target] of entries) rows.push(`${key}\t${target}\n`);
     this.previous = { format: read.format, rows: read.rows, sessions: entries.size, rowSkips: skips };
     return { kind: 'full', rows: rows.join(''), format: read.format, sessions: entries.size, skipped: total(skips, read) };
   }
+}
+
+/** The rows of `rows` that are routable, in order, and the invalid ones counted by reason. */
+function validRows(rows: string): { rows: string; sessions: number; skips: SkipCounter } {
+  const skips = new SkipCounter();
+  const kept: string[] = [];
+  let sessions = 0;
+  // Start of the run of valid rows not yet copied into `kept`.
+  let runFrom = 0;
+  let at = 0;
+  while (at < rows.length) {
+    const rowStart = at;
+    at = forEachRow(rows, at, 1, (key, host, port) => {
+      const problem = rowProblem(key, host, port);
+      if (problem === undefined) {
+        sessions++;
+        return;
+      }
+      skips.add(problem);
+      kept.push(rows.slice(runFrom, rowStart));
+      runFrom = -1;
+    });
+    if (runFrom < 0) runFrom = at;
+  }
+  const tail = rows.slice(runFrom);
+  const valid = kept.length === 0 ? rows : kept.join('') + tail;
+  // Every row ends with a newline, as the other form of `rows` does.
+  return { rows: valid === '' || valid.endsWith('\n') ? valid : `${valid}\n`, sessions, skips };
 }
 
 /** The routable entries (key → `host TAB port`) of the rows from offset `from` on. */

@@ -145,6 +145,7 @@ const QUIET_WINDOW_MS = 250;
 export class SteadyRunner {
   private fastest = Number.POSITIVE_INFINITY;
   private readonly lines: AsyncIterator<string>;
+  private readonly exited: Promise<never>;
   /** Rounds measured, and attempts discarded, over the run. */
   rounds = 0;
   discarded = 0;
@@ -160,6 +161,10 @@ export class SteadyRunner {
     private readonly progress: (line: string) => void,
   ) {
     this.lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    this.exited = once(child, 'exit').then(() => {
+      throw new Error('the CPU probe exited');
+    });
+    this.exited.catch(() => undefined); // only an error while a probe is awaited
   }
 
   static async start(resources: BenchResources, pinning: Pinning, progress: (line: string) => void, options = DEFAULT_STEADY): Promise<SteadyRunner> {
@@ -175,12 +180,7 @@ export class SteadyRunner {
 
   async probe(): Promise<number> {
     this.child.stdin!.write('\n');
-    const next = await Promise.race([
-      this.lines.next(),
-      once(this.child, 'exit').then(() => {
-        throw new Error('the CPU probe exited');
-      }),
-    ]);
+    const next = await Promise.race([this.lines.next(), this.exited]);
     if (next.done === true) throw new Error('the CPU probe closed its output');
     const ms = Number(next.value);
     this.probes.push(ms);
