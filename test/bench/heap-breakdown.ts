@@ -50,18 +50,13 @@ const WORKER = `
 import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(async ({ register }) => {
   register();
   const { parentPort, workerData } = await import('node:worker_threads');
-  const v8 = await import('node:v8');
+  const v8 = (await import('node:v8')).default;
   const { UpdateProducer } = await import(${JSON.stringify(new URL('../../src/session-map/update.ts', import.meta.url).href)});
   let producer;
+  const spaces = ${spaces.toString()};
   const stats = () => {
     globalThis.gc();
-    const out = {};
-    for (const s of v8.getHeapSpaceStatistics()) out[s.space_name] = s.space_used_size;
-    const h = v8.getHeapStatistics();
-    out.total_used = h.used_heap_size;
-    out.total_committed = h.total_heap_size;
-    out.external = h.external_memory;
-    return out;
+    return spaces();
   };
   parentPort.on('message', async (op) => {
     if (op === 'open') producer = new UpdateProducer(workerData.path);
