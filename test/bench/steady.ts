@@ -128,8 +128,8 @@ export const DEFAULT_STEADY: SteadyOptions = {
   maxForeign: 0.05,
   maxAttempts: 4,
   maxQuietWaitMs: 10_000,
-  maxTotalQuietWaitMs: 150_000,
-  maxTotalRerunMs: 150_000,
+  maxTotalQuietWaitMs: 90_000,
+  maxTotalRerunMs: 90_000,
 };
 
 /** Window over which the machine must be quiet before an attempt starts. */
