@@ -1,21 +1,27 @@
-import { forEachRow, rowProblem, SkipCounter } from './rows.js';
-import type { MapRead } from './store.js';
+import { checkRow, forEachLine, SkipCounter } from './rows.js';
+import type { MapRead, MapRouting } from './store.js';
 
 /** What the route table must do to match the latest read (rows in the form of rows.ts). */
-export type MapUpdate =
-  /** Rebuild: `rows` holds every routable entry (later rows win). */
-  | { readonly kind: 'full'; readonly rows: string; readonly format: string; readonly sessions: number; readonly skipped: [string, number][] }
-  /** Change in place: set the routable `upserts`, drop the keys in `removals` (one per line). */
-  | {
-      readonly kind: 'diff';
-      readonly upserts: string;
-      readonly removals: string;
-      readonly format: string;
-      readonly sessions: number;
-      readonly skipped: [string, number][];
-    }
-  /** The routes are as before. */
-  | { readonly kind: 'same'; readonly format: string; readonly sessions: number; readonly skipped: [string, number][] };
+export type MapUpdate = UpdateOutline &
+  (
+    | /** Rebuild: `rows` holds every routable row (later rows win). */ { readonly kind: 'full'; readonly rows: string }
+    | /** Change in place: set the routable `upserts`, drop the identities in `removals` (one per line). */ {
+        readonly kind: 'diff';
+        readonly upserts: string;
+        readonly removals: string;
+      }
+    | /** The routes are as before. */ { readonly kind: 'same' }
+  );
+
+/** What every update says of the read it comes from. */
+interface UpdateOutline {
+  readonly format: string;
+  /** What the rows route by (and so their form, see rows.ts). */
+  readonly routing: MapRouting;
+  /** Routable entries (sessions or entry points). */
+  readonly sessions: number;
+  readonly skipped: [string, number][];
+}
 
 /**
  * Largest change set sent as a diff. The main thread applies a diff in one
@@ -79,11 +85,12 @@ export class MapDiffer {
   next(read: MapRead, full = false): MapUpdate {
     const prev = this.previous;
     if (full || prev === undefined || !read.uniqueKeys || prev.format !== read.format) return this.rebuild(read);
-    if (prev.rows === read.rows) return { kind: 'same', format: read.format, sessions: prev.sessions, skipped: total(prev.rowSkips, read) };
+    const { routing } = read;
+    if (prev.rows === read.rows) return { kind: 'same', format: read.format, routing, sessions: prev.sessions, skipped: total(prev.rowSkips, read) };
 
     const { removed, inserted } = align(prev.rows, read.rows);
-    const before = routable(removed, 0);
-    const after = routable(inserted, 0);
+    const before = routable(routing, removed);
+    const after = routable(routing, inserted);
     if (after.repeated) return this.rebuild(read);
     const upserts: string[] = [];
     const removals: string[] = [];
@@ -100,68 +107,80 @@ export class MapDiffer {
     for (const [reason, n] of after.skips.byReason) rowSkips.add(reason, n);
     const sessions = prev.sessions - before.entries.size + after.entries.size;
     this.previous = { format: read.format, rows: read.rows, sessions, rowSkips };
-    if (upserts.length === 0 && removals.length === 0) return { kind: 'same', format: read.format, sessions, skipped: total(rowSkips, read) };
-    return { kind: 'diff', upserts: upserts.join(''), removals: removals.join(''), format: read.format, sessions, skipped: total(rowSkips, read) };
+    if (upserts.length === 0 && removals.length === 0) return { kind: 'same', format: read.format, routing, sessions, skipped: total(rowSkips, read) };
+    return { kind: 'diff', upserts: upserts.join(''), removals: removals.join(''), format: read.format, routing, sessions, skipped: total(rowSkips, read) };
   }
 
   private rebuild(read: MapRead): MapUpdate {
-    if (read.uniqueKeys) {
-      // No key repeats, so "later rows win" needs no map: the routable rows
-      // are the read minus its invalid rows, usually the read itself (no
-      // copy, and no 100,000-entry map made and dropped at every rebuild).
-      const { rows, sessions, skips } = validRows(read.rows);
-      this.previous = { format: read.format, rows: read.rows, sessions, rowSkips: skips };
-      return { kind: 'full', rows, format: read.format, sessions, skipped: total(skips, read) };
-    }
-    const { entries, skips } = routable(read.rows, 0);
-    const rows: string[] = [];
-    for (const [key, target] of entries) rows.push(`${key}\t${target}\n`);
-    this.previous = { format: read.format, rows: read.rows, sessions: entries.size, rowSkips: skips };
-    return { kind: 'full', rows: rows.join(''), format: read.format, sessions: entries.size, skipped: total(skips, read) };
+    const { rows, sessions, skips } = read.uniqueKeys ? routableRows(read.routing, read.rows) : lastRowsWin(read.routing, read.rows);
+    this.previous = { format: read.format, rows: read.rows, sessions, rowSkips: skips };
+    return { kind: 'full', rows, format: read.format, routing: read.routing, sessions, skipped: total(skips, read) };
   }
 }
 
-/** The rows of `rows` that are routable, in order, and the invalid ones counted by reason. */
-function validRows(rows: string): { rows: string; sessions: number; skips: SkipCounter } {
+/** The routable rows of a read whose identities may repeat: one per identity, the last one's value. */
+function lastRowsWin(routing: MapRouting, raw: string): { rows: string; sessions: number; skips: SkipCounter } {
+  const { entries, skips } = routable(routing, raw);
+  const rows: string[] = [];
+  for (const [key, target] of entries) rows.push(`${key}\t${target}\n`);
+  return { rows: rows.join(''), sessions: entries.size, skips };
+}
+
+/**
+ * The routable rows of a read whose identities cannot repeat: no map is
+ * needed to let later rows win, so the read is copied in runs, skipping the
+ * invalid rows and rewriting the rows whose routable form differs. When no
+ * row needs either (the usual session map), the result is the read itself:
+ * no copy, and no 100,000-entry map made and dropped at every rebuild.
+ */
+function routableRows(routing: MapRouting, raw: string): { rows: string; sessions: number; skips: SkipCounter } {
   const skips = new SkipCounter();
-  const kept: string[] = [];
+  const pieces: string[] = [];
   let sessions = 0;
-  // Start of the run of valid rows not yet copied into `kept`.
+  // Start of the raw text, already in routable form, not yet copied into `pieces`.
   let runFrom = 0;
   let at = 0;
-  while (at < rows.length) {
-    const rowStart = at;
-    at = forEachRow(rows, at, 1, (key, host, port) => {
-      const problem = rowProblem(key, host, port);
-      if (problem === undefined) {
-        sessions++;
-        return;
+  while (at < raw.length) {
+    let end = raw.indexOf('\n', at);
+    if (end < 0) end = raw.length;
+    const line = raw.slice(at, end);
+    const checked = checkRow(routing, line);
+    if ('problem' in checked) {
+      skips.add(checked.problem);
+      pieces.push(raw.slice(runFrom, at));
+      runFrom = end + 1;
+    } else {
+      sessions++;
+      if (!inRoutableForm(line, checked.id, checked.value)) {
+        pieces.push(raw.slice(runFrom, at), `${checked.id}\t${checked.value}\n`);
+        runFrom = end + 1;
       }
-      skips.add(problem);
-      kept.push(rows.slice(runFrom, rowStart));
-      runFrom = -1;
-    });
-    if (runFrom < 0) runFrom = at;
+    }
+    at = end + 1;
   }
-  const tail = rows.slice(runFrom);
-  const valid = kept.length === 0 ? rows : kept.join('') + tail;
-  // Every row ends with a newline, as the other form of `rows` does.
-  return { rows: valid === '' || valid.endsWith('\n') ? valid : `${valid}\n`, sessions, skips };
+  const rows = pieces.length === 0 ? raw : pieces.join('') + raw.slice(Math.min(runFrom, raw.length));
+  // Every row ends with a LF, as in the other form.
+  return { rows: rows === '' || rows.endsWith('\n') ? rows : `${rows}\n`, sessions, skips };
 }
 
-/** The routable entries (key → `host TAB port`) of the rows from offset `from` on. */
-function routable(rows: string, from: number): { entries: Map<string, string>; skips: SkipCounter; repeated: boolean } {
+/** True when `line` is `id TAB value` already (checked without building that string). */
+function inRoutableForm(line: string, id: string, value: string): boolean {
+  return line.length === id.length + 1 + value.length && line.charCodeAt(id.length) === 9 && line.startsWith(id) && line.endsWith(value);
+}
+
+/** The routable entries (identity → routable value, see rows.ts) of raw `rows`. */
+function routable(routing: MapRouting, rows: string): { entries: Map<string, string>; skips: SkipCounter; repeated: boolean } {
   const entries = new Map<string, string>();
   const skips = new SkipCounter();
   let repeated = false;
-  forEachRow(rows, from, Infinity, (key, host, port) => {
-    const problem = rowProblem(key, host, port);
-    if (problem !== undefined) {
-      skips.add(problem);
+  forEachLine(rows, 0, Infinity, (line) => {
+    const checked = checkRow(routing, line);
+    if ('problem' in checked) {
+      skips.add(checked.problem);
       return;
     }
-    if (entries.has(key)) repeated = true;
-    entries.set(key, `${host}\t${port}`);
+    if (entries.has(checked.id)) repeated = true;
+    entries.set(checked.id, checked.value);
   });
   return { entries, skips, repeated };
 }
