@@ -180,8 +180,8 @@ async function main(): Promise<void> {
     };
     const fastKey = newSessionKey();
     const nodeKey = newSessionKey();
-    const wantBig = ['throughput', 'commit', 'churn', 'memory'].some((p) => opts.only.has(p as Phase));
-    const wantSmall = opts.only.has('throughput') || opts.only.has('latency');
+    const wantBig = ['throughput', 'routing', 'commit', 'churn', 'memory'].some((p) => opts.only.has(p as Phase));
+    const wantSmall = opts.only.has('throughput') || opts.only.has('latency') || opts.only.has('routing');
 
     // Maps written as Galaxy writes them.
     const smallPath = join(resources.dir, 'small.sqlite');
@@ -283,17 +283,20 @@ async function main(): Promise<void> {
         ].join('\n'),
       );
     }
-    if (proxySmall !== undefined) await resources.stop(proxySmall.proxy.child);
-
-    if (opts.only.has('routing')) {
-      ctx.progress('\n== Interactive Tools routing vs cookie routing');
-      const it = await itRoutingPhase(ctx, { backendPort: fast.port, sessions: opts.sessions });
+    if (opts.only.has('routing') && proxySmall !== undefined) {
+      ctx.progress('\n== Interactive Tools routing (path, host) vs cookie routing, 1 and the large number of entry points');
+      const it = await itRoutingPhase(ctx, { backendPort: fast.port, sessions: opts.sessions, cookieSmall: proxySmall, cookieBig: proxyBig, key: fastKey });
       if (it.figures !== undefined) {
         figures.itOverCookieSmall = it.figures.small;
         figures.itOverCookieBig = it.figures.big;
       }
-      report.push(`\n## Interactive Tools routing / cookie routing\n${it.report}`);
+      const lines = [`\n## Interactive Tools routing / cookie routing (${ctx.connections} connections, ${ctx.seconds} s rounds)`];
+      if (it.results !== undefined) lines.push(roundsTable([...it.results]));
+      lines.push(it.report);
+      report.push(lines.join('\n'));
+      await sampleBig('IT rounds');
     }
+    if (proxySmall !== undefined) await resources.stop(proxySmall.proxy.child);
 
     if (opts.only.has('commit') && proxyBig !== undefined) {
       ctx.progress(`\n== commit → routed at ${opts.sessions} sessions, ${opts.inserts} inserts`);
@@ -339,7 +342,7 @@ async function main(): Promise<void> {
         `\n## Memory at ${opts.sessions} sessions\n` +
           `full re-read (SIGHUP, ${fmt(reread.ms, 0)} ms by the proxy's log): RSS ${fmt(reread.beforeMiB, 1)} MiB before, peak ${fmt(reread.peakMiB, 1)} MiB (sampled every 5 ms), ${fmt(reread.afterMiB, 1)} MiB once idle after\n` +
           `the bare reference holding the same map (read once, never re-read): RSS ${fmt(refMiB.rssMiB, 1)} MiB, VmHWM ${fmt(refMiB.hwmMiB, 1)} MiB\n` +
-          `heap breakdown (main thread and reader thread): node --import tsx test/bench/heap-breakdown.ts ${opts.sessions}`,
+          `heap breakdown (main thread and reader thread): node --expose-gc --import tsx test/bench/heap-breakdown.ts ${opts.sessions}`,
       );
       extra.ref_rss_big_mib = refMiB.rssMiB.toFixed(1);
     }

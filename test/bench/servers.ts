@@ -47,7 +47,8 @@ export async function startNodeBackend(resources: BenchResources, cores: string 
 export interface ProxySpec {
   readonly name: string;
   readonly sessionsPath: string;
-  readonly cookie: string;
+  /** Cookie to route by (the CLI's default when absent). */
+  readonly cookie?: string;
   /** Sessions the start-up read must report (checks the map was read whole). */
   readonly expectedRoutes: number;
   /** Write a V8 CPU profile of this proxy into this directory when it stops. */
@@ -77,8 +78,7 @@ export async function startProxy(resources: BenchResources, spec: ProxySpec): Pr
     '127.0.0.1',
     '--port',
     String(port),
-    '--cookie',
-    spec.cookie,
+    ...(spec.cookie === undefined ? [] : ['--cookie', spec.cookie]),
     ...(spec.extraArgs ?? []),
   ];
   const proxy = new ProxyProcess(resources.spawn(...onCores(spec.cores, process.execPath, args)));

@@ -128,8 +128,8 @@ export const DEFAULT_STEADY: SteadyOptions = {
   maxForeign: 0.05,
   maxAttempts: 4,
   maxQuietWaitMs: 10_000,
-  maxTotalQuietWaitMs: 90_000,
-  maxTotalRerunMs: 90_000,
+  maxTotalQuietWaitMs: 60_000,
+  maxTotalRerunMs: 60_000,
 };
 
 /** Window over which the machine must be quiet before an attempt starts. */
@@ -251,7 +251,7 @@ export class SteadyRunner {
     const sorted = [...this.probes].sort((a, b) => a - b);
     const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
     return (
-      `${this.rounds} rounds measured, ${this.discarded} attempts discarded as unsteady, ${this.unsteady} rounds kept unsteady after ${this.options.maxAttempts} attempts, ` +
+      `${this.rounds} rounds measured, ${this.discarded} attempts discarded as unsteady, ${this.unsteady} rounds kept although unsteady (attempts or the run's re-run time used up), ` +
       `${(this.waitedMs / 1000).toFixed(0)} s spent waiting for other processes to go quiet and ${(this.rerunMs / 1000).toFixed(0)} s on discarded attempts; ` +
       `CPU probe ${sorted.length} samples, fastest ${q(0).toFixed(3)} ms, median ${q(0.5).toFixed(3)} ms, slowest ${q(1).toFixed(3)} ms`
     );
