@@ -6,12 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cookie, request } from './helpers/client.js';
-import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, startFrontServer, webSocketThrough } from './helpers/front-server.js';
-import { freePort } from './helpers/ports.js';
-import { adapt, readmeBlock } from './helpers/readme.js';
-import { requireTool } from './helpers/tools.js';
-import type { Seen } from './helpers/upstream.js';
+import { cookie, request } from '../helpers/client.js';
+import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, startFrontServer, webSocketThrough } from '../helpers/front-server.js';
+import { freePort } from '../helpers/ports.js';
+import { adapt, readmeBlock } from '../helpers/readme.js';
+import { requireTool } from '../helpers/tools.js';
+import type { Seen } from '../helpers/upstream.js';
 
 test('nginx with the README locations passes HTTP and Jupyter kernel WebSockets, prefix and query intact', { timeout: 60_000 }, async (t) => {
   const nginx = requireTool(t, 'nginx', 'apt-get install nginx-light');

@@ -9,11 +9,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { tempDir } from './helpers/galaxy-map.js';
-import { GalaxyWriterProcess, sessionKey } from './helpers/galaxy-writer-process.js';
-import { startTestProxy } from './helpers/daemon.js';
-import { startUpstream, type Seen } from './helpers/upstream.js';
-import { cookie, request } from './helpers/client.js';
+import { tempDir } from '../helpers/galaxy-map.js';
+import { GalaxyWriterProcess, sessionKey } from '../helpers/galaxy-writer-process.js';
+import { startTestProxy } from '../helpers/daemon.js';
+import { startUpstream, type Seen } from '../helpers/upstream.js';
+import { cookie, request } from '../helpers/client.js';
 
 const SESSIONS = 100_000;
 /** Far above what a reload costs (a few ms); far below what reading 100,000 rows on the event loop did. */

@@ -4,19 +4,19 @@ import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { VERSION } from '../src/daemon.js';
-import { startDaemon } from '../src/daemon.js';
-import { createLogger } from '../src/log.js';
-import { resolveOptions } from '../src/cli/options.js';
-import { LogCapture } from './helpers/logs.js';
-import type { HealthBody } from '../src/admin/health.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { startTestProxy, type TestProxy } from './helpers/daemon.js';
-import { startUpstream, type Seen } from './helpers/upstream.js';
-import { cookie, request } from './helpers/client.js';
-import { freePort } from './helpers/ports.js';
-import { metricTypes, parseMetrics } from './helpers/prometheus.js';
-import { waitUntil } from './helpers/wait.js';
+import { VERSION } from '../../src/daemon.js';
+import { startDaemon } from '../../src/daemon.js';
+import { createLogger } from '../../src/log.js';
+import { resolveOptions } from '../../src/cli/options.js';
+import { LogCapture } from '../helpers/logs.js';
+import type { HealthBody } from '../../src/admin/health.js';
+import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { startTestProxy, type TestProxy } from '../helpers/daemon.js';
+import { startUpstream, type Seen } from '../helpers/upstream.js';
+import { cookie, request } from '../helpers/client.js';
+import { freePort } from '../helpers/ports.js';
+import { metricTypes, parseMetrics } from '../helpers/prometheus.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** An in-process proxy with its metrics listener on 127.0.0.1:0, over a map that may not exist yet. */
 async function setup(t: import('node:test').TestContext, options: { mapExists: boolean }) {

@@ -9,13 +9,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { createLogger } from '../src/log.js';
-import { InlineMapReader, type MapReader } from '../src/session-map/reader.js';
-import { MapReloader, type MapReloaderOptions } from '../src/session-map/reloader.js';
-import { RouteTable } from '../src/routing/route-table.js';
-import { ReloadReporter } from '../src/session-map/reload-report.js';
-import { GalaxySqliteWriter, galaxyJson, tempDir } from './helpers/galaxy-map.js';
-import { LogCapture } from './helpers/logs.js';
+import { createLogger } from '../../../src/log.js';
+import { InlineMapReader, type MapReader } from '../../../src/session-map/reader.js';
+import { MapReloader, type MapReloaderOptions } from '../../../src/session-map/reloader.js';
+import { RouteTable } from '../../../src/routing/route-table.js';
+import { ReloadReporter } from '../../../src/session-map/reload-report.js';
+import { GalaxySqliteWriter, galaxyJson, tempDir } from '../../helpers/galaxy-map.js';
+import { LogCapture } from '../../helpers/logs.js';
 
 function setup(t: TestContext, file: string, options: Partial<MapReloaderOptions> = {}) {
   const tmp = tempDir();

@@ -3,15 +3,15 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { ANSWERS } from '../src/http/answers.js';
-import { request } from './helpers/client.js';
-import { openFds, waitForFds } from './helpers/fds.js';
-import { generateCase, type FuzzCase, type FuzzTargets } from './helpers/fuzz-cases.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { freePort } from './helpers/ports.js';
-import { Random } from './helpers/random.js';
-import { alive, startSpawnedProxy } from './helpers/spawned-proxy.js';
-import { startUpstream } from './helpers/upstream.js';
+import { ANSWERS } from '../../src/http/answers.js';
+import { request } from '../helpers/client.js';
+import { openFds, waitForFds } from '../helpers/fds.js';
+import { generateCase, type FuzzCase, type FuzzTargets } from '../helpers/fuzz-cases.js';
+import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { freePort } from '../helpers/ports.js';
+import { Random } from '../helpers/random.js';
+import { alive, startSpawnedProxy } from '../helpers/spawned-proxy.js';
+import { startUpstream } from '../helpers/upstream.js';
 
 // Replay a failure with FUZZ_SEED=<seed>; run longer with FUZZ_CASES=<n>.
 const SEED = Number(process.env.FUZZ_SEED ?? 20_261_127);

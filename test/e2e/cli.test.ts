@@ -8,16 +8,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { startUpstream, type Handler } from './helpers/upstream.js';
-import { upstreamFor } from './helpers/fixture.js';
-import { startSpawnedProxy } from './helpers/spawned-proxy.js';
-import { cookie, rawExchange, request } from './helpers/client.js';
-import { freePort } from './helpers/ports.js';
-import { MAIN_JS, spawnExecutable, spawnProxy, type ProxyProcess } from './helpers/child.js';
+import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { startUpstream, type Handler } from '../helpers/upstream.js';
+import { upstreamFor } from '../helpers/fixture.js';
+import { startSpawnedProxy } from '../helpers/spawned-proxy.js';
+import { cookie, rawExchange, request } from '../helpers/client.js';
+import { freePort } from '../helpers/ports.js';
+import { MAIN_JS, spawnExecutable, spawnProxy, type ProxyProcess } from '../helpers/child.js';
 
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
 /** Runs the CLI to completion; resolves with its exit code and output. */

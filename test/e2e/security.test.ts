@@ -4,15 +4,15 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { ANSWERS } from '../src/http/answers.js';
-import { createLogger } from '../src/log.js';
-import { sessionTag } from '../src/log.js';
-import type { ProxyOptions } from '../src/cli/options.js';
-import { rawExchange, request } from './helpers/client.js';
-import { mappedProxy, upstreamFor } from './helpers/fixture.js';
-import { LogCapture } from './helpers/logs.js';
-import { freePort } from './helpers/ports.js';
-import type { Handler, Seen } from './helpers/upstream.js';
+import { ANSWERS } from '../../src/http/answers.js';
+import { createLogger } from '../../src/log.js';
+import { sessionTag } from '../../src/log.js';
+import type { ProxyOptions } from '../../src/cli/options.js';
+import { rawExchange, request } from '../helpers/client.js';
+import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
+import { LogCapture } from '../helpers/logs.js';
+import { freePort } from '../helpers/ports.js';
+import type { Handler, Seen } from '../helpers/upstream.js';
 
 /** Session cookie values shaped like Galaxy's (long hex). */
 const ALICE = 'a1'.repeat(16);

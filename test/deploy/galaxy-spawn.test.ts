@@ -11,16 +11,16 @@ import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { once } from 'node:events';
-import { tempDir } from './helpers/galaxy-map.js';
-import { cookie, request } from './helpers/client.js';
-import { LogCapture, type LogLine } from './helpers/logs.js';
-import { REPO_ROOT, npmEnv, packTarball } from './helpers/package.js';
-import { freePort } from './helpers/ports.js';
-import { isAlive, runBounded, runningProcesses, stopChild } from './helpers/processes.js';
-import { requireTool } from './helpers/tools.js';
-import { startUpstream, type Seen } from './helpers/upstream.js';
+import { tempDir } from '../helpers/galaxy-map.js';
+import { cookie, request } from '../helpers/client.js';
+import { LogCapture, type LogLine } from '../helpers/logs.js';
+import { REPO_ROOT, npmEnv, packTarball } from '../helpers/package.js';
+import { freePort } from '../helpers/ports.js';
+import { isAlive, runBounded, runningProcesses, stopChild } from '../helpers/processes.js';
+import { requireTool } from '../helpers/tools.js';
+import { startUpstream, type Seen } from '../helpers/upstream.js';
 
-const GALAXY_SPAWN_PY = fileURLToPath(new URL('./helpers/galaxy_spawn.py', import.meta.url));
+const GALAXY_SPAWN_PY = fileURLToPath(new URL('../helpers/galaxy_spawn.py', import.meta.url));
 /** npm ci compiles better-sqlite3 when no prebuilt binary can be had: about a minute on two busy cores. */
 const INSTALL_TIMEOUT_MS = 480_000;
 

@@ -22,13 +22,13 @@ import {
   tempDir,
   truncateAndWrite,
   writeSqliteMapFile,
-} from './helpers/galaxy-map.js';
-import { startUpstream, type Seen, type Upstream } from './helpers/upstream.js';
-import { startTestProxy } from './helpers/daemon.js';
-import { spawnProxy } from './helpers/child.js';
-import { freePort } from './helpers/ports.js';
-import { cookie, request } from './helpers/client.js';
-import type { LogCapture } from './helpers/logs.js';
+} from '../helpers/galaxy-map.js';
+import { startUpstream, type Seen, type Upstream } from '../helpers/upstream.js';
+import { startTestProxy } from '../helpers/daemon.js';
+import { spawnProxy } from '../helpers/child.js';
+import { freePort } from '../helpers/ports.js';
+import { cookie, request } from '../helpers/client.js';
+import type { LogCapture } from '../helpers/logs.js';
 
 /** A state of the map: cookie → name of the container (upstream) it routes to. */
 type State = ReadonlyMap<string, string>;

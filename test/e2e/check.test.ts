@@ -10,12 +10,12 @@ import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GalaxySqliteWriter, GXPROXY2, galaxyJson, oldestGalaxyJson, tempDir } from './helpers/galaxy-map.js';
-import { MAIN_JS, ProxyProcess, spawnExecutable, spawnProxy } from './helpers/child.js';
-import { freePort } from './helpers/ports.js';
-import { startUpstream } from './helpers/upstream.js';
+import { GalaxySqliteWriter, GXPROXY2, galaxyJson, oldestGalaxyJson, tempDir } from '../helpers/galaxy-map.js';
+import { MAIN_JS, ProxyProcess, spawnExecutable, spawnProxy } from '../helpers/child.js';
+import { freePort } from '../helpers/ports.js';
+import { startUpstream } from '../helpers/upstream.js';
 
-const BIN = fileURLToPath(new URL('../bin/galaxy-gie-proxy.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/galaxy-gie-proxy.js', import.meta.url));
 // Long, credential-like cookie values: only their first characters may be printed.
 const ALICE = 'a11ce5e55104c00c1e7a1b2c3d4e5f60';
 const BOB = 'b0b5e55104c00c1e7a1b2c3d4e5f6071';

@@ -1,17 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { resolveOptions } from '../src/cli/options.js';
-import { ConfigError } from '../src/cli/options.js';
-import { ANSWERS, caseForProxyError } from '../src/http/answers.js';
-import { addCorsEcho, applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from '../src/http/headers.js';
-import { sessionKeyFrom } from '../src/routing/cookie-router.js';
-import { stripHopByHop } from '../src/http/headers.js';
-import { RouteTable } from '../src/routing/route-table.js';
-import { invalidTargetReason } from '../src/session-map/store.js';
-import { SqliteSessionMap } from '../src/session-map/sqlite-store.js';
-import { toSnapshot } from '../src/session-map/rows.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
+import { resolveOptions } from '../../../src/cli/options.js';
+import { ConfigError } from '../../../src/cli/options.js';
+import { ANSWERS, caseForProxyError } from '../../../src/http/answers.js';
+import { addCorsEcho, applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from '../../../src/http/headers.js';
+import { sessionKeyFrom } from '../../../src/routing/cookie-router.js';
+import { stripHopByHop } from '../../../src/http/headers.js';
+import { RouteTable } from '../../../src/routing/route-table.js';
+import { invalidTargetReason } from '../../../src/session-map/store.js';
+import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
+import { toSnapshot } from '../../../src/session-map/rows.js';
+import { GalaxySqliteWriter, tempDir } from '../../helpers/galaxy-map.js';
 
 test('options: defaults are the legacy ones, the result is frozen, bad values name the option', () => {
   const o = resolveOptions({ sessionsPath: '/m.sqlite' });

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import type { ProxyOptions } from '../src/cli/options.js';
-import { mappedProxy, upstreamFor } from './helpers/fixture.js';
-import type { Seen } from './helpers/upstream.js';
-import { startTestProxy } from './helpers/daemon.js';
-import { cookie, request } from './helpers/client.js';
-import { freePort } from './helpers/ports.js';
+import type { ProxyOptions } from '../../src/cli/options.js';
+import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
+import type { Seen } from '../helpers/upstream.js';
+import { startTestProxy } from '../helpers/daemon.js';
+import { cookie, request } from '../helpers/client.js';
+import { freePort } from '../helpers/ports.js';
 
 /** A proxy with two containers mapped to sessions `alice` and `bob`. */
 async function setup(t: TestContext, options: Partial<ProxyOptions> = {}) {

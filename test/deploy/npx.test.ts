@@ -12,14 +12,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProxyProcess } from './helpers/child.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { cookie, request } from './helpers/client.js';
-import { PACKAGE, REPO_ROOT, npmEnv, packTarball, type PackedTarball } from './helpers/package.js';
-import { freePort } from './helpers/ports.js';
-import { runBounded, runningProcesses, stopChild } from './helpers/processes.js';
-import { waitUntil } from './helpers/wait.js';
-import { startUpstream, type Seen } from './helpers/upstream.js';
+import { ProxyProcess } from '../helpers/child.js';
+import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { cookie, request } from '../helpers/client.js';
+import { PACKAGE, REPO_ROOT, npmEnv, packTarball, type PackedTarball } from '../helpers/package.js';
+import { freePort } from '../helpers/ports.js';
+import { runBounded, runningProcesses, stopChild } from '../helpers/processes.js';
+import { waitUntil } from '../helpers/wait.js';
+import { startUpstream, type Seen } from '../helpers/upstream.js';
 
 /** The first npx run may compile better-sqlite3: about a minute on two busy cores. */
 const FIRST_RUN_TIMEOUT_MS = 480_000;

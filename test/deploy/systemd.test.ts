@@ -8,14 +8,14 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { ProxyProcess, MAIN_JS } from './helpers/child.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { cookie, request } from './helpers/client.js';
-import { freePort } from './helpers/ports.js';
-import { runBounded, stopChild } from './helpers/processes.js';
-import { adapt, readmeBlock } from './helpers/readme.js';
-import { requireTool } from './helpers/tools.js';
-import { startUpstream, type Seen } from './helpers/upstream.js';
+import { ProxyProcess, MAIN_JS } from '../helpers/child.js';
+import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { cookie, request } from '../helpers/client.js';
+import { freePort } from '../helpers/ports.js';
+import { runBounded, stopChild } from '../helpers/processes.js';
+import { adapt, readmeBlock } from '../helpers/readme.js';
+import { requireTool } from '../helpers/tools.js';
+import { startUpstream, type Seen } from '../helpers/upstream.js';
 
 const UNIT_HEADER = '# /etc/systemd/system/galaxy-gie-proxy.service\n';
 

@@ -2,9 +2,9 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { mappedProxy, upstreamFor } from './helpers/fixture.js';
-import { cookie, rawExchange, request } from './helpers/client.js';
-import { freePort } from './helpers/ports.js';
+import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
+import { cookie, rawExchange, request } from '../helpers/client.js';
+import { freePort } from '../helpers/ports.js';
 
 async function setup(t: TestContext) {
   const a = await upstreamFor(t, 'a');

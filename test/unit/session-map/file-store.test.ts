@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SessionMapError } from '../src/session-map/store.js';
-import { toSnapshot } from '../src/session-map/rows.js';
-import { type SessionMapSnapshot } from '../src/session-map/rows.js';
-import { storeKindFor } from '../src/session-map/stores.js';
+import { SessionMapError } from '../../../src/session-map/store.js';
+import { toSnapshot } from '../../../src/session-map/rows.js';
+import { type SessionMapSnapshot } from '../../../src/session-map/rows.js';
+import { storeKindFor } from '../../../src/session-map/stores.js';
 
 const openSessionMap = (path: string) => storeKindFor(path).open(path);
 import {
@@ -23,7 +23,7 @@ import {
   oldestGalaxyJson,
   tempDir,
   writeSqliteMapFile,
-} from './helpers/galaxy-map.js';
+} from '../../helpers/galaxy-map.js';
 
 function temp(t: import('node:test').TestContext): string {
   const tmp = tempDir();

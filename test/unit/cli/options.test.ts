@@ -1,17 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { corsPolicy } from '../src/http/headers.js';
-import { ConfigError } from '../src/cli/options.js';
-import { ANSWERS, caseForClientError, caseForProxyError, ProxyTimeoutError } from '../src/http/answers.js';
-import { stripHopByHop, stripHopByHopResponse } from '../src/http/headers.js';
-import { sessionTag } from '../src/log.js';
-import { DEFAULTS, MAX_TIMER_MS, resolveOptions } from '../src/cli/options.js';
-import { originFormOf } from '../src/http/server.js';
+import { corsPolicy } from '../../../src/http/headers.js';
+import { ConfigError } from '../../../src/cli/options.js';
+import { ANSWERS, caseForClientError, caseForProxyError, ProxyTimeoutError } from '../../../src/http/answers.js';
+import { stripHopByHop, stripHopByHopResponse } from '../../../src/http/headers.js';
+import { sessionTag } from '../../../src/log.js';
+import { DEFAULTS, MAX_TIMER_MS, resolveOptions } from '../../../src/cli/options.js';
+import { originFormOf } from '../../../src/http/server.js';
 import { join } from 'node:path';
-import { spawnProxy } from './helpers/child.js';
-import { rawExchange, request } from './helpers/client.js';
-import { tempDir } from './helpers/galaxy-map.js';
-import { startSpawnedProxy } from './helpers/spawned-proxy.js';
+import { spawnProxy } from '../../helpers/child.js';
+import { rawExchange, request } from '../../helpers/client.js';
+import { tempDir } from '../../helpers/galaxy-map.js';
+import { startSpawnedProxy } from '../../helpers/spawned-proxy.js';
 
 test('options: time-outs default to 30 s for headers, 5 min for containers, never for idle WebSockets', () => {
   const o = resolveOptions({ sessionsPath: '/x.sqlite' });

@@ -4,10 +4,10 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnProxy, type ProxyProcess } from './helpers/child.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { request } from './helpers/client.js';
-import { freePort } from './helpers/ports.js';
+import { spawnProxy, type ProxyProcess } from '../helpers/child.js';
+import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { request } from '../helpers/client.js';
+import { freePort } from '../helpers/ports.js';
 
 /** A spawned lib/main.js over a fresh map dir, killed and cleaned up in t.after. */
 async function spawnWith(t: import('node:test').TestContext, extra: (dir: string) => string[]) {

@@ -7,13 +7,13 @@ import { mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
-import { ANSWERS } from '../src/http/answers.js';
-import { cookie, request } from './helpers/client.js';
-import { ContainerProcess } from './helpers/container-process.js';
-import { openFds, waitForFds } from './helpers/fds.js';
-import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
-import { alive, startSpawnedProxy, type SpawnedProxy } from './helpers/spawned-proxy.js';
-import { startUpstream, type Upstream } from './helpers/upstream.js';
+import { ANSWERS } from '../../src/http/answers.js';
+import { cookie, request } from '../helpers/client.js';
+import { ContainerProcess } from '../helpers/container-process.js';
+import { openFds, waitForFds } from '../helpers/fds.js';
+import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { alive, startSpawnedProxy, type SpawnedProxy } from '../helpers/spawned-proxy.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
 
 // Each fault runs against the real spawned lib/main.js, so that its open file
 // descriptors can be counted in /proc, and ends with the same checks: the

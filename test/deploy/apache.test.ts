@@ -6,12 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cookie, request } from './helpers/client.js';
-import { SESSION, assertRoutesThrough, proxyForFrontServer, startFrontServer } from './helpers/front-server.js';
-import { freePort } from './helpers/ports.js';
-import { adapt, readmeBlock } from './helpers/readme.js';
-import { requireTool } from './helpers/tools.js';
-import type { Seen } from './helpers/upstream.js';
+import { cookie, request } from '../helpers/client.js';
+import { SESSION, assertRoutesThrough, proxyForFrontServer, startFrontServer } from '../helpers/front-server.js';
+import { freePort } from '../helpers/ports.js';
+import { adapt, readmeBlock } from '../helpers/readme.js';
+import { requireTool } from '../helpers/tools.js';
+import type { Seen } from '../helpers/upstream.js';
 
 /** Where Debian keeps Apache's loadable modules. */
 const MODULES = '/usr/lib/apache2/modules';

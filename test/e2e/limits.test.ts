@@ -4,12 +4,12 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { ANSWERS } from '../src/http/answers.js';
-import type { ProxyOptions } from '../src/cli/options.js';
-import { cookie, rawExchange, request } from './helpers/client.js';
-import { mappedProxy, upstreamFor } from './helpers/fixture.js';
-import { freePort } from './helpers/ports.js';
-import type { Handler } from './helpers/upstream.js';
+import { ANSWERS } from '../../src/http/answers.js';
+import type { ProxyOptions } from '../../src/cli/options.js';
+import { cookie, rawExchange, request } from '../helpers/client.js';
+import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
+import { freePort } from '../helpers/ports.js';
+import type { Handler } from '../helpers/upstream.js';
 
 /** A proxy routing session `alice` to one container with `handler`. */
 async function setup(t: TestContext, options: Partial<ProxyOptions>, handler?: Handler) {
