@@ -15,6 +15,7 @@ import { startSpawnedProxy } from '../helpers/spawned-proxy.js';
 import { cookie, rawExchange, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
 import { MAIN_JS, spawnExecutable, spawnProxy, type ProxyProcess } from '../helpers/child.js';
+import { MAX_TIMER_MS } from '../../src/cli/options.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -253,3 +254,34 @@ test('malformed HTTP and garbage on the socket get 400 and leave the process ser
 });
 
 export type { ProxyProcess };
+
+test('command line: the hardening flags parse; bad values exit 2 before anything starts', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--headers-timeout', 'soon'], /--headers-timeout <ms>.*whole number of milliseconds/],
+    [['--proxy-timeout', String(MAX_TIMER_MS + 1)], /--proxy-timeout <ms>.*from 0 to 2147483647/],
+    [['--ws-idle-timeout', '-5'], /--ws-idle-timeout <ms>/],
+    [['--cors-origin', 'https://ok.example,galaxy.example.org'], /cors-origin: "galaxy.example.org" must be an origin/],
+  ];
+  for (const [args, message] of cases) {
+    const proc = spawnProxy(['--sessions', '/nonexistent/map.sqlite', '--port', '1', ...args]);
+    const { code } = await proc.exit();
+    assert.equal(code, 2, args.join(' '));
+    assert.match(proc.stderr, message);
+  }
+});
+
+test('command line: the hardening flags reach the proxy', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const proxy = await startSpawnedProxy(t, join(tmp.dir, 'session_map.sqlite'), [
+    '--headers-timeout', '300', '--proxy-timeout', '2000', '--ws-idle-timeout', '3000', '--xfwd',
+    '--cors-origin', 'https://a.example, https://b.example:8443',
+  ]);
+  const granted = await request(proxy.port, { headers: { origin: 'https://b.example:8443' } });
+  assert.equal(granted.headers['access-control-allow-origin'], 'https://b.example:8443');
+  const refused = await request(proxy.port, { headers: { origin: 'https://c.example' } });
+  assert.equal(refused.headers['access-control-allow-origin'], undefined);
+  const silent = await rawExchange(proxy.port, '', 3000);
+  assert.ok(silent.closedByServer, '--headers-timeout 300 dropped a silent client');
+  assert.match(silent.text, /^HTTP\/1\.1 408 /);
+});
