@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { MAIN_JS, ProxyProcess } from '../helpers/child.js';
+import { MAIN_JS, ProxyProcess } from '../helpers/spawned-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import type { BenchResources } from './processes.js';
 import { waitForLine } from './processes.js';

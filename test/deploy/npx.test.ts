@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProxyProcess } from '../helpers/child.js';
+import { ProxyProcess } from '../helpers/spawned-proxy.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { cookie, request } from '../helpers/client.js';
 import { PACKAGE, REPO_ROOT, npmEnv, packTarball, type PackedTarball } from '../helpers/package.js';

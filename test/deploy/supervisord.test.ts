@@ -11,7 +11,7 @@ import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { MAIN_JS } from '../helpers/child.js';
+import { MAIN_JS } from '../helpers/spawned-proxy.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { cookie, request } from '../helpers/client.js';
 import { readLogFile, waitForLogLines } from '../helpers/log-file.js';

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { ProxyProcess, MAIN_JS } from '../helpers/child.js';
+import { ProxyProcess, MAIN_JS } from '../helpers/spawned-proxy.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { cookie, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';

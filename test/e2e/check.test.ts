@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GalaxySqliteWriter, GXPROXY2, galaxyJson, oldestGalaxyJson, tempDir } from '../helpers/galaxy-map.js';
-import { MAIN_JS, ProxyProcess, spawnExecutable, spawnProxy } from '../helpers/child.js';
+import { MAIN_JS, ProxyProcess, spawnProxy } from '../helpers/spawned-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -65,7 +65,7 @@ test('--check on a readable SQLite map: format, counts, skipped entries, contain
 test('--check-limit bounds the containers tried (0: none); the bin entry and lib/main.js as an executable work too', async (t) => {
   const path = await sqliteMap(t);
   const one = spawnProxy(['--check', '--check-limit', '1', '--sessions', path]);
-  const none = spawnExecutable(['--check', '--check-limit', '0', '--sessions', path]);
+  const none = spawnProxy(['--check', '--check-limit', '0', '--sessions', path], { executable: true });
   const viaBin = new ProxyProcess(spawn(process.execPath, [BIN, '--check', '--sessions', path], { stdio: ['ignore', 'pipe', 'pipe'] }));
   t.after(() => [one, none, viaBin].forEach((c) => c.kill()));
   const [a, b, c] = await Promise.all([run(one), run(none), run(viaBin)]);

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnProxy, type ProxyProcess } from '../helpers/child.js';
+import { spawnProxy, startSpawnedProxy, type ProxyProcess } from '../helpers/spawned-proxy.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
@@ -88,10 +88,7 @@ test('--pid-file is relative to the working directory and is removed after a for
   // spawnWith runs in the test's cwd; start a second child in the temp dir instead.
   child.kill();
   await child.exited;
-  const port = await freePort();
-  const inDir = spawnProxy(['--sessions', join(tmp.dir, 'session_map.sqlite'), '--ip', '127.0.0.1', '--port', String(port), '--pid-file', 'proxy.pid'], { cwd: tmp.dir });
-  t.after(() => inDir.kill());
-  await inDir.started();
+  const { proc: inDir } = await startSpawnedProxy(t, join(tmp.dir, 'session_map.sqlite'), ['--pid-file', 'proxy.pid'], { cwd: tmp.dir });
   assert.equal(readFileSync(join(tmp.dir, 'proxy.pid'), 'utf8'), `${inDir.child.pid}\n`);
   inDir.child.kill('SIGINT');
   inDir.child.kill('SIGINT');
@@ -118,15 +115,13 @@ test('--pid-file in a directory that does not exist: exit 1 with the path and th
 });
 
 test('--pid-file is left behind after SIGKILL (nothing can remove it); the next start overwrites it', async (t) => {
-  const { child, tmp, port } = await spawnWith(t, (dir) => ['--pid-file', join(dir, 'proxy.pid')]);
+  const { child, tmp } = await spawnWith(t, (dir) => ['--pid-file', join(dir, 'proxy.pid')]);
   await child.started();
   child.child.kill('SIGKILL');
   await child.exited;
   const pidFile = join(tmp.dir, 'proxy.pid');
   assert.equal(readFileSync(pidFile, 'utf8'), `${child.child.pid}\n`);
-  const next = spawnProxy(['--sessions', join(tmp.dir, 'session_map.sqlite'), '--ip', '127.0.0.1', '--port', String(port), '--pid-file', pidFile]);
-  t.after(() => next.kill());
-  await next.started();
+  const { proc: next } = await startSpawnedProxy(t, join(tmp.dir, 'session_map.sqlite'), ['--pid-file', pidFile]);
   assert.equal(readFileSync(pidFile, 'utf8'), `${next.child.pid}\n`);
   assert.equal(await stop(next), 0);
   assert.equal(existsSync(pidFile), false);

@@ -9,12 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
-import { startUpstream, type Handler } from '../helpers/upstream.js';
-import { upstreamFor } from '../helpers/fixture.js';
-import { startSpawnedProxy } from '../helpers/spawned-proxy.js';
+import { startUpstream, upstreamFor, type Handler } from '../helpers/upstream.js';
 import { cookie, rawExchange, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
-import { MAIN_JS, spawnExecutable, spawnProxy, type ProxyProcess } from '../helpers/child.js';
+import { MAIN_JS, spawnProxy, startSpawnedProxy, type ProxyProcess } from '../helpers/spawned-proxy.js';
 import { MAX_TIMER_MS } from '../../src/cli/options.js';
 
 const run = promisify(execFile);
@@ -89,7 +87,7 @@ test("Galaxy's spawn line runs the executable lib/main.js: routes, logs requests
   const sessions = join(tmp.dir, 'session_map.sqlite');
   const port = await freePort();
   // Exactly as Galaxy builds it: argv list, no shell, map not created yet.
-  const proc = spawnExecutable(['--sessions', sessions, '--ip', '127.0.0.1', '--port', String(port), '--reverseProxy', '--verbose']);
+  const proc = spawnProxy(['--sessions', sessions, '--ip', '127.0.0.1', '--port', String(port), '--reverseProxy', '--verbose'], { executable: true });
   t.after(() => proc.kill());
   const start = await proc.started();
   assert.equal(start.version, PKG.version);

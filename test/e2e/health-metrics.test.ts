@@ -1,38 +1,25 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { VERSION } from '../../src/daemon.js';
-import { startDaemon } from '../../src/daemon.js';
-import { createLogger } from '../../src/log.js';
-import { resolveOptions } from '../../src/cli/options.js';
-import { LogCapture } from '../helpers/logs.js';
 import type { HealthBody } from '../../src/admin/health.js';
-import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
-import { startTestProxy, type TestProxy } from '../helpers/daemon.js';
-import { startUpstream, type Seen } from '../helpers/upstream.js';
+import { startInProcessProxy, type InProcessProxy } from '../helpers/in-process-proxy.js';
+import { upstreamFor, type Seen } from '../helpers/upstream.js';
 import { cookie, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
 import { metricTypes, parseMetrics } from '../helpers/prometheus.js';
 import { waitUntil } from '../helpers/wait.js';
 
 /** An in-process proxy with its metrics listener on 127.0.0.1:0, over a map that may not exist yet. */
-async function setup(t: import('node:test').TestContext, options: { mapExists: boolean }) {
-  const tmp = tempDir();
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  const upstream = await startUpstream('a');
-  if (options.mapExists) map.addSession('alice', '127.0.0.1', upstream.port);
-  const proxy = await startTestProxy({ sessionsPath: map.path, metricsPort: 0, metricsIp: '127.0.0.1' });
-  t.after(async () => {
-    await proxy.close();
-    await upstream.close();
-    tmp.remove();
-  });
+async function setup(t: TestContext, options: { mapExists: boolean }) {
+  const upstream = await upstreamFor(t, 'a');
+  const proxy = await startInProcessProxy(t, { sessions: options.mapExists ? { alice: upstream.port } : {}, metricsPort: 0, metricsIp: '127.0.0.1' });
   const metricsPort = proxy.daemon.metricsAddress?.port;
   assert.ok(metricsPort !== undefined && metricsPort > 0, 'metrics listener started');
-  return { tmp, map, upstream, proxy, metricsPort };
+  return { dir: proxy.dir, map: proxy.map, upstream, proxy, metricsPort };
 }
 
 async function health(port: number): Promise<{ status: number; body: HealthBody; type: string | undefined }> {
@@ -46,7 +33,7 @@ async function scrape(port: number): Promise<Map<string, number>> {
   return parseMetrics(r.body);
 }
 
-function reloaded(proxy: TestProxy) {
+function reloaded(proxy: InProcessProxy) {
   return proxy.logs.next('session map reloaded');
 }
 
@@ -90,7 +77,7 @@ test('/health stays 200 when a later read fails (the last good map is in use) an
 });
 
 test('/metrics counts requests by status class, durations, proxy errors, WebSockets, reloads and sessions', async (t) => {
-  const { map, proxy, metricsPort, tmp } = await setup(t, { mapExists: true });
+  const { map, proxy, metricsPort, dir } = await setup(t, { mapExists: true });
   const dead = await freePort();
   const done = reloaded(proxy);
   map.addSession('carol', '127.0.0.1', dead);
@@ -140,7 +127,7 @@ test('/metrics counts requests by status class, durations, proxy errors, WebSock
   // The proxy sees the close a moment after the client, and says so only in the gauge.
   await waitUntil('gie_proxy_websockets_open to drop to 0', async () => (await scrape(metricsPort)).get('gie_proxy_websockets_open') === 0);
 
-  writeFileSync(join(tmp.dir, 'session_map.sqlite'), 'garbage'.repeat(100));
+  writeFileSync(join(dir, 'session_map.sqlite'), 'garbage'.repeat(100));
   await proxy.daemon.reload();
   const failed = await scrape(metricsPort);
   // The watcher may also have tried the garbage file: at least one failure, all of them "corrupt".
@@ -174,20 +161,16 @@ test('the metrics listener serves /health and /metrics only, and takes nothing f
 });
 
 test('an observer passed to startDaemon still gets every report when metrics are on', async (t) => {
-  const tmp = tempDir();
-  const upstream = await startUpstream('a');
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession('alice', '127.0.0.1', upstream.port);
+  const upstream = await upstreamFor(t, 'a');
   const seen: string[] = [];
-  const log = createLogger({ verbose: false, destination: new LogCapture().stream });
-  const daemon = await startDaemon(resolveOptions({ sessionsPath: map.path, ip: '127.0.0.1', port: 0, metricsPort: 0, metricsIp: '127.0.0.1' }), log, {
-    requestDone: (status) => seen.push(`request ${status}`),
-    reloaded: (sessions) => seen.push(`reloaded ${sessions}`),
-  });
-  t.after(async () => {
-    await daemon.close(100);
-    await upstream.close();
-    tmp.remove();
+  const { daemon } = await startInProcessProxy(t, {
+    sessions: { alice: upstream.port },
+    metricsPort: 0,
+    metricsIp: '127.0.0.1',
+    observer: {
+      requestDone: (status) => seen.push(`request ${status}`),
+      reloaded: (sessions) => seen.push(`reloaded ${sessions}`),
+    },
   });
   assert.equal((await request(daemon.address.port, { headers: cookie('alice') })).status, 200);
   await waitUntil('the request report', () => seen.includes('request 200'));

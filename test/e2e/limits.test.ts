@@ -5,16 +5,15 @@ import net from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { ANSWERS } from '../../src/http/answers.js';
-import type { ProxyOptions } from '../../src/cli/options.js';
 import { cookie, rawExchange, request } from '../helpers/client.js';
-import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
+import { startInProcessProxy, type MappedProxyOptions } from '../helpers/in-process-proxy.js';
 import { freePort } from '../helpers/ports.js';
-import type { Handler } from '../helpers/upstream.js';
+import { upstreamFor, type Handler } from '../helpers/upstream.js';
 
 /** A proxy routing session `alice` to one container with `handler`. */
-async function setup(t: TestContext, options: Partial<ProxyOptions>, handler?: Handler) {
+async function setup(t: TestContext, options: MappedProxyOptions, handler?: Handler) {
   const container = await upstreamFor(t, 'a', handler);
-  const proxy = await mappedProxy(t, { alice: container.port }, options);
+  const proxy = await startInProcessProxy(t, { sessions: { alice: container.port }, ...options });
   return { container, map: proxy.map, proxy, port: proxy.port };
 }
 

@@ -4,25 +4,24 @@ import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
-import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
-import { startTestProxy, type TestProxy } from '../helpers/daemon.js';
+import { upstreamFor } from '../helpers/upstream.js';
+import { startInProcessProxy, type InProcessProxy } from '../helpers/in-process-proxy.js';
 import { cookie, request } from '../helpers/client.js';
 
 const RELOADED = 'session map reloaded';
 const KEPT = 'session map unreadable; keeping the last good map';
 
-async function proxyOn(t: TestContext, sessionsPath: string, pollIntervalMs = 1000): Promise<TestProxy> {
-  const proxy = await startTestProxy({ sessionsPath, pollIntervalMs });
-  t.after(() => proxy.close());
+async function proxyOn(t: TestContext, sessionsPath: string, pollIntervalMs = 1000): Promise<InProcessProxy> {
+  const proxy = await startInProcessProxy(t, { sessionsPath, pollIntervalMs });
   return proxy;
 }
 
-async function statusFor(proxy: TestProxy, key: string): Promise<number> {
+async function statusFor(proxy: InProcessProxy, key: string): Promise<number> {
   return (await request(proxy.port, { headers: cookie(key) })).status;
 }
 
 /** Runs `write`, then waits for the reload that shows `sessions` routes; returns the delay in ms. */
-async function timedReload(proxy: TestProxy, sessions: number, write: () => void): Promise<number> {
+async function timedReload(proxy: InProcessProxy, sessions: number, write: () => void): Promise<number> {
   const reloaded = proxy.logs.next(RELOADED, 1000, (l) => l.sessions === sessions);
   const started = performance.now();
   write();
@@ -64,7 +63,7 @@ test('start-up race: the database exists without the table', async (t) => {
 test('every committed insert, update and delete is routed within 1 s', async (t) => {
   const a = await upstreamFor(t, 'a');
   const b = await upstreamFor(t, 'b');
-  const proxy = await mappedProxy(t, { alice: a.port });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: a.port } });
   const map = proxy.map;
   const delays: number[] = [];
   delays.push(await timedReload(proxy, 2, () => map.addSession('bob', '127.0.0.1', a.port)));
@@ -79,7 +78,7 @@ test('every committed insert, update and delete is routed within 1 s', async (t)
 
 test('a file event that changes nothing committed does not reload the map', async (t) => {
   const a = await upstreamFor(t, 'a');
-  const proxy = await mappedProxy(t, { alice: a.port });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: a.port } });
   const map = proxy.map;
   const before = proxy.logs.withMsg(RELOADED).length;
   assert.equal(await proxy.daemon.reloader.reload(), 'unchanged');
@@ -91,7 +90,7 @@ test('a file event that changes nothing committed does not reload the map', asyn
 
 test('a corrupt or deleted map keeps the last good map, with one warning; a good file is picked up again', async (t) => {
   const a = await upstreamFor(t, 'a');
-  const proxy = await mappedProxy(t, { alice: a.port });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: a.port } });
   const map = proxy.map;
 
   const warned = proxy.logs.next(KEPT, 2000);
@@ -120,7 +119,7 @@ test('a corrupt or deleted map keeps the last good map, with one warning; a good
 
 test('a writer holding the lock: the read gives up fast, the old map keeps routing, the commit is picked up', async (t) => {
   const a = await upstreamFor(t, 'a');
-  const proxy = await mappedProxy(t, { alice: a.port });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: a.port } });
   const map = proxy.map;
   const writer = new Database(map.path);
   t.after(() => writer.close());

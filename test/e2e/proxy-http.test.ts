@@ -3,18 +3,16 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import type { ProxyOptions } from '../../src/cli/options.js';
-import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
-import type { Seen } from '../helpers/upstream.js';
-import { startTestProxy } from '../helpers/daemon.js';
+import { upstreamFor, type Seen } from '../helpers/upstream.js';
+import { startInProcessProxy, type MappedProxyOptions } from '../helpers/in-process-proxy.js';
 import { cookie, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
 
 /** A proxy with two containers mapped to sessions `alice` and `bob`. */
-async function setup(t: TestContext, options: Partial<ProxyOptions> = {}) {
+async function setup(t: TestContext, options: MappedProxyOptions = {}) {
   const a = await upstreamFor(t, 'a');
   const b = await upstreamFor(t, 'b');
-  const proxy = await mappedProxy(t, { alice: a.port, bob: b.port }, options);
+  const proxy = await startInProcessProxy(t, { sessions: { alice: a.port, bob: b.port }, ...options });
   return { a, b, map: proxy.map, proxy, port: proxy.port };
 }
 
@@ -106,9 +104,8 @@ test('--reverseProxy puts the proxy port into 302 redirects to http://localhost/
     return true;
   });
   const port = await freePort();
-  const proxy = await mappedProxy(t, { alice: redirector.port }, { port, reverseProxy: true });
-  const plain = await startTestProxy({ sessionsPath: proxy.map.path, reverseProxy: false });
-  t.after(() => plain.close());
+  const proxy = await startInProcessProxy(t, { sessions: { alice: redirector.port }, port, reverseProxy: true });
+  const plain = await startInProcessProxy(t, { sessionsPath: proxy.map.path, reverseProxy: false });
   const r = await request(port, { headers: cookie('alice') });
   assert.equal(r.status, 302);
   assert.equal(r.headers.location, `http://localhost:${port}/galaxy/gie_proxy/jupyter/tree`);
@@ -163,7 +160,7 @@ test('a container that stops mid-response ends that response, not the process', 
     return true;
   });
   const good = await upstreamFor(t, 'good');
-  const proxy = await mappedProxy(t, { alice: dying.port, bob: good.port });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: dying.port, bob: good.port } });
   await assert.rejects(request(proxy.port, { headers: cookie('alice'), timeoutMs: 2000 }), (err: Error) => !/timed out/.test(err.message));
   assert.equal((await request(proxy.port, { headers: cookie('bob') })).status, 200);
 });
@@ -200,7 +197,7 @@ test('streams bodies both ways with backpressure (nothing is buffered whole)', a
     req.on('end', () => res.end(String(received)));
     return true;
   });
-  const proxy = await mappedProxy(t, { alice: sink.port });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: sink.port } });
 
   // Upload 64 MiB: the container must see bytes long before the client is done.
   const total = 64 * 1024 * 1024;
@@ -245,7 +242,7 @@ test('a client that aborts a download closes the connection to the container', a
     // never ends: a long download
     return true;
   });
-  const proxy = await mappedProxy(t, { alice: slow.port });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: slow.port } });
   const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
     const req = http.get({ port: proxy.port, host: '127.0.0.1', headers: cookie('alice'), agent: false }, resolve);
     req.on('error', () => {});

@@ -2,14 +2,15 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
+import { startInProcessProxy } from '../helpers/in-process-proxy.js';
+import { upstreamFor } from '../helpers/upstream.js';
 import { cookie, rawExchange, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
 
 async function setup(t: TestContext) {
   const a = await upstreamFor(t, 'a');
   const b = await upstreamFor(t, 'b');
-  const proxy = await mappedProxy(t, { alice: a.port, bob: b.port, dead: await freePort() });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: a.port, bob: b.port, dead: await freePort() } });
   return { a, b, proxy, port: proxy.port };
 }
 

@@ -7,22 +7,21 @@ import WebSocket from 'ws';
 import { ANSWERS } from '../../src/http/answers.js';
 import { createLogger } from '../../src/log.js';
 import { sessionTag } from '../../src/log.js';
-import type { ProxyOptions } from '../../src/cli/options.js';
 import { rawExchange, request } from '../helpers/client.js';
-import { mappedProxy, upstreamFor } from '../helpers/fixture.js';
+import { startInProcessProxy, type MappedProxyOptions } from '../helpers/in-process-proxy.js';
 import { LogCapture } from '../helpers/logs.js';
 import { freePort } from '../helpers/ports.js';
-import type { Handler, Seen } from '../helpers/upstream.js';
+import { upstreamFor, type Handler, type Seen } from '../helpers/upstream.js';
 
 /** Session cookie values shaped like Galaxy's (long hex). */
 const ALICE = 'a1'.repeat(16);
 const BOB = 'b0'.repeat(16);
 
 /** A proxy routing ALICE to container `a`, with an `other` container that nothing maps to. */
-async function setup(t: TestContext, options: Partial<ProxyOptions> = {}, handler?: Handler) {
+async function setup(t: TestContext, options: MappedProxyOptions = {}, handler?: Handler) {
   const a = await upstreamFor(t, 'a', handler);
   const other = await upstreamFor(t, 'other');
-  const proxy = await mappedProxy(t, { [ALICE]: a.port }, options);
+  const proxy = await startInProcessProxy(t, { sessions: { [ALICE]: a.port }, ...options });
   return { a, other, map: proxy.map, proxy, port: proxy.port };
 }
 

@@ -24,9 +24,8 @@ import {
   writeSqliteMapFile,
 } from '../helpers/galaxy-map.js';
 import { startUpstream, type Seen, type Upstream } from '../helpers/upstream.js';
-import { startTestProxy } from '../helpers/daemon.js';
-import { spawnProxy } from '../helpers/child.js';
-import { freePort } from '../helpers/ports.js';
+import { startInProcessProxy } from '../helpers/in-process-proxy.js';
+import { startSpawnedProxy } from '../helpers/spawned-proxy.js';
 import { cookie, request } from '../helpers/client.js';
 import type { LogCapture } from '../helpers/logs.js';
 
@@ -348,8 +347,7 @@ async function scenario(
 
 /** The in-process proxy; `routes` watches its route table after each log line. */
 async function inProcess(t: TestContext, path: string, mapThreadFrom?: number): Promise<ProxyUnderTest> {
-  const proxy = await startTestProxy({ sessionsPath: path, ...(mapThreadFrom === undefined ? {} : { mapThreadFrom }) });
-  t.after(() => proxy.close());
+  const proxy = await startInProcessProxy(t, { sessionsPath: path, ...(mapThreadFrom === undefined ? {} : { mapThreadFrom }) });
   if (mapThreadFrom !== undefined) {
     // The thread starts after the first read; under tsx it compiles its
     // modules first, which a loaded machine may take a second to do. One read
@@ -384,10 +382,7 @@ test('the same on the reader thread (used from 10,000 sessions): sqlite gxproxy2
 
 /** The spawned lib/main.js; `routes` waits for a reload line counting the state's sessions. */
 async function spawned(t: TestContext, path: string): Promise<ProxyUnderTest> {
-  const port = await freePort();
-  const child = spawnProxy(['--sessions', path, '--ip', '127.0.0.1', '--port', String(port)]);
-  t.after(() => child.kill());
-  await child.started();
+  const { proc: child, port } = await startSpawnedProxy(t, path);
   let from = 0;
   return {
     port,

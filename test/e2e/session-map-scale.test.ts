@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tempDir } from '../helpers/galaxy-map.js';
 import { GalaxyWriterProcess, sessionKey } from '../helpers/galaxy-writer-process.js';
-import { startTestProxy } from '../helpers/daemon.js';
+import { startInProcessProxy } from '../helpers/in-process-proxy.js';
 import { startUpstream, type Seen } from '../helpers/upstream.js';
 import { cookie, request } from '../helpers/client.js';
 
@@ -33,8 +33,7 @@ test(`${SESSIONS.toLocaleString('en')} sessions load, route, take Galaxy's chang
   });
   await writer.send({ op: 'fill', count: SESSIONS, host: '127.0.0.1', port: a.port }, 60_000);
 
-  const proxy = await startTestProxy({ sessionsPath: path });
-  t.after(() => proxy.close());
+  const proxy = await startInProcessProxy(t, { sessionsPath: path });
   assert.equal(proxy.logs.withMsg('session map reloaded')[0]?.sessions, SESSIONS);
   assert.ok(proxy.daemon.reloader.readsOnThread, 'a map this size is read on the worker thread');
   for (const i of [0, SESSIONS / 2, SESSIONS - 1]) {

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { spawnProxy } from '../helpers/child.js';
+import { spawnProxy } from '../helpers/spawned-proxy.js';
 import { request } from '../helpers/client.js';
 import { ContainerProcess } from '../helpers/container-process.js';
 import { openFds, rssBytes } from '../helpers/fds.js';
