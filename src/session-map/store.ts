@@ -34,13 +34,12 @@ export class SessionMapError extends Error {
   }
 }
 
-export { invalidTargetReason } from './rows.js';
 
-/** One complete read of a session map, in the row form of map-rows.ts (not yet validated). */
+/** One complete read of a session map, in the row form of rows.ts (not yet validated). */
 export interface MapRead {
   /** What was read, e.g. `sqlite gxproxy2` or `json`. */
   readonly format: string;
-  /** One `key TAB host TAB port LF` line per entry (see map-rows.ts). */
+  /** One `key TAB host TAB port LF` line per entry (see rows.ts). */
   readonly rows: string;
   /** True when no key occurs twice in `rows` (a primary key, JSON object keys). */
   readonly uniqueKeys: boolean;
@@ -65,6 +64,21 @@ export interface MapStore {
   /** Reads the whole map. Rejects with SessionMapError. */
   read(): Promise<MapRead>;
   /** Releases handles and connections; the store may be used again afterwards (it reopens). */
+  close(): void;
+}
+
+/**
+ * A map in a file, read synchronously (SQLite through better-sqlite3, JSON
+ * through readFileSync): file-store.ts makes a MapStore of it. Reads this
+ * fast are done inline for small maps and on the reader thread for large
+ * ones, so they never hold up requests.
+ */
+export interface FileMap {
+  readonly path: string;
+  /** As MapStore.version, synchronously. */
+  version(): string | undefined;
+  /** As MapStore.read, synchronously. Throws SessionMapError. */
+  read(): MapRead;
   close(): void;
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { invalidTargetReason } from '../../../src/session-map/store.js';
+import { invalidTargetReason } from '../../../src/session-map/rows.js';
 
 test('entry validation reasons', () => {
   assert.equal(invalidTargetReason('h', 80), undefined);
