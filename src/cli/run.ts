@@ -142,7 +142,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
   let flags: ParsedFlags;
   try {
     const program = buildProgram();
-    program.parse(argv as string[]);
+    program.parse(argv);
     flags = program.opts<ParsedFlags>();
     options = toOptions(flags);
   } catch (err) {

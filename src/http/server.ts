@@ -310,7 +310,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     // The client went away first; the container request is aborted by http-proxy.
   });
 
-  proxy.on('error', (err, req, target) => onProxyError(err as NodeJS.ErrnoException, req, target as ServerResponse | Duplex));
+  proxy.on('error', (err, req, target) => onProxyError(err, req, target));
 
   function onProxyError(err: NodeJS.ErrnoException, req: RoutedRequest, target: ServerResponse | Duplex): void {
     if (target instanceof http.ServerResponse && isStalePooledConnection(err, req, target)) {
@@ -406,7 +406,7 @@ function toOriginForm(req: IncomingMessage): boolean {
 export async function listenOn(server: Server, port: number, ip: string): Promise<AddressInfo> {
   try {
     server.listen(port, ip);
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+    await Promise.race([once(server, 'listening'), once(server, 'error').then((args) => Promise.reject(args[0] as Error))]);
   } catch (err) {
     server.close();
     throw new ListenError(`${ip}:${port}`, { cause: err as NodeJS.ErrnoException });

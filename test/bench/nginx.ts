@@ -156,7 +156,7 @@ export async function startNginx(
       throw new Error(`nginx (${name}) exited with ${child.exitCode}: ${stderr}${log}`);
     }
     const workers = childPids(child.pid ?? -1);
-    if (workers.length > 0 && (await accepts(port))) return { child, workerPid: workers[0]!, port };
+    if (workers.length > 0 && (await accepts(port))) return { child, workerPid: workers[0], port };
     if (Date.now() > deadline) throw new Error(`nginx (${name}) did not start within 10 s: ${stderr}`);
     await sleep(20);
   }

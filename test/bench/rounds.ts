@@ -61,5 +61,5 @@ export async function interleavedRounds(ctx: BenchContext, targets: readonly Loa
 
 /** Per-round ratio a[i]/b[i] of one figure. */
 export function ratios(a: readonly Round[], b: readonly Round[], figure: (r: Round) => number): number[] {
-  return a.map((round, i) => figure(round) / figure(b[i]!));
+  return a.map((round, i) => figure(round) / figure(b[i]));
 }

@@ -71,6 +71,8 @@ function parseOptions() {
   if (values.load !== undefined && values.load !== 'wrk' && values.load !== 'autocannon') {
     throw new Error(`--load must be wrk or autocannon, not ${values.load}`);
   }
+  // Narrowed by the check above; typed here, as a property it would widen to string.
+  const load: Generator | undefined = values.load;
   return {
     rounds: int('rounds', values.rounds, 3),
     seconds: int('seconds', values.seconds, 1),
@@ -80,7 +82,7 @@ function parseOptions() {
     streamMiB: int('stream-mib', values['stream-mib'], 1),
     only: only as Set<Phase>,
     noNginx: values['no-nginx'],
-    load: values.load as Generator | undefined,
+    load,
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     json: values.json,
   };
@@ -89,7 +91,7 @@ function parseOptions() {
 /** First line a tool prints about its version (nginx -v writes on stderr, wrk --version exits 1). */
 function toolVersion(command: string, args: string[]): string {
   const { stdout, stderr } = spawnSync(command, args, { encoding: 'utf8' });
-  return `${stdout ?? ''}${stderr ?? ''}`.split('\n')[0]!.trim();
+  return `${stdout ?? ''}${stderr ?? ''}`.split('\n')[0].trim();
 }
 
 function roundsTable(columns: readonly [string, Round[]][]): string {
@@ -267,7 +269,7 @@ async function main(): Promise<void> {
       // noticed to the new routes in use, `update` how (see README "Logs").
       const byKind = new Map<string, number[]>();
       for (const line of proxyBig.proxy.logs.withMsg('session map reloaded')) {
-        const kind = String(line.update ?? 'reload');
+        const kind = typeof line.update === 'string' ? line.update : 'reload';
         byKind.set(kind, [...(byKind.get(kind) ?? []), Number(line.ms)]);
       }
       const updates = [...byKind]
@@ -319,7 +321,7 @@ async function main(): Promise<void> {
           `proxy: ${proxyRates.map((v) => fmt(v, 0)).join(', ')} → median ${fmt(median(proxyRates), 0)}`,
         ];
         if (nginxRates.length > 0) {
-          const r = proxyRates.map((v, i) => v / nginxRates[i]!);
+          const r = proxyRates.map((v, i) => v / nginxRates[i]);
           figures.wsRatio = median(r);
           lines.push(`nginx: ${nginxRates.map((v) => fmt(v, 0)).join(', ')} → median ${fmt(median(nginxRates), 0)}`);
           lines.push(ratioLine('proxy / nginx, per round', r));

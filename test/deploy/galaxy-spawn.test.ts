@@ -94,7 +94,7 @@ test('Galaxy spawns it (argv list, no shell, close_fds), writes the map, routes;
   let stderr = '';
   script.stdout.on('data', (c: Buffer) => out.feed(c.toString('utf8')));
   script.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-  let proxyPid: number | undefined;
+  let proxyPid: number | undefined = undefined;
   t.after(async () => {
     await stopChild(script, { signal: 'SIGKILL' });
     if (proxyPid !== undefined && isAlive(proxyPid)) process.kill(proxyPid, 'SIGKILL');

@@ -144,8 +144,8 @@ test('a port in use: one fatal line naming the address and the cause, exit 1 wit
   t.diagnostic(`listen failure: exit 1 ${Date.now() - spawnedAt} ms after spawn (node start-up included)`);
   const fatal = proc.logs.lines.filter((l) => l.level === 'fatal');
   assert.equal(fatal.length, 1);
-  assert.equal(fatal[0]!.msg, `cannot listen on 127.0.0.1:${port}: address already in use (is another proxy running?)`);
-  assert.equal(fatal[0]!.code, 'EADDRINUSE');
+  assert.equal(fatal[0].msg, `cannot listen on 127.0.0.1:${port}: address already in use (is another proxy running?)`);
+  assert.equal(fatal[0].code, 'EADDRINUSE');
   assert.equal(proc.logs.withMsg('proxy listening').length, 0);
 });
 

@@ -86,7 +86,7 @@ function firstResponse(text: string, head: boolean): { status: number; body: str
     let body = '';
     for (;;) {
       const line = /^([0-9a-f]+)[^\r]*\r\n/i.exec(rest);
-      const size = line === null ? 0 : parseInt(line[1] as string, 16);
+      const size = line === null ? 0 : parseInt(line[1], 16);
       if (line === null || size === 0) return { status, body };
       body += rest.slice(line[0].length, line[0].length + size);
       rest = rest.slice(line[0].length + size + 2);

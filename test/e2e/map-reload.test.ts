@@ -4,7 +4,7 @@ import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
-import { upstreamFor } from '../helpers/upstream.js';
+import { upstreamFor, type Seen } from '../helpers/upstream.js';
 import { startInProcessProxy, type InProcessProxy } from '../helpers/in-process-proxy.js';
 import { cookie, request } from '../helpers/client.js';
 
@@ -37,8 +37,8 @@ test('start-up race: no file yet, then Galaxy creates it; the first session is r
   const proxy = await proxyOn(t, map.path);
   const waiting = proxy.logs.withMsg('session map not ready yet; routing nothing until Galaxy writes it');
   assert.equal(waiting.length, 1);
-  assert.equal(waiting[0]!.reason, 'missing');
-  assert.equal(waiting[0]!.level, 'info');
+  assert.equal(waiting[0].reason, 'missing');
+  assert.equal(waiting[0].level, 'info');
   assert.equal(await statusFor(proxy, 'alice'), 404);
   const ms = await timedReload(proxy, 1, () => map.addSession('alice', '127.0.0.1', a.port));
   t.diagnostic(`first session routed ${ms.toFixed(1)} ms after Galaxy's commit`);
@@ -67,9 +67,9 @@ test('every committed insert, update and delete is routed within 1 s', async (t)
   const map = proxy.map;
   const delays: number[] = [];
   delays.push(await timedReload(proxy, 2, () => map.addSession('bob', '127.0.0.1', a.port)));
-  assert.equal(JSON.parse((await request(proxy.port, { headers: cookie('bob') })).body).upstream, 'a');
+  assert.equal((JSON.parse((await request(proxy.port, { headers: cookie('bob') })).body) as Seen).upstream, 'a');
   delays.push(await timedReload(proxy, 2, () => map.updateSession('bob', '127.0.0.1', b.port)));
-  assert.equal(JSON.parse((await request(proxy.port, { headers: cookie('bob') })).body).upstream, 'b');
+  assert.equal((JSON.parse((await request(proxy.port, { headers: cookie('bob') })).body) as Seen).upstream, 'b');
   delays.push(await timedReload(proxy, 1, () => map.removeSession('bob')));
   assert.equal(await statusFor(proxy, 'bob'), 404);
   assert.equal(await statusFor(proxy, 'alice'), 200);
@@ -142,7 +142,7 @@ test('a map directory that cannot be watched yet is polled, and watched once it 
   const a = await upstreamFor(t, 'a');
   const dir = join(tmp.dir, 'database');
   const proxy = await proxyOn(t, join(dir, 'session_map.sqlite'), 50);
-  assert.equal(proxy.logs.withMsg('proxy listening')[0]!.watching, false);
+  assert.equal(proxy.logs.withMsg('proxy listening')[0].watching, false);
   mkdirSync(dir);
   const map = new GalaxySqliteWriter(join(dir, 'session_map.sqlite'));
   await timedReload(proxy, 1, () => map.addSession('alice', '127.0.0.1', a.port));

@@ -250,7 +250,7 @@ test('a client that aborts a download closes the connection to the container', a
   });
   await once(res, 'data');
   assert.equal(slow.sockets.size, 1);
-  const upstreamSocket = [...slow.sockets][0]!;
+  const upstreamSocket = [...slow.sockets][0];
   const closed = once(upstreamSocket, 'close');
   res.destroy();
   (res.socket as net.Socket | null)?.destroy();

@@ -50,7 +50,7 @@ interface WriteContext {
 }
 
 /** Writes `to` over `from`; returns any other complete states a reader could see on the way. */
-type Mode = (ctx: WriteContext, from: Rows, to: Rows) => Promise<Rows[]>;
+type Mode = (ctx: WriteContext, from: Rows, to: Rows) => Rows[] | Promise<Rows[]>;
 
 interface Format {
   readonly file: string;
@@ -120,12 +120,12 @@ function jsonFormat(serialise: (rows: Rows) => string, withDelete: boolean): For
       await truncateAndWrite(ctx.path, serialise(to), () => ctx.failureDuring('incomplete', () => {}));
       return [];
     },
-    'rename over': async (ctx, _from, to) => {
+    'rename over': (ctx, _from, to) => {
       writeFileSync(`${ctx.path}.tmp`, serialise(to));
       renameSync(`${ctx.path}.tmp`, ctx.path);
       return [];
     },
-    'burst of rewrites within milliseconds': async (ctx, from, to) => {
+    'burst of rewrites within milliseconds': (ctx, from, to) => {
       const states = burstStates(from, to);
       for (const s of states) writeFileSync(ctx.path, serialise(s));
       return states;
@@ -141,7 +141,7 @@ function jsonFormat(serialise: (rows: Rows) => string, withDelete: boolean): For
   return { file: 'session_map.json', create: (path, rows) => writeFileSync(path, serialise(rows)), modes };
 }
 
-const galaxyStatements: Mode = async (ctx, from, to) => {
+const galaxyStatements: Mode = (ctx, from, to) => {
   const writer = new GalaxySqliteWriter(ctx.path);
   return oneByOne(from, to, ({ remove, set }) => {
     for (const key of remove ?? []) writer.removeSession(key);
@@ -158,7 +158,7 @@ const FORMATS: Record<string, Format> = {
     create: (path, rows) => new GalaxySqliteWriter(path).addMany(rows),
     modes: {
       "Galaxy's statements": galaxyStatements,
-      'rename over': async (ctx, _from, to) => {
+      'rename over': (ctx, _from, to) => {
         writeSqliteMapFile(`${ctx.path}.new`, 'gxproxy2', to);
         renameSync(`${ctx.path}.new`, ctx.path);
         return [];
@@ -168,7 +168,7 @@ const FORMATS: Record<string, Format> = {
         writeSqliteMapFile(ctx.path, 'gxproxy2', to);
         return [];
       },
-      'burst of commits within milliseconds': async (ctx, from, to) => {
+      'burst of commits within milliseconds': (ctx, from, to) => {
         const writer = new GalaxySqliteWriter(ctx.path);
         return commitThrough(from, burstStates(from, to), ({ remove, set }) => {
           for (const key of remove ?? []) writer.removeSession(key);
@@ -194,12 +194,12 @@ const FORMATS: Record<string, Format> = {
       };
     },
     modes: {
-      "Galaxy's statements, never checkpointed": async (ctx, from, to) => {
+      "Galaxy's statements, never checkpointed": (ctx, from, to) => {
         const states = oneByOne(from, to, (c) => walWrite(ctx.path, c));
         assert.ok(statSync(`${ctx.path}-wal`).size > 0, 'the commits are in the WAL file');
         return states;
       },
-      'burst of commits within milliseconds': async (ctx, from, to) =>
+      'burst of commits within milliseconds': (ctx, from, to) =>
         commitThrough(from, burstStates(from, to), (c) => walWrite(ctx.path, c)),
     },
   },
@@ -210,7 +210,7 @@ const FORMATS: Record<string, Format> = {
       for (const [key, host, port] of rows) writer.addSession(key, host, port);
     },
     modes: {
-      "older Galaxy's statements": async (ctx, from, to) => {
+      "older Galaxy's statements": (ctx, from, to) => {
         const writer = new OlderGalaxySqliteWriter(ctx.path);
         return oneByOne(from, to, ({ remove, set }) => {
           for (const key of remove ?? []) writer.removeSession(key);
@@ -220,7 +220,7 @@ const FORMATS: Record<string, Format> = {
           }
         });
       },
-      'rename over': async (ctx, _from, to) => {
+      'rename over': (ctx, _from, to) => {
         writeSqliteMapFile(`${ctx.path}.new`, 'gxproxy', to);
         renameSync(`${ctx.path}.new`, ctx.path);
         return [];
@@ -374,10 +374,10 @@ for (const [formatName, format] of Object.entries(FORMATS)) {
 }
 
 test('the same on the reader thread (used from 10,000 sessions): sqlite gxproxy2 burst, json truncate-and-write', async (t) => {
-  const sqlite = FORMATS['sqlite gxproxy2']!;
-  const json = FORMATS.json!;
-  await t.test('sqlite gxproxy2', (t) => scenario(t, sqlite, sqlite.modes['burst of commits within milliseconds']!, (path) => inProcess(t, path, 0)));
-  await t.test('json', (t) => scenario(t, json, json.modes['truncate-and-write']!, (path) => inProcess(t, path, 0)));
+  const sqlite = FORMATS['sqlite gxproxy2'];
+  const json = FORMATS.json;
+  await t.test('sqlite gxproxy2', (t) => scenario(t, sqlite, sqlite.modes['burst of commits within milliseconds'], (path) => inProcess(t, path, 0)));
+  await t.test('json', (t) => scenario(t, json, json.modes['truncate-and-write'], (path) => inProcess(t, path, 0)));
 });
 
 /** The spawned lib/main.js; `routes` waits for a reload line counting the state's sessions. */
@@ -396,8 +396,8 @@ async function spawned(t: TestContext, path: string): Promise<ProxyUnderTest> {
 }
 
 test('the real process (lib/main.js): json truncate-and-write, and sqlite in WAL mode', async (t) => {
-  const json = FORMATS.json!;
-  const wal = FORMATS['sqlite gxproxy2 in WAL mode']!;
-  await t.test('json', (t) => scenario(t, json, json.modes['truncate-and-write']!, (path) => spawned(t, path)));
-  await t.test('wal', (t) => scenario(t, wal, wal.modes["Galaxy's statements, never checkpointed"]!, (path) => spawned(t, path)));
+  const json = FORMATS.json;
+  const wal = FORMATS['sqlite gxproxy2 in WAL mode'];
+  await t.test('json', (t) => scenario(t, json, json.modes['truncate-and-write'], (path) => spawned(t, path)));
+  await t.test('wal', (t) => scenario(t, wal, wal.modes["Galaxy's statements, never checkpointed"], (path) => spawned(t, path)));
 });

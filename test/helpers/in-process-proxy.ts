@@ -52,7 +52,7 @@ export async function startInProcessProxy(
   t: AfterHook,
   { sessions = {}, observer, ...options }: InProcessProxyOptions & { sessions?: Record<string, number> } = {},
 ): Promise<InProcessProxy | MappedInProcessProxy> {
-  let daemon: Daemon | undefined;
+  let daemon: Daemon | undefined = undefined;
   let removeDir: (() => void) | undefined;
   const close = async (): Promise<void> => void (await daemon?.close(100));
   // One hook, so the proxy is closed before its map's dir is removed.

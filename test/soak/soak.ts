@@ -244,7 +244,7 @@ async function mapWriter(): Promise<void> {
         map.addSession(key, '10.255.0.2', 1 + random.int(65535));
         churn.push(key);
       } else if (action === 1) map.removeSession(churn.shift() as string);
-      else map.updateSession(churn[random.int(churn.length)] as string, '10.255.0.3', 1 + random.int(65535));
+      else map.updateSession(churn[random.int(churn.length)], '10.255.0.3', 1 + random.int(65535));
       bump(counts, 'map write');
     } catch (err) {
       unexpectedError(`map write failed: ${(err as Error).message}`);
@@ -338,7 +338,7 @@ if (proxyExited) unexpectedError('the proxy exited');
 const alive = await request(port, { headers: { cookie: `galaxysession=${slots[0]?.sessions[0]}` } }).catch(() => undefined);
 if (alive?.status !== 200) unexpectedError('the proxy no longer routes a mapped request');
 for (const line of proxy.logs.lines) {
-  if (line.level === 'warn') bump(expected, `proxy warn: ${line.msg}${line.code === undefined ? '' : ` (${String(line.code)})`}`);
+  if (line.level === 'warn') bump(expected, `proxy warn: ${line.msg}${typeof line.code === 'string' ? ` (${line.code})` : ''}`);
   else if (line.level !== 'info' && line.level !== 'debug') unexpectedError(`proxy ${line.level}: ${line.msg}`);
 }
 if (proxy.stderr !== '') unexpectedError(`proxy stderr: ${proxy.stderr.slice(0, 200)}`);

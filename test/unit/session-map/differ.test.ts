@@ -51,7 +51,7 @@ test('align finds appended, removed, changed and moved rows', () => {
 
 test("random edits of Galaxy's kinds (add, re-add, update, delete, bad rows, bulk): the updates rebuild exactly the map", () => {
   const next = random(20240611);
-  const pick = <T>(list: T[]): T => list[Math.floor(next() * list.length)]!;
+  const pick = <T>(list: T[]): T => list[Math.floor(next() * list.length)];
   let rows: Row[] = Array.from({ length: MAX_DIFF_ENTRIES + 100 }, (_, i) => [`k${i}`, '127.0.0.1', String(8000 + i)]);
   const differ = new MapDiffer();
   let map = apply(new Map(), differ.next(read(rows)));
@@ -63,9 +63,9 @@ test("random edits of Galaxy's kinds (add, re-add, update, delete, bad rows, bul
       const op = pick(['append', 'readd', 'update', 'delete', 'bad']);
       if (op === 'append') rows.push([`n${round}-${e}`, '127.0.0.1', String(9000 + e)]);
       else if (op === 'readd' && rows.length > 0) rows.push(...rows.splice(i, 1).map((r): Row => [r[0], r[1], String(Number(r[2]) + 1)]));
-      else if (op === 'update' && rows.length > 0) rows[i] = [rows[i]![0], pick(['10.0.0.1', 'docker-host']), rows[i]![2]];
+      else if (op === 'update' && rows.length > 0) rows[i] = [rows[i][0], pick(['10.0.0.1', 'docker-host']), rows[i][2]];
       else if (op === 'delete' && rows.length > 0) rows.splice(i, 1);
-      else if (op === 'bad' && rows.length > 0) rows[i] = [rows[i]![0], '', 'x'];
+      else if (op === 'bad' && rows.length > 0) rows[i] = [rows[i][0], '', 'x'];
     }
     if (next() < 0.02) rows = rows.map((r): Row => [r[0], r[1], String(Number(r[2]) % 60000 + 1)]); // bulk: every row
     const r = read(rows);

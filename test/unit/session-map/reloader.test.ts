@@ -38,7 +38,7 @@ function setup(t: TestContext, file: string, options: Partial<MapReloaderOptions
 test('a change written while a read is under way is read right after it: the last state written wins', async (t) => {
   // A reader that holds each result until the test lets it go, so that the
   // second write lands while the first read is certainly under way.
-  let inner: InlineMapReader | undefined;
+  let inner: InlineMapReader | undefined = undefined;
   let gate = Promise.resolve();
   let readDone: () => void = () => {};
   const reader: MapReader = {
@@ -92,8 +92,8 @@ test('a broken map is reported once per streak, the last good map stays, and rec
   assert.deepEqual(ports(), { alice: 8001 });
   const warnings = logs.withMsg('session map unreadable; keeping the last good map');
   assert.equal(warnings.length, 1);
-  assert.equal(warnings[0]!.reason, 'corrupt');
-  assert.equal(warnings[0]!.sessions, 1);
+  assert.equal(warnings[0].reason, 'corrupt');
+  assert.equal(warnings[0].sessions, 1);
   writeFileSync(path, galaxyJson([['alice', '127.0.0.1', 8001], ['bob', '127.0.0.1', 8002]]));
   assert.equal(await reloader.reload(), 'reloaded');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
