@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { SessionMapError } from '../session-map/store.js';
+import { SessionMapError, type MapRouting } from '../session-map/store.js';
 import { toSnapshot } from '../session-map/rows.js';
 import type { Target } from '../routing/route-table.js';
 import { storeKindFor } from '../session-map/stores.js';
@@ -28,6 +28,8 @@ export interface CheckReport {
   /** Why the map could not be read (when not `readable`). */
   readonly error?: SessionMapError;
   readonly format?: string;
+  /** What the map routes by (entry points are listed by key and token tag). */
+  readonly routing?: MapRouting;
   readonly sessions: number;
   readonly skipped: [string, number][];
   readonly probes: ContainerProbe[];
@@ -51,11 +53,13 @@ export async function checkSessionMap(path: string, options: CheckOptions): Prom
     store.close();
   }
   const newest = options.limit > 0 ? [...snapshot.routes].slice(-options.limit).reverse() : [];
-  const probes = await Promise.all(newest.map(([key, target]) => probe(key, target, options.connectTimeoutMs)));
+  const name = snapshot.routing === 'entry-point' ? (label: string) => label : cookiePrefix;
+  const probes = await Promise.all(newest.map(([key, target]) => probe(name(key), target, options.connectTimeoutMs)));
   return {
     path,
     readable: true,
     format: snapshot.format,
+    routing: snapshot.routing,
     sessions: snapshot.routes.size,
     skipped: [...snapshot.skipped],
     probes,
@@ -72,10 +76,9 @@ export function cookiePrefix(key: string): string {
   return `${key.slice(0, Math.min(6, Math.floor(key.length / 2)))}...`;
 }
 
-function probe(key: string, { host, port }: Target, timeoutMs: number): Promise<ContainerProbe> {
+function probe(session: string, { host, port }: Target, timeoutMs: number): Promise<ContainerProbe> {
   const hostname = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const target = hostname.includes(':') ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-  const session = cookiePrefix(key);
   const started = performance.now();
   return new Promise((resolve) => {
     const socket = net.connect({ host: hostname, port });
@@ -99,7 +102,7 @@ export function formatCheckReport(report: CheckReport): string {
     return `${lines.join('\n')}\n`;
   }
   lines.push(`format       ${report.format ?? ''}`);
-  lines.push(`sessions     ${report.sessions} routable`);
+  lines.push(report.routing === 'entry-point' ? `entry points ${report.sessions} routable` : `sessions     ${report.sessions} routable`);
   const skippedCount = report.skipped.reduce((sum, [, n]) => sum + n, 0);
   const reasons = report.skipped.map(([reason, n]) => `${reason}: ${n}`).join(', ');
   lines.push(`skipped      ${skippedCount}${skippedCount > 0 ? ` (${reasons})` : ''}`);
@@ -109,8 +112,9 @@ export function formatCheckReport(report: CheckReport): string {
       `containers   ${answering} of the ${report.probes.length} most recently added answer a TCP connect (time-out ${report.connectTimeoutMs} ms):`,
     );
     const width = Math.max(...report.probes.map((p) => p.target.length));
+    const nameWidth = Math.max(9, ...report.probes.map((p) => p.session.length));
     for (const p of report.probes) {
-      lines.push(`  ${p.session.padEnd(9)}  ${p.target.padEnd(width)}  ${p.answers ? p.detail : `NO ANSWER: ${p.detail}`}`);
+      lines.push(`  ${p.session.padEnd(nameWidth)}  ${p.target.padEnd(width)}  ${p.answers ? p.detail : `NO ANSWER: ${p.detail}`}`);
     }
   }
   lines.push('result       readable');

@@ -52,23 +52,29 @@ export class ProxyProcess {
   }
 }
 
-/** How spawnProxy runs lib/main.js. */
+/** The built gx-it-proxy command (bin/gx-it-proxy.js runs it). */
+export const GX_IT_PROXY_JS = fileURLToPath(new URL('../../lib/gx-it-proxy.js', import.meta.url));
+
+/** How spawnProxy runs the CLI. */
 export interface SpawnOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
-  /** Run lib/main.js itself as an executable (its shebang and mode bits), as Galaxy does; default `node lib/main.js`. */
+  /** Which command: lib/main.js (the default, the path Galaxy spawns) or lib/gx-it-proxy.js. */
+  bin?: 'main' | 'gx-it-proxy';
+  /** Run the command's file itself as an executable (its shebang and mode bits), as Galaxy does; default `node <file>`. */
   executable?: boolean;
 }
 
 /**
  * The one way to run the CLI in a child process: `node lib/main.js ...args`
- * (argv list, no shell, as Galaxy spawns it), or lib/main.js itself with
- * `executable`. For runs that exit (usage errors, --check) and start-ups a
- * test drives itself; startSpawnedProxy is this plus a free port and the wait
- * for the start-up line.
+ * (argv list, no shell, as Galaxy spawns it), the gx-it-proxy command with
+ * `bin`, or the file itself with `executable`. For runs that exit (usage
+ * errors, --check) and start-ups a test drives itself; startSpawnedProxy is
+ * this plus a free port and the wait for the start-up line.
  */
-export function spawnProxy(args: string[], { cwd, env, executable = false }: SpawnOptions = {}): ProxyProcess {
-  const [command, argv] = executable ? [MAIN_JS, args] : [process.execPath, [MAIN_JS, ...args]];
+export function spawnProxy(args: string[], { cwd, env, bin = 'main', executable = false }: SpawnOptions = {}): ProxyProcess {
+  const script = bin === 'gx-it-proxy' ? GX_IT_PROXY_JS : MAIN_JS;
+  const [command, argv] = executable ? [script, args] : [process.execPath, [script, ...args]];
   return new ProxyProcess(spawn(command, argv, { cwd, env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 

@@ -7,7 +7,7 @@ const sessionsPath = '/m.sqlite';
 test('DEFAULTS and the CLI-only defaults come from the tables and are frozen', () => {
   assert.deepEqual(Object.keys(DEFAULTS), Object.keys(OPTION_TABLE));
   for (const [key, row] of Object.entries(OPTION_TABLE)) assert.equal(DEFAULTS[key as keyof ProxyOptions], row.default, key);
-  assert.deepEqual(CLI_ONLY_DEFAULTS, { check: false, checkLimit: 10 });
+  assert.deepEqual(CLI_ONLY_DEFAULTS, { pollingInterval: undefined, check: false, checkLimit: 10 });
   assert.ok(Object.isFrozen(DEFAULTS));
   assert.ok(Object.isFrozen(CLI_ONLY_DEFAULTS));
   const o = resolveOptions({ sessionsPath });
@@ -23,6 +23,11 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
     sessionsPath: ['', 3],
     reverseProxy: ['yes', 1],
     verbose: ['true'],
+    pathPrefix: ['/a b', '/x?y', 7],
+    forwardIP: ['', 1],
+    forwardPort: [70000, 'x'],
+    headerModeAllow: ['10.0.0.0/8', ['10.0.0.0/33'], ['bad host'], [1]],
+    interactiveTools: ['yes'],
     shutdownGraceMs: [-1, Number.NaN, MAX_TIMER_MS + 1, 1.5],
     pollIntervalMs: [-1, Number.NaN, MAX_TIMER_MS + 1],
     reloadDebounceMs: [-1, Infinity],
