@@ -116,7 +116,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     throw err;
   }
   // From here on a server error is not fatal to the process.
-  server.on('error', (err) => log.error({ err }, 'server error'));
+  server.on('error', (err) => log.error({ err }, DAEMON_LOG.serverError));
   log.info(
     {
       version: VERSION,
@@ -130,7 +130,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
       routes: reloader?.size ?? 0,
       watching: watcher?.watching ?? false,
     },
-    'proxy listening',
+    DAEMON_LOG.listening,
   );
 
   let closing: Promise<{ graceful: boolean }> | undefined;
@@ -168,7 +168,11 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
 }
 
 /** Log messages of the daemon that admins (and tests) match on. */
+/** Log messages of the daemon that admins (and tests) match on. */
 export const DAEMON_LOG = Object.freeze({
+  /** The start-up line: address, port, map, routing. */
+  listening: 'proxy listening',
+  serverError: 'server error',
   openRelay:
     'header mode without --header-mode-allow: any client that reaches this port can have the proxy connect to any host and port it names in x-interactive-tool-host/-port (an open relay); keep it on a private network or give an allow-list',
 });

@@ -178,7 +178,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
   }
 
   server.on('upgrade', (req: RoutedRequest, socket: Duplex, head: Buffer) => {
-    socket.on('error', (err) => log.debug({ err: brief(err) }, 'client socket error'));
+    socket.on('error', (err) => log.debug({ err: brief(err) }, HTTP_LOG.clientSocketError));
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       refuseUpgrade(req, socket, 'not-websocket');
       return;
@@ -278,7 +278,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
       proxySocket.once('error', byContainer);
       socket.once('close', () => {
         closedBy ??= 'client';
-        log.debug({ path: req[kLogPath] ?? req.url, target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, 'websocket closed');
+        log.debug({ path: req[kLogPath] ?? req.url, target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, HTTP_LOG.webSocketClosed);
       });
       if (webSocketIdleTimeoutMs > 0) {
         // Traffic either way passes through the client socket, so its idle
@@ -318,7 +318,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     // client waited is worth a warning.
     const cut = (): void => {
       if (proxyRes.complete || res.destroyed) return;
-      log.warn({ target: (req as RoutedRequest)[kRoute]?.label, status: proxyRes.statusCode }, 'container closed the connection mid-response; the response was cut');
+      log.warn({ target: (req as RoutedRequest)[kRoute]?.label, status: proxyRes.statusCode }, HTTP_LOG.responseCut);
       res.destroy();
     };
     proxyRes.on('error', cut);
@@ -336,7 +336,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
       // went out on it: nothing reached the container, so send it again, once,
       // on a fresh connection.
       req[kRetried] = true;
-      log.debug({ target: req[kRoute]?.label }, 'pooled connection closed by the container; request sent again');
+      log.debug({ target: req[kRoute]?.label }, HTTP_LOG.retried);
       proxy.web(req, target, { target: req[kRoute]?.proxyTarget });
       return;
     }
@@ -372,7 +372,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
         ms: Math.round(ms * 100) / 100,
         completed: res.writableFinished,
       },
-      'request',
+      HTTP_LOG.request,
     );
   }
 
@@ -416,6 +416,19 @@ function toOriginForm(req: IncomingMessage): boolean {
   req.url = target;
   return true;
 }
+
+/**
+ * Log messages of the HTTP side that admins (and tests) match on, beside the
+ * answers' messages in ANSWERS.
+ */
+export const HTTP_LOG = Object.freeze({
+  /** One line per request with --verbose. */
+  request: 'request',
+  webSocketClosed: 'websocket closed',
+  responseCut: 'container closed the connection mid-response; the response was cut',
+  retried: 'pooled connection closed by the container; request sent again',
+  clientSocketError: 'client socket error',
+});
 
 /**
  * Starts `server` listening on `ip:port` and resolves with the bound address;

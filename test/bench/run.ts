@@ -21,6 +21,7 @@ import { startNodeBackend, startProxy, type RunningProxy } from './servers.js';
 import { streamingMemory } from './streaming.js';
 import { targetsTable, type Figures } from './targets.js';
 import { webSocketRoundTrips } from './websocket.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 const PHASES = ['throughput', 'commit', 'churn', 'streaming', 'websocket'] as const;
 type Phase = (typeof PHASES)[number];
@@ -268,7 +269,7 @@ async function main(): Promise<void> {
       // The proxy's own account of each map update: `ms` from the change
       // noticed to the new routes in use, `update` how (see README "Logs").
       const byKind = new Map<string, number[]>();
-      for (const line of proxyBig.proxy.logs.withMsg('session map reloaded')) {
+      for (const line of proxyBig.proxy.logs.withMsg(MAP_LOG.reloaded)) {
         const kind = typeof line.update === 'string' ? line.update : 'reload';
         byKind.set(kind, [...(byKind.get(kind) ?? []), Number(line.ms)]);
       }

@@ -19,6 +19,7 @@ import { freePort } from '../helpers/ports.js';
 import { isAlive, runBounded, runningProcesses, stopChild } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
 import { startUpstream, type Seen } from '../helpers/upstream.js';
+import { DAEMON_LOG } from '../../src/daemon.js';
 
 const GALAXY_SPAWN_PY = fileURLToPath(new URL('../helpers/galaxy_spawn.py', import.meta.url));
 /** npm ci compiles better-sqlite3 when no prebuilt binary can be had: about a minute on two busy cores. */
@@ -117,7 +118,7 @@ test('Galaxy spawns it (argv list, no shell, close_fds), writes the map, routes;
   t.diagnostic(`spawn → first routed request: ${String(routed.ms)} ms (${String(routed.attempts)} polls, as Galaxy's page polls)`);
   assert.equal(routed.status, 200);
   assert.equal((JSON.parse(routed.body as string) as Seen).upstream, 'jupyter');
-  const started = out.lines.find((l) => l.msg === 'proxy listening');
+  const started = out.lines.find((l) => l.msg === DAEMON_LOG.listening);
   assert.equal(started?.sessions, join(root, 'database', 'session_map.sqlite'), 'the map path is resolved against Galaxy\'s working directory');
 
   // In between, the proxy routes HTTP and Jupyter's kernel WebSocket for that session.

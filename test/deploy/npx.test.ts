@@ -20,6 +20,7 @@ import { freePort } from '../helpers/ports.js';
 import { runBounded, runningProcesses, stopChild } from '../helpers/processes.js';
 import { waitUntil } from '../helpers/wait.js';
 import { startUpstream, type Seen } from '../helpers/upstream.js';
+import { CLI_LOG } from '../../src/cli/run.js';
 
 /** The first npx run may compile better-sqlite3: about a minute on two busy cores. */
 const FIRST_RUN_TIMEOUT_MS = 480_000;
@@ -114,7 +115,7 @@ test('a real run from npx ./<tarball>: routes by the session map, stops cleanly 
   t.diagnostic(`process group: ${group.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(' ')}`).join(' | ')}`);
   process.kill(-child.pid!, 'SIGTERM');
   const { code, signal, ms } = await proxy.exit(10_000);
-  const stopped = await proxy.logs.waitFor((l) => l.msg === 'stopped', 10_000);
+  const stopped = await proxy.logs.waitFor((l) => l.msg === CLI_LOG.stopped, 10_000);
   t.diagnostic(`SIGTERM to the group: npx ended by ${String(code ?? signal)} after ${ms} ms; the proxy logged "stopped" (graceful: ${String(stopped.graceful)})`);
   await waitUntil('the process group to be empty', () => runningProcesses().every((p) => p.pgid !== child.pid), { timeoutMs: 10_000 });
 });

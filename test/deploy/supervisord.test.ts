@@ -21,6 +21,9 @@ import { isAlive, stopChild } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
 import { startUpstream, type Seen } from '../helpers/upstream.js';
 import { waitUntil } from '../helpers/wait.js';
+import { DAEMON_LOG } from '../../src/daemon.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
+import { CLI_LOG } from '../../src/cli/run.js';
 
 const run = promisify(execFile);
 const PROGRAM = 'galaxy_nodejs_proxy';
@@ -135,7 +138,7 @@ test('supervisord runs the README block: RUNNING, routes, restarts after kill -9
 
   // 2. Galaxy writes the map after the proxy started; the proxy picks it up and routes.
   new GalaxySqliteWriter(join(galaxyRoot, 'database', 'session_map.sqlite')).addSession('alice-session', '127.0.0.1', upstream.port);
-  await waitForLogLines(proxyLog, (l) => l.msg === 'session map reloaded' && l.pid === first.pid && (l.sessions as number) >= 1);
+  await waitForLogLines(proxyLog, (l) => l.msg === MAP_LOG.reloaded && l.pid === first.pid && (l.sessions as number) >= 1);
   await routesToUpstream();
 
   // 3. kill -9: an unexpected exit, so supervisord starts it again, and it routes again.
@@ -177,9 +180,9 @@ test('supervisord runs the README block: RUNNING, routes, restarts after kill -9
 
   // 6. The logs are where the block says: every run's JSON lines in stdout_logfile, no separate stderr log.
   const lines = readLogFile(proxyLog);
-  const starts = lines.filter((l) => l.msg === 'proxy listening').map((l) => l.pid);
+  const starts = lines.filter((l) => l.msg === DAEMON_LOG.listening).map((l) => l.pid);
   assert.deepEqual(starts, [first.pid, second.pid, third.pid]);
-  assert.equal(lines.filter((l) => l.msg === 'stopped').length, 2, 'the SIGTERM and the supervisorctl stop');
+  assert.equal(lines.filter((l) => l.msg === CLI_LOG.stopped).length, 2, 'the SIGTERM and the supervisorctl stop');
   assert.deepEqual(readdirSync(join(tmp.dir, 'log')).filter((f) => f.includes('stderr')), []);
   t.diagnostic(`log lines in ${PROGRAM}.log: ${lines.length}; runs: ${starts.join(', ')}`);
 

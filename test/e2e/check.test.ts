@@ -14,6 +14,7 @@ import { GalaxySqliteWriter, GXPROXY2, galaxyJson, oldestGalaxyJson, tempDir } f
 import { MAIN_JS, ProxyProcess, spawnProxy } from '../helpers/spawned-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { DAEMON_LOG } from '../../src/daemon.js';
 
 const BIN = fileURLToPath(new URL('../../bin/galaxy-gie-proxy.js', import.meta.url));
 // Long, credential-like cookie values: only their first characters may be printed.
@@ -59,7 +60,7 @@ test('--check on a readable SQLite map: format, counts, skipped entries, contain
   assert.equal(lines[7], 'result       readable');
   assert.equal(lines.length, 8);
   for (const secret of [ALICE, BOB, ALICE.slice(0, 7), BOB.slice(0, 7)]) assert.ok(!out.includes(secret), 'no whole cookie value');
-  assert.ok(!out.includes('proxy listening'), 'nothing was started');
+  assert.ok(!out.includes(DAEMON_LOG.listening), 'nothing was started');
 });
 
 test('--check-limit bounds the containers tried (0: none); the bin entry and lib/main.js as an executable work too', async (t) => {

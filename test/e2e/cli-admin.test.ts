@@ -8,6 +8,8 @@ import { spawnProxy, startSpawnedProxy, type ProxyProcess } from '../helpers/spa
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
+import { DAEMON_LOG } from '../../src/daemon.js';
+import { METRICS_LOG } from '../../src/admin/metrics.js';
 
 /** A spawned lib/main.js over a fresh map dir, killed and cleaned up in t.after. */
 async function spawnWith(t: import('node:test').TestContext, extra: (dir: string) => string[]) {
@@ -33,7 +35,7 @@ test('--metrics-port starts /health and /metrics on their own listener; --metric
   const metricsPort = await freePort();
   const { child } = await spawnWith(t, () => ['--metrics-port', String(metricsPort), '--metrics-ip', '127.0.0.1']);
   await child.started();
-  const line = child.logs.withMsg('metrics listening')[0];
+  const line = child.logs.withMsg(METRICS_LOG.listening)[0];
   assert.equal(line?.address, '127.0.0.1');
   assert.equal(line?.port, metricsPort);
   assert.equal((await request(metricsPort, { path: '/health' })).status, 200);
@@ -47,9 +49,9 @@ test('--metrics-ip defaults to localhost, and there is no metrics listener unles
   const off = await spawnWith(t, () => []);
   await on.child.started();
   await off.child.started();
-  const address = on.child.logs.withMsg('metrics listening')[0]?.address;
+  const address = on.child.logs.withMsg(METRICS_LOG.listening)[0]?.address;
   assert.ok(address === '127.0.0.1' || address === '::1', `listens on loopback, not ${String(address)}`);
-  assert.deepEqual(off.child.logs.withMsg('metrics listening'), []);
+  assert.deepEqual(off.child.logs.withMsg(METRICS_LOG.listening), []);
   assert.equal(await stop(on.child), 0);
   assert.equal(await stop(off.child), 0);
 });
@@ -130,7 +132,7 @@ test('--pid-file is left behind after SIGKILL (nothing can remove it); the next 
 test('SIGTERM sent the moment the start-up line appears still ends in exit 0 (handlers are in before the start)', async (t) => {
   for (let i = 0; i < 5; i++) {
     const { child } = await spawnWith(t, () => []);
-    child.logs.waitFor((l) => l.msg === 'proxy listening', 5000).then(
+    child.logs.waitFor((l) => l.msg === DAEMON_LOG.listening, 5000).then(
       () => child.child.kill('SIGTERM'),
       () => {},
     );

@@ -14,6 +14,10 @@ import { cookie, rawExchange, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
 import { MAIN_JS, spawnProxy, startSpawnedProxy, type ProxyProcess } from '../helpers/spawned-proxy.js';
 import { MAX_TIMER_MS } from '../../src/cli/options.js';
+import { DAEMON_LOG } from '../../src/daemon.js';
+import { CLI_LOG } from '../../src/cli/run.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
+import { HTTP_LOG } from '../../src/http/server.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -94,11 +98,11 @@ test("Galaxy's spawn line runs the executable lib/main.js: routes, logs requests
   assert.equal(start.port, port);
   assert.equal(start.sessions, sessions);
   assert.equal(start.cookie, 'galaxysession');
-  const reloaded = proc.logs.next('session map reloaded', 2000, (l) => l.sessions === 1);
+  const reloaded = proc.logs.next(MAP_LOG.reloaded, 2000, (l) => l.sessions === 1);
   new GalaxySqliteWriter(sessions).addSession('alice', '127.0.0.1', upstream.port);
   await reloaded;
   assert.equal((await request(port, { path: '/x?y=1', headers: cookie('alice') })).status, 200);
-  const line = await proc.logs.waitFor((l) => l.msg === 'request');
+  const line = await proc.logs.waitFor((l) => l.msg === HTTP_LOG.request);
   assert.equal(line.method, 'GET');
   assert.equal(line.path, '/x?y=1');
   assert.equal(line.status, 200);
@@ -146,7 +150,7 @@ test('a port in use: one fatal line naming the address and the cause, exit 1 wit
   assert.equal(fatal.length, 1);
   assert.equal(fatal[0].msg, `cannot listen on 127.0.0.1:${port}: address already in use (is another proxy running?)`);
   assert.equal(fatal[0].code, 'EADDRINUSE');
-  assert.equal(proc.logs.withMsg('proxy listening').length, 0);
+  assert.equal(proc.logs.withMsg(DAEMON_LOG.listening).length, 0);
 });
 
 test('SIGTERM lets an in-flight request finish, refuses new connections, then exits 0', async (t) => {
@@ -162,7 +166,7 @@ test('SIGTERM lets an in-flight request finish, refuses new connections, then ex
   const pending = request(port, { path: '/slow', headers: cookie('alice') });
   await requestArrived;
   proc.child.kill('SIGTERM');
-  await proc.logs.waitFor((l) => l.msg === 'shutting down: no new connections, draining in-flight requests');
+  await proc.logs.waitFor((l) => l.msg === CLI_LOG.shuttingDown);
   await assert.rejects(request(port, { headers: cookie('alice'), timeoutMs: 1000 }), /ECONNREFUSED|ECONNRESET/);
   assert.equal(proc.child.exitCode, null, 'still draining');
   release();
@@ -171,7 +175,7 @@ test('SIGTERM lets an in-flight request finish, refuses new connections, then ex
   assert.equal(reply.body, 'done');
   const exit = await proc.exit(3000);
   assert.equal(exit.code, 0);
-  assert.equal(proc.logs.withMsg('stopped')[0]?.graceful, true);
+  assert.equal(proc.logs.withMsg(CLI_LOG.stopped)[0]?.graceful, true);
 });
 
 test('SIGTERM: a request still running after --shutdown-grace is cut and the proxy exits 0', async (t) => {
@@ -193,7 +197,7 @@ test('SIGTERM: a request still running after --shutdown-grace is cut and the pro
   assert.equal(exit.code, 0);
   assert.ok(Date.now() - t0 >= 250, 'waited for the grace period');
   assert.match(await pending, /socket hang up|ECONNRESET/);
-  assert.equal(proc.logs.withMsg('stopped after the grace period; remaining requests were cut').length, 1);
+  assert.equal(proc.logs.withMsg(CLI_LOG.stoppedCut).length, 1);
 });
 
 test('a second signal exits at once with status 1', async (t) => {
@@ -207,7 +211,7 @@ test('a second signal exits at once with status 1', async (t) => {
   const pending = request(port, { path: '/never', headers: cookie('alice') }).catch(() => undefined);
   await requestArrived;
   proc.child.kill('SIGTERM');
-  await proc.logs.waitFor((l) => l.msg === 'shutting down: no new connections, draining in-flight requests');
+  await proc.logs.waitFor((l) => l.msg === CLI_LOG.shuttingDown);
   proc.child.kill('SIGINT');
   const exit = await proc.exit(2000);
   assert.equal(exit.code, 1);
@@ -226,7 +230,7 @@ test('SIGTERM closes open WebSockets', async (t) => {
 
 test('SIGHUP re-reads the session map', async (t) => {
   const { proc } = await running(t);
-  const reloaded = proc.logs.next('session map reloaded', 3000);
+  const reloaded = proc.logs.next(MAP_LOG.reloaded, 3000);
   proc.child.kill('SIGHUP');
   const line = await reloaded;
   assert.equal(line.sessions, 1);

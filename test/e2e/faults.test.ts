@@ -14,6 +14,8 @@ import { openFds, waitForFds } from '../helpers/fds.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { alive, startSpawnedProxy, type SpawnedProxy } from '../helpers/spawned-proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { HTTP_LOG } from '../../src/http/server.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 // Each fault runs against the real spawned lib/main.js, so that its open file
 // descriptors can be counted in /proc, and ends with the same checks: the
@@ -97,7 +99,7 @@ test('fault: a container killed mid-upload → 502 and a warning; the proxy live
   const r = await reply;
   assert.equal(r.status, 502);
   assert.equal(r.body, ANSWERS['container-unreachable'].body);
-  const warn = await s.proxy.proc.logs.waitFor((l) => l.msg === 'container unreachable; answered with an error status', 5000, from);
+  const warn = await s.proxy.proc.logs.waitFor((l) => l.msg === ANSWERS['container-unreachable'].message, 5000, from);
   assert.match(String(warn.code), /^(ECONNRESET|EPIPE)$/);
   assert.equal(warn.status, 502);
   await assertRecovered(s);
@@ -122,7 +124,7 @@ test('fault: a container killed mid-download → the response is cut and a warni
   const how = await Promise.race([ended, new Promise<string>((r) => setTimeout(() => r('still open'), 5000))]);
   assert.match(how, /^error/, `the client saw "${how}" instead of a cut response`);
   assert.ok(received > 0);
-  const warn = await s.proxy.proc.logs.waitFor((l) => l.msg === 'container closed the connection mid-response; the response was cut', 5000, from);
+  const warn = await s.proxy.proc.logs.waitFor((l) => l.msg === HTTP_LOG.responseCut, 5000, from);
   assert.equal(warn.target, `127.0.0.1:${container.port}`);
   await assertRecovered(s);
 });
@@ -140,7 +142,7 @@ test('fault: a container killed mid-WebSocket → the client WebSocket closes, a
   await container.kill();
   const [code] = (await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('client WebSocket left open')), 5000))])) as [number];
   assert.equal(code, 1006, 'abnormal closure: the tunnel was cut');
-  const line = await s.proxy.proc.logs.waitFor((l) => l.msg === 'websocket closed');
+  const line = await s.proxy.proc.logs.waitFor((l) => l.msg === HTTP_LOG.webSocketClosed);
   assert.equal(line.closedBy, 'container');
   assert.equal(line.path, '/api/kernels/k1/channels');
   await assertRecovered(s);
@@ -150,18 +152,18 @@ test('fault: a container killed mid-WebSocket → the client WebSocket closes, a
 async function mapFault(t: import('node:test').TestContext, reason: string, breakIt: (path: string) => void): Promise<void> {
   const s = await setup(t);
   const { logs } = s.proxy.proc;
-  const warned = logs.next('session map unreadable; keeping the last good map', 5000, (l) => l.reason === reason);
+  const warned = logs.next(MAP_LOG.unreadable, 5000, (l) => l.reason === reason);
   breakIt(s.map.path);
   const warn = await warned;
   assert.equal(warn.sessions, 1, 'the last good map stays in use');
   assert.equal((await request(s.proxy.port, { headers: cookie('good') })).status, 200);
   // Galaxy writes the map again: the new session is routed.
-  const recovered = logs.next('session map readable again', 5000);
+  const recovered = logs.next(MAP_LOG.readableAgain, 5000);
   rmSync(s.map.path, { recursive: true, force: true });
   s.map.addSession('good', '127.0.0.1', s.good.port);
   s.map.addSession('carol', '127.0.0.1', s.good.port);
   await recovered;
-  await logs.waitFor((l) => l.msg === 'session map reloaded' && l.sessions === 2, 5000);
+  await logs.waitFor((l) => l.msg === MAP_LOG.reloaded && l.sessions === 2, 5000);
   assert.equal((await request(s.proxy.port, { headers: cookie('carol') })).status, 200);
   await assertRecovered(s);
 }
@@ -185,7 +187,7 @@ test('fault: a writer holds an exclusive lock on the map for 5 s → warning (bu
   const { logs } = s.proxy.proc;
   const db = new Database(s.map.path);
   t.after(() => db.close());
-  const warned = logs.next('session map unreadable; keeping the last good map', 5000, (l) => l.reason === 'busy');
+  const warned = logs.next(MAP_LOG.unreadable, 5000, (l) => l.reason === 'busy');
   db.exec('BEGIN EXCLUSIVE');
   db.prepare('INSERT INTO gxproxy2 (key, host, port, container_ids, container_interface) VALUES (?,?,?,?,?)').run('carol', '127.0.0.1', s.good.port, '[]', null);
   const lockedAt = Date.now();
@@ -199,10 +201,10 @@ test('fault: a writer holds an exclusive lock on the map for 5 s → warning (bu
     assert.equal(r.status, 200);
     assert.equal((await request(s.proxy.port, { headers: cookie('carol') })).status, 404, 'uncommitted rows are not routed');
   }
-  const reloaded = logs.next('session map reloaded', 5000, (l) => l.sessions === 2);
+  const reloaded = logs.next(MAP_LOG.reloaded, 5000, (l) => l.sessions === 2);
   db.exec('COMMIT');
   await reloaded;
-  await logs.waitFor((l) => l.msg === 'session map readable again', 5000);
+  await logs.waitFor((l) => l.msg === MAP_LOG.readableAgain, 5000);
   assert.equal((await request(s.proxy.port, { headers: cookie('carol') })).status, 200);
   latencies.sort((a, b) => a - b);
   const max = latencies[latencies.length - 1] ?? 0;
@@ -236,7 +238,7 @@ test('fault: a container that accepts and never answers → 504 after --proxy-ti
   assert.equal(r.status, 504);
   assert.equal(r.body, ANSWERS['container-timeout'].body);
   assert.ok(ms >= 450 && ms < 3000, `answered after ${ms} ms`);
-  const warn = await s.proxy.proc.logs.waitFor((l) => l.msg === 'container did not answer in time; answered with an error status', 3000, from);
+  const warn = await s.proxy.proc.logs.waitFor((l) => l.msg === ANSWERS['container-timeout'].message, 3000, from);
   assert.equal(warn.code, 'ERR_GIE_PROXY_TIMEOUT');
   assert.equal(warn.status, 504);
   // A WebSocket upgrade to it gets the same answer on the raw socket.

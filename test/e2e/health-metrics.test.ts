@@ -12,6 +12,7 @@ import { cookie, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
 import { metricTypes, parseMetrics } from '../helpers/prometheus.js';
 import { waitUntil } from '../helpers/wait.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 /** An in-process proxy with its metrics listener on 127.0.0.1:0, over a map that may not exist yet. */
 async function setup(t: TestContext, options: { mapExists: boolean }) {
@@ -34,7 +35,7 @@ async function scrape(port: number): Promise<Map<string, number>> {
 }
 
 function reloaded(proxy: InProcessProxy) {
-  return proxy.logs.next('session map reloaded');
+  return proxy.logs.next(MAP_LOG.reloaded);
 }
 
 test('/health is 503 until a map has loaded, then 200 with version, uptime, sessions and the map read', async (t) => {

@@ -9,6 +9,8 @@ import { cookie, rawExchange, request } from '../helpers/client.js';
 import { startInProcessProxy, type MappedProxyOptions } from '../helpers/in-process-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import { upstreamFor, type Handler } from '../helpers/upstream.js';
+import { HTTP_LOG } from '../../src/http/server.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 /** A proxy routing session `alice` to one container with `handler`. */
 async function setup(t: TestContext, options: MappedProxyOptions, handler?: Handler) {
@@ -128,7 +130,7 @@ test('WebSockets: an idle one outlives every time-out by default; --ws-idle-time
   const quietSince = Date.now();
   await Promise.race([closed, sleep(5000).then(() => assert.fail('idle WebSocket not closed'))]);
   assert.ok(Date.now() - quietSince >= 250);
-  const line = await strict.proxy.logs.waitFor((l) => l.msg === 'websocket closed');
+  const line = await strict.proxy.logs.waitFor((l) => l.msg === HTTP_LOG.webSocketClosed);
   assert.equal(line.closedBy, 'idle');
 });
 
@@ -153,7 +155,7 @@ test('over-large headers get 431 and malformed requests 400; none reaches a cont
 test('an upload answered before it was all sent (dead container) is drained: the keep-alive connection serves the next request at once', async (t) => {
   const { port, proxy, map } = await setup(t, {});
   const dead = await freePort();
-  const reloaded = proxy.logs.next('session map reloaded');
+  const reloaded = proxy.logs.next(MAP_LOG.reloaded);
   map.addSession('bob', '127.0.0.1', dead);
   await reloaded;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -221,7 +223,7 @@ test('keep-alive to containers: a GET that meets a pooled connection being close
   await once(racy, 'listening');
   t.after(() => racy.close());
   const { port, proxy, map } = await setup(t, {});
-  const reloaded = proxy.logs.next('session map reloaded');
+  const reloaded = proxy.logs.next(MAP_LOG.reloaded);
   map.addSession('bob', '127.0.0.1', (racy.address() as net.AddressInfo).port);
   await reloaded;
   assert.equal((await request(port, { headers: cookie('bob') })).status, 200);

@@ -7,9 +7,11 @@ import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { upstreamFor, type Seen } from '../helpers/upstream.js';
 import { startInProcessProxy, type InProcessProxy } from '../helpers/in-process-proxy.js';
 import { cookie, request } from '../helpers/client.js';
+import { DAEMON_LOG } from '../../src/daemon.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
-const RELOADED = 'session map reloaded';
-const KEPT = 'session map unreadable; keeping the last good map';
+const RELOADED = MAP_LOG.reloaded;
+const KEPT = MAP_LOG.unreadable;
 
 async function proxyOn(t: TestContext, sessionsPath: string, pollIntervalMs = 1000): Promise<InProcessProxy> {
   const proxy = await startInProcessProxy(t, { sessionsPath, pollIntervalMs });
@@ -35,7 +37,7 @@ test('start-up race: no file yet, then Galaxy creates it; the first session is r
   const a = await upstreamFor(t, 'a');
   const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
   const proxy = await proxyOn(t, map.path);
-  const waiting = proxy.logs.withMsg('session map not ready yet; routing nothing until Galaxy writes it');
+  const waiting = proxy.logs.withMsg(MAP_LOG.notReady);
   assert.equal(waiting.length, 1);
   assert.equal(waiting[0].reason, 'missing');
   assert.equal(waiting[0].level, 'info');
@@ -53,7 +55,7 @@ test('start-up race: the database exists without the table', async (t) => {
   const path = join(tmp.dir, 'session_map.sqlite');
   new Database(path).close(); // an empty database file
   const proxy = await proxyOn(t, path);
-  const waiting = proxy.logs.withMsg('session map not ready yet; routing nothing until Galaxy writes it');
+  const waiting = proxy.logs.withMsg(MAP_LOG.notReady);
   assert.equal(waiting[0]?.reason, 'no-table');
   const map = new GalaxySqliteWriter(path);
   await timedReload(proxy, 1, () => map.addSession('alice', '127.0.0.1', a.port));
@@ -142,7 +144,7 @@ test('a map directory that cannot be watched yet is polled, and watched once it 
   const a = await upstreamFor(t, 'a');
   const dir = join(tmp.dir, 'database');
   const proxy = await proxyOn(t, join(dir, 'session_map.sqlite'), 50);
-  assert.equal(proxy.logs.withMsg('proxy listening')[0].watching, false);
+  assert.equal(proxy.logs.withMsg(DAEMON_LOG.listening)[0].watching, false);
   mkdirSync(dir);
   const map = new GalaxySqliteWriter(join(dir, 'session_map.sqlite'));
   await timedReload(proxy, 1, () => map.addSession('alice', '127.0.0.1', a.port));

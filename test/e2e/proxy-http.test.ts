@@ -7,6 +7,8 @@ import { upstreamFor, type Seen } from '../helpers/upstream.js';
 import { startInProcessProxy, type MappedProxyOptions } from '../helpers/in-process-proxy.js';
 import { cookie, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
+import { ANSWERS } from '../../src/http/answers.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 /** A proxy with two containers mapped to sessions `alice` and `bob`. */
 async function setup(t: TestContext, options: MappedProxyOptions = {}) {
@@ -138,7 +140,7 @@ test('RStudio URLs: Content-Type and Content-Length reach the container with tho
 test('an unreachable container gives a fast 502 with no internal details', async (t) => {
   const { port, map, proxy } = await setup(t);
   const dead = await freePort();
-  const reloaded = proxy.logs.next('session map reloaded');
+  const reloaded = proxy.logs.next(MAP_LOG.reloaded);
   map.addSession('carol', '127.0.0.1', dead);
   await reloaded;
   const started = Date.now();
@@ -147,7 +149,7 @@ test('an unreachable container gives a fast 502 with no internal details', async
   assert.equal(r.body, 'The interactive environment for this session is not reachable.\n');
   assert.ok(!r.body.includes(String(dead)));
   assert.ok(Date.now() - started < 1000);
-  const warn = await proxy.logs.waitFor((l) => l.msg === 'container unreachable; answered with an error status');
+  const warn = await proxy.logs.waitFor((l) => l.msg === ANSWERS['container-unreachable'].message);
   assert.equal(warn.code, 'ECONNREFUSED');
   assert.equal(warn.target, `127.0.0.1:${dead}`);
 });

@@ -12,6 +12,8 @@ import { startInProcessProxy, type MappedProxyOptions } from '../helpers/in-proc
 import { LogCapture } from '../helpers/logs.js';
 import { freePort } from '../helpers/ports.js';
 import { upstreamFor, type Handler, type Seen } from '../helpers/upstream.js';
+import { HTTP_LOG } from '../../src/http/server.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 /** Session cookie values shaped like Galaxy's (long hex). */
 const ALICE = 'a1'.repeat(16);
@@ -75,7 +77,7 @@ test('no open proxy: absolute-form targets, CONNECT and foreign Host headers rea
 test('no session cookie value in any log line or error body, at debug level, whatever the outcome', async (t) => {
   const { map, proxy, port } = await setup(t, { verbose: true, proxyTimeoutMs: 200 }, (req, _res) => req.url === '/silent');
   const dead = await freePort();
-  const reloaded = proxy.logs.next('session map reloaded');
+  const reloaded = proxy.logs.next(MAP_LOG.reloaded);
   map.addSession(BOB, '127.0.0.1', dead);
   await reloaded;
   const secrets = [ALICE, BOB, 'c2'.repeat(16)];
@@ -92,8 +94,8 @@ test('no session cookie value in any log line or error body, at debug level, wha
     await Promise.race([once(ws, 'open'), once(ws, 'unexpected-response')]);
     ws.terminate();
   }
-  await proxy.logs.waitFor((l) => l.msg === 'websocket closed');
-  const statuses = proxy.logs.withMsg('request').map((l) => l.status);
+  await proxy.logs.waitFor((l) => l.msg === HTTP_LOG.webSocketClosed);
+  const statuses = proxy.logs.withMsg(HTTP_LOG.request).map((l) => l.status);
   for (const status of [200, 404, 502, 504]) assert.ok(statuses.includes(status), `no ${status} among ${statuses.join(',')}`);
   const everything = JSON.stringify(proxy.logs.lines);
   for (const secret of secrets) {
@@ -101,7 +103,7 @@ test('no session cookie value in any log line or error body, at debug level, wha
     assert.ok(!everything.includes(secret.slice(0, 12)), 'a cookie prefix long enough to guess from reached the log');
   }
   // Request lines name the session by its tag.
-  const tagged = proxy.logs.withMsg('request').filter((l) => l.session === sessionTag(ALICE));
+  const tagged = proxy.logs.withMsg(HTTP_LOG.request).filter((l) => l.session === sessionTag(ALICE));
   assert.ok(tagged.length >= 2);
   assert.equal(tagged[0]?.path, '/ok?x=1');
   for (const body of bodies) {
@@ -182,7 +184,7 @@ test('a container refusing a WebSocket upgrade with a chunked answer reaches the
   await once(refuser, 'listening');
   t.after(() => refuser.close());
   const { map, proxy, port } = await setup(t);
-  const reloaded = proxy.logs.next('session map reloaded');
+  const reloaded = proxy.logs.next(MAP_LOG.reloaded);
   map.addSession(BOB, '127.0.0.1', (refuser.address() as net.AddressInfo).port);
   await reloaded;
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { cookie: `galaxysession=${BOB}` } });

@@ -28,6 +28,7 @@ import { startInProcessProxy } from '../helpers/in-process-proxy.js';
 import { startSpawnedProxy } from '../helpers/spawned-proxy.js';
 import { cookie, request } from '../helpers/client.js';
 import type { LogCapture } from '../helpers/logs.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 /** A state of the map: cookie → name of the container (upstream) it routes to. */
 type State = ReadonlyMap<string, string>;
@@ -318,7 +319,7 @@ async function scenario(
   const ctx: WriteContext = {
     path,
     failureDuring: async (reason, action) => {
-      const seen = proxy.logs.next('session map unreadable; keeping the last good map', 3000, (l) => l.reason === reason);
+      const seen = proxy.logs.next(MAP_LOG.unreadable, 3000, (l) => l.reason === reason);
       await action();
       await seen;
     },
@@ -340,7 +341,7 @@ async function scenario(
   const answers = await load.stop();
   assert.ok(answers.length > 0);
   assert.deepEqual(new Set(answers), new Set(['u0']), 'the session present in every state always reached its container');
-  for (const line of proxy.logs.withMsg('session map reloaded')) {
+  for (const line of proxy.logs.withMsg(MAP_LOG.reloaded)) {
     assert.ok(counts.has(line.sessions as number), `a reload counted ${String(line.sessions)} sessions: not a state that was written`);
   }
 }
@@ -389,7 +390,7 @@ async function spawned(t: TestContext, path: string): Promise<ProxyUnderTest> {
     logs: child.logs,
     routes: async (state, _rows, timeoutMs) => {
       // Counts differ between the states written here, so the count names the state.
-      await child.logs.waitFor((l) => l.msg === 'session map reloaded' && l.sessions === state.size, timeoutMs, from);
+      await child.logs.waitFor((l) => l.msg === MAP_LOG.reloaded && l.sessions === state.size, timeoutMs, from);
       from = child.logs.lines.length;
     },
   };

@@ -14,6 +14,7 @@ import { GalaxyWriterProcess, sessionKey } from '../helpers/galaxy-writer-proces
 import { startInProcessProxy } from '../helpers/in-process-proxy.js';
 import { startUpstream, type Seen } from '../helpers/upstream.js';
 import { cookie, request } from '../helpers/client.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 const SESSIONS = 100_000;
 /** Far above what a reload costs (a few ms); far below what reading 100,000 rows on the event loop did. */
@@ -34,7 +35,7 @@ test(`${SESSIONS.toLocaleString('en')} sessions load, route, take Galaxy's chang
   await writer.send({ op: 'fill', count: SESSIONS, host: '127.0.0.1', port: a.port }, 60_000);
 
   const proxy = await startInProcessProxy(t, { sessionsPath: path });
-  assert.equal(proxy.logs.withMsg('session map reloaded')[0]?.sessions, SESSIONS);
+  assert.equal(proxy.logs.withMsg(MAP_LOG.reloaded)[0]?.sessions, SESSIONS);
   assert.ok(proxy.daemon.reloader?.readsOnThread, 'a map this size is read on the worker thread');
   for (const i of [0, SESSIONS / 2, SESSIONS - 1]) {
     const r = await request(proxy.port, { headers: cookie(sessionKey(i)) });
@@ -44,7 +45,7 @@ test(`${SESSIONS.toLocaleString('en')} sessions load, route, take Galaxy's chang
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
   const reloaded = (sessions: number, update: string) =>
-    proxy.logs.next('session map reloaded', 5000, (l) => l.sessions === sessions && l.update === update);
+    proxy.logs.next(MAP_LOG.reloaded, 5000, (l) => l.sessions === sessions && l.update === update);
 
   let next = reloaded(SESSIONS + 1, 'diff');
   await writer.send({ op: 'add', key: 'newcomer', host: '127.0.0.1', port: b.port });

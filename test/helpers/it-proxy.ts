@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { startSpawnedProxy, type ProxyProcess } from './spawned-proxy.js';
 import { SqlAlchemyItWriter, type EntryPointWrite } from './galaxy-it-map.js';
 import { tempDir } from './galaxy-map.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 /** gravity's `--proxyPathPrefix` with Galaxy's defaults. */
 export const IT_PREFIX = '/interactivetool/ep';
@@ -31,6 +32,6 @@ export async function saveAndWait(proxy: ItProxy, entries: EntryPointWrite[]): P
   const from = proxy.proc.logs.lines.length;
   for (const e of entries) proxy.map.save(e);
   const total = entries.length;
-  await proxy.proc.logs.waitFor((l) => l.msg === 'session map reloaded' && (l.sessions as number) >= total, 10_000, from);
+  await proxy.proc.logs.waitFor((l) => l.msg === MAP_LOG.reloaded && (l.sessions as number) >= total, 10_000, from);
 }
 

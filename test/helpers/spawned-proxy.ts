@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { LogCapture, type LogLine } from './logs.js';
 import { freePort } from './ports.js';
+import { DAEMON_LOG } from '../../src/daemon.js';
 
 /** The built CLI, the path Galaxy spawns. */
 export const MAIN_JS = fileURLToPath(new URL('../../lib/main.js', import.meta.url));
@@ -26,7 +27,7 @@ export class ProxyProcess {
 
   /** Waits for the start-up line and returns it. */
   started(timeoutMs = 5000): Promise<LogLine> {
-    return this.logs.waitFor((l) => l.msg === 'proxy listening', timeoutMs);
+    return this.logs.waitFor((l) => l.msg === DAEMON_LOG.listening, timeoutMs);
   }
 
   /** Resolves with the exit, or rejects after `timeoutMs` (and kills the child). */

@@ -13,7 +13,7 @@ import { createLogger } from '../../../src/log.js';
 import { InlineMapReader, type MapReader } from '../../../src/session-map/reader.js';
 import { MapReloader, type MapReloaderOptions } from '../../../src/session-map/reloader.js';
 import { RouteTable } from '../../../src/routing/route-table.js';
-import { ReloadReporter } from '../../../src/session-map/reload-report.js';
+import { MAP_LOG, ReloadReporter } from '../../../src/session-map/reload-report.js';
 import { GalaxySqliteWriter, galaxyJson, tempDir } from '../../helpers/galaxy-map.js';
 import { LogCapture } from '../../helpers/logs.js';
 
@@ -78,7 +78,7 @@ test('start-up race: no file, then no table, then the first row: one info line, 
   new GalaxySqliteWriter(path).addSession('alice', '127.0.0.1', 8001);
   assert.equal(await reloader.reload(), 'reloaded');
   assert.deepEqual(ports(), { alice: 8001 });
-  const notReady = logs.withMsg('session map not ready yet; routing nothing until Galaxy writes it');
+  const notReady = logs.withMsg(MAP_LOG.notReady);
   assert.deepEqual(notReady.map((l) => [l.level, l.reason]), [['info', 'missing'], ['info', 'no-table']]);
   assert.equal(logs.lines.filter((l) => l.level === 'warn').length, 0);
 });
@@ -90,14 +90,14 @@ test('a broken map is reported once per streak, the last good map stays, and rec
   writeFileSync(path, '[1, 2]');
   for (let i = 0; i < 3; i++) assert.equal(await reloader.reload(true), 'failed');
   assert.deepEqual(ports(), { alice: 8001 });
-  const warnings = logs.withMsg('session map unreadable; keeping the last good map');
+  const warnings = logs.withMsg(MAP_LOG.unreadable);
   assert.equal(warnings.length, 1);
   assert.equal(warnings[0].reason, 'corrupt');
   assert.equal(warnings[0].sessions, 1);
   writeFileSync(path, galaxyJson([['alice', '127.0.0.1', 8001], ['bob', '127.0.0.1', 8002]]));
   assert.equal(await reloader.reload(), 'reloaded');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
-  assert.equal(logs.withMsg('session map readable again').length, 1);
+  assert.equal(logs.withMsg(MAP_LOG.readableAgain).length, 1);
 });
 
 test('a half-written JSON file is retried by itself: the complete file is routed without another event', async (t) => {
@@ -107,7 +107,7 @@ test('a half-written JSON file is retried by itself: the complete file is routed
   const full = galaxyJson([['alice', '127.0.0.1', 8001], ['bob', '127.0.0.1', 8002]]);
   writeFileSync(path, full.slice(0, 20));
   assert.equal(await reloader.reload(), 'failed');
-  const reloaded = logs.next('session map reloaded', 2000);
+  const reloaded = logs.next(MAP_LOG.reloaded, 2000);
   writeFileSync(path, full); // nobody calls reload(): the retry timer must
   assert.equal((await reloaded).sessions, 2);
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
@@ -123,9 +123,9 @@ test('a database locked by a writer is reported busy and retried by itself once 
   holder.exec('BEGIN EXCLUSIVE');
   holder.prepare("INSERT INTO gxproxy2 (key, host, port) VALUES ('bob', '127.0.0.1', 8002)").run();
   assert.equal(await reloader.reload(true), 'failed');
-  assert.equal(logs.withMsg('session map unreadable; keeping the last good map')[0]?.reason, 'busy');
+  assert.equal(logs.withMsg(MAP_LOG.unreadable)[0]?.reason, 'busy');
   assert.deepEqual(ports(), { alice: 8001 });
-  const reloaded = logs.next('session map reloaded', 2000);
+  const reloaded = logs.next(MAP_LOG.reloaded, 2000);
   holder.exec('COMMIT');
   assert.equal((await reloaded).sessions, 2);
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
@@ -146,7 +146,7 @@ test('updates: a full rebuild at start and when forced, a diff for a commit, not
   assert.equal(await reloader.reload(), 'unchanged');
   assert.equal(await reloader.reload(), 'unchanged');
   assert.equal(await reloader.reload(true), 'reloaded');
-  const lines = logs.withMsg('session map reloaded');
+  const lines = logs.withMsg(MAP_LOG.reloaded);
   assert.deepEqual(lines.map((l) => [l.update, l.sessions, l.format]), [
     ['full', 2, 'sqlite gxproxy2'],
     ['diff', 2, 'sqlite gxproxy2'],
@@ -165,7 +165,7 @@ test('skipped entries: one warning with counts per reason, again only when they 
   await reloader.reload();
   galaxy.exec("INSERT INTO gxproxy2 (key, host, port) VALUES ('textport', 'h', 'x')");
   await reloader.reload();
-  const warnings = logs.withMsg('session map entries skipped; the rest are routed');
+  const warnings = logs.withMsg(MAP_LOG.skipped);
   assert.deepEqual(
     warnings.map((w) => [w.count, w.skipped]),
     [
@@ -185,12 +185,12 @@ test('if the reader thread dies, reads carry on on the main thread (one error, t
   assert.ok(reloader.readsOnThread);
   // Stand-in for a crash of the thread (a bug, or running out of memory).
   const thread = (reloader as unknown as { reader: { worker: Worker } }).reader.worker;
-  const failed = logs.next('session map reader thread failed; reading on the main thread', 5000);
+  const failed = logs.next(MAP_LOG.threadFailed, 5000);
   await thread.terminate();
   await failed;
   galaxy.addSession('carol', '127.0.0.1', 8003);
   assert.equal(await reloader.reload(), 'reloaded');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002, carol: 8003 });
-  assert.deepEqual(logs.withMsg('session map reloaded').map((l) => l.update), ['full', 'diff', 'full']);
-  assert.equal(logs.withMsg('session map reader thread failed; reading on the main thread').length, 1);
+  assert.deepEqual(logs.withMsg(MAP_LOG.reloaded).map((l) => l.update), ['full', 'diff', 'full']);
+  assert.equal(logs.withMsg(MAP_LOG.threadFailed).length, 1);
 });
