@@ -25,10 +25,17 @@ export interface Daemon {
   readonly address: AddressInfo;
   /** Where `/health` and `/metrics` are served (with `metricsPort` only). */
   readonly metricsAddress: AddressInfo | undefined;
+  /**
+   * The routes in use, session key → container: for an embedder to inspect
+   * (`size`, `lookup(key)`), never to change; the reloader replaces it.
+   */
   readonly table: RouteTable;
-  /** The entry points of an Interactive Tools map. */
+  /** The entry points of an Interactive Tools map (inspection only, like `table`). */
   readonly entryPoints: EntryPointTable;
-  /** Reads the map; undefined in header mode (no map). */
+  /**
+   * Reads the map; undefined in header mode (no map). For inspection:
+   * `readsOnThread` says whether reads have moved to the reader thread.
+   */
   readonly reloader: MapReloader | undefined;
   /** Re-reads the session map now and rebuilds the route table (SIGHUP). */
   reload(): Promise<ReloadOutcome>;
