@@ -25,10 +25,17 @@ export interface Daemon {
   readonly address: AddressInfo;
   /** Where `/health` and `/metrics` are served (with `metricsPort` only). */
   readonly metricsAddress: AddressInfo | undefined;
+  /**
+   * The routes in use, session key → container: for an embedder to inspect
+   * (`size`, `lookup(key)`), never to change; the reloader replaces it.
+   */
   readonly table: RouteTable;
-  /** The entry points of an Interactive Tools map. */
+  /** The entry points of an Interactive Tools map (inspection only, like `table`). */
   readonly entryPoints: EntryPointTable;
-  /** Reads the map; undefined in header mode (no map). */
+  /**
+   * Reads the map; undefined in header mode (no map). For inspection:
+   * `readsOnThread` says whether reads have moved to the reader thread.
+   */
   readonly reloader: MapReloader | undefined;
   /** Re-reads the session map now and rebuilds the route table (SIGHUP). */
   reload(): Promise<ReloadOutcome>;
@@ -131,7 +138,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     throw err;
   }
   // From here on a server error is not fatal to the process.
-  server.on('error', (err) => log.error({ err }, 'server error'));
+  server.on('error', (err) => log.error({ err }, DAEMON_LOG.serverError));
   log.info(
     {
       version: VERSION,
@@ -145,7 +152,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
       routes: reloader?.size ?? 0,
       watching: watcher?.watching ?? false,
     },
-    'proxy listening',
+    DAEMON_LOG.listening,
   );
 
   let closing: Promise<{ graceful: boolean }> | undefined;
@@ -183,7 +190,11 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
 }
 
 /** Log messages of the daemon that admins (and tests) match on. */
+/** Log messages of the daemon that admins (and tests) match on. */
 export const DAEMON_LOG = Object.freeze({
+  /** The start-up line: address, port, map, routing. */
+  listening: 'proxy listening',
+  serverError: 'server error',
   openRelay:
     'header mode without --header-mode-allow: any client that reaches this port can have the proxy connect to any host and port it names in x-interactive-tool-host/-port (an open relay); keep it on a private network or give an allow-list',
 });

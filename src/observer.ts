@@ -32,5 +32,5 @@ export function combineObservers(...observers: ProxyObserver[]): ProxyObserver {
       for (const o of targets) (o[hook] as (...a: never[]) => void).apply(o, args);
     };
   }
-  return combined as ProxyObserver;
+  return combined;
 }

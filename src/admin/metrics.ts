@@ -7,6 +7,12 @@ import { listenOn } from '../http/server.js';
 import { ANSWERS, sendAnswer } from '../http/answers.js';
 import type { Logger } from '../log.js';
 
+/** Log messages of the metrics listener that admins (and tests) match on. */
+export const METRICS_LOG = Object.freeze({
+  listening: 'metrics listening',
+  serverError: 'metrics server error',
+});
+
 /** Latency buckets (seconds) for proxied requests: a cached notebook asset to a long kernel call. */
 const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Reload buckets (seconds): a handful of rows to a six-figure map. */
@@ -190,8 +196,8 @@ export async function startMetricsServer(ip: string, port: number, deps: Metrics
     });
   });
   const address = await listenOn(server, port, ip);
-  server.on('error', (err) => deps.log.error({ err }, 'metrics server error'));
-  deps.log.info({ address: address.address, port: address.port }, 'metrics listening');
+  server.on('error', (err) => deps.log.error({ err }, METRICS_LOG.serverError));
+  deps.log.info({ address: address.address, port: address.port }, METRICS_LOG.listening);
   return {
     address,
     close: () => {

@@ -200,7 +200,7 @@ function normalizeOrigin(value: unknown): string {
 function optional<T, N extends undefined | null>(kind: Kind<T>, none: N): Kind<T | N> {
   return {
     accept: (value) => (value === undefined || value === null ? none : kind.accept(value)),
-    ...(kind.parse === undefined ? {} : { parse: kind.parse }),
+    ...(kind.parse === undefined ? {} : { parse: kind.parse.bind(kind) }),
     ...(kind.onCommandLine === undefined ? {} : { onCommandLine: (value: T | N) => (value === none ? none : kind.onCommandLine!(value as T)) }),
   };
 }
@@ -225,7 +225,7 @@ const allowList: Kind<TargetAllowList> = {
     if (value instanceof TargetAllowList) return value;
     if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) throw new Refusal('must be a list of addresses, subnets or host names');
     try {
-      return TargetAllowList.parse(value as string[]);
+      return TargetAllowList.parse(value);
     } catch (err) {
       if (err instanceof AllowListSyntaxError) throw new Refusal(err.reason, err.item);
       throw err;
@@ -256,11 +256,11 @@ export const OPTION_TABLE = {
    * given. Undefined (the gx-it-proxy command's default): no map, Interactive
    * Tools header mode.
    */
-  sessionsPath: spec({
+  sessionsPath: spec<string | undefined>({
     flag: '--sessions <file>',
     help: 'Routes file to monitor (SQLite or JSON), or a postgresql:// URL',
-    kind: optional(sessions, undefined) as Kind<string | undefined>,
-    default: 'database/session_map.sqlite' as string | undefined,
+    kind: optional<string, undefined>(sessions, undefined),
+    default: 'database/session_map.sqlite',
     absent: 'none: header mode',
   }),
   /** Rewrite `Location: http://localhost/...` on 302s to include our port. */

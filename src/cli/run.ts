@@ -25,6 +25,15 @@ export const EXIT = Object.freeze({
   usage: 2,
 });
 
+/** Log messages of the command line that admins (and tests) match on. */
+export const CLI_LOG = Object.freeze({
+  secondSignal: 'second signal: exiting now, cutting in-flight requests',
+  shuttingDown: 'shutting down: no new connections, draining in-flight requests',
+  stopped: 'stopped',
+  stoppedCut: 'stopped after the grace period; remaining requests were cut',
+  reloading: 'reloading the session map',
+});
+
 /** How long `--check` waits for one container to accept a TCP connection. */
 const CHECK_CONNECT_TIMEOUT_MS = 2000;
 
@@ -37,7 +46,7 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
   let cli: CliOnlyOptions;
   try {
     const program = buildProgram(door);
-    program.parse(argv as string[]);
+    program.parse(argv);
     ({ options, cli } = optionsFromProgram(program, door));
     if (options.sessionsPath !== undefined && isPostgresUrl(options.sessionsPath)) {
       // Refused here, with a message that does not repeat the URL.
@@ -94,28 +103,28 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now, cutting in-flight requests');
+      log.warn({ signal }, CLI_LOG.secondSignal);
       process.exit(EXIT.fatal);
     }
     stopping = true;
     log.info(
       { signal, graceMs: options.shutdownGraceMs },
-      'shutting down: no new connections, draining in-flight requests',
+      CLI_LOG.shuttingDown,
     );
     if (daemon === undefined) {
       // Still starting: nothing has been served yet.
-      log.info({ graceful: true }, 'stopped');
+      log.info({ graceful: true }, CLI_LOG.stopped);
       process.exit(EXIT.ok);
     }
     void daemon.close().then(({ graceful }) => {
-      log.info({ graceful }, graceful ? 'stopped' : 'stopped after the grace period; remaining requests were cut');
+      log.info({ graceful }, graceful ? CLI_LOG.stopped : CLI_LOG.stoppedCut);
       process.exit(EXIT.ok);
     });
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => {
-    log.info({ signal: 'SIGHUP' }, 'reloading the session map');
+    log.info({ signal: 'SIGHUP' }, CLI_LOG.reloading);
     void daemon?.reload();
   });
   // The daemon writes it once listening and removes it when it closes; this

@@ -83,6 +83,6 @@ export function armProxyTimeout(proxyReq: ClientRequest, ms: number): void {
       if (!proxyReq.writableFinished) disarm();
     });
   };
-  if (proxyReq.socket !== null) watchConnect(proxyReq.socket as Socket);
+  if (proxyReq.socket !== null) watchConnect(proxyReq.socket);
   else proxyReq.once('socket', watchConnect);
 }

@@ -180,7 +180,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
   }
 
   server.on('upgrade', (req: RoutedRequest, socket: Duplex, head: Buffer) => {
-    socket.on('error', (err) => log.debug(brief(err), 'client socket error'));
+    socket.on('error', (err) => log.debug(brief(err), HTTP_LOG.clientSocketError));
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       refuseUpgrade(req, socket, 'not-websocket');
       return;
@@ -280,7 +280,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
       proxySocket.once('error', byContainer);
       socket.once('close', () => {
         closedBy ??= 'client';
-        log.debug({ path: req[kLogPath] ?? req.url, target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, 'websocket closed');
+        log.debug({ path: req[kLogPath] ?? req.url, target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, HTTP_LOG.webSocketClosed);
       });
       if (webSocketIdleTimeoutMs > 0) {
         // Traffic either way passes through the client socket, so its idle
@@ -327,7 +327,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     // client waited is worth a warning.
     const cut = (): void => {
       if (proxyRes.complete || res.destroyed) return;
-      log.warn({ target: (req as RoutedRequest)[kRoute]?.label, status: proxyRes.statusCode }, 'container closed the connection mid-response; the response was cut');
+      log.warn({ target: (req as RoutedRequest)[kRoute]?.label, status: proxyRes.statusCode }, HTTP_LOG.responseCut);
       res.destroy();
     };
     proxyRes.on('error', cut);
@@ -337,7 +337,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     // The client went away first; the container request is aborted by http-proxy.
   });
 
-  proxy.on('error', (err, req, target) => onProxyError(err as NodeJS.ErrnoException, req, target as ServerResponse | Duplex));
+  proxy.on('error', (err, req, target) => onProxyError(err, req, target));
 
   function onProxyError(err: NodeJS.ErrnoException, req: RoutedRequest, target: ServerResponse | Duplex): void {
     if (!(target instanceof http.ServerResponse) && target.destroyed && !upgraded.has(target)) {
@@ -352,7 +352,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
       // went out on it: nothing reached the container, so send it again, once,
       // on a fresh connection.
       req[kRetried] = true;
-      log.debug({ target: req[kRoute]?.label }, 'pooled connection closed by the container; request sent again');
+      log.debug({ target: req[kRoute]?.label }, HTTP_LOG.retried);
       proxy.web(req, target, { target: req[kRoute]?.proxyTarget });
       return;
     }
@@ -388,7 +388,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
         ms: Math.round(ms * 100) / 100,
         completed: res.writableFinished,
       },
-      'request',
+      HTTP_LOG.request,
     );
   }
 
@@ -439,6 +439,19 @@ function toOriginForm(req: IncomingMessage): boolean {
 }
 
 /**
+ * Log messages of the HTTP side that admins (and tests) match on, beside the
+ * answers' messages in ANSWERS.
+ */
+export const HTTP_LOG = Object.freeze({
+  /** One line per request with --verbose. */
+  request: 'request',
+  webSocketClosed: 'websocket closed',
+  responseCut: 'container closed the connection mid-response; the response was cut',
+  retried: 'pooled connection closed by the container; request sent again',
+  clientSocketError: 'client socket error',
+});
+
+/**
  * Starts `server` listening on `ip:port` and resolves with the bound address;
  * rejects with ListenError (naming the address and why) and leaves the
  * server closed.
@@ -446,7 +459,7 @@ function toOriginForm(req: IncomingMessage): boolean {
 export async function listenOn(server: Server, port: number, ip: string): Promise<AddressInfo> {
   try {
     server.listen(port, ip);
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+    await Promise.race([once(server, 'listening'), once(server, 'error').then((args) => Promise.reject(args[0] as Error))]);
   } catch (err) {
     server.close();
     throw new ListenError(`${ip}:${port}`, { cause: err as NodeJS.ErrnoException });

@@ -68,11 +68,8 @@ class FileStore implements MapStore {
   }
 
   private attempt<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+    // A throw in the executor rejects the promise with what was thrown.
+    return new Promise<T>((resolve) => resolve(fn()));
   }
 
   /** The reader for what the file is now: a file that changes format is followed. */

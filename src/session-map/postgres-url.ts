@@ -1,5 +1,4 @@
 import { parse } from 'pg-connection-string';
-import type { ConnectionOptions } from 'node:tls';
 import type { ClientConfig } from 'pg';
 
 /**
@@ -75,7 +74,7 @@ export function parsePostgresUrl(value: string): PostgresLocation {
   if (parsed.ssl !== undefined && !socket) {
     const ssl = parsed.ssl;
     // The parser's SSL settings hold nulls for what the URL leaves out; tls wants them absent.
-    config.ssl = typeof ssl === 'object' && ssl !== null ? (Object.fromEntries(Object.entries(ssl).filter(([, v]) => v !== null && v !== undefined)) as ConnectionOptions) : Boolean(ssl);
+    config.ssl = typeof ssl === 'object' && ssl !== null ? (Object.fromEntries(Object.entries(ssl).filter(([, v]) => v !== null && v !== undefined))) : Boolean(ssl);
   }
   return { config, label: labelFor(config) };
 }

@@ -27,6 +27,7 @@ export interface SessionMapSnapshot {
  */
 const UNUSABLE = '\u0001';
 const SEPARATORS = /[\t\n]/;
+// eslint-disable-next-line no-control-regex -- matching control characters is the point: they are refused in keys and hosts
 const CONTROL = /[\u0000-\u001f\u007f]/;
 const HOSTNAME = /^[A-Za-z0-9._:[\]-]+$/;
 const DIGITS = /^\d+$/;

@@ -30,13 +30,13 @@ export async function latencyUnderChurn(
     const waited = await waitUntilIdle(target.cpuPid);
     if (waited !== 0) ctx.progress(`  waited ${waited < 0 ? 'in vain' : `${waited} ms`} for the proxy to go idle`);
     quiet.push(await loadRound(ctx, { ...target, name: `${target.name} quiet` }, shape));
-    let failure: unknown;
+    let failure: Error | undefined;
     const timer = setInterval(() => {
       try {
         writer.addSession(newSessionKey(), '127.0.0.1', backendPort);
         inserts++;
       } catch (err) {
-        failure ??= err;
+        failure ??= err instanceof Error ? err : new Error(String(err));
       }
     }, INSERT_EVERY_MS);
     try {

@@ -17,7 +17,8 @@ import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
-import { startTestProxy } from '../helpers/daemon.js';
+import { startInProcessProxy } from '../helpers/in-process-proxy.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 import { newSessionKey, table } from './context.js';
 
 const SESSIONS = Number(process.argv[2] ?? 100_000);
@@ -38,7 +39,7 @@ function spaces(): Spaces {
 }
 
 function spacesTable(columns: [string, Spaces][]): string {
-  const names = Object.keys(columns[0]![1]);
+  const names = Object.keys(columns[0][1]);
   return table(
     ['MiB', ...columns.map(([c]) => c)],
     names.map((n) => [n, ...columns.map(([, s]) => ((s[n] ?? 0) / MiB).toFixed(1))]),
@@ -88,11 +89,11 @@ async function snapshotSummary(worker: Worker, top = 12): Promise<string> {
   const [iType, iName, iSize] = ['type', 'name', 'self_size'].map((f) => fields.indexOf(f)) as [number, number, number];
   const bySize = new Map<string, { size: number; count: number }>();
   for (let i = 0; i < snap.nodes.length; i += fields.length) {
-    const type = types[snap.nodes[i + iType]!]!;
-    const name = type.includes('string') || type === 'number' || type === 'code' ? '' : snap.strings[snap.nodes[i + iName]!]!.slice(0, 40);
+    const type = types[snap.nodes[i + iType]];
+    const name = type.includes('string') || type === 'number' || type === 'code' ? '' : snap.strings[snap.nodes[i + iName]].slice(0, 40);
     const key = name === '' ? `(${type})` : `${name} (${type})`;
     const entry = bySize.get(key) ?? { size: 0, count: 0 };
-    entry.size += snap.nodes[i + iSize]!;
+    entry.size += snap.nodes[i + iSize];
     entry.count++;
     bySize.set(key, entry);
   }
@@ -114,11 +115,12 @@ try {
   gc();
   const before = spaces();
   const rss0 = process.memoryUsage().rss;
-  const proxy = await startTestProxy({ sessionsPath: path });
+  // Closed by hand below (no test context here).
+  const proxy = await startInProcessProxy({ after: () => undefined }, { sessionsPath: path });
   gc();
   const started = spaces();
   for (let i = 0; i < 5; i++) {
-    const next = proxy.logs.next('session map reloaded', 30_000);
+    const next = proxy.logs.next(MAP_LOG.reloaded, 30_000);
     writer.addSession(newSessionKey(), '127.0.0.1', 10_000);
     await next;
   }

@@ -28,7 +28,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { MAIN_JS } from '../helpers/child.js';
+import { MAIN_JS } from '../helpers/spawned-proxy.js';
 import { entryPointKey, type GalaxyItWriterKind } from '../helpers/galaxy-it-map.js';
 import { GalaxyItWriterProcess } from '../helpers/galaxy-it-writer-process.js';
 import { tempDir } from '../helpers/galaxy-map.js';

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MAIN_JS } from '../helpers/child.js';
+import { MAIN_JS } from '../helpers/spawned-proxy.js';
 import { entryPointKey, SqlAlchemyItWriter, type EntryPointWrite } from '../helpers/galaxy-it-map.js';
 import { REQUEST_PATH, spread, type BenchContext, type Spread } from './context.js';
 import { interleavedRounds, ratios, type LoadTarget, type Round } from './rounds.js';

@@ -74,9 +74,9 @@ export function parseWrk(out: string): LoadResult {
     requests: Number(total[1]),
     seconds: toMs(`${total[2]}${total[3]}`) / 1000,
     rps: Number(rps[1]),
-    p50: toMs(p50[1]!),
-    p99: toMs(p99[1]!),
-    max: toMs(latency[3]!),
+    p50: toMs(p50[1]),
+    p99: toMs(p99[1]),
+    max: toMs(latency[3]),
     errors,
   };
 }

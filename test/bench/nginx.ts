@@ -136,7 +136,7 @@ export async function startNginx(
   binary: string,
   name: string,
   config: (prefix: string, port: number) => string,
-  cores?: string | undefined,
+  cores?: string  ,
 ): Promise<RunningNginx> {
   const prefix = join(resources.dir, name);
   mkdirSync(prefix, { recursive: true });
@@ -158,7 +158,7 @@ export async function startNginx(
       throw new Error(`nginx (${name}) exited with ${child.exitCode}: ${stderr}${log}`);
     }
     const workers = childPids(child.pid ?? -1);
-    if (workers.length > 0 && (await accepts(port))) return { child, workerPid: workers[0]!, port };
+    if (workers.length > 0 && (await accepts(port))) return { child, workerPid: workers[0], port };
     if (Date.now() > deadline) throw new Error(`nginx (${name}) did not start within 10 s: ${stderr}`);
     await sleep(20);
   }

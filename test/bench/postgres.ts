@@ -45,8 +45,8 @@ const t = { after: (fn: () => unknown) => afters.push(fn), skip: () => {} };
 function stats(ms: number[]): { median: number; max: number } {
   const sorted = [...ms].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { median: Math.round(median * 10) / 10, max: Math.round(sorted[sorted.length - 1]! * 10) / 10 };
+  const median = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { median: Math.round(median * 10) / 10, max: Math.round(sorted[sorted.length - 1] * 10) / 10 };
 }
 
 async function statementCalls(db: string): Promise<number> {

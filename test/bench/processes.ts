@@ -42,7 +42,7 @@ export class BenchResources {
     return child;
   }
 
-  /** Registers a child spawned elsewhere (e.g. by test/helpers/child.ts). */
+  /** Registers a child spawned elsewhere (e.g. by test/helpers/spawned-proxy.ts). */
   adopt(child: ChildProcess): void {
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));

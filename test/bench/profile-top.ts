@@ -62,7 +62,7 @@ export function summarise(profile: Profile): { functions: FunctionTime[]; areas:
     }
     return us;
   };
-  visit(profile.nodes[0]!.id, new Set());
+  visit(profile.nodes[0].id, new Set());
   const pct = (us: number): number => (100 * us) / busy;
   const functions = [...self.keys()]
     .map((name) => ({ name, self: pct(self.get(name) ?? 0), total: pct(total.get(name) ?? 0) }))
@@ -82,9 +82,9 @@ function shortUrl(url: string): string {
 function areaOf(functionName: string, url: string): string {
   if (url === '') return functionName.startsWith('(') ? functionName : '(native)';
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
-  if (nm !== null) return nm[1]!;
+  if (nm !== null) return nm[1];
   // node:_http_server → node:http, node:internal/streams/readable → node:streams
-  if (url.startsWith('node:')) return `node:${url.slice(5).replace(/^internal\//, '').split('/')[0]!.replace(/^_/, '').split('_')[0]}`;
+  if (url.startsWith('node:')) return `node:${url.slice(5).replace(/^internal\//, '').split('/')[0].replace(/^_/, '').split('_')[0]}`;
   if (url.startsWith('file://')) return 'galaxy-gie-proxy (lib/)';
   return url;
 }

@@ -76,7 +76,7 @@ export async function interleave<T>(
   for (let i = 0; i < rounds; i++) {
     ctx.progress(` round ${i + 1}/${rounds}`);
     for (let k = 0; k < names.length; k++) {
-      const name = names[(i + k) % names.length]!;
+      const name = names[(i + k) % names.length];
       results.get(name)!.push(await measure(name));
     }
   }
@@ -92,5 +92,5 @@ export async function interleavedRounds(ctx: BenchContext, targets: readonly Loa
 
 /** Per-round ratio a[i]/b[i] of one figure. */
 export function ratios<T>(a: readonly T[], b: readonly T[], figure: (r: T) => number): number[] {
-  return a.map((round, i) => figure(round) / figure(b[i]!));
+  return a.map((round, i) => figure(round) / figure(b[i]));
 }

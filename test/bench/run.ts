@@ -27,6 +27,7 @@ import { choosePinning, pinSelf, SteadyRunner } from './steady.js';
 import { streamingMemory } from './streaming.js';
 import { machineLine, targetsTable, type Figures } from './targets.js';
 import { webSocketRoundTrips } from './websocket.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 const PHASES = ['throughput', 'latency', 'commit', 'churn', 'memory', 'routing', 'streaming', 'websocket'] as const;
 type Phase = (typeof PHASES)[number];
@@ -83,6 +84,8 @@ function parseOptions() {
   if (values.load !== undefined && values.load !== 'wrk' && values.load !== 'autocannon') {
     throw new Error(`--load must be wrk or autocannon, not ${values.load}`);
   }
+  // Narrowed by the check above; typed here, as a property it would widen to string.
+  const load: Generator | undefined = values.load;
   return {
     rounds: int('rounds', values.rounds, 3),
     seconds: int('seconds', values.seconds, 1),
@@ -92,7 +95,7 @@ function parseOptions() {
     streamMiB: int('stream-mib', values['stream-mib'], 1),
     only: only as Set<Phase>,
     noNginx: values['no-nginx'],
-    load: values.load as Generator | undefined,
+    load,
     cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
     json: values.json,
   };
@@ -101,7 +104,7 @@ function parseOptions() {
 /** First line a tool prints about its version (nginx -v writes on stderr, wrk --version exits 1). */
 function toolVersion(command: string, args: string[]): string {
   const { stdout, stderr } = spawnSync(command, args, { encoding: 'utf8' });
-  return `${stdout ?? ''}${stderr ?? ''}`.split('\n')[0]!.trim();
+  return `${stdout ?? ''}${stderr ?? ''}`.split('\n')[0].trim();
 }
 
 /** Per target: median and spread of each figure over the rounds. */
@@ -243,7 +246,7 @@ async function main(): Promise<void> {
       const bigOverSmall = ratios(get(names.proxyBig), get(names.proxy), (r) => r.rps);
       if (nginx !== undefined) {
         const nginxDrift = ratios(get(names.nginxBig), get(names.nginx), (r) => r.rps);
-        const normalised = bigOverSmall.map((v, i) => v / nginxDrift[i]!);
+        const normalised = bigOverSmall.map((v, i) => v / nginxDrift[i]);
         figures.bigOverSmall = spread(normalised);
         lines.push(ratioLine(`requests/s, proxy at ${big} / at 1 session, raw`, bigOverSmall));
         lines.push(ratioLine(`requests/s, nginx at ${big} / at 1 session (its own drift)`, nginxDrift));
@@ -267,7 +270,7 @@ async function main(): Promise<void> {
       const targets = [target(names.direct, fast, backendCpu), target(names.proxy, proxySmall!), target(names.ref, refSmall!)];
       const results = await interleavedRounds(ctx, targets, light);
       const get = (name: string): Round[] => results.get(name) ?? [];
-      const added = (name: string, figure: (r: Round) => number): number[] => get(name).map((r, i) => figure(r) - figure(get(names.direct)[i]!));
+      const added = (name: string, figure: (r: Round) => number): number[] => get(name).map((r, i) => figure(r) - figure(get(names.direct)[i]));
       figures.addedP50Ms = spread(added(names.proxy, (r) => r.p50));
       figures.addedP99Ms = spread(added(names.proxy, (r) => r.p99));
       figures.refAddedP50Ms = spread(added(names.ref, (r) => r.p50));
@@ -351,8 +354,8 @@ async function main(): Promise<void> {
       // The proxy's own account of each map update: `ms` from the change
       // noticed to the new routes in use, `update` how (see README "Logs").
       const byKind = new Map<string, number[]>();
-      for (const line of proxyBig.proxy.logs.withMsg('session map reloaded')) {
-        const kind = String(line.update ?? 'reload');
+      for (const line of proxyBig.proxy.logs.withMsg(MAP_LOG.reloaded)) {
+        const kind = typeof line.update === 'string' ? line.update : 'reload';
         byKind.set(kind, [...(byKind.get(kind) ?? []), Number(line.ms)]);
       }
       const updates = [...byKind].map(([kind, ms]) => `${ms.length} ${kind} (ms ${fmtSpread(spread(ms), 1)})`).join(', ');

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import { MAIN_JS, ProxyProcess } from '../helpers/child.js';
+import { MAIN_JS, ProxyProcess } from '../helpers/spawned-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import type { BenchResources } from './processes.js';
 import { waitForLine } from './processes.js';

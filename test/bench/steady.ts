@@ -52,9 +52,9 @@ export function pinSelf(cores: string | undefined): void {
  * other machines).
  */
 function machineTicks(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
   const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-  return user! + nice! + system! + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  return user + nice + system + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
 }
 
 /** utime + stime + cutime + cstime of one process (its own threads and its reaped children). */

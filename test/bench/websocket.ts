@@ -13,7 +13,7 @@ const WARM_UP_MESSAGES = 500;
  * send again) through the proxy at `port`, for `seconds`.
  */
 export async function webSocketRoundTrips(ctx: BenchContext, name: string, port: number, key: string, seconds = ctx.seconds): Promise<number> {
-  const path = REQUEST_PATH.replace('/api/contents', '/api/kernels/bench/channels').split('?')[0]!;
+  const path = REQUEST_PATH.replace('/api/contents', '/api/kernels/bench/channels').split('?')[0];
   const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: { cookie: cookieHeader(key) }, perMessageDeflate: false });
   try {
     await Promise.race([once(ws, 'open'), once(ws, 'unexpected-response').then(() => Promise.reject(new Error(`${name}: upgrade refused`)))]);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ProxyProcess } from '../helpers/child.js';
+import { ProxyProcess } from '../helpers/spawned-proxy.js';
 import { request } from '../helpers/client.js';
 import { tempDir } from '../helpers/galaxy-map.js';
 import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { spawnProxy } from '../helpers/child.js';
+import { spawnProxy } from '../helpers/spawned-proxy.js';
 import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { installTriggerCli, requestEntryPoint, routedPort, startPgProxy } from '../helpers/postgres-proxy.js';
 import { PgCluster } from '../helpers/postgres.js';
@@ -26,7 +26,7 @@ function container(): Promise<Upstream> {
 }
 after(async () => (await upstream)?.close());
 
-async function writerFor(t: { after: (fn: () => unknown) => void }, db: string): Promise<GalaxyPgWriter> {
+function writerFor(t: { after: (fn: () => unknown) => void }, db: string): GalaxyPgWriter {
   const writer = new GalaxyPgWriter(cluster.config(db));
   t.after(() => writer.close());
   return writer;
@@ -37,7 +37,7 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     if (!(await cluster.ready(t))) return;
     const { port } = await container();
     const db = await cluster.createDatabase();
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'readme1', token: 'tok', host: '127.0.0.1', port });
     await writer.installReadmeTrigger();
     const proxy = await startPgProxy(t, cluster.url(db), ['--poll-interval', '0']);
@@ -55,7 +55,7 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     if (!(await cluster.ready(t))) return;
     const { port } = await container();
     const db = await cluster.createDatabase();
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'poll1', token: 'tok', host: '127.0.0.1', port });
     const proxy = await startPgProxy(t, cluster.url(db), ['--poll-interval', '200']);
     await routedPort(proxy, 'poll1', 'tok');
@@ -77,7 +77,7 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /already there, 0 rows/);
     const proxy = await startPgProxy(t, cluster.url(db), ['--poll-interval', '0']);
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'ours1', token: 'tok', host: '127.0.0.1', port });
     await routedPort(proxy, 'ours1', 'tok');
     const { body } = await proxy.health();
@@ -97,7 +97,7 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     const before = await proxy.health();
     assert.equal(before.status, 503);
     assert.equal(before.body.status, 'no-map');
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'late1', token: 'tok', host: '127.0.0.1', port });
     await routedPort(proxy, 'late1', 'tok');
     assert.equal((await proxy.health()).status, 200);
@@ -108,7 +108,7 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     if (!(await cluster.ready(t))) return;
     const { port } = await container();
     const db = await cluster.createDatabase();
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'down1', token: 'tok', host: '127.0.0.1', port });
     const relay = new TcpRelay(cluster.port);
     await relay.start();
@@ -134,7 +134,7 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     if (!(await cluster.ready(t))) return;
     const { port } = await container();
     const db = await cluster.createDatabase();
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'pw1', token: 'tok', host: '127.0.0.1', port });
     await cluster.createRole('proxy_pw', PASSWORD);
     await cluster.query('GRANT SELECT ON gxitproxy TO proxy_pw', [], db);

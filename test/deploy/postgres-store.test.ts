@@ -61,7 +61,7 @@ function startStore(t: { after: (fn: () => unknown) => void }, url: string, poll
   return { table, watch, logs, status: () => watch.status?.() as PostgresStatus };
 }
 
-async function writerFor(t: { after: (fn: () => unknown) => void }, db: string): Promise<GalaxyPgWriter> {
+function writerFor(t: { after: (fn: () => unknown) => void }, db: string): GalaxyPgWriter {
   const writer = new GalaxyPgWriter(cluster.config(db));
   t.after(() => writer.close());
   return writer;
@@ -74,7 +74,7 @@ describe('PostgreSQL store', () => {
   test('with the README trigger, a Galaxy save is routed on its notification, and a removal too', async (t) => {
     if (!(await cluster.ready(t))) return;
     const db = await cluster.createDatabase();
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'first', token: 't1', host: '127.0.0.1', port: 1001 });
     await writer.installReadmeTrigger();
     const r = startStore(t, cluster.url(db), 0);
@@ -90,7 +90,7 @@ describe('PostgreSQL store', () => {
   test('without any trigger the poll picks changes up (digest of the table, full read only when it moved)', async (t) => {
     if (!(await cluster.ready(t))) return;
     const db = await cluster.createDatabase();
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'a', token: 't', host: '127.0.0.1', port: 2001 });
     const r = startStore(t, cluster.url(db), 100);
     await routedTo(r, 'a', 2001);
@@ -108,7 +108,7 @@ describe('PostgreSQL store', () => {
     assert.equal(report.tableCreated, true);
     const again = await installTrigger(location);
     assert.equal(again.tableCreated, false);
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     const r = startStore(t, cluster.url(db), 0);
     await waitUntil('connected', () => r.status().connected);
     await writer.save({ key: 'k1', token: 't', host: '127.0.0.1', port: 3001 });
@@ -126,7 +126,7 @@ describe('PostgreSQL store', () => {
     const db = await cluster.createDatabase();
     const r = startStore(t, cluster.url(db), 100);
     await r.logs.waitFor((l) => l.msg === MAP_LOG.notReady, 5000);
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'late', token: 't', host: '127.0.0.1', port: 4001 });
     await routedTo(r, 'late', 4001);
   });
@@ -135,7 +135,7 @@ describe('PostgreSQL store', () => {
     test(`${fault}: the last good map keeps routing, one warning, and the change made meanwhile is routed after`, async (t) => {
       if (!(await cluster.ready(t))) return;
       const db = await cluster.createDatabase();
-      const writer = await writerFor(t, db);
+      const writer = writerFor(t, db);
       await writer.save({ key: 'before', token: 't', host: '127.0.0.1', port: 5001 });
       await writer.installReadmeTrigger();
       const { url, relay } = await urlForFault(t, cluster, db, fault);
@@ -164,7 +164,7 @@ describe('PostgreSQL store', () => {
   test('down at start: it keeps trying and reads the map once the database answers', async (t) => {
     if (!(await cluster.ready(t))) return;
     const db = await cluster.createDatabase();
-    const writer = await writerFor(t, db);
+    const writer = writerFor(t, db);
     await writer.save({ key: 'x', token: 't', host: '127.0.0.1', port: 6001 });
     await writer.close();
     const relay = new TcpRelay(cluster.port);

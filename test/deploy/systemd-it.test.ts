@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { ProxyProcess } from '../helpers/child.js';
+import { ProxyProcess } from '../helpers/spawned-proxy.js';
 import { request } from '../helpers/client.js';
 import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';
 import { tempDir } from '../helpers/galaxy-map.js';

@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { spawnProxy, type ProxyProcess } from '../helpers/child.js';
+import { spawnProxy, type ProxyProcess } from '../helpers/spawned-proxy.js';
 import { rawExchange, request } from '../helpers/client.js';
 import { openFds, waitForFds } from '../helpers/fds.js';
 import { IT_PREFIX, saveAndWait, startItProxy } from '../helpers/it-proxy.js';

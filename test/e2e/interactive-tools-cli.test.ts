@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { GX_IT_PROXY_JS, MAIN_JS } from '../helpers/child.js';
+import { GX_IT_PROXY_JS, MAIN_JS } from '../helpers/spawned-proxy.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -33,7 +33,7 @@ test('the two commands take the same flags and differ only in name, description 
   const it = await cli(GX_IT_PROXY_JS, ['--help']);
   assert.equal(gie.code, 0);
   assert.equal(it.code, 0);
-  const flags = (help: string): string[] => [...help.matchAll(/^ {2}(-[^\s,]+(?:, --\S+)?)/gm)].map((m) => m[1] as string);
+  const flags = (help: string): string[] => [...help.matchAll(/^ {2}(-[^\s,]+(?:, --\S+)?)/gm)].map((m) => m[1]);
   assert.deepEqual(flags(it.stdout), flags(gie.stdout));
   for (const flag of ['--ip', '--port', '--sessions', '--pollingInterval', '--proxyPathPrefix', '--forwardIP', '--forwardPort', '--reverseProxy', '--verbose', '-V, --version', '-h, --help']) {
     assert.ok(flags(it.stdout).includes(flag), `gx-it-proxy 0.2.3's ${flag}`);

@@ -5,11 +5,12 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { rawExchange, request } from '../helpers/client.js';
-import { spawnProxy } from '../helpers/child.js';
+import { spawnProxy } from '../helpers/spawned-proxy.js';
 import { tempDir } from '../helpers/galaxy-map.js';
-import { upstreamFor } from '../helpers/fixture.js';
+import { upstreamFor } from '../helpers/upstream.js';
 import { IT_PREFIX as PREFIX, saveAndWait, startItProxy } from '../helpers/it-proxy.js';
 import { freePort } from '../helpers/ports.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 // INTERACTIVE-TOOLS.md §6–7: every request gx-it-proxy answers badly (a trip
 // to localhost:80, a hang, a dead process) gets a fast, real HTTP answer here,
@@ -111,7 +112,7 @@ test('§7.7 starting before Galaxy creates the map never kills the process: 8 st
         { bin: 'gx-it-proxy' },
       );
       t.after(() => proc.kill());
-      await proc.logs.waitFor((l) => l.msg === 'session map not ready yet; routing nothing until Galaxy writes it', 15_000);
+      await proc.logs.waitFor((l) => l.msg === MAP_LOG.notReady, 15_000);
       await proc.started(15_000);
       return { proc, port };
     }),

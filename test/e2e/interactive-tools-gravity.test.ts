@@ -4,11 +4,13 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { request } from '../helpers/client.js';
-import { spawnProxy } from '../helpers/child.js';
-import { upstreamFor } from '../helpers/fixture.js';
+import { spawnProxy } from '../helpers/spawned-proxy.js';
+import { upstreamFor } from '../helpers/upstream.js';
 import { LegacyItWriter, SqlAlchemyItWriter, type GalaxyItWriter } from '../helpers/galaxy-it-map.js';
 import { tempDir } from '../helpers/galaxy-map.js';
 import { freePort } from '../helpers/ports.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
+import { HTTP_LOG } from '../../src/http/server.js';
 
 // gravity's exact command line for gx_it_proxy with every default
 // (INTERACTIVE-TOOLS.md §2), with our bins in place of npx's, run in a Galaxy
@@ -40,7 +42,7 @@ for (const bin of ['gx-it-proxy', 'main'] as const) {
       const address = start.address as string;
       assert.ok(address === '127.0.0.1' || address === '::1', `--ip localhost listens on loopback (${address})`);
 
-      const reloaded = proc.logs.next('session map reloaded', 10_000, (l) => l.sessions === 1);
+      const reloaded = proc.logs.next(MAP_LOG.reloaded, 10_000, (l) => l.sessions === 1);
       writer.save({ key: '24q1dbzrknq1v', token: '1a1p13jnahscj', host: '127.0.0.1', port: container.port });
       await reloaded;
       const viaPath = await request(port, { path: '/interactivetool/ep/24q1dbzrknq1v/1a1p13jnahscj/tree?x=1', host: address });
@@ -50,7 +52,7 @@ for (const bin of ['gx-it-proxy', 'main'] as const) {
       assert.equal(viaHost.status, 200);
 
       // --verbose: one line per request, with the key and the token's tag (as for a cookie), never the token.
-      const line = await proc.logs.waitFor((l) => l.msg === 'request' && l.status === 200, 10_000);
+      const line = await proc.logs.waitFor((l) => l.msg === HTTP_LOG.request && l.status === 200, 10_000);
       assert.equal(line.entryPoint, '24q1dbzrknq1v');
       assert.equal(line.session, createHash('sha256').update('1a1p13jnahscj').digest('hex').slice(0, 10));
       assert.ok(!proc.stdout.includes('1a1p13jnahscj'), 'the token never appears in the log');

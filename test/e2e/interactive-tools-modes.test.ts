@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { rawExchange, request } from '../helpers/client.js';
-import { spawnProxy } from '../helpers/child.js';
-import { upstreamFor } from '../helpers/fixture.js';
+import { spawnProxy } from '../helpers/spawned-proxy.js';
 import { IT_PREFIX as PREFIX, saveAndWait, startItProxy } from '../helpers/it-proxy.js';
 import { freePort } from '../helpers/ports.js';
-import type { Seen } from '../helpers/upstream.js';
+import { upstreamFor, type Seen } from '../helpers/upstream.js';
 
 // Forward mode (--forwardIP/--forwardPort) and header mode (no --sessions):
 // the two halves of gx-it-proxy's double proxy, each a spawned CLI.

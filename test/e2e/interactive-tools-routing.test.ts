@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
 import { rawExchange, request } from '../helpers/client.js';
-import { upstreamFor } from '../helpers/fixture.js';
 import { IT_PREFIX as PREFIX, saveAndWait, startItProxy, type ItProxy } from '../helpers/it-proxy.js';
-import type { Seen, Upstream } from '../helpers/upstream.js';
+import { upstreamFor, type Seen, type Upstream } from '../helpers/upstream.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 // Interactive Tools routing through the spawned CLI (lib/main.js, the path
 // Galaxy and gravity run), with a gxitproxy map written by Galaxy ≥ 24.2's
@@ -103,12 +103,12 @@ test('Galaxy re-saving an entry point (new token, new port) and removing it take
   const { proxy, strip, keep } = await setup(t);
   let from = proxy.proc.logs.lines.length;
   proxy.map.save({ key: 'kstrip', token: 'tnew', host: '127.0.0.1', port: keep.port });
-  await proxy.proc.logs.waitFor((l) => l.msg === 'session map reloaded', 10_000, from);
+  await proxy.proc.logs.waitFor((l) => l.msg === MAP_LOG.reloaded, 10_000, from);
   assert.equal((await request(proxy.port, { path: `${PREFIX}/kstrip/tstrip/` })).status, 404, 'the old token stops working');
   assert.equal(seen((await request(proxy.port, { path: `${PREFIX}/kstrip/tnew/` })).body).upstream, 'keep');
   from = proxy.proc.logs.lines.length;
   proxy.map.remove('kstrip');
-  await proxy.proc.logs.waitFor((l) => l.msg === 'session map reloaded', 10_000, from);
+  await proxy.proc.logs.waitFor((l) => l.msg === MAP_LOG.reloaded, 10_000, from);
   assert.equal((await request(proxy.port, { path: `${PREFIX}/kstrip/tnew/` })).status, 404);
   assert.ok(strip.seen.length === 0 || strip.seen.every((s) => s.url !== '/'), 'nothing reached the removed container afterwards');
 });

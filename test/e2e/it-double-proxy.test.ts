@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
-import { spawnProxy } from '../helpers/child.js';
+import { spawnProxy } from '../helpers/spawned-proxy.js';
 import { request } from '../helpers/client.js';
 import { IT_PREFIX, saveAndWait, startItProxy } from '../helpers/it-proxy.js';
 import { freePort } from '../helpers/ports.js';

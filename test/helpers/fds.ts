@@ -44,7 +44,7 @@ export function describeFds(pid: number): string[] {
       const f = row.trim().split(/\s+/);
       if (f.length < 10) continue;
       const port = (addr: string | undefined): number => parseInt(addr?.split(':')[1] ?? '0', 16);
-      sockets.set(f[9] as string, `tcp :${port(f[1])} -> :${port(f[2])} ${TCP_STATES[f[3] as string] ?? f[3]}`);
+      sockets.set(f[9], `tcp :${port(f[1])} -> :${port(f[2])} ${TCP_STATES[f[3]] ?? f[3]}`);
     }
   }
   return readdirSync(`/proc/${pid}/fd`).map((fd) => {

@@ -2,14 +2,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
 import { cookie, request } from './client.js';
-import { startTestProxy, type TestProxy } from './daemon.js';
-import { GalaxySqliteWriter, tempDir } from './galaxy-map.js';
+import { startInProcessProxy, type InProcessProxy } from './in-process-proxy.js';
 import { stopChild } from './processes.js';
-import { startUpstream, type Seen, type Upstream } from './upstream.js';
+import { upstreamFor, type Seen, type Upstream } from './upstream.js';
 import { waitUntil } from './wait.js';
 
 /** The session the front-server tests route. */
@@ -18,18 +16,10 @@ export const SESSION = 'gx-session';
 export const KERNEL_CHANNEL = '/galaxy/gie_proxy/jupyter/ipython/api/kernels/0b4f/channels?session_id=s1';
 
 /** An in-process proxy with one container mapped to SESSION, all closed in t.after. */
-export async function proxyForFrontServer(t: TestContext): Promise<{ dir: string; upstream: Upstream; proxy: TestProxy }> {
-  const tmp = tempDir('gie-front-');
-  const upstream = await startUpstream('jupyter');
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession(SESSION, '127.0.0.1', upstream.port);
-  const proxy = await startTestProxy({ sessionsPath: map.path });
-  t.after(async () => {
-    await proxy.close();
-    await upstream.close();
-    tmp.remove();
-  });
-  return { dir: tmp.dir, upstream, proxy };
+export async function proxyForFrontServer(t: TestContext): Promise<{ dir: string; upstream: Upstream; proxy: InProcessProxy }> {
+  const upstream = await upstreamFor(t, 'jupyter');
+  const proxy = await startInProcessProxy(t, { sessions: { [SESSION]: upstream.port } });
+  return { dir: proxy.dir, upstream, proxy };
 }
 
 /**

@@ -277,10 +277,10 @@ function webSocketFrame(r: Random): Buffer {
   if (claim === 0) lengthBytes = Buffer.from([127, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]); // 2^63-ish
   else if (payload.length < 126) lengthBytes = Buffer.from([payload.length]);
   else lengthBytes = Buffer.from([126, payload.length >> 8, payload.length & 0xff]);
-  lengthBytes[0] = (lengthBytes[0] as number) | (masked ? 0x80 : 0);
+  lengthBytes[0] = (lengthBytes[0]) | (masked ? 0x80 : 0);
   const mask = r.bytes(4);
   const body = Buffer.from(payload);
-  if (masked) for (let i = 0; i < body.length; i++) body[i] = (body[i] as number) ^ (mask[i % 4] as number);
+  if (masked) for (let i = 0; i < body.length; i++) body[i] = (body[i]) ^ (mask[i % 4]);
   return Buffer.concat([Buffer.from([fin | rsv | opcode]), lengthBytes, masked ? mask : Buffer.alloc(0), body]);
 }
 
@@ -351,7 +351,7 @@ function mutate(r: Random, input: Buffer): { bytes: Buffer; truncated: boolean }
     const i = r.int(b.length);
     switch (r.int(8)) {
       case 0:
-        b[i] = (b[i] as number) ^ (1 << r.int(8));
+        b[i] = (b[i]) ^ (1 << r.int(8));
         break;
       case 1:
         b[i] = r.int(256);

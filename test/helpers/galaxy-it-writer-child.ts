@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { entryPointKey, galaxyItWriter, type GalaxyItWriterKind } from './galaxy-it-map.js';
 import type { ItWriterCommand } from './galaxy-it-writer-process.js';
 
-const path = process.argv[2] as string;
+const path = process.argv[2];
 const kind = (process.argv[3] ?? 'sqlalchemy') as GalaxyItWriterKind;
 const writer = galaxyItWriter(kind, path);
 const now = (): number => performance.timeOrigin + performance.now();

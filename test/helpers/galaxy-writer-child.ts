@@ -79,7 +79,7 @@ function jsonStore(path: string, serialise: (rows: Rows) => string): Store {
   };
 }
 
-const path = process.argv[2] as string;
+const path = process.argv[2];
 const format = (process.argv[3] ?? 'gxproxy2') as MapFormat;
 const store =
   format === 'gxproxy2'

@@ -1,9 +1,9 @@
 import type { TestContext } from 'node:test';
 import { join } from 'node:path';
-import { spawnProxy, type ProxyProcess } from './child.js';
+import { startSpawnedProxy, type ProxyProcess } from './spawned-proxy.js';
 import { SqlAlchemyItWriter, type EntryPointWrite } from './galaxy-it-map.js';
 import { tempDir } from './galaxy-map.js';
-import { freePort } from './ports.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 /** gravity's `--proxyPathPrefix` with Galaxy's defaults. */
 export const IT_PREFIX = '/interactivetool/ep';
@@ -23,10 +23,7 @@ export async function startItProxy(t: TestContext, args: string[] = [], bin: 'ma
     map.close();
     tmp.remove();
   });
-  const port = await freePort();
-  const proc = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--proxyPathPrefix', IT_PREFIX, ...args], { bin });
-  t.after(() => proc.kill());
-  await proc.started(10_000);
+  const { proc, port } = await startSpawnedProxy(t, map.path, ['--proxyPathPrefix', IT_PREFIX, ...args], { bin });
   return { proc, port, map, dir: tmp.dir };
 }
 
@@ -35,6 +32,6 @@ export async function saveAndWait(proxy: ItProxy, entries: EntryPointWrite[]): P
   const from = proxy.proc.logs.lines.length;
   for (const e of entries) proxy.map.save(e);
   const total = entries.length;
-  await proxy.proc.logs.waitFor((l) => l.msg === 'session map reloaded' && (l.sessions as number) >= total, 10_000, from);
+  await proxy.proc.logs.waitFor((l) => l.msg === MAP_LOG.reloaded && (l.sessions as number) >= total, 10_000, from);
 }
 

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { MAIN_JS, spawnProxy, type ProxyProcess } from './child.js';
+import { MAIN_JS, spawnProxy, type ProxyProcess } from './spawned-proxy.js';
 import { request, type Reply } from './client.js';
 import { freePort } from './ports.js';
 import { runBounded, type RunResult } from './processes.js';

@@ -39,6 +39,7 @@ export interface Supervisord {
  * foreground, with `node` (the one running the tests) on its PATH. Undefined
  * when supervisor is missing outside CI.
  */
+// eslint-disable-next-line @typescript-eslint/require-await -- async like the other server starters, which callers await alike
 export async function startSupervisord(t: TestContext, dir: string, name: string, program: string): Promise<Supervisord | undefined> {
   const supervisord = requireTool(t, 'supervisord', 'apt-get install supervisor');
   const supervisorctl = requireTool(t, 'supervisorctl', 'apt-get install supervisor');

@@ -98,3 +98,10 @@ export class Upstream {
 export function startUpstream(name: string, handler?: Handler): Promise<Upstream> {
   return new Upstream(name, handler).start();
 }
+
+/** An echo upstream closed when the test ends. */
+export async function upstreamFor(t: { after: (fn: () => unknown) => void }, name: string, handler?: Handler): Promise<Upstream> {
+  const upstream = await startUpstream(name, handler);
+  t.after(() => upstream.close());
+  return upstream;
+}

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { tempDir } from '../helpers/galaxy-map.js';
 import { GalaxyWriterProcess, sessionKey as key, type MapFormat, type WriterCommand } from '../helpers/galaxy-writer-process.js';
-import { startTestProxy } from '../helpers/daemon.js';
+import { startInProcessProxy } from '../helpers/in-process-proxy.js';
 import { startUpstream } from '../helpers/upstream.js';
 import { cookie, request } from '../helpers/client.js';
 
@@ -41,7 +41,8 @@ await writer.send({ op: 'fill', count: SESSIONS, host: '127.0.0.1', port: upstre
 const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);
 const rssBefore = process.memoryUsage().rss;
 let t0 = now();
-const proxy = await startTestProxy({ sessionsPath: path });
+// A script, not a test: the proxy is closed at the end by hand.
+const proxy = await startInProcessProxy({ after: () => {} }, { sessionsPath: path });
 const startMs = now() - t0;
 // Let the start-up garbage go and the reader thread settle before measuring.
 await new Promise((r) => setTimeout(r, 500));

@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { spawnProxy } from '../helpers/child.js';
+import { spawnProxy } from '../helpers/spawned-proxy.js';
 import { request } from '../helpers/client.js';
 import { ContainerProcess } from '../helpers/container-process.js';
 import { openFds, rssBytes } from '../helpers/fds.js';
@@ -169,7 +169,7 @@ const VIAS: readonly Via[] = ['gie', 'gie', 'it path', 'it host'];
 const addressIn = (slot: Slot): Address => addressOf(random.pick(VIAS), random.pick(slot.sessions), random.pick(slot.entryPoints));
 /** Every session and entry point of a slot, each by every way. */
 const addressesOf = (slot: Slot): Address[] => [
-  ...slot.sessions.map((s) => addressOf('gie', s, slot.entryPoints[0] as EntryPoint)),
+  ...slot.sessions.map((s) => addressOf('gie', s, slot.entryPoints[0])),
   ...slot.entryPoints.flatMap((ep) => [addressOf('it path', '', ep), addressOf('it host', '', ep)]),
 ];
 
@@ -315,7 +315,7 @@ async function mapWriter(): Promise<void> {
         map.addSession(key, '10.255.0.2', 1 + random.int(65535));
         churn.push(key);
       } else if (action === 1) map.removeSession(churn.shift() as string);
-      else map.updateSession(churn[random.int(churn.length)] as string, '10.255.0.3', 1 + random.int(65535));
+      else map.updateSession(churn[random.int(churn.length)], '10.255.0.3', 1 + random.int(65535));
       bump(counts, 'gie map write');
       // Galaxy ≥ 24.2: save() is DELETE + INSERT (a new entry point or a moved one), remove() a DELETE.
       const itAction = random.int(3);
@@ -324,7 +324,7 @@ async function mapWriter(): Promise<void> {
         itMap.save({ ...ep, host: '10.255.0.2', port: 1 + random.int(65535) });
         itChurn.push(ep);
       } else if (itAction === 1) itMap.remove((itChurn.shift() as EntryPoint).key);
-      else itMap.save({ ...(itChurn[random.int(itChurn.length)] as EntryPoint), host: '10.255.0.3', port: 1 + random.int(65535) });
+      else itMap.save({ ...(itChurn[random.int(itChurn.length)]), host: '10.255.0.3', port: 1 + random.int(65535) });
       bump(counts, 'it map write');
     } catch (err) {
       unexpectedError(`map write failed: ${(err as Error).message}`);
@@ -422,12 +422,12 @@ const end = sample();
 for (const [name, p] of Object.entries(proxies)) {
   if (p.exited) unexpectedError(`the ${name} proxy exited`);
   for (const line of p.proc.logs.lines) {
-    if (line.level === 'warn') bump(expected, `${name} proxy warn: ${line.msg}${line.code === undefined ? '' : ` (${String(line.code)})`}`);
+    if (line.level === 'warn') bump(expected, `${name} proxy warn: ${line.msg}${typeof line.code === 'string' ? ` (${line.code})` : ''}`);
     else if (line.level !== 'info' && line.level !== 'debug') unexpectedError(`${name} proxy ${line.level}: ${line.msg}`);
   }
   if (p.proc.stderr !== '') unexpectedError(`${name} proxy stderr: ${p.proc.stderr.slice(0, 200)}`);
 }
-for (const address of addressesOf(slots[0] as Slot)) {
+for (const address of addressesOf(slots[0])) {
   const alive = await request(address.port, { path: address.url('/'), headers: address.headers }).catch(() => undefined);
   if (alive?.status !== 200) unexpectedError(`${address.via}: the proxy no longer routes a mapped request`);
 }

@@ -35,7 +35,8 @@ function defaultMatches(row: OptionSpec<unknown>, cell: string): boolean {
   const value = row.default;
   if (typeof value === 'boolean') return value ? cell === 'on' : cell === 'off';
   if (value === undefined || value === null) return cell.replaceAll('`', '') === (row.absent ?? 'none');
-  return cell.startsWith(`\`${String(value)}\``);
+  const text = typeof value === 'string' || typeof value === 'number' ? String(value) : JSON.stringify(value);
+  return cell.startsWith(`\`${text}\``);
 }
 
 const OWN_FLAGS = new Set(['-V, --version', '-h, --help']);

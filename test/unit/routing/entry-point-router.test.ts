@@ -50,7 +50,7 @@ function routerFor(rows: EntryPointRow[], over: Partial<EntryPointRouterOptions>
 
 function routed(d: EntryPointDecision): EntryPointRoute {
   assert.equal(d.kind, 'route', `expected a route, got ${JSON.stringify(d)}`);
-  return d as EntryPointRoute;
+  return d;
 }
 
 function refused(d: EntryPointDecision, reason: string): void {
@@ -335,7 +335,7 @@ test('§7.4 header mode without or with unusable target headers: 400, never thro
   }
   assert.equal(ANSWERS['no-target-header'].status, 400);
   assert.equal(ANSWERS['bad-target-header'].status, 400);
-  assert.equal(targetFromHeaders({ 'x-interactive-tool-host': ['a', 'b'] as unknown as string }), 'bad-target-header');
+  assert.equal(targetFromHeaders({ 'x-interactive-tool-host': ['a', 'b'] }), 'bad-target-header');
 });
 
 test('header mode with --header-mode-allow: only listed targets, the rest refused (404)', () => {

@@ -61,7 +61,7 @@ test('routable rows back to table rows; identities split', () => {
   assert.deepEqual(splitIdentity('k'), ['k', '']);
 });
 
-test('the SQLite store reads gxitproxy as both Galaxy writers write it: NULLs as empty fields, a newline anywhere never splits a row', async () => {
+test('the SQLite store reads gxitproxy as both Galaxy writers write it: NULLs as empty fields, a newline anywhere never splits a row', () => {
   const { dir, remove } = tempDir();
   try {
     for (const [name, writer] of [
@@ -76,7 +76,7 @@ test('the SQLite store reads gxitproxy as both Galaxy writers write it: NULLs as
       w.save({ key: 'k5', token: 't5', host: 'h', port: 3 }); // Galaxy's default info
       w.close();
       const store = new SqliteSessionMap(join(dir, name));
-      const read = await store.read();
+      const read = store.read();
       store.close();
       assert.equal(read.format, 'sqlite gxitproxy');
       assert.equal(read.routing, 'entry-point');
@@ -87,8 +87,8 @@ test('the SQLite store reads gxitproxy as both Galaxy writers write it: NULLs as
       // Galaxy's key type and default info in their short forms.
       assert.equal(lines[0], `k1\t\u0002\tt1\t10.0.0.1\t8888\t${galaxyInfo(false, 'X-A')}`);
       assert.equal(lines[1], 'k2\t\u0002\tt2\t\t\t');
-      assert.deepEqual(checkRow('entry-point', lines[0] as string), { id: 'k1\tinteractivetoolentrypoint', value: 't1\t10.0.0.1\t8888\t0X-A' });
-      assert.deepEqual(checkRow('entry-point', lines[2] as string), { problem: ENTRY_POINT_SKIP.malformedToken });
+      assert.deepEqual(checkRow('entry-point', lines[0]), { id: 'k1\tinteractivetoolentrypoint', value: 't1\t10.0.0.1\t8888\t0X-A' });
+      assert.deepEqual(checkRow('entry-point', lines[2]), { problem: ENTRY_POINT_SKIP.malformedToken });
       const snapshot = toSnapshot(read);
       assert.deepEqual([...snapshot.skipped].sort(), [['malformed token', 1], ['missing host', 1]]);
       assert.deepEqual([...snapshot.routes.keys()], [`k1 token ${tag('t1')}`, `k4 (other) token ${tag('t4')}`, `k5 token ${tag('t5')}`], 'listed by key and token tag');

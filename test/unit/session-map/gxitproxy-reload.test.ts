@@ -8,11 +8,13 @@ import assert from 'node:assert/strict';
 import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from '../../helpers/client.js';
-import { startTestProxy } from '../../helpers/daemon.js';
+import { startInProcessProxy } from '../../helpers/in-process-proxy.js';
 import { entryPointKey, LegacyItWriter, SqlAlchemyItWriter } from '../../helpers/galaxy-it-map.js';
 import { GalaxyItWriterProcess } from '../../helpers/galaxy-it-writer-process.js';
 import { tempDir } from '../../helpers/galaxy-map.js';
 import { startUpstream, type Seen } from '../../helpers/upstream.js';
+import { DAEMON_LOG } from '../../../src/daemon.js';
+import { MAP_LOG } from '../../../src/session-map/reload-report.js';
 
 const PREFIX = '/interactivetool/ep';
 
@@ -39,9 +41,8 @@ test('unusable rows are skipped with one warning counting each reason; the rest 
   writer.save({ key: 'nohost', token: 't', host: null, port: a.port });
   writer.save({ key: 'noport', token: 't', host: '127.0.0.1', port: null });
   writer.save({ key: 'k8s', token: 't', host: 'manual', port: 0 });
-  const proxy = await startTestProxy({ sessionsPath: writer.path, pathPrefix: PREFIX });
-  t.after(() => proxy.close());
-  const warnings = proxy.logs.withMsg('session map entries skipped; the rest are routed');
+  const proxy = await startInProcessProxy(t, { sessionsPath: writer.path, pathPrefix: PREFIX });
+  const warnings = proxy.logs.withMsg(MAP_LOG.skipped);
   assert.equal(warnings.length, 1);
   assert.deepEqual(warnings[0]?.skipped, {
     'info is not valid JSON': 2,
@@ -58,10 +59,9 @@ test('unusable rows are skipped with one warning counting each reason; the rest 
 test('lib/main.js without Interactive Tools flags follows the map: cookie routing until Galaxy writes gxitproxy, then entry points by Host', async (t) => {
   const { dir, a } = await fixture(t);
   const writer = new LegacyItWriter(join(dir, 'interactivetools_map.sqlite'));
-  const proxy = await startTestProxy({ sessionsPath: writer.path });
-  t.after(() => proxy.close());
-  assert.equal(proxy.logs.withMsg('proxy listening')[0]?.routing, 'session cookie galaxysession');
-  const reloaded = proxy.logs.next('session map reloaded', 5000);
+  const proxy = await startInProcessProxy(t, { sessionsPath: writer.path });
+  assert.equal(proxy.logs.withMsg(DAEMON_LOG.listening)[0]?.routing, 'session cookie galaxysession');
+  const reloaded = proxy.logs.next(MAP_LOG.reloaded, 5000);
   writer.save({ key: 'k1', token: 't1', host: '127.0.0.1', port: a.port });
   assert.equal((await reloaded).format, 'sqlite gxitproxy');
   assert.equal((await request(proxy.port, { path: '/x', headers: { host: 'k1-t1.ep.interactivetool.example.org' } })).status, 200);
@@ -73,16 +73,15 @@ test("the proxy never changes the journal mode of Galaxy's file, and keeps routi
   const writer = new SqlAlchemyItWriter(join(dir, 'interactivetools_map.sqlite'));
   t.after(() => writer.close());
   writer.save({ key: 'k1', token: 't1', host: '127.0.0.1', port: a.port });
-  const proxy = await startTestProxy({ sessionsPath: writer.path, pathPrefix: PREFIX });
-  t.after(() => proxy.close());
-  let next = proxy.logs.next('session map reloaded', 5000);
+  const proxy = await startInProcessProxy(t, { sessionsPath: writer.path, pathPrefix: PREFIX });
+  let next = proxy.logs.next(MAP_LOG.reloaded, 5000);
   writer.save({ key: 'k2', token: 't2', host: '127.0.0.1', port: b.port });
   await next;
   assert.equal(writer.connection().pragma('journal_mode', { simple: true }), 'delete');
   assert.equal(existsSync(`${writer.path}-wal`), false, 'no -wal file: nothing switched the file to WAL');
   // An admin's choice, not ours: WAL is followed too.
   writer.exec('PRAGMA journal_mode=WAL');
-  next = proxy.logs.next('session map reloaded', 5000);
+  next = proxy.logs.next(MAP_LOG.reloaded, 5000);
   writer.save({ key: 'k3', token: 't3', host: '127.0.0.1', port: b.port });
   await next;
   assert.equal((JSON.parse((await request(proxy.port, { path: `${PREFIX}/k3/t3/` })).body) as Seen).upstream, 'b');
@@ -93,13 +92,12 @@ test('a broken read keeps the last good entry points; the next good write is rou
   const path = join(dir, 'interactivetools_map.sqlite');
   const writer = new LegacyItWriter(path);
   writer.save({ key: 'k1', token: 't1', host: '127.0.0.1', port: a.port });
-  const proxy = await startTestProxy({ sessionsPath: path, pathPrefix: PREFIX });
-  t.after(() => proxy.close());
-  const warned = proxy.logs.next('session map unreadable; keeping the last good map', 5000);
+  const proxy = await startInProcessProxy(t, { sessionsPath: path, pathPrefix: PREFIX });
+  const warned = proxy.logs.next(MAP_LOG.unreadable, 5000);
   writeFileSync(path, 'SQLite format 3\0 but not a database, truncated');
   assert.equal((await warned).reason, 'corrupt');
   assert.equal((await request(proxy.port, { path: `${PREFIX}/k1/t1/` })).status, 200);
-  const back = proxy.logs.next('session map readable again', 5000);
+  const back = proxy.logs.next(MAP_LOG.readableAgain, 5000);
   unlinkSync(path);
   writer.save({ key: 'k2', token: 't2', host: '127.0.0.1', port: a.port });
   await back;
@@ -114,15 +112,14 @@ test('100,000 entry points: read on the reader thread, each Galaxy commit applie
   t.after(() => writer.close());
   const COUNT = 100_000;
   await writer.send({ op: 'fill', count: COUNT, host: '127.0.0.1', port: a.port }, 120_000);
-  const proxy = await startTestProxy({ sessionsPath: path, pathPrefix: PREFIX });
-  t.after(() => proxy.close());
-  assert.equal(proxy.logs.withMsg('session map reloaded')[0]?.sessions, COUNT);
+  const proxy = await startInProcessProxy(t, { sessionsPath: path, pathPrefix: PREFIX });
+  assert.equal(proxy.logs.withMsg(MAP_LOG.reloaded)[0]?.sessions, COUNT);
   assert.ok(proxy.daemon.reloader?.readsOnThread);
   for (const i of [0, COUNT / 2, COUNT - 1]) {
     const { key, token } = entryPointKey(i);
     assert.equal((await request(proxy.port, { path: `${PREFIX}/${key}/${token}/` })).status, 200);
   }
-  const reloaded = (sessions: number) => proxy.logs.next('session map reloaded', 10_000, (l) => l.sessions === sessions && l.update === 'diff');
+  const reloaded = (sessions: number) => proxy.logs.next(MAP_LOG.reloaded, 10_000, (l) => l.sessions === sessions && l.update === 'diff');
   let next = reloaded(COUNT + 1);
   await writer.send({ op: 'save', entry: { key: 'newcomer', token: 'tn', host: '127.0.0.1', port: b.port } });
   await next;
