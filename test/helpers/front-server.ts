@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
@@ -9,6 +10,7 @@ import { cookie, request } from './client.js';
 import { startTestProxy, type TestProxy } from './daemon.js';
 import { GalaxySqliteWriter, tempDir } from './galaxy-map.js';
 import { stopChild } from './processes.js';
+import { adapt, readmeBlock } from './readme.js';
 import { startUpstream, type Seen, type Upstream } from './upstream.js';
 import { waitUntil } from './wait.js';
 
@@ -82,4 +84,40 @@ export async function assertRoutesThrough(port: number): Promise<void> {
   assert.equal((JSON.parse(get.body) as Seen).url, '/galaxy/gie_proxy/jupyter/ipython/tree?token=t1');
   assert.equal((await request(port, { path: '/galaxy/gie_proxy/jupyter/ipython/tree' })).status, 404);
   assert.equal(await webSocketThrough(port, KERNEL_CHANNEL), KERNEL_CHANNEL);
+}
+
+/**
+ * The README's nginx locations, pointed at a proxy on 127.0.0.1:`proxyPort`
+ * instead of the README's localhost:8800.
+ */
+export function readmeNginxLocations(proxyPort: number): string {
+  return adapt(readmeBlock('nginx', 'location /galaxy/gie_proxy {'), 'http://localhost:8800/', `http://127.0.0.1:${proxyPort}/`);
+}
+
+/**
+ * Starts a private nginx (its prefix, config, pid file, temp dirs and logs in
+ * `dir`) in the foreground, one loopback server per entry of `servers` (each
+ * a port and the `location` blocks it serves); stopped in t.after.
+ */
+export async function startNginx(t: TestContext, nginx: string, dir: string, servers: { port: number; locations: string }[]): Promise<ChildProcess> {
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `${process.getuid?.() === 0 ? 'user root;\n' : ''}daemon off;
+worker_processes 1;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'error.log')} info;
+events { worker_connections 64; }
+http {
+  access_log ${join(dir, 'access.log')};
+  client_body_temp_path ${join(dir, 'body')};
+  proxy_temp_path ${join(dir, 'proxy')};
+  fastcgi_temp_path ${join(dir, 'fastcgi')};
+  uwsgi_temp_path ${join(dir, 'uwsgi')};
+  scgi_temp_path ${join(dir, 'scgi')};
+${servers.map(({ port, locations }) => `  server {\n    listen 127.0.0.1:${port};\n${locations}\n  }`).join('\n')}
+}
+`,
+  );
+  return startFrontServer(t, nginx, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], servers[0].port);
 }
