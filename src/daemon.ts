@@ -1,18 +1,19 @@
 import type { AddressInfo } from 'node:net';
-import { healthReport } from './health.js';
-import { listenOn } from './listen.js';
+import { healthReport } from './admin/health.js';
+import { listenOn } from './http/server.js';
 import type { Logger } from './log.js';
-import { ProxyMetrics } from './metrics.js';
-import { startMetricsServer, type MetricsServer } from './metrics-server.js';
+import { ProxyMetrics } from './admin/metrics.js';
+import { startMetricsServer, type MetricsServer } from './admin/metrics.js';
 import { combineObservers, type ProxyObserver } from './observer.js';
-import { MapReloader, type ReloadOutcome } from './map-reloader.js';
-import type { ProxyOptions } from './options.js';
-import { removePidFile, writePidFile } from './pid-file.js';
-import { createGieProxy } from './proxy.js';
-import { RouteTable } from './route-table.js';
-import { openSessionMap } from './session-map.js';
-import { VERSION } from './version.js';
-import { MapWatcher } from './watcher.js';
+import { MapReloader, type ReloadOutcome } from './session-map/reloader.js';
+import type { ProxyOptions } from './cli/options.js';
+import { removePidFile, writePidFile } from './admin/pid-file.js';
+import { createGieProxy } from './http/server.js';
+import { RouteTable } from './routing/route-table.js';
+import { ReloadReporter } from './session-map/reload-report.js';
+import { storeKindFor } from './session-map/stores.js';
+import { CookieRouter } from './routing/cookie-router.js';
+import { readFileSync } from 'node:fs';
 
 /** A running proxy. */
 export interface Daemon {
@@ -42,23 +43,18 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   const metrics = options.metricsPort === undefined ? undefined : new ProxyMetrics();
   const observer = metrics === undefined ? extraObserver : combineObservers(extraObserver, metrics.observer);
   const table = new RouteTable();
-  const source = openSessionMap(options.sessionsPath);
-  const reloader = new MapReloader(source, table, log.child({ component: 'session-map' }), observer, {
-    workerThreshold: options.mapThreadFrom,
-  });
+  const spec = options.sessionsPath;
+  const report = new ReloadReporter(spec, log.child({ component: 'session-map' }), observer);
+  const reloader = new MapReloader(spec, table, report, { workerThreshold: options.mapThreadFrom });
   await reloader.reload(true);
-  const watcher = new MapWatcher(
-    options.sessionsPath,
-    { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs },
-    () => void reloader.reload(),
-  );
-  const proxy = createGieProxy({ options, lookup: (key) => table.lookup(key), log: log.child({ component: 'proxy' }), observer });
+  const watcher = storeKindFor(spec).watch(spec, { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs }, () => void reloader.reload());
+  const router = new CookieRouter(options.cookieName, (key) => table.lookup(key));
+  const proxy = createGieProxy({ options, router, log: log.child({ component: 'proxy' }), observer });
   const { server, tracker } = proxy;
 
   const stopMap = (): void => {
     watcher.close();
     reloader.close();
-    source.close();
   };
 
   let address: AddressInfo;
@@ -75,9 +71,9 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
             startedAt,
             sessions: table.size,
             mapPath: options.sessionsPath,
-            lastLoadedAt: reloader.lastLoadedAt,
-            lastFormat: reloader.lastFormat,
-            lastError: reloader.lastError,
+            lastLoadedAt: report.lastLoadedAt,
+            lastFormat: report.lastFormat,
+            lastError: report.lastError,
           }),
       });
     }
@@ -99,6 +95,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
       port: address.port,
       sessions: options.sessionsPath,
       cookie: options.cookieName,
+      routing: router.description,
       routes: table.size,
       watching: watcher.watching,
     },
@@ -137,3 +134,8 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     close: (graceMs) => (closing ??= close(graceMs)),
   };
 }
+
+/** The package version, read from the package.json that sits beside `lib/` (and `src/`). */
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;

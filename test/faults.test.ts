@@ -7,7 +7,7 @@ import { mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
-import { ERROR_BODIES } from '../src/error-responses.js';
+import { ANSWERS } from '../src/http/answers.js';
 import { cookie, request } from './helpers/client.js';
 import { ContainerProcess } from './helpers/container-process.js';
 import { openFds, waitForFds } from './helpers/fds.js';
@@ -96,7 +96,7 @@ test('fault: a container killed mid-upload → 502 and a warning; the proxy live
   await container.kill();
   const r = await reply;
   assert.equal(r.status, 502);
-  assert.equal(r.body, ERROR_BODIES[502]);
+  assert.equal(r.body, ANSWERS['container-unreachable'].body);
   const warn = await s.proxy.proc.logs.waitFor((l) => l.msg === 'container unreachable; answered with an error status', 5000, from);
   assert.match(String(warn.code), /^(ECONNRESET|EPIPE)$/);
   assert.equal(warn.status, 502);
@@ -234,7 +234,7 @@ test('fault: a container that accepts and never answers → 504 after --proxy-ti
   const r = await request(s.proxy.port, { headers: cookie('alice'), timeoutMs: 5000 });
   const ms = Date.now() - started;
   assert.equal(r.status, 504);
-  assert.equal(r.body, ERROR_BODIES[504]);
+  assert.equal(r.body, ANSWERS['container-timeout'].body);
   assert.ok(ms >= 450 && ms < 3000, `answered after ${ms} ms`);
   const warn = await s.proxy.proc.logs.waitFor((l) => l.msg === 'container did not answer in time; answered with an error status', 3000, from);
   assert.equal(warn.code, 'ERR_GIE_PROXY_TIMEOUT');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { ERROR_BODIES } from '../src/error-responses.js';
+import { ANSWERS } from '../src/http/answers.js';
 import { request } from './helpers/client.js';
 import { openFds, waitForFds } from './helpers/fds.js';
 import { generateCase, type FuzzCase, type FuzzTargets } from './helpers/fuzz-cases.js';
@@ -146,7 +146,7 @@ test(`fuzz: ${CASES} seeded random and mutated requests, cookies, headers, upgra
   const hows = new Map<string, number>();
   const count = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1);
   const secrets = new Set<string>([...targets.mapped, targets.dead, targets.silent]);
-  const proxyBodies = new Set(['', ...Object.values(ERROR_BODIES)]);
+  const proxyBodies = new Set(['', ...Object.values(ANSWERS).map((a) => a.body)]);
   const ports = [echo.port, other.port].map(String);
 
   let next = 0;

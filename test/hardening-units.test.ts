@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { corsPolicy } from '../src/cors-policy.js';
-import { ConfigError, statusForClientError, statusForProxyError, ProxyTimeoutError } from '../src/errors.js';
-import { stripHopByHop, stripHopByHopResponse } from '../src/hop-by-hop.js';
-import { sessionTag } from '../src/log-fields.js';
-import { DEFAULTS, MAX_TIMER_MS, resolveOptions } from '../src/options.js';
-import { originFormOf } from '../src/request-target.js';
+import { corsPolicy } from '../src/http/headers.js';
+import { ConfigError } from '../src/cli/options.js';
+import { ANSWERS, caseForClientError, caseForProxyError, ProxyTimeoutError } from '../src/http/answers.js';
+import { stripHopByHop, stripHopByHopResponse } from '../src/http/headers.js';
+import { sessionTag } from '../src/log.js';
+import { DEFAULTS, MAX_TIMER_MS, resolveOptions } from '../src/cli/options.js';
+import { originFormOf } from '../src/http/server.js';
 import { join } from 'node:path';
 import { spawnProxy } from './helpers/child.js';
 import { rawExchange, request } from './helpers/client.js';
@@ -73,7 +74,9 @@ test('command line: the hardening flags reach the proxy', async (t) => {
   assert.match(silent.text, /^HTTP\/1\.1 408 /);
 });
 
-test('statusForClientError and statusForProxyError: the status table', () => {
+test('caseForClientError and caseForProxyError: the status table', () => {
+  const statusForClientError = (code: string | undefined): number => ANSWERS[caseForClientError(code)].status;
+  const statusForProxyError = (err: NodeJS.ErrnoException): number => ANSWERS[caseForProxyError(err)].status;
   assert.equal(statusForClientError('ERR_HTTP_REQUEST_TIMEOUT'), 408);
   assert.equal(statusForClientError('HPE_HEADER_OVERFLOW'), 431);
   for (const code of ['HPE_INVALID_METHOD', 'HPE_INVALID_HEADER_TOKEN', 'HPE_UNEXPECTED_CONTENT_LENGTH', undefined]) assert.equal(statusForClientError(code), 400);

@@ -4,8 +4,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { ERROR_BODIES } from '../src/error-responses.js';
-import type { ProxyOptions } from '../src/options.js';
+import { ANSWERS } from '../src/http/answers.js';
+import type { ProxyOptions } from '../src/cli/options.js';
 import { cookie, rawExchange, request } from './helpers/client.js';
 import { mappedProxy, upstreamFor } from './helpers/fixture.js';
 import { freePort } from './helpers/ports.js';
@@ -77,7 +77,7 @@ test('--proxy-timeout: no answer in time gives 504; a slow upload or a response 
   const started = Date.now();
   const silent = await request(port, { path: '/silent', headers: cookie('alice') });
   assert.equal(silent.status, 504);
-  assert.equal(silent.body, ERROR_BODIES[504]);
+  assert.equal(silent.body, ANSWERS['container-timeout'].body);
   assert.ok(Date.now() - started >= TIMEOUT - 20, 'answered before the time-out');
 
   const pausing = await request(port, { path: '/pausing', headers: cookie('alice') });

@@ -4,9 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { align, MAX_DIFF_ENTRIES, MapDiffer, type MapUpdate } from '../src/map-differ.js';
-import { forEachRow, rowLine, toSnapshot } from '../src/map-rows.js';
-import type { MapRead } from '../src/session-map.js';
+import { align, MAX_DIFF_ENTRIES, MapDiffer, type MapUpdate } from '../src/session-map/differ.js';
+import { forEachRow, rowLine, toSnapshot } from '../src/session-map/rows.js';
+import type { MapRead } from '../src/session-map/store.js';
 
 type Row = [string, string, string];
 const read = (rows: Row[], uniqueKeys = true): MapRead => ({

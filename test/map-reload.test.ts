@@ -7,7 +7,7 @@ import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
 import { mappedProxy, upstreamFor } from './helpers/fixture.js';
 import { startTestProxy, type TestProxy } from './helpers/daemon.js';
 import { cookie, request } from './helpers/client.js';
-import { MapWatcher } from '../src/watcher.js';
+import { MapWatcher } from '../src/session-map/watcher.js';
 
 const RELOADED = 'session map reloaded';
 const KEPT = 'session map unreadable; keeping the last good map';

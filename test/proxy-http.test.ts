@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import type { ProxyOptions } from '../src/options.js';
+import type { ProxyOptions } from '../src/cli/options.js';
 import { mappedProxy, upstreamFor } from './helpers/fixture.js';
 import type { Seen } from './helpers/upstream.js';
 import { startTestProxy } from './helpers/daemon.js';

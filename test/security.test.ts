@@ -4,10 +4,10 @@ import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { ERROR_BODIES } from '../src/error-responses.js';
+import { ANSWERS } from '../src/http/answers.js';
 import { createLogger } from '../src/log.js';
-import { sessionTag } from '../src/log-fields.js';
-import type { ProxyOptions } from '../src/options.js';
+import { sessionTag } from '../src/log.js';
+import type { ProxyOptions } from '../src/cli/options.js';
 import { rawExchange, request } from './helpers/client.js';
 import { mappedProxy, upstreamFor } from './helpers/fixture.js';
 import { LogCapture } from './helpers/logs.js';
@@ -108,7 +108,7 @@ test('no session cookie value in any log line or error body, at debug level, wha
   for (const body of bodies) {
     if (body.startsWith('{')) continue; // the echo container's own answer
     for (const secret of secrets) assert.ok(!body.includes(secret), `a cookie value in a response: ${body.slice(0, 80)}`);
-    const proxyAnswer = Object.values(ERROR_BODIES).find((b) => body.endsWith(b));
+    const proxyAnswer = Object.values(ANSWERS).map((a) => a.body).find((b) => b !== '' && body.endsWith(b));
     assert.ok(proxyAnswer !== undefined || /^HTTP\/1\.1 (400|431) [^\r]*\r\n(.+\r\n)*\r\n$/.test(body), `unexpected body: ${body.slice(0, 200)}`);
     assert.ok(!body.includes(String(dead)) && !/\bat .+:\d+:\d+/.test(body), 'an address or a stack trace in a response');
   }

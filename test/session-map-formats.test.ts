@@ -9,9 +9,12 @@ import assert from 'node:assert/strict';
 import { copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SessionMapError } from '../src/errors.js';
-import { toSnapshot } from '../src/map-rows.js';
-import { openSessionMap, type SessionMapSnapshot } from '../src/session-map.js';
+import { SessionMapError } from '../src/session-map/store.js';
+import { toSnapshot } from '../src/session-map/rows.js';
+import { type SessionMapSnapshot } from '../src/session-map/rows.js';
+import { storeKindFor } from '../src/session-map/stores.js';
+
+const openSessionMap = (path: string) => storeKindFor(path).open(path);
 import {
   GalaxySqliteWriter,
   GXPROXY2,
@@ -28,10 +31,10 @@ function temp(t: import('node:test').TestContext): string {
   return tmp.dir;
 }
 
-function read(path: string): SessionMapSnapshot {
+async function read(path: string): Promise<SessionMapSnapshot> {
   const source = openSessionMap(path);
   try {
-    return toSnapshot(source.read());
+    return toSnapshot(await source.read());
   } finally {
     source.close();
   }
@@ -40,9 +43,9 @@ function read(path: string): SessionMapSnapshot {
 const targets = (s: SessionMapSnapshot): Record<string, string> =>
   Object.fromEntries([...s.routes].map(([k, { host, port }]) => [k, `${host}:${port}`]));
 
-function failure(path: string): SessionMapError {
+async function failure(path: string): Promise<SessionMapError> {
   try {
-    read(path);
+    await read(path);
   } catch (err) {
     assert.ok(err instanceof SessionMapError, String(err));
     return err;
@@ -50,7 +53,7 @@ function failure(path: string): SessionMapError {
   assert.fail(`reading ${path} did not fail`);
 }
 
-test("sqlite gxproxy2, written with Galaxy's statements (add, re-add, update, remove)", (t) => {
+test("sqlite gxproxy2, written with Galaxy's statements (add, re-add, update, remove)", async (t) => {
   const path = join(temp(t), 'session_map.sqlite');
   const galaxy = new GalaxySqliteWriter(path);
   galaxy.addSession('alice', '127.0.0.1', 8001);
@@ -59,91 +62,91 @@ test("sqlite gxproxy2, written with Galaxy's statements (add, re-add, update, re
   galaxy.addSession('alice', '127.0.0.1', 8011); // DELETE + INSERT
   galaxy.updateSession('bob', '[::1]', 8012);
   galaxy.removeSession('carol');
-  const s = read(path);
+  const s = await read(path);
   assert.equal(s.format, 'sqlite gxproxy2');
   assert.deepEqual(targets(s), { alice: '127.0.0.1:8011', bob: '[::1]:8012' });
   assert.equal(s.skipped.size, 0);
 });
 
-test('sqlite gxproxy (older Galaxy): key host:port, secret the cookie; a later row for a cookie wins', (t) => {
+test('sqlite gxproxy (older Galaxy): key host:port, secret the cookie; a later row for a cookie wins', async (t) => {
   const path = join(temp(t), 'session_map.sqlite');
   const older = new OlderGalaxySqliteWriter(path);
   older.addSession('alice', '127.0.0.1', 8001);
   older.addSession('bob', '[::1]', 8002);
   older.addSession('alice', '127.0.0.1', 8003);
-  const s = read(path);
+  const s = await read(path);
   assert.equal(s.format, 'sqlite gxproxy');
   assert.deepEqual(targets(s), { alice: '127.0.0.1:8003', bob: '[::1]:8002' });
 });
 
-test('when both tables exist, gxproxy2 wins (even when it is empty)', (t) => {
+test('when both tables exist, gxproxy2 wins (even when it is empty)', async (t) => {
   const path = join(temp(t), 'session_map.sqlite');
   new OlderGalaxySqliteWriter(path).addSession('old', '127.0.0.1', 8001);
   const galaxy = new GalaxySqliteWriter(path);
   galaxy.addSession('new', '127.0.0.1', 8002);
-  assert.deepEqual(targets(read(path)), { new: '127.0.0.1:8002' });
+  assert.deepEqual(targets(await read(path)), { new: '127.0.0.1:8002' });
   galaxy.removeSession('new');
-  const s = read(path);
+  const s = await read(path);
   assert.equal(s.format, 'sqlite gxproxy2');
   assert.equal(s.routes.size, 0);
 });
 
-test('a file that starts with the SQLite header is SQLite whatever its name; otherwise .sqlite is SQLite, anything else JSON', (t) => {
+test('a file that starts with the SQLite header is SQLite whatever its name; otherwise .sqlite is SQLite, anything else JSON', async (t) => {
   const dir = temp(t);
   for (const name of ['session_map.db', 'session_map.json', 'map']) {
     new GalaxySqliteWriter(join(dir, name)).addSession('alice', '127.0.0.1', 8001);
-    assert.equal(read(join(dir, name)).format, 'sqlite gxproxy2', name);
+    assert.equal((await read(join(dir, name))).format, 'sqlite gxproxy2', name);
   }
   writeFileSync(join(dir, 'routes'), galaxyJson([['alice', '127.0.0.1', 8001]]));
-  assert.equal(read(join(dir, 'routes')).format, 'json');
+  assert.equal((await read(join(dir, 'routes'))).format, 'json');
   // JSON in a file named .sqlite is not a database: the legacy rule holds.
   writeFileSync(join(dir, 'x.sqlite'), galaxyJson([['alice', '127.0.0.1', 8001]]));
-  assert.equal(failure(join(dir, 'x.sqlite')).failure, 'corrupt');
+  assert.equal((await failure(join(dir, 'x.sqlite'))).failure, 'corrupt');
 });
 
-test('a map whose format changes under the same name is followed (JSON replaced by SQLite and back)', (t) => {
+test('a map whose format changes under the same name is followed (JSON replaced by SQLite and back)', async (t) => {
   const dir = temp(t);
   const path = join(dir, 'session_map.json');
   const source = openSessionMap(path);
   t.after(() => source.close());
   writeFileSync(path, galaxyJson([['alice', '127.0.0.1', 8001]]));
-  const v1 = source.version();
-  assert.equal(toSnapshot(source.read()).format, 'json');
+  const v1 = await source.version();
+  assert.equal(toSnapshot(await source.read()).format, 'json');
   writeSqliteMapFile(join(dir, 'next'), 'gxproxy2', [['bob', '127.0.0.1', 8002]]);
   copyFileSync(join(dir, 'next'), path); // same file, new content
-  assert.notEqual(source.version(), v1);
-  const s = toSnapshot(source.read());
+  assert.notEqual(await source.version(), v1);
+  const s = toSnapshot(await source.read());
   assert.equal(s.format, 'sqlite gxproxy2');
   assert.deepEqual(targets(s), { bob: '127.0.0.1:8002' });
-  const v2 = source.version();
+  const v2 = await source.version();
   writeFileSync(path, galaxyJson([['carol', '127.0.0.1', 8003]]));
-  assert.notEqual(source.version(), v2);
-  assert.deepEqual(targets(toSnapshot(source.read())), { carol: '127.0.0.1:8003' });
+  assert.notEqual(await source.version(), v2);
+  assert.deepEqual(targets(toSnapshot(await source.read())), { carol: '127.0.0.1:8003' });
 });
 
-test('json: the current shape and the oldest shape, told apart by the values', (t) => {
+test('json: the current shape and the oldest shape, told apart by the values', async (t) => {
   const dir = temp(t);
   writeFileSync(join(dir, 'current.json'), galaxyJson([['alice', '127.0.0.1', 8001], ['bob', 'docker-host', 8002]]));
-  const current = read(join(dir, 'current.json'));
+  const current = await read(join(dir, 'current.json'));
   assert.equal(current.format, 'json');
   assert.deepEqual(targets(current), { alice: '127.0.0.1:8001', bob: 'docker-host:8002' });
 
   writeFileSync(join(dir, 'oldest.json'), oldestGalaxyJson([['alice', '127.0.0.1', 8001], ['bob', '[::1]', 8002]]));
-  const oldest = read(join(dir, 'oldest.json'));
+  const oldest = await read(join(dir, 'oldest.json'));
   assert.equal(oldest.format, 'json host:port');
   assert.deepEqual(targets(oldest), { alice: '127.0.0.1:8001', bob: '[::1]:8002' });
 
   // Ports written as strings are accepted, as Galaxy's older writers did.
   writeFileSync(join(dir, 'mixed.json'), JSON.stringify({ alice: { host: 'h1', port: '8001' }, '127.0.0.1:8002': 'bob' }));
-  const mixed = read(join(dir, 'mixed.json'));
+  const mixed = await read(join(dir, 'mixed.json'));
   assert.equal(mixed.format, 'json mixed');
   assert.deepEqual(targets(mixed), { alice: 'h1:8001', bob: '127.0.0.1:8002' });
 
   writeFileSync(join(dir, 'empty.json'), '{}');
-  assert.equal(read(join(dir, 'empty.json')).routes.size, 0);
+  assert.equal((await read(join(dir, 'empty.json'))).routes.size, 0);
 });
 
-test('json: invalid entries are skipped with a count per reason; the rest load', (t) => {
+test('json: invalid entries are skipped with a count per reason; the rest load', async (t) => {
   const path = join(temp(t), 'session_map.json');
   writeFileSync(
     path,
@@ -165,7 +168,7 @@ test('json: invalid entries are skipped with a count per reason; the rest load',
       'also good': { host: 'docker-1.example.org', port: '8009' },
     }),
   );
-  const s = read(path);
+  const s = await read(path);
   assert.deepEqual(targets(s), { good: '127.0.0.1:8001', 'also good': 'docker-1.example.org:8009' });
   assert.deepEqual(Object.fromEntries(s.skipped), {
     'missing host': 2,
@@ -178,7 +181,7 @@ test('json: invalid entries are skipped with a count per reason; the rest load',
   });
 });
 
-test('sqlite: invalid rows are skipped with a count per reason, including values holding tabs and newlines', (t) => {
+test('sqlite: invalid rows are skipped with a count per reason, including values holding tabs and newlines', async (t) => {
   const path = join(temp(t), 'session_map.sqlite');
   const galaxy = new GalaxySqliteWriter(path);
   galaxy.addSession('good', '127.0.0.1', 8001);
@@ -192,7 +195,7 @@ test('sqlite: invalid rows are skipped with a count per reason, including values
     INSERT INTO gxproxy2 (key, host, port) VALUES ('tab' || char(9) || '127.0.0.1', 'h', 8005);
     INSERT INTO gxproxy2 (key, host, port) VALUES ('hostline', 'h' || char(10) || 'x', 8006);
   `);
-  const s = read(path);
+  const s = await read(path);
   // Neither `line` (after the newline) nor `tab` (before the tab) may become a session.
   assert.deepEqual(targets(s), { good: '127.0.0.1:8001' });
   assert.deepEqual(Object.fromEntries(s.skipped), {
@@ -205,32 +208,32 @@ test('sqlite: invalid rows are skipped with a count per reason, including values
   });
 });
 
-test('failures are classified: missing, no table yet, corrupt, empty or half-written JSON, JSON of the wrong shape', (t) => {
+test('failures are classified: missing, no table yet, corrupt, empty or half-written JSON, JSON of the wrong shape', async (t) => {
   const dir = temp(t);
-  assert.equal(failure(join(dir, 'none.sqlite')).failure, 'missing');
-  assert.equal(failure(join(dir, 'none.json')).failure, 'missing');
+  assert.equal((await failure(join(dir, 'none.sqlite'))).failure, 'missing');
+  assert.equal((await failure(join(dir, 'none.json'))).failure, 'missing');
 
   // Galaxy's start-up race: the database exists before its table does.
   new Database(join(dir, 'empty.sqlite')).close();
-  const noTable = failure(join(dir, 'empty.sqlite'));
+  const noTable = await failure(join(dir, 'empty.sqlite'));
   assert.equal(noTable.failure, 'no-table');
   assert.ok(noTable.isWaiting);
 
   writeFileSync(join(dir, 'garbage.sqlite'), 'not a database at all, but long enough to have a header');
-  assert.equal(failure(join(dir, 'garbage.sqlite')).failure, 'corrupt');
+  assert.equal((await failure(join(dir, 'garbage.sqlite'))).failure, 'corrupt');
 
   const full = galaxyJson([['alice', '127.0.0.1', 8001], ['bob', '127.0.0.1', 8002]]);
   for (const text of ['', '   \n', full.slice(0, 1), full.slice(0, full.length / 2), full.slice(0, -1)]) {
     writeFileSync(join(dir, 'partial.json'), text);
-    assert.equal(failure(join(dir, 'partial.json')).failure, 'incomplete', JSON.stringify(text));
+    assert.equal((await failure(join(dir, 'partial.json'))).failure, 'incomplete', JSON.stringify(text));
   }
   for (const text of ['[]', 'null', '"alice"', '42']) {
     writeFileSync(join(dir, 'shape.json'), text);
-    assert.equal(failure(join(dir, 'shape.json')).failure, 'corrupt', text);
+    assert.equal((await failure(join(dir, 'shape.json'))).failure, 'corrupt', text);
   }
 });
 
-test('sqlite in WAL mode: commits still in the -wal file are read and change version() (no checkpoint needed)', (t) => {
+test('sqlite in WAL mode: commits still in the -wal file are read and change version() (no checkpoint needed)', async (t) => {
   const path = join(temp(t), 'session_map.sqlite');
   const writer = new Database(path);
   t.after(() => writer.close());
@@ -241,25 +244,25 @@ test('sqlite in WAL mode: commits still in the -wal file are read and change ver
   insert.run('alice', '127.0.0.1', 8001);
   const source = openSessionMap(path);
   t.after(() => source.close());
-  assert.deepEqual(targets(toSnapshot(source.read())), { alice: '127.0.0.1:8001' });
-  const before = source.version();
-  assert.equal(source.version(), before, 'nothing committed: same version');
+  assert.deepEqual(targets(toSnapshot(await source.read())), { alice: '127.0.0.1:8001' });
+  const before = await source.version();
+  assert.equal(await source.version(), before, 'nothing committed: same version');
   insert.run('bob', '127.0.0.1', 8002);
-  assert.notEqual(source.version(), before, 'a commit in the WAL changes the version');
-  assert.deepEqual(targets(toSnapshot(source.read())), { alice: '127.0.0.1:8001', bob: '127.0.0.1:8002' });
+  assert.notEqual(await source.version(), before, 'a commit in the WAL changes the version');
+  assert.deepEqual(targets(toSnapshot(await source.read())), { alice: '127.0.0.1:8001', bob: '127.0.0.1:8002' });
   assert.equal(writer.pragma('journal_mode', { simple: true }), 'wal');
   assert.ok(statSync(`${path}-wal`).size > 0, 'the commits are still in the WAL file');
 });
 
-test('json version(): a file changed moments ago counts as changed on every check (timestamps are coarse)', (t) => {
+test('json version(): a file changed moments ago counts as changed on every check (timestamps are coarse)', async (t) => {
   const path = join(temp(t), 'session_map.json');
   writeFileSync(path, galaxyJson([['alice', '127.0.0.1', 8001]]));
   const source = openSessionMap(path);
   // Same size, same inode, likely the same timestamp: only distrust of a
   // recent change makes sure the second write is read.
-  const v1 = source.version();
+  const v1 = await source.version();
   writeFileSync(path, galaxyJson([['alice', '127.0.0.1', 8002]]));
-  const v2 = source.version();
+  const v2 = await source.version();
   assert.notEqual(v1, v2);
-  assert.notEqual(source.version(), v2, 'still recent: still counts as changed');
+  assert.notEqual(await source.version(), v2, 'still recent: still counts as changed');
 });

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { createLogger } from '../src/log.js';
-import { InlineMapReader, type MapReader } from '../src/map-reader.js';
-import { MapReloader, type MapReloaderOptions } from '../src/map-reloader.js';
-import { RouteTable } from '../src/route-table.js';
-import { openSessionMap } from '../src/session-map.js';
+import { InlineMapReader, type MapReader } from '../src/session-map/reader.js';
+import { MapReloader, type MapReloaderOptions } from '../src/session-map/reloader.js';
+import { RouteTable } from '../src/routing/route-table.js';
+import { ReloadReporter } from '../src/session-map/reload-report.js';
 import { GalaxySqliteWriter, galaxyJson, tempDir } from './helpers/galaxy-map.js';
 import { LogCapture } from './helpers/logs.js';
 
@@ -22,11 +22,10 @@ function setup(t: TestContext, file: string, options: Partial<MapReloaderOptions
   const path = join(tmp.dir, file);
   const logs = new LogCapture();
   const table = new RouteTable();
-  const source = openSessionMap(path);
-  const reloader = new MapReloader(source, table, createLogger({ verbose: false, destination: logs.stream }), {}, { workerThreshold: Infinity, ...options });
+  const report = new ReloadReporter(path, createLogger({ verbose: false, destination: logs.stream }));
+  const reloader = new MapReloader(path, table, report, { workerThreshold: Infinity, ...options });
   t.after(() => {
     reloader.close();
-    source.close();
     tmp.remove();
   });
   const ports = (): Record<string, number> => Object.fromEntries(['alice', 'bob', 'carol'].flatMap((k) => {

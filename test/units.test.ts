@@ -1,15 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { resolveOptions } from '../src/options.js';
-import { ConfigError, isKnownNetworkError, statusForProxyError } from '../src/errors.js';
-import { addCorsEcho, applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from '../src/legacy-behaviours.js';
-import { sessionKeyFrom } from '../src/session-cookie.js';
-import { stripHopByHop } from '../src/hop-by-hop.js';
-import { RouteTable } from '../src/route-table.js';
-import { invalidTargetReason } from '../src/session-map.js';
-import { SqliteSessionMap } from '../src/sqlite-session-map.js';
-import { toSnapshot } from '../src/map-rows.js';
+import { resolveOptions } from '../src/cli/options.js';
+import { ConfigError } from '../src/cli/options.js';
+import { ANSWERS, caseForProxyError } from '../src/http/answers.js';
+import { addCorsEcho, applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from '../src/http/headers.js';
+import { sessionKeyFrom } from '../src/routing/cookie-router.js';
+import { stripHopByHop } from '../src/http/headers.js';
+import { RouteTable } from '../src/routing/route-table.js';
+import { invalidTargetReason } from '../src/session-map/store.js';
+import { SqliteSessionMap } from '../src/session-map/sqlite-store.js';
+import { toSnapshot } from '../src/session-map/rows.js';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
 
 test('options: defaults are the legacy ones, the result is frozen, bad values name the option', () => {
@@ -38,8 +39,9 @@ test('failure → status: one table', () => {
   ];
   for (const [code, status, known] of table) {
     const err = Object.assign(new Error('x'), { code });
-    assert.equal(statusForProxyError(err), status, String(code));
-    assert.equal(isKnownNetworkError(err), known, String(code));
+    const answerCase = caseForProxyError(err);
+    assert.equal(ANSWERS[answerCase].status, status, String(code));
+    assert.equal(answerCase !== 'internal', known, String(code));
   }
 });
 
@@ -118,7 +120,7 @@ test('entry validation reasons', () => {
   assert.equal(invalidTargetReason('h', 1.5), 'port out of range');
 });
 
-test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothing changed', (t) => {
+test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothing changed', async (t) => {
   const tmp = tempDir();
   t.after(tmp.remove);
   const path = join(tmp.dir, 'm.sqlite');
@@ -127,15 +129,15 @@ test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothin
   writer.exec("INSERT INTO gxproxy2 (key, host, port) VALUES ('k2', NULL, 9002), ('k3', 'h', 'abc'), ('k4', 'h', 99999)");
   const source = new SqliteSessionMap(path);
   t.after(() => source.close());
-  const version = source.version();
-  const snap = toSnapshot(source.read());
+  const version = await source.version();
+  const snap = toSnapshot(await source.read());
   assert.equal(snap.format, 'sqlite gxproxy2');
   assert.deepEqual([...snap.routes], [['k1', { host: 'localhost', port: 9001 }]]);
   assert.deepEqual(Object.fromEntries(snap.skipped), { 'missing host': 1, 'non-numeric port': 1, 'port out of range': 1 });
-  assert.equal(source.version(), version, 'nothing committed: same version');
+  assert.equal(await source.version(), version, 'nothing committed: same version');
   writer.addSession('k5', 'h', 1);
-  const next = source.version();
+  const next = await source.version();
   assert.notEqual(next, version);
-  assert.equal(toSnapshot(source.read()).routes.size, 2);
-  assert.equal(source.version(), next);
+  assert.equal(toSnapshot(await source.read()).routes.size, 2);
+  assert.equal(await source.version(), next);
 });

@@ -1,6 +1,6 @@
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/log.js';
-import { resolveOptions, type ProxyOptions } from '../../src/options.js';
+import { resolveOptions, type ProxyOptions } from '../../src/cli/options.js';
 import { LogCapture } from './logs.js';
 
 /** An in-process proxy on 127.0.0.1:0 with its log captured. */

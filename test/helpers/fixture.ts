@@ -1,6 +1,6 @@
 import type { TestContext } from 'node:test';
 import { join } from 'node:path';
-import type { ProxyOptions } from '../../src/options.js';
+import type { ProxyOptions } from '../../src/cli/options.js';
 import { startTestProxy, type TestProxy } from './daemon.js';
 import { GalaxySqliteWriter, tempDir } from './galaxy-map.js';
 import { startUpstream, type Handler, type Upstream } from './upstream.js';

@@ -1,4 +1,16 @@
-import { ConfigError } from './errors.js';
+
+/** A configuration value that cannot be used. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'ERR_GIE_CONFIG';
+  constructor(
+    readonly option: string,
+    readonly value: string,
+    reason: string,
+  ) {
+    super(`option ${option}: ${JSON.stringify(value)} ${reason}`);
+  }
+}
 
 /**
  * Everything the proxy needs to run, already validated. The core never sees a

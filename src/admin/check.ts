@@ -1,7 +1,8 @@
 import net from 'node:net';
-import { SessionMapError } from './errors.js';
-import { toSnapshot } from './map-rows.js';
-import { openSessionMap, type Target } from './session-map.js';
+import { SessionMapError } from '../session-map/store.js';
+import { toSnapshot } from '../session-map/rows.js';
+import type { Target } from '../routing/route-table.js';
+import { storeKindFor } from '../session-map/stores.js';
 
 /** How `--check` probes containers. */
 export interface CheckOptions {
@@ -39,15 +40,15 @@ export interface CheckReport {
  * each bounded by `connectTimeoutMs`).
  */
 export async function checkSessionMap(path: string, options: CheckOptions): Promise<CheckReport> {
-  const source = openSessionMap(path);
+  const store = storeKindFor(path).open(path);
   let snapshot;
   try {
-    snapshot = toSnapshot(source.read());
+    snapshot = toSnapshot(await store.read());
   } catch (err) {
     const error = err instanceof SessionMapError ? err : new SessionMapError('unreadable', path, `session map ${path}: ${String(err)}`, { cause: err });
     return { path, readable: false, error, sessions: 0, skipped: [], probes: [], connectTimeoutMs: options.connectTimeoutMs };
   } finally {
-    source.close();
+    store.close();
   }
   const newest = options.limit > 0 ? [...snapshot.routes].slice(-options.limit).reverse() : [];
   const probes = await Promise.all(newest.map(([key, target]) => probe(key, target, options.connectTimeoutMs)));

@@ -1,5 +1,16 @@
 import { readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { PidFileError } from './errors.js';
+
+/** The pid file could not be written. */
+export class PidFileError extends Error {
+  override readonly name = 'PidFileError';
+  readonly code = 'ERR_GIE_PID_FILE';
+  constructor(
+    readonly path: string,
+    options: { cause: NodeJS.ErrnoException },
+  ) {
+    super(`cannot write the pid file ${path}: ${options.cause.code ?? options.cause.message} (check that its directory exists and is writable)`, options);
+  }
+}
 
 /**
  * Writes `pid` to `path`. The file is written beside its final name and

@@ -1,13 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { SessionMapError } from './errors.js';
-import type { Logger } from './log.js';
-import type { MapUpdate } from './map-differ.js';
-import { InlineMapReader, WorkerMapReader, type MapReader } from './map-reader.js';
-import { forEachRow } from './map-rows.js';
-import type { ProxyObserver } from './observer.js';
-import type { RouteTable } from './route-table.js';
-import type { SessionMapSource, Target } from './session-map.js';
+import type { RouteTable, Target } from '../routing/route-table.js';
+import type { MapUpdate } from './differ.js';
+import { InlineMapReader, WorkerMapReader, type MapReader } from './reader.js';
+import type { ReloadReporter } from './reload-report.js';
+import { forEachRow } from './rows.js';
 
 /** Retry delay after a busy database or a half-written JSON file. */
 const RETRY_MS = 100;
@@ -33,46 +30,35 @@ export interface MapReloaderOptions {
 }
 
 /**
- * Reads the session map into the route table when it may have changed.
- * Runs from timers and file events only, never on the request path.
+ * Schedules reads of the session map into the route table: when the store's
+ * change watch or a signal says it may have changed, never on the request path.
  *
  * One read at a time: a change noticed during a read triggers another read
  * when it ends, so the last state written is always the one routed. A failed
- * read keeps the last good map and is reported once until it recovers.
+ * read keeps the last good map; a busy or half-written map is retried soon.
+ * A large map moves its reads to the reader thread. What happened is told to
+ * the reporter (reload-report.ts), which logs it and keeps the health fields.
  */
 export class MapReloader {
   private running: Promise<ReloadOutcome> | undefined;
   private wanted = false;
   private wantFull = false;
   private closed = false;
-  /** Source version of the last successful read; a read happens only when it moves. */
-  private readVersion: string | undefined;
   private reader: MapReader;
   private threaded = false;
   private retry: NodeJS.Timeout | undefined;
   private retries = 0;
-  private lastFailure: string | undefined;
-  private everLoaded = false;
-  /** A warning (not just the start-up "waiting" note) was logged for the current failure streak. */
-  private warned = false;
-  private lastSkipped = '';
   private readonly workerThreshold: number;
-  /** When the map was last read successfully (ms since epoch). */
-  lastLoadedAt: number | undefined;
-  /** The format of the last successful read, e.g. `sqlite gxproxy2`. */
-  lastFormat: string | undefined;
-  /** Error of the most recent failed read, cleared by a successful one. */
-  lastError: SessionMapError | undefined;
 
   constructor(
-    private readonly source: SessionMapSource,
+    /** What names the store (a path, a URL): the reader thread opens it by this. */
+    private readonly spec: string,
     private readonly table: RouteTable,
-    private readonly log: Logger,
-    private readonly observer: ProxyObserver = {},
+    private readonly report: ReloadReporter,
     options: MapReloaderOptions,
   ) {
     this.workerThreshold = options.reader === undefined ? options.workerThreshold : Infinity;
-    this.reader = options.reader ?? new InlineMapReader(source.path);
+    this.reader = options.reader ?? new InlineMapReader(spec);
   }
 
   /**
@@ -119,36 +105,19 @@ export class MapReloader {
     clearTimeout(this.retry);
     this.retry = undefined;
     const started = performance.now();
-    // Version first: a change after this point only causes one more read.
-    const version = this.source.version();
-    if (!full && version !== undefined && version === this.readVersion) return 'unchanged';
-    let update: MapUpdate;
+    let update: MapUpdate | undefined;
     try {
       update = await this.reader.read(full);
     } catch (err) {
       if (this.closed) return 'unchanged';
-      this.readVersion = undefined;
       this.failed(err);
       return 'failed';
     }
+    if (update === undefined) return 'unchanged';
     const changed = await this.apply(update);
     if (this.closed) return 'unchanged';
-    this.readVersion = version;
-    const ms = Math.round((performance.now() - started) * 100) / 100;
-    const recovered = this.lastFailure !== undefined && this.warned;
-    this.lastFailure = undefined;
-    this.lastError = undefined;
-    this.warned = false;
     this.retries = 0;
-    this.everLoaded = true;
-    this.lastLoadedAt = Date.now();
-    this.lastFormat = update.format;
-    this.observer.reloaded?.(this.table.size, ms / 1000);
-    if (changed) {
-      this.log.info({ sessions: this.table.size, ms, format: update.format, path: this.source.path, update: update.kind }, 'session map reloaded');
-    }
-    this.reportSkipped(update.skipped);
-    if (recovered) this.log.info({ path: this.source.path }, 'session map readable again');
+    this.report.loaded(update, this.table.size, Math.round((performance.now() - started) * 100) / 100, changed);
     if (!this.threaded && this.table.size >= this.workerThreshold) this.moveToThread();
     return changed ? 'reloaded' : 'unchanged';
   }
@@ -188,48 +157,18 @@ export class MapReloader {
   private moveToThread(): void {
     const inline = this.reader;
     if (!(inline instanceof InlineMapReader)) return;
-    this.reader = new WorkerMapReader(this.source.path, inline.state(), (err) => {
-      this.log.error({ err }, 'session map reader thread failed; reading on the main thread');
-    });
+    this.reader = new WorkerMapReader(this.spec, inline.state(), (err) => this.report.threadFailed(err));
     inline.close();
     this.threaded = true;
   }
 
-  /** One warning whenever the set of skipped entries changes (Galaxy never deletes rows). */
-  private reportSkipped(skipped: [string, number][]): void {
-    const summary = JSON.stringify(skipped.sort(([a], [b]) => a.localeCompare(b)));
-    if (summary === this.lastSkipped) return;
-    this.lastSkipped = summary;
-    if (skipped.length === 0) return;
-    const count = skipped.reduce((sum, [, n]) => sum + n, 0);
-    this.log.warn({ skipped: Object.fromEntries(skipped), count, path: this.source.path }, 'session map entries skipped; the rest are routed');
-  }
-
   private failed(err: unknown): void {
-    const error =
-      err instanceof SessionMapError
-        ? err
-        : new SessionMapError('unreadable', this.source.path, `session map ${this.source.path}: ${String(err)}`, { cause: err });
-    this.lastError = error;
-    this.observer.reloadFailed?.(error.failure);
+    const error = this.report.failed(err, this.table.size);
     if ((error.failure === 'busy' || error.failure === 'incomplete') && this.retries < MAX_RETRIES) {
       // Galaxy's writer is mid-way: look again soon, even if no event comes.
       this.retries++;
       this.retry = setTimeout(() => void this.reload(), RETRY_MS);
       this.retry.unref();
-    }
-    // One report per kind of failure until a read succeeds again.
-    if (this.lastFailure === error.failure) return;
-    this.lastFailure = error.failure;
-    if (error.isWaiting && !this.everLoaded) {
-      // Galaxy's start-up race: normal, so no stack and no warning.
-      this.log.info({ path: this.source.path, reason: error.failure, detail: error.message }, 'session map not ready yet; routing nothing until Galaxy writes it');
-    } else {
-      this.warned = true;
-      this.log.warn(
-        { path: this.source.path, reason: error.failure, detail: error.message, sessions: this.table.size },
-        'session map unreadable; keeping the last good map',
-      );
     }
   }
 }

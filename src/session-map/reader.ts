@@ -1,48 +1,25 @@
-import { Worker } from 'node:worker_threads';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SessionMapError, type SessionMapFailure } from './errors.js';
-import { MapDiffer, type DifferState, type MapUpdate } from './map-differ.js';
-import { openSessionMap, type SessionMapSource } from './session-map.js';
-
+import { Worker } from 'node:worker_threads';
+import type { DifferState, MapUpdate } from './differ.js';
+import { SessionMapError } from './store.js';
+import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
 /** Reads the session map and says how the route table must change. */
 export interface MapReader {
-  /** Resolves with the update, or rejects with SessionMapError. `full` forces a rebuild. */
-  read(full: boolean): Promise<MapUpdate>;
+  /**
+   * Resolves with the update, `undefined` when the map has not changed since
+   * the last read, or rejects with SessionMapError. `full` forces a read and a rebuild.
+   */
+  read(full: boolean): Promise<MapUpdate | undefined>;
   close(): void;
-}
-
-/** The read itself, wherever it runs: a source plus the differ that remembers the last read. */
-export class UpdateProducer {
-  private readonly source: SessionMapSource;
-  private readonly differ: MapDiffer;
-
-  constructor(path: string, state?: DifferState) {
-    this.source = openSessionMap(path);
-    this.differ = new MapDiffer(state);
-  }
-
-  /** The last read, for a producer on another thread to carry on from. */
-  state(): DifferState | undefined {
-    return this.differ.state();
-  }
-
-  /** Throws SessionMapError. */
-  produce(full: boolean): MapUpdate {
-    return this.differ.next(this.source.read(), full);
-  }
-
-  close(): void {
-    this.source.close();
-  }
 }
 
 /** Reads on the calling thread: for small maps, `--check`, and when no thread can be started. */
 export class InlineMapReader implements MapReader {
   private readonly producer: UpdateProducer;
 
-  constructor(path: string) {
-    this.producer = new UpdateProducer(path);
+  constructor(spec: string) {
+    this.producer = new UpdateProducer(spec);
   }
 
   /** The last read, for a reader thread to carry on from. */
@@ -50,12 +27,8 @@ export class InlineMapReader implements MapReader {
     return this.producer.state();
   }
 
-  read(full: boolean): Promise<MapUpdate> {
-    try {
-      return Promise.resolve(this.producer.produce(full));
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
+  read(full: boolean): Promise<MapUpdate | undefined> {
+    return this.producer.produce(full);
   }
 
   close(): void {
@@ -63,18 +36,9 @@ export class InlineMapReader implements MapReader {
   }
 }
 
-/** Messages between the main thread and the reader thread. */
-export interface ReadRequest {
-  readonly id: number;
-  readonly full: boolean;
-}
-export type ReadReply =
-  | { readonly id: number; readonly update: MapUpdate }
-  | { readonly id: number; readonly failure: SessionMapFailure; readonly message: string };
-
 /** The reader thread's script, beside this module (.js when built, .ts when run from source under tsx). */
 const SCRIPT_EXTENSION = extname(fileURLToPath(import.meta.url));
-const WORKER_SCRIPT = new URL(`./map-read-worker${SCRIPT_EXTENSION}`, import.meta.url);
+const WORKER_SCRIPT = new URL(`./reader-thread${SCRIPT_EXTENSION}`, import.meta.url);
 
 function newWorker(workerData: unknown): Worker {
   if (SCRIPT_EXTENSION === '.js') return new Worker(WORKER_SCRIPT, { workerData });
@@ -95,7 +59,7 @@ export class WorkerMapReader implements MapReader {
   private worker: Worker | undefined;
   private fallback: InlineMapReader | undefined;
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (u: MapUpdate) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (u: MapUpdate | undefined) => void; reject: (e: Error) => void }>();
 
   /** Starts the thread at once, so that it is ready by the next change; `state` is where it carries on from. */
   constructor(
@@ -106,7 +70,7 @@ export class WorkerMapReader implements MapReader {
     this.worker = this.startWorker(state);
   }
 
-  read(full: boolean): Promise<MapUpdate> {
+  read(full: boolean): Promise<MapUpdate | undefined> {
     const worker = this.worker;
     if (worker === undefined) return (this.fallback ??= new InlineMapReader(this.path)).read(full);
     const id = ++this.nextId;

@@ -1,4 +1,9 @@
-import type { Target } from './session-map.js';
+/** Where one user's container listens. */
+export interface Target {
+  readonly host: string;
+  readonly port: number;
+}
+
 
 /** A container address prepared once per reload, in the shape http-proxy takes. */
 export interface Route {

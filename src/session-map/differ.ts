@@ -1,5 +1,5 @@
-import { forEachRow, rowProblem, SkipCounter } from './map-rows.js';
-import type { MapRead } from './session-map.js';
+import { forEachRow, rowProblem, SkipCounter } from './rows.js';
+import type { MapRead } from './store.js';
 
 /** What the route table must do to match the latest read (rows in map-rows.ts form). */
 export type MapUpdate =

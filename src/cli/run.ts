@@ -1,12 +1,14 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { startDaemon, type Daemon } from './daemon.js';
-import { ConfigError, ListenError, PidFileError } from './errors.js';
-import { createLogger, type Logger } from './log.js';
-import { checkSessionMap, formatCheckReport } from './map-check.js';
+import { startDaemon, type Daemon } from '../daemon.js';
+import { ListenError } from '../http/server.js';
+import { PidFileError } from '../admin/pid-file.js';
+import { ConfigError } from './options.js';
+import { createLogger, type Logger } from '../log.js';
+import { checkSessionMap, formatCheckReport } from '../admin/check.js';
 import { DEFAULTS, MAX_TIMER_MS, resolveOptions, type ProxyOptions } from './options.js';
-import { removePidFile } from './pid-file.js';
-import { VERSION } from './version.js';
+import { removePidFile } from '../admin/pid-file.js';
+import { VERSION } from '../daemon.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT = Object.freeze({

@@ -1,4 +1,5 @@
-import type { MapRead, SessionMapSnapshot, Target } from './session-map.js';
+import type { Target } from '../routing/route-table.js';
+import type { MapRead } from './store.js';
 
 /**
  * The one form every session map format is turned into: one line per entry,
@@ -6,6 +7,15 @@ import type { MapRead, SessionMapSnapshot, Target } from './session-map.js';
  * to compare with the previous read, and to hand from the reader thread to the
  * main thread, where parsing it row by row can be split into short slices.
  */
+
+/** One complete, validated read: cookie value → container. */
+export interface SessionMapSnapshot {
+  readonly routes: Map<string, Target>;
+  /** Human-readable description of what was read, e.g. `sqlite gxproxy2`. */
+  readonly format: string;
+  /** Entries that could not be used, by reason; empty when all loaded. */
+  readonly skipped: ReadonlyMap<string, number>;
+}
 
 /**
  * Stands in for a value that cannot be carried in a row: text holding a tab or

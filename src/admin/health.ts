@@ -1,4 +1,4 @@
-import type { SessionMapError } from './errors.js';
+import type { SessionMapError } from '../session-map/store.js';
 
 /** What the health report is made from, read from the running daemon at request time. */
 export interface HealthInputs {

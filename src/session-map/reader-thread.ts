@@ -4,21 +4,27 @@
  * go back to the main thread, which reports them.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SessionMapError } from './errors.js';
-import type { DifferState } from './map-differ.js';
-import { UpdateProducer, type ReadReply, type ReadRequest } from './map-reader.js';
+import { SessionMapError } from './store.js';
+import type { DifferState } from './differ.js';
+import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
 
 const { path, state } = workerData as { path: string; state: DifferState | undefined };
 const producer = new UpdateProducer(path, state);
 
+/** Reads one at a time, in the order asked (a store's read may be asynchronous). */
+let queue = Promise.resolve();
 parentPort!.on('message', ({ id, full }: ReadRequest) => {
+  queue = queue.then(() => answer(id, full));
+});
+
+async function answer(id: number, full: boolean): Promise<void> {
   let reply: ReadReply;
   try {
-    reply = { id, update: producer.produce(full) };
+    reply = { id, update: await producer.produce(full) };
   } catch (err) {
     const failure = err instanceof SessionMapError ? err.failure : 'unreadable';
     const message = err instanceof SessionMapError ? err.message : `session map ${path}: ${String(err)}`;
     reply = { id, failure, message };
   }
   parentPort!.postMessage(reply);
-});
+}

@@ -1,35 +1,64 @@
+import { once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { AddressInfo, Server } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
-import { isKnownNetworkError, isProxyTimeout, statusForClientError, statusForProxyError } from './errors.js';
-import { drainUntilClosed, rejectUpgrade, sendError } from './error-responses.js';
+import type { ProxyOptions } from '../cli/options.js';
+import { sessionTag, type Logger } from '../log.js';
+import type { ProxyObserver } from '../observer.js';
+import type { Route } from '../routing/route-table.js';
+import { isRefusal, type Router } from '../routing/router.js';
+import { ANSWERS, answerOnSocket, caseForClientError, caseForProxyError, drainUntilClosed, sendAnswer, type AnswerCase } from './answers.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { ContainerAgent, noteKeepAliveHint } from './container-agent.js';
-import { corsPolicy } from './cors-policy.js';
-import { stripHopByHop, stripHopByHopResponse } from './hop-by-hop.js';
-import { applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirect } from './legacy-behaviours.js';
-import type { Logger } from './log.js';
-import { sessionTag } from './log-fields.js';
-import type { ProxyObserver } from './observer.js';
-import type { ProxyOptions } from './options.js';
-import { armProxyTimeout } from './proxy-timeout.js';
-import { originFormOf } from './request-target.js';
-import type { Route } from './route-table.js';
-import { sessionKeyFrom } from './session-cookie.js';
+import { ContainerAgent, armProxyTimeout, noteKeepAliveHint } from './container-pool.js';
+import {
+  applyRStudioHeaders,
+  corsPolicy,
+  isRStudioUrl,
+  rewriteLocalhostRedirect,
+  stripHopByHop,
+  stripHopByHopResponse,
+} from './headers.js';
+
+/** The listening socket could not be opened. */
+export class ListenError extends Error {
+  override readonly name = 'ListenError';
+  readonly code = 'ERR_GIE_LISTEN';
+  constructor(
+    readonly address: string,
+    options: { cause: NodeJS.ErrnoException },
+  ) {
+    super(`cannot listen on ${address}: ${describeListenFailure(options.cause)}`, options);
+  }
+}
+
+function describeListenFailure(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address already in use (is another proxy running?)';
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need privileges)';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this machine (check --ip)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'host name does not resolve (check --ip)';
+    default:
+      return err.message;
+  }
+}
 
 /** How often Node checks for clients past `--headers-timeout`: a client is dropped at most this much late. */
 function headersCheckIntervalMs(headersTimeoutMs: number): number {
   return Math.min(1000, Math.max(10, Math.floor(headersTimeoutMs / 10)));
 }
 
-/** Methods the proxy forwards, for the `Allow` header of its 405 to CONNECT. */
-const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
-
-/** What the proxy core needs: its options, a lookup and a logger. */
+/** What the proxy core needs: its options, a router and a logger. */
 export interface ProxyDeps {
   readonly options: ProxyOptions;
-  readonly lookup: (sessionKey: string) => Route | undefined;
+  /** Decides where each request goes (see src/routing/router.ts). */
+  readonly router: Router;
   readonly log: Logger;
   readonly observer?: ProxyObserver;
 }
@@ -48,22 +77,25 @@ const kStarted = Symbol('gie.started');
 const kSession = Symbol('gie.session');
 const kProxyReq = Symbol('gie.proxyReq');
 const kRetried = Symbol('gie.retried');
+const kRefusal = Symbol('gie.refusal');
 interface RoutedRequest extends IncomingMessage {
   [kRoute]?: Route;
   [kStarted]?: number;
   /** The current request to the container, and whether it is a retry. */
   [kProxyReq]?: http.ClientRequest;
   [kRetried]?: boolean;
-  /** The session cookie value, kept for the --verbose line (which logs only its tag). */
+  /** The credential that chose the route, kept for the --verbose line (which logs only its tag). */
   [kSession]?: string;
+  /** Why the request was refused, for the --verbose line. */
+  [kRefusal]?: AnswerCase;
 }
 
 /**
  * Builds the proxy: every HTTP request and WebSocket upgrade is routed by the
- * session cookie to its container; anything that cannot be routed gets a
- * fast, short error answer, and no client input can throw out of a handler.
+ * router to its container; anything that cannot be routed gets a fast, short
+ * answer from the answers table, and no client input can throw out of a handler.
  */
-export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDeps): GieProxy {
+export function createGieProxy({ options, router, log, observer = {} }: ProxyDeps): GieProxy {
   const tracker = new ConnectionTracker();
   const agent = new ContainerAgent();
   // xfwd appends X-Forwarded-For/-Port/-Proto to what arrived and sets
@@ -91,20 +123,21 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       req[kStarted] = performance.now();
       res.once('close', () => requestDone(req, res));
     }
-    const origin = req.headers.origin;
     if (req.url?.charCodeAt(0) !== 47 /* '/' */ && !toOriginForm(req)) {
-      sendError(res, 400, origin, cors);
+      refuse(req, res, 'bad-target');
       return;
     }
-    const key = sessionKeyFrom(req.headers.cookie, options.cookieName);
-    if (verbose) req[kSession] = key;
-    const route = key === undefined ? undefined : lookup(key);
-    if (route === undefined) {
-      sendError(res, 404, origin, cors);
+    const result = router.route(req);
+    if (verbose) req[kSession] = result.credential;
+    if (isRefusal(result)) {
+      refuse(req, res, result.refusal);
       return;
     }
+    const { route } = result;
     req[kRoute] = route;
+    if (result.url !== undefined) req.url = result.url;
     stripHopByHop(req.headers, false);
+    result.rewriteHeaders?.(req.headers);
     if (isRStudioUrl(req.url ?? '')) applyRStudioHeaders(req.headers);
     try {
       proxy.web(req, res, { target: route.proxyTarget });
@@ -113,22 +146,37 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
     }
   });
 
+  function refuse(req: RoutedRequest, res: ServerResponse, answerCase: AnswerCase): void {
+    if (verbose) req[kRefusal] = answerCase;
+    sendAnswer(res, answerCase, req.headers.origin, cors);
+  }
+
+  function refuseUpgrade(req: RoutedRequest, socket: Duplex, answerCase: AnswerCase, credential?: string): void {
+    const answer = ANSWERS[answerCase];
+    log.debug(
+      { path: req.url, session: credential === undefined ? undefined : sessionTag(credential), status: answer.status, reason: answerCase },
+      answer.message,
+    );
+    answerOnSocket(socket, answerCase);
+  }
+
   server.on('upgrade', (req: RoutedRequest, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err: brief(err) }, 'client socket error'));
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
-      rejectUpgrade(socket, 400);
+      refuseUpgrade(req, socket, 'not-websocket');
       return;
     }
     if (req.url?.charCodeAt(0) !== 47 /* '/' */ && !toOriginForm(req)) {
-      rejectUpgrade(socket, 400);
+      refuseUpgrade(req, socket, 'bad-target');
       return;
     }
-    const key = sessionKeyFrom(req.headers.cookie, options.cookieName);
-    const route = key === undefined ? undefined : lookup(key);
-    if (route === undefined) {
-      rejectUpgrade(socket, 404);
+    const result = router.route(req);
+    if (isRefusal(result)) {
+      refuseUpgrade(req, socket, result.refusal, result.credential);
       return;
     }
+    const { route } = result;
+    if (result.url !== undefined) req.url = result.url;
     req[kRoute] = route;
     tracker.trackWebSocket(socket);
     if (observer.webSocket !== undefined) {
@@ -136,6 +184,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       socket.once('close', () => observer.webSocket?.(-1));
     }
     stripHopByHop(req.headers, true);
+    result.rewriteHeaders?.(req.headers);
     try {
       // A WebSocket owns its connection for life: no pooling.
       proxy.ws(req, socket, head, { target: route.proxyTarget, agent: false });
@@ -153,16 +202,16 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       socket.destroy();
       return;
     }
-    const status = statusForClientError(err.code);
-    log.debug({ err: brief(err), status }, 'malformed request rejected');
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    socket.once('finish', () => socket.destroy());
+    const answerCase = caseForClientError(err.code);
+    const answer = ANSWERS[answerCase];
+    log.debug({ err: brief(err), status: answer.status }, answer.message);
+    answerOnSocket(socket, answerCase, 'destroy');
   });
 
   // This is not a forward proxy: tunnels to anywhere are refused.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy());
-    rejectUpgrade(socket, 405, `Allow: ${ALLOWED_METHODS}\r\n`);
+    answerOnSocket(socket, 'connect');
   });
 
   proxy.on('proxyReq', (proxyReq, req: RoutedRequest, res) => {
@@ -273,22 +322,18 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
       proxy.web(req, target, { target: req[kRoute]?.proxyTarget });
       return;
     }
-    const status = statusForProxyError(err);
+    const answerCase = caseForProxyError(err);
+    const answer = ANSWERS[answerCase];
     const route = req[kRoute]?.label;
     observer.proxyError?.(err.code ?? 'internal');
-    if (isProxyTimeout(err)) {
-      log.warn({ target: route, code: err.code, status }, 'container did not answer in time; answered with an error status');
-    } else if (isKnownNetworkError(err)) {
-      log.warn({ target: route, code: err.code, status }, 'container unreachable; answered with an error status');
-    } else {
-      log.error({ target: route, err, status }, 'proxy error');
-    }
+    if (answerCase === 'internal') log.error({ target: route, err, status: answer.status }, answer.message);
+    else log[answer.level]({ target: route, code: err.code, status: answer.status }, answer.message);
     if (target instanceof http.ServerResponse) {
-      sendError(target, status, req.headers.origin, cors);
+      sendAnswer(target, answerCase, req.headers.origin, cors);
     } else if (upgraded.has(target)) {
       target.destroy();
     } else {
-      rejectUpgrade(target, status);
+      answerOnSocket(target, answerCase);
     }
   }
 
@@ -304,6 +349,7 @@ export function createGieProxy({ options, lookup, log, observer = {} }: ProxyDep
         session: req[kSession] === undefined ? undefined : sessionTag(req[kSession]),
         target: req[kRoute]?.label,
         status: status === 0 ? undefined : status,
+        refused: req[kRefusal],
         ms: Math.round(ms * 100) / 100,
         completed: res.writableFinished,
       },
@@ -350,4 +396,42 @@ function toOriginForm(req: IncomingMessage): boolean {
   if (target === undefined) return false;
   req.url = target;
   return true;
+}
+
+/**
+ * Starts `server` listening on `ip:port` and resolves with the bound address;
+ * rejects with ListenError (naming the address and why) and leaves the
+ * server closed.
+ */
+export async function listenOn(server: Server, port: number, ip: string): Promise<AddressInfo> {
+  try {
+    server.listen(port, ip);
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([err]) => Promise.reject(err))]);
+  } catch (err) {
+    server.close();
+    throw new ListenError(`${ip}:${port}`, { cause: err as NodeJS.ErrnoException });
+  }
+  return server.address() as AddressInfo;
+}
+
+// `scheme://authority` at the start of an absolute-form request target.
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/**
+ * The request target to send to the container for a target that does not
+ * start with `/` (the caller checks that cheaply first).
+ *
+ * This proxy is not a forward proxy: the container is always the one the
+ * router names. An absolute-form target (`GET http://other-host/x`, which
+ * forward proxies receive) is reduced to its path and query, so the named
+ * host is neither contacted nor passed on in the request line; the asterisk
+ * form is passed on for `OPTIONS *` only. Anything else is refused
+ * (undefined → 400).
+ */
+export function originFormOf(url: string, method: string | undefined): string | undefined {
+  if (url === '*') return method === 'OPTIONS' ? url : undefined;
+  const authority = ABSOLUTE_FORM.exec(url);
+  if (authority === null) return undefined;
+  const rest = url.slice(authority[0].length);
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }

@@ -1,0 +1,139 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+// RFC 9110 §7.6.1: connection-specific fields that describe the client's
+// connection to us, not ours to the container. Forwarding `Connection: close`
+// would also defeat the keep-alive pool to the containers.
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade'];
+
+// The same for a container's answer, plus its framing: Node re-frames the body
+// for the client (chunked or Content-Length), so the container's
+// Transfer-Encoding describes a connection the client never sees.
+const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'trailer', 'transfer-encoding', 'upgrade'];
+
+/** Deletes the fields a `Connection` header lists, except those named in `keep`. */
+function stripListed(headers: Record<string, unknown>, keep: readonly string[]): void {
+  const listed = headers.connection;
+  if (typeof listed !== 'string' || listed.length === 0) return;
+  for (const name of listed.split(',')) {
+    const key = name.trim().toLowerCase();
+    if (key.length > 0 && !keep.includes(key)) delete headers[key];
+  }
+}
+
+const KEEP_LISTED_REQUEST = ['upgrade', 'host', 'cookie'];
+const KEEP_LISTED_RESPONSE = ['content-length', 'content-type'];
+
+/**
+ * Removes hop-by-hop request headers, including any the client listed in
+ * `Connection`. For a WebSocket upgrade `Connection: upgrade` and `Upgrade`
+ * are the point of the request and are kept. `Expect` goes too: Node has
+ * already answered `100 Continue` to the client, and http-proxy skips its
+ * request hooks for a request that still carries it.
+ */
+export function stripHopByHop(headers: IncomingHttpHeaders, isUpgrade: boolean): void {
+  stripListed(headers, KEEP_LISTED_REQUEST);
+  for (const name of HOP_BY_HOP) {
+    if (isUpgrade && (name === 'connection' || name === 'upgrade')) continue;
+    delete headers[name];
+  }
+  delete headers.expect;
+}
+
+/**
+ * Removes hop-by-hop fields from a container's response headers before they
+ * are copied to the client. Node then writes its own `Connection` (and
+ * framing) for the client's connection.
+ */
+export function stripHopByHopResponse(headers: IncomingHttpHeaders): void {
+  stripListed(headers, KEEP_LISTED_RESPONSE);
+  for (const name of HOP_BY_HOP_RESPONSE) delete headers[name];
+}
+
+/** Sets (or withholds) the CORS headers of one response, given the request's Origin. */
+export type CorsPolicy = (headers: Record<string, unknown>, origin: string | undefined) => void;
+
+/**
+ * The CORS answer for `--cors-origin`. Without a list (null) it is the legacy
+ * echo: any Origin is granted, with credentials. With a list only those
+ * origins are granted; for any other Origin the response carries no
+ * `Access-Control-Allow-*` header, not even one the container set, so the
+ * browser refuses to hand the response to that page.
+ */
+export function corsPolicy(allowed: readonly string[] | null): CorsPolicy {
+  if (allowed === null) return addCorsEcho;
+  const origins = new Set(allowed);
+  return (headers, origin) => {
+    if (origin === undefined) return;
+    appendVaryOrigin(headers);
+    if (origins.has(origin)) {
+      addCorsEcho(headers, origin);
+      return;
+    }
+    for (const name of Object.keys(headers)) {
+      if (name.toLowerCase().startsWith('access-control-allow-')) delete headers[name];
+    }
+  };
+}
+
+/** The answer depends on Origin: tell caches so (`Vary: Origin`, merged with the container's). */
+function appendVaryOrigin(headers: Record<string, unknown>): void {
+  const vary = headers.vary;
+  if (vary === undefined || vary === '') {
+    headers.vary = 'Origin';
+  } else if (typeof vary === 'string' && !/(^|,)\s*(origin|\*)\s*(,|$)/i.test(vary)) {
+    headers.vary = `${vary}, Origin`;
+  }
+}
+
+/**
+ * The legacy proxy's header tweaks that Galaxy's pages and RStudio rely on
+ * (CONTRACT.md §3). Pure functions over header objects.
+ */
+
+/**
+ * CORS echo: Galaxy's page (another port) polls the proxy with credentials
+ * until the container answers, so every response echoes the caller's Origin.
+ */
+export function addCorsEcho(headers: Record<string, unknown>, origin: string | undefined): void {
+  if (origin === undefined) return;
+  headers['access-control-allow-origin'] = origin;
+  headers['access-control-allow-credentials'] = 'true';
+}
+
+const LOCALHOST = 'http://localhost/';
+
+/**
+ * `--reverseProxy`: a container behind the proxy redirects to
+ * `http://localhost/...`; put the proxy's own port into that URL.
+ * Returns the rewritten value, or undefined when nothing changes.
+ */
+export function rewriteLocalhostRedirect(status: number | undefined, location: unknown, port: number): string | undefined {
+  if (status !== 302 || typeof location !== 'string' || !location.startsWith(LOCALHOST)) return undefined;
+  return `http://localhost:${port}/${location.slice(LOCALHOST.length)}`;
+}
+
+/** RStudio requests are recognised by their URL, as the legacy proxy did. */
+export function isRStudioUrl(url: string): boolean {
+  return url.includes('rstudio');
+}
+
+const FORM_WITH_CHARSET = 'application/x-www-form-urlencoded; charset=UTF-8';
+
+/**
+ * RStudio's server only understands `Content-Type`/`Content-Length` with that
+ * capitalisation, and a form content type without a charset. Rewrites the
+ * header object that will be sent to the container; Node sends a header
+ * name with the case of the object key.
+ */
+export function applyRStudioHeaders(headers: IncomingHttpHeaders): void {
+  const type = headers['content-type'];
+  if (type !== undefined) {
+    delete headers['content-type'];
+    (headers as Record<string, unknown>)['Content-Type'] = type === FORM_WITH_CHARSET ? 'application/x-www-form-urlencoded' : type;
+  }
+  const length = headers['content-length'];
+  if (length !== undefined) {
+    delete headers['content-length'];
+    (headers as Record<string, unknown>)['Content-Length'] = length;
+  }
+}

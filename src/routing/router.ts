@@ -1,0 +1,57 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Route } from './route-table.js';
+
+/**
+ * The routing seam: a router turns a request into a route or a refusal
+ * reason. The HTTP side knows nothing of cookies, entry points or maps; it
+ * asks the router, forwards to the route, and answers a refusal from the
+ * table in src/http/answers.ts.
+ */
+
+/**
+ * Why a request cannot be forwarded. Each reason has exactly one answer
+ * (status, body, log message) in src/http/answers.ts; a router that needs a
+ * new reason adds it here and there.
+ */
+export type Refusal =
+  | 'bad-target' // the request target is neither origin-form nor a usable absolute form
+  | 'no-session'; // no session cookie, or one the map does not hold
+
+/** Where a routed request goes, and what changes on the way. */
+export interface Forward {
+  readonly route: Route;
+  /**
+   * The credential that chose the route (a session cookie value), kept only
+   * so that log lines can name it by its tag; never logged itself.
+   */
+  readonly credential?: string;
+  /** The request target the container gets, when it is not the client's. */
+  readonly url?: string;
+  /** Changes the headers the container gets (after the hop-by-hop rules). */
+  readonly rewriteHeaders?: (headers: IncomingHttpHeaders) => void;
+}
+
+/** A request that goes nowhere; `credential` as in Forward, when the request carried one. */
+export interface Refused {
+  readonly refusal: Refusal;
+  readonly credential?: string;
+}
+
+export type RouteResult = Forward | Refused;
+
+/** A routing mode. */
+export interface Router {
+  /** How the start line names it, e.g. `session cookie galaxysession`. */
+  readonly description: string;
+  /**
+   * Decides where `req` (an HTTP request or a WebSocket upgrade, its target
+   * already in origin form) goes. Never throws, does no I/O, costs O(1) in
+   * the size of the map.
+   */
+  route(req: IncomingMessage): RouteResult;
+}
+
+/** True when `result` is a refusal. */
+export function isRefusal(result: RouteResult): result is Refused {
+  return 'refusal' in result;
+}

@@ -1,0 +1,96 @@
+/**
+ * The map-store seam: where the session map comes from. A store yields the
+ * current rows of the map (in the row form of rows.ts) and tells cheaply
+ * whether they may have changed; its kind also says how to hear of changes.
+ * The reader, differ, reloader and route table work the same whatever the
+ * store: SQLite and JSON files today (file-store.ts), a database next.
+ */
+
+/** Why a session map could not be read. `waiting` kinds are normal at start-up. */
+export type SessionMapFailure =
+  | 'missing' // the file does not exist (yet)
+  | 'no-table' // the database exists but Galaxy has not created its table yet
+  | 'busy' // a writer held a lock longer than our busy timeout
+  | 'incomplete' // an empty or half-written JSON file (Galaxy rewrites it in place)
+  | 'corrupt' // not a database / wrong shape
+  | 'unreadable'; // permissions or I/O error
+
+/** A session map read that failed; the last good map stays in use. */
+export class SessionMapError extends Error {
+  override readonly name = 'SessionMapError';
+  readonly code = 'ERR_GIE_SESSION_MAP';
+  constructor(
+    readonly failure: SessionMapFailure,
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** True for the states Galaxy's start-up race goes through. */
+  get isWaiting(): boolean {
+    return this.failure === 'missing' || this.failure === 'no-table' || this.failure === 'incomplete';
+  }
+}
+
+export { invalidTargetReason } from './rows.js';
+
+/** One complete read of a session map, in the row form of map-rows.ts (not yet validated). */
+export interface MapRead {
+  /** What was read, e.g. `sqlite gxproxy2` or `json`. */
+  readonly format: string;
+  /** One `key TAB host TAB port LF` line per entry (see map-rows.ts). */
+  readonly rows: string;
+  /** True when no key occurs twice in `rows` (a primary key, JSON object keys). */
+  readonly uniqueKeys: boolean;
+  /** Entries the format could not even turn into a row, by reason. */
+  readonly skipped: ReadonlyMap<string, number>;
+}
+
+/**
+ * One opened map store. Each thread that reads the map opens the store once
+ * and keeps it; `read()` either resolves with a complete read or rejects with
+ * SessionMapError, never with part of a map.
+ */
+export interface MapStore {
+  /** What is read, for log lines, `--check` and `/health`: a path, or an address without its password. */
+  readonly label: string;
+  /**
+   * A cheap token that changes whenever the map may have changed (file
+   * identity, size, times, SQLite's data_version). Undefined when it cannot be
+   * told (no file, an error): the map must then be read.
+   */
+  version(): Promise<string | undefined>;
+  /** Reads the whole map. Rejects with SessionMapError. */
+  read(): Promise<MapRead>;
+  /** Releases handles and connections; the store may be used again afterwards (it reopens). */
+  close(): void;
+}
+
+/** How a store's kind tells of changes. */
+export interface ChangeWatchOptions {
+  /** Look for changes this often even when nothing signals one (NFS, a missed notification). */
+  readonly pollIntervalMs: number;
+  /** Quiet period that folds a burst of signals into one notification. */
+  readonly debounceMs: number;
+}
+
+/** A running change watch. */
+export interface ChangeWatch {
+  /** True while change signals arrive (file events, database notifications); false: polling only. */
+  readonly watching: boolean;
+  close(): void;
+}
+
+/** A kind of store: how to open one, and how to hear that it may have changed. */
+export interface StoreKind {
+  /** Opens the store `spec` names (a path, a URL). Opening does no I/O; reads do. */
+  open(spec: string): MapStore;
+  /**
+   * Calls `onMaybeChanged` whenever the map `spec` names may have changed
+   * (and at least every poll interval). It is fine to call it too often: a
+   * read happens only when the store's version moved.
+   */
+  watch(spec: string, options: ChangeWatchOptions, onMaybeChanged: () => void): ChangeWatch;
+}
