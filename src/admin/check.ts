@@ -3,6 +3,7 @@ import { SessionMapError } from '../session-map/store.js';
 import { toSnapshot } from '../session-map/rows.js';
 import type { Target } from '../routing/route-table.js';
 import { storeKindFor } from '../session-map/stores.js';
+import { sessionTag } from '../log.js';
 
 /** How `--check` probes containers. */
 export interface CheckOptions {
@@ -12,7 +13,10 @@ export interface CheckOptions {
   readonly connectTimeoutMs: number;
 }
 
-/** One probed session; the cookie value itself is never kept, only its start. */
+/**
+ * One probed session, named by its sessionTag (the tag log lines carry), never
+ * by its cookie value.
+ */
 export interface ContainerProbe {
   readonly session: string;
   readonly target: string;
@@ -63,19 +67,10 @@ export async function checkSessionMap(path: string, options: CheckOptions): Prom
   };
 }
 
-/**
- * The start of a cookie value, enough to tell sessions apart in a list:
- * at most 6 characters and never more than half of it. Cookie values are
- * credentials; the whole value is never shown.
- */
-export function cookiePrefix(key: string): string {
-  return `${key.slice(0, Math.min(6, Math.floor(key.length / 2)))}...`;
-}
-
 function probe(key: string, { host, port }: Target, timeoutMs: number): Promise<ContainerProbe> {
   const hostname = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const target = hostname.includes(':') ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-  const session = cookiePrefix(key);
+  const session = sessionTag(key);
   const started = performance.now();
   return new Promise((resolve) => {
     const socket = net.connect({ host: hostname, port });
@@ -110,7 +105,7 @@ export function formatCheckReport(report: CheckReport): string {
     );
     const width = Math.max(...report.probes.map((p) => p.target.length));
     for (const p of report.probes) {
-      lines.push(`  ${p.session.padEnd(9)}  ${p.target.padEnd(width)}  ${p.answers ? p.detail : `NO ANSWER: ${p.detail}`}`);
+      lines.push(`  ${p.session}  ${p.target.padEnd(width)}  ${p.answers ? p.detail : `NO ANSWER: ${p.detail}`}`);
     }
   }
   lines.push('result       readable');

@@ -29,6 +29,11 @@ export interface ProxyOptions {
   readonly reverseProxy: boolean;
   /** Log one line per proxied request. */
   readonly verbose: boolean;
+  /**
+   * Query parameters whose values log lines mask, besides `token` and
+   * `_xsrf` (always masked, see MASKED_QUERY_PARAMS in log.ts).
+   */
+  readonly logMaskParams: readonly string[];
   /** How long in-flight HTTP requests may run after SIGTERM before they are cut. */
   readonly shutdownGraceMs: number;
   /** Fallback re-check of the map for filesystems that send no change events (NFS). */
@@ -65,6 +70,7 @@ export const DEFAULTS = Object.freeze({
   sessionsPath: 'database/session_map.sqlite',
   reverseProxy: false,
   verbose: false,
+  logMaskParams: [] as readonly string[],
   shutdownGraceMs: 5000,
   pollIntervalMs: 1000,
   reloadDebounceMs: 5,
@@ -87,6 +93,9 @@ export const DEFAULTS = Object.freeze({
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const MS_OPTIONS = ['shutdownGraceMs', 'pollIntervalMs', 'reloadDebounceMs', 'headersTimeoutMs', 'proxyTimeoutMs', 'webSocketIdleTimeoutMs'] as const;
+
+// A query parameter name as it appears before `=` (no separators or blanks).
+const QUERY_NAME = /^[^&=?#\s]+$/;
 
 // RFC 6265 cookie-name = token: visible ASCII except separators.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -127,8 +136,13 @@ export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: st
       throw new ConfigError(key, String(value), `must be a number of milliseconds from 0 to ${MAX_TIMER_MS}`);
     }
   }
+  for (const name of options.logMaskParams) {
+    if (typeof name !== 'string' || !QUERY_NAME.test(name)) {
+      throw new ConfigError('log-mask-params', String(name), 'is not a query parameter name (no "&", "=", "?", "#" or blanks)');
+    }
+  }
   const corsOrigins = options.corsOrigins === null ? null : Object.freeze(options.corsOrigins.map(normalizeOrigin));
-  return Object.freeze({ ...options, corsOrigins });
+  return Object.freeze({ ...options, corsOrigins, logMaskParams: Object.freeze([...options.logMaskParams]) });
 }
 
 /**

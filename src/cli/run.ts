@@ -9,6 +9,7 @@ import { checkSessionMap, formatCheckReport } from '../admin/check.js';
 import { DEFAULTS, MAX_TIMER_MS, resolveOptions, type ProxyOptions } from './options.js';
 import { removePidFile } from '../admin/pid-file.js';
 import { VERSION } from '../daemon.js';
+import { logProcessWarnings } from './process-warnings.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT = Object.freeze({
@@ -68,6 +69,9 @@ export function buildProgram(): Command {
     .option('--sessions <file>', 'Routes file to monitor (SQLite or JSON)', DEFAULTS.sessionsPath)
     .option('--reverseProxy', 'Rewrite redirects to http://localhost/ to carry the proxy port')
     .option('--verbose', 'Log every proxied request')
+    .addOption(
+      new Option('--log-mask-params <names>', 'Mask the values of these comma-separated query parameters in log lines, besides token and _xsrf').argParser(parseList),
+    )
     .addOption(msOption('--shutdown-grace <ms>', 'How long in-flight requests may finish after SIGTERM', DEFAULTS.shutdownGraceMs))
     .addOption(msOption('--poll-interval <ms>', 'Re-check the map this often even without file events (NFS)', DEFAULTS.pollIntervalMs))
     .addOption(msOption('--headers-timeout <ms>', 'Drop a client whose request headers are not complete within this time (0: no limit)', DEFAULTS.headersTimeoutMs))
@@ -98,6 +102,7 @@ interface ParsedFlags {
   sessions: string;
   reverseProxy?: boolean;
   verbose?: boolean;
+  logMaskParams?: string[];
   shutdownGrace: number;
   pollInterval: number;
   headersTimeout: number;
@@ -120,6 +125,7 @@ function toOptions(flags: ParsedFlags): ProxyOptions {
     sessionsPath: resolve(flags.sessions),
     reverseProxy: flags.reverseProxy === true,
     verbose: flags.verbose === true,
+    logMaskParams: flags.logMaskParams,
     shutdownGraceMs: flags.shutdownGrace,
     pollIntervalMs: Math.max(flags.pollInterval, 10),
     headersTimeoutMs: flags.headersTimeout,
@@ -163,8 +169,9 @@ export async function runCli(argv: readonly string[]): Promise<void> {
     process.exit(report.readable ? EXIT.ok : EXIT.fatal);
   }
 
-  const log = createLogger({ verbose: options.verbose });
+  const log = createLogger({ verbose: options.verbose, maskParams: options.logMaskParams });
   installLastResortHandlers(log);
+  logProcessWarnings(log);
 
   // Signal handlers go in before the start, so that a SIGTERM that follows
   // the start-up line at once (Galaxy, supervisord) still ends in exit 0.

@@ -14,7 +14,7 @@ export interface TestProxy {
 export async function startTestProxy(options: Partial<ProxyOptions> & { sessionsPath: string }): Promise<TestProxy> {
   const logs = new LogCapture();
   const resolved = resolveOptions({ ip: '127.0.0.1', port: 0, ...options });
-  const log = createLogger({ verbose: resolved.verbose, destination: logs.stream });
+  const log = createLogger({ verbose: resolved.verbose, maskParams: resolved.logMaskParams, destination: logs.stream });
   const daemon = await startDaemon(resolved, log);
   return { daemon, port: daemon.address.port, logs, close: async () => void (await daemon.close(100)) };
 }
