@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { ERROR_BODIES } from '../../src/error-responses.js';
+import { ANSWERS } from '../../src/http/answers.js';
+import { MASK } from '../../src/log.js';
 import { BrowserSteps, CHROMIUM, launchChromium } from '../helpers/browser.js';
 import { readmeNginxLocations, startNginx } from '../helpers/front-server.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
@@ -96,11 +97,13 @@ test('Chromium runs a Jupyter cell through nginx and the proxy; an unknown sessi
     await context.addCookies([{ name: 'galaxysession', value: 'not-a-session', url: origin }]);
     const response = await tree.goto(`${origin}${JUPYTER_BASE_URL}tree`, { waitUntil: 'load', timeout: 10_000 });
     assert.equal(response?.status(), 404);
-    assert.equal((await tree.locator('body').innerText({ timeout: 5000 })).trim(), ERROR_BODIES[404].trim());
+    assert.equal((await tree.locator('body').innerText({ timeout: 5000 })).trim(), ANSWERS['no-session'].body.trim());
   });
 
-  // The Jupyter token and the session cookie never reach the proxy's log.
+  // The Jupyter token and the session cookie never reach the proxy's --verbose log.
   const logged = proxy.proc.stdout + proxy.proc.stderr;
+  assert.ok(proxy.proc.logs.lines.some((l) => l.msg === 'request' && l.path === `${JUPYTER_BASE_URL}tree?token=${MASK}`), 'the page request is logged, token masked');
+  assert.ok(!logged.includes(token), 'the Jupyter token is not logged');
   assert.ok(!logged.includes(session), 'the session cookie is not logged');
   t.diagnostic(`steps: ${steps.timings.map((s) => `${s.step} ${s.ms} ms`).join('; ')}`);
 });
