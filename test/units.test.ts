@@ -8,7 +8,7 @@ import { addCorsEcho, applyRStudioHeaders, isRStudioUrl, rewriteLocalhostRedirec
 import { sessionKeyFrom } from '../src/routing/cookie-router.js';
 import { stripHopByHop } from '../src/http/headers.js';
 import { RouteTable } from '../src/routing/route-table.js';
-import { invalidTargetReason } from '../src/session-map/store.js';
+import { invalidTargetReason } from '../src/session-map/rows.js';
 import { SqliteSessionMap } from '../src/session-map/sqlite-store.js';
 import { toSnapshot } from '../src/session-map/rows.js';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';

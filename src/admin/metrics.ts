@@ -4,6 +4,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HealthBody } from './health.js';
 import { listenOn } from '../http/server.js';
+import { ANSWERS, sendAnswer } from '../http/answers.js';
 import type { Logger } from '../log.js';
 
 /** Latency buckets (seconds) for proxied requests: a cached notebook asset to a long kernel call. */
@@ -141,9 +142,8 @@ export interface MetricsServer {
 export async function startMetricsServer(ip: string, port: number, deps: MetricsServerDeps): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     handle(req, res, deps).catch((err: unknown) => {
-      deps.log.error({ err }, 'metrics request failed');
-      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
-      else res.destroy();
+      deps.log.error({ err }, ANSWERS['admin-failed'].message);
+      sendAnswer(res, 'admin-failed', undefined);
     });
   });
   const address = await listenOn(server, port, ip);
@@ -161,12 +161,12 @@ export async function startMetricsServer(ip: string, port: number, deps: Metrics
 async function handle(req: IncomingMessage, res: ServerResponse, { metrics, health }: MetricsServerDeps): Promise<void> {
   const path = (req.url ?? '/').split('?', 1)[0];
   if (path !== '/health' && path !== '/metrics') {
-    send(res, 404, 'text/plain; charset=utf-8', 'Not found: this port serves /health and /metrics only.\n');
+    sendAnswer(res, 'admin-not-found', undefined);
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
-    send(res, 405, 'text/plain; charset=utf-8', 'Method not allowed.\n');
+    sendAnswer(res, 'admin-method', undefined);
     return;
   }
   if (path === '/health') {
@@ -177,6 +177,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, { metrics, heal
   }
 }
 
+/** A successful admin answer (refusals go through the answers table). */
 function send(res: ServerResponse, status: number, contentType: string, body: string): void {
   res.writeHead(status, {
     'content-type': contentType,

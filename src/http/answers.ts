@@ -20,7 +20,8 @@ export type ServerCase =
   | 'headers-timeout' // headers not complete within --headers-timeout
   | 'headers-too-large' // headers over Node's limit
   | 'admin-not-found' // the metrics listener serves /health and /metrics only
-  | 'admin-method'; // the metrics listener answers GET and HEAD only
+  | 'admin-method' // the metrics listener answers GET and HEAD only
+  | 'admin-failed'; // building /health or /metrics failed (a bug)
 
 export type AnswerCase = Refusal | ServerCase;
 
@@ -88,6 +89,7 @@ export const ANSWERS: Readonly<Record<AnswerCase, Answer>> = Object.freeze({
     message: 'admin request refused',
   },
   'admin-method': { status: 405, body: 'Method not allowed.\n', level: 'debug', message: 'admin request refused' },
+  'admin-failed': { status: 500, body: 'Internal error.\n', level: 'error', message: 'metrics request failed' },
 } satisfies Record<AnswerCase, Answer>);
 
 /** Network error codes that mean "the container is not there": logged without a stack. */

@@ -1,7 +1,7 @@
 import { forEachRow, rowProblem, SkipCounter } from './rows.js';
 import type { MapRead } from './store.js';
 
-/** What the route table must do to match the latest read (rows in map-rows.ts form). */
+/** What the route table must do to match the latest read (rows in the form of rows.ts). */
 export type MapUpdate =
   /** Rebuild: `rows` holds every routable entry (later rows win). */
   | { readonly kind: 'full'; readonly rows: string; readonly format: string; readonly sessions: number; readonly skipped: [string, number][] }

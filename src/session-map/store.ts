@@ -34,13 +34,12 @@ export class SessionMapError extends Error {
   }
 }
 
-export { invalidTargetReason } from './rows.js';
 
-/** One complete read of a session map, in the row form of map-rows.ts (not yet validated). */
+/** One complete read of a session map, in the row form of rows.ts (not yet validated). */
 export interface MapRead {
   /** What was read, e.g. `sqlite gxproxy2` or `json`. */
   readonly format: string;
-  /** One `key TAB host TAB port LF` line per entry (see map-rows.ts). */
+  /** One `key TAB host TAB port LF` line per entry (see rows.ts). */
   readonly rows: string;
   /** True when no key occurs twice in `rows` (a primary key, JSON object keys). */
   readonly uniqueKeys: boolean;
