@@ -4,12 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { cookie, request } from './helpers/client.js';
-import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, startFrontServer, webSocketThrough } from './helpers/front-server.js';
+import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, readmeNginxLocations, startNginx, webSocketThrough } from './helpers/front-server.js';
 import { freePort } from './helpers/ports.js';
-import { adapt, readmeBlock } from './helpers/readme.js';
+import { adapt } from './helpers/readme.js';
 import { requireTool } from './helpers/tools.js';
 import type { Seen } from './helpers/upstream.js';
 
@@ -19,36 +17,13 @@ test('nginx with the README locations passes HTTP and Jupyter kernel WebSockets,
   const { dir, proxy } = await proxyForFrontServer(t);
   const port = await freePort();
   const guidePort = await freePort();
-  const locations = adapt(readmeBlock('nginx', 'location /galaxy/gie_proxy {'), 'http://localhost:8800/', `http://127.0.0.1:${proxy.port}/`);
+  const locations = readmeNginxLocations(proxy.port);
   // The deployment guide's kernel route, for comparison: no `$is_args$args`.
   const guide = adapt(locations, '$rest$is_args$args;', '$rest;');
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}daemon off;
-worker_processes 1;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} info;
-events { worker_connections 64; }
-http {
-  access_log ${join(dir, 'access.log')};
-  client_body_temp_path ${join(dir, 'body')};
-  proxy_temp_path ${join(dir, 'proxy')};
-  fastcgi_temp_path ${join(dir, 'fastcgi')};
-  uwsgi_temp_path ${join(dir, 'uwsgi')};
-  scgi_temp_path ${join(dir, 'scgi')};
-  server {
-    listen 127.0.0.1:${port};
-${locations}
-  }
-  server {
-    listen 127.0.0.1:${guidePort};
-${guide}
-  }
-}
-`,
-  );
-  await startFrontServer(t, nginx, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], port);
+  await startNginx(t, nginx, dir, [
+    { port, locations },
+    { port: guidePort, locations: guide },
+  ]);
 
   await assertRoutesThrough(port);
   const post = await request(port, {
