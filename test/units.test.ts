@@ -120,7 +120,7 @@ test('entry validation reasons', () => {
   assert.equal(invalidTargetReason('h', 1.5), 'port out of range');
 });
 
-test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothing changed', async (t) => {
+test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothing changed', (t) => {
   const tmp = tempDir();
   t.after(tmp.remove);
   const path = join(tmp.dir, 'm.sqlite');
@@ -129,15 +129,15 @@ test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothin
   writer.exec("INSERT INTO gxproxy2 (key, host, port) VALUES ('k2', NULL, 9002), ('k3', 'h', 'abc'), ('k4', 'h', 99999)");
   const source = new SqliteSessionMap(path);
   t.after(() => source.close());
-  const version = await source.version();
-  const snap = toSnapshot(await source.read());
+  const version = source.version();
+  const snap = toSnapshot(source.read());
   assert.equal(snap.format, 'sqlite gxproxy2');
   assert.deepEqual([...snap.routes], [['k1', { host: 'localhost', port: 9001 }]]);
   assert.deepEqual(Object.fromEntries(snap.skipped), { 'missing host': 1, 'non-numeric port': 1, 'port out of range': 1 });
-  assert.equal(await source.version(), version, 'nothing committed: same version');
+  assert.equal(source.version(), version, 'nothing committed: same version');
   writer.addSession('k5', 'h', 1);
-  const next = await source.version();
+  const next = source.version();
   assert.notEqual(next, version);
-  assert.equal(toSnapshot(await source.read()).routes.size, 2);
-  assert.equal(await source.version(), next);
+  assert.equal(toSnapshot(source.read()).routes.size, 2);
+  assert.equal(source.version(), next);
 });

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { JsonSessionMap } from './json-store.js';
 import { SqliteSessionMap } from './sqlite-store.js';
-import type { ChangeWatch, ChangeWatchOptions, MapRead, MapStore, StoreKind } from './store.js';
+import type { ChangeWatch, ChangeWatchOptions, FileMap, MapRead, MapStore, StoreKind } from './store.js';
 import { MapWatcher } from './watcher.js';
 
 /** The first 16 bytes of every SQLite 3 database file. */
@@ -30,27 +30,32 @@ export function hasSqliteHeader(path: string): boolean {
  */
 export const fileStores: StoreKind = {
   open(path: string): MapStore {
-    return path.endsWith('.sqlite') ? new SqliteSessionMap(path) : new SniffedSessionMap(path);
+    return new FileStore(path);
   },
   watch(path: string, options: ChangeWatchOptions, onMaybeChanged: () => void): ChangeWatch {
     return new MapWatcher(path, options, onMaybeChanged);
   },
 };
 
-/** A map whose name does not say its format: SQLite when the header says so, else JSON. */
-class SniffedSessionMap implements MapStore {
-  private inner: SqliteSessionMap | JsonSessionMap | undefined;
+/** The map file at `path`, as SQLite or JSON as its name and first bytes say. */
+class FileStore implements MapStore {
+  private inner: FileMap | undefined;
+  private readonly sqliteByName: boolean;
 
-  constructor(readonly label: string) {}
+  constructor(readonly label: string) {
+    this.sqliteByName = label.endsWith('.sqlite');
+  }
 
-  async version(): Promise<string | undefined> {
-    const source = this.current();
-    const version = await source.version();
-    return version === undefined ? undefined : `${source instanceof SqliteSessionMap ? 'sqlite' : 'json'}:${version}`;
+  version(): Promise<string | undefined> {
+    return this.attempt(() => {
+      const map = this.current();
+      const version = map.version();
+      return version === undefined ? undefined : `${map instanceof SqliteSessionMap ? 'sqlite' : 'json'}:${version}`;
+    });
   }
 
   read(): Promise<MapRead> {
-    return this.current().read();
+    return this.attempt(() => this.current().read());
   }
 
   close(): void {
@@ -58,8 +63,17 @@ class SniffedSessionMap implements MapStore {
     this.inner = undefined;
   }
 
-  private current(): SqliteSessionMap | JsonSessionMap {
-    const sqlite = hasSqliteHeader(this.label);
+  private attempt<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /** The reader for what the file is now: a file that changes format is followed. */
+  private current(): FileMap {
+    const sqlite = this.sqliteByName || hasSqliteHeader(this.label);
     if (this.inner === undefined || sqlite !== this.inner instanceof SqliteSessionMap) {
       this.inner?.close();
       this.inner = sqlite ? new SqliteSessionMap(this.label) : new JsonSessionMap(this.label);

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { SessionMapError } from './store.js';
 import { LastRowWins, rowLine, SkipCounter, splitHostPort } from './rows.js';
-import type { MapRead, MapStore } from './store.js';
+import type { FileMap, MapRead } from './store.js';
 
 /**
  * How long after its last change a file's size and times are not trusted to
@@ -23,31 +23,14 @@ const RACY_NS = 2_000_000_000n;
  * - current: `{"<cookie>": {"host": "...", "port": 8080, "container_ids": [...], "container_interface": null}}`
  * - oldest: `{"<host>:<port>": "<cookie>"}`
  */
-export class JsonSessionMap implements MapStore {
+export class JsonSessionMap implements FileMap {
   private racy = 0;
   /** The text of the last good read and what it gave: a re-read of the same bytes is not parsed again. */
   private last: { text: string; read: MapRead } | undefined;
 
   constructor(readonly path: string) {}
 
-  get label(): string {
-    return this.path;
-  }
-
-  version(): Promise<string | undefined> {
-    return Promise.resolve(this.versionNow());
-  }
-
-  read(): Promise<MapRead> {
-    try {
-      return Promise.resolve(this.readNow());
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-  }
-
-  /** The version, on this thread: file and SQLite reads are synchronous (a reader thread keeps them off the event loop). */
-  private versionNow(): string | undefined {
+  version(): string | undefined {
     let st;
     try {
       st = statSync(this.path, { bigint: true, throwIfNoEntry: false });
@@ -61,8 +44,7 @@ export class JsonSessionMap implements MapStore {
     return now - changed < RACY_NS ? `${id}:racy${++this.racy}` : id;
   }
 
-  /** The whole map, on this thread. Throws SessionMapError. */
-  private readNow(): MapRead {
+  read(): MapRead {
     let text: string;
     try {
       text = readFileSync(this.path, 'utf8');

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './store.js';
 import { LastRowWins, splitHostPort } from './rows.js';
-import type { MapRead, MapStore } from './store.js';
+import type { FileMap, MapRead } from './store.js';
 
 /**
  * How long one read may wait for Galaxy's writer. better-sqlite3 waits by
@@ -41,30 +41,13 @@ const TABLES = `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN 
  * rollback-journal and WAL mode alike. It is reopened when the file is
  * replaced, deleted or re-created (see `fileIdentity`).
  */
-export class SqliteSessionMap implements MapStore {
+export class SqliteSessionMap implements FileMap {
   private db: Database.Database | undefined;
   private fileId: string | undefined;
 
   constructor(readonly path: string) {}
 
-  get label(): string {
-    return this.path;
-  }
-
-  version(): Promise<string | undefined> {
-    return Promise.resolve(this.versionNow());
-  }
-
-  read(): Promise<MapRead> {
-    try {
-      return Promise.resolve(this.readNow());
-    } catch (err) {
-      return Promise.reject(err as Error);
-    }
-  }
-
-  /** The version, on this thread: file and SQLite reads are synchronous (a reader thread keeps them off the event loop). */
-  private versionNow(): string | undefined {
+  version(): string | undefined {
     try {
       const id = fileIdentity(this.path);
       if (id === undefined) {
@@ -78,8 +61,7 @@ export class SqliteSessionMap implements MapStore {
     }
   }
 
-  /** The whole map, on this thread. Throws SessionMapError. */
-  private readNow(): MapRead {
+  read(): MapRead {
     try {
       const id = fileIdentity(this.path);
       if (id === undefined) {

@@ -67,6 +67,21 @@ export interface MapStore {
   close(): void;
 }
 
+/**
+ * A map in a file, read synchronously (SQLite through better-sqlite3, JSON
+ * through readFileSync): file-store.ts makes a MapStore of it. Reads this
+ * fast are done inline for small maps and on the reader thread for large
+ * ones, so they never hold up requests.
+ */
+export interface FileMap {
+  readonly path: string;
+  /** As MapStore.version, synchronously. */
+  version(): string | undefined;
+  /** As MapStore.read, synchronously. Throws SessionMapError. */
+  read(): MapRead;
+  close(): void;
+}
+
 /** How a store's kind tells of changes. */
 export interface ChangeWatchOptions {
   /** Look for changes this often even when nothing signals one (NFS, a missed notification). */
