@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MASK, MASKED_QUERY_PARAMS, createLogger, maskQuery } from '../../../src/log.js';
-import { LogCapture } from '../../helpers/logs.js';
+import { MASK, MASKED_QUERY_PARAMS, createLogger, maskQuery } from '../../src/log.js';
+import { LogCapture } from '../helpers/logs.js';
 
 const DEFAULT = new Set(MASKED_QUERY_PARAMS);
 
