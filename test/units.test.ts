@@ -22,8 +22,8 @@ test('options: defaults are the legacy ones, the result is frozen, bad values na
   assert.equal(o.shutdownGraceMs, 5000);
   assert.ok(Object.isFrozen(o));
   assert.throws(() => resolveOptions({ sessionsPath: '/m', port: 70000 }), (e: ConfigError) => e.code === 'ERR_GIE_CONFIG' && e.option === 'port');
-  assert.throws(() => resolveOptions({ sessionsPath: '/m', cookieName: 'a;b' }), /option cookie: "a;b" is not a valid cookie name/);
-  assert.throws(() => resolveOptions({ sessionsPath: '' }), /option sessions/);
+  assert.throws(() => resolveOptions({ sessionsPath: '/m', cookieName: 'a;b' }), /option cookieName: "a;b" must be a cookie name/);
+  assert.throws(() => resolveOptions({ sessionsPath: '' }), /option sessionsPath/);
 });
 
 test('failure → status: one table', () => {

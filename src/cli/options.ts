@@ -1,160 +1,169 @@
+/**
+ * The options of the proxy, declared once. Each row of OPTION_TABLE holds an
+ * option's default, its kind (the one place its range is checked and a value
+ * clamped or normalised) and, when it has one, its flag and `--help` line;
+ * the type, DEFAULTS, resolveOptions and the command line (program.ts) are
+ * derived from it. The programmatic API and the CLI apply the same rules:
+ * the poll interval is clamped to 10 ms for both (the CLI did it alone
+ * before), and only the port rule differs on purpose (the API takes 0, any
+ * free port; a flag must name a real one).
+ */
+import { resolve } from 'node:path';
 
-/** A configuration value that cannot be used. */
+/**
+ * A configuration value that cannot be used. `option` is the name the caller
+ * used: the property of {@link ProxyOptions} for the programmatic API (the
+ * CLI reports flags in commander's words, naming the flag as typed).
+ */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
   readonly code = 'ERR_GIE_CONFIG';
   constructor(
     readonly option: string,
     readonly value: string,
-    reason: string,
+    /** What the value must be, without a final full stop. */
+    readonly reason: string,
   ) {
     super(`option ${option}: ${JSON.stringify(value)} ${reason}`);
   }
 }
 
-/**
- * Everything the proxy needs to run, already validated. The core never sees a
- * flag name: the CLI turns flags into this shape, tests build it directly.
- */
-export interface ProxyOptions {
-  /** Address to listen on (legacy `--ip`). */
-  readonly ip: string;
-  /** Port to listen on (legacy `--port`); 0 picks a free port (tests only). */
-  readonly port: number;
-  /** Name of the cookie whose value keys the session map (legacy `--cookie`). */
-  readonly cookieName: string;
-  /** Path of the session map (legacy `--sessions`), absolute. */
-  readonly sessionsPath: string;
-  /** Rewrite `Location: http://localhost/...` on 302s to include our port. */
-  readonly reverseProxy: boolean;
-  /** Log one line per proxied request. */
-  readonly verbose: boolean;
-  /**
-   * Query parameters whose values log lines mask, besides `token` and
-   * `_xsrf` (always masked, see MASKED_QUERY_PARAMS in log.ts).
-   */
-  readonly logMaskParams: readonly string[];
-  /** How long in-flight HTTP requests may run after SIGTERM before they are cut. */
-  readonly shutdownGraceMs: number;
-  /** Fallback re-check of the map for filesystems that send no change events (NFS). */
-  readonly pollIntervalMs: number;
-  /** Quiet period that coalesces a burst of file events into one reload. */
-  readonly reloadDebounceMs: number;
-  /** A client must send complete request headers within this time or is dropped (408); 0: no limit. */
-  readonly headersTimeoutMs: number;
-  /** A container must start its response within this time of getting the request, or the client gets 504; 0: no limit. */
-  readonly proxyTimeoutMs: number;
-  /** Close a WebSocket after this long without traffic in either direction; 0: never. */
-  readonly webSocketIdleTimeoutMs: number;
-  /** Add X-Forwarded-For/-Port/-Proto/-Host to what goes to the container, appending to what arrived. */
-  readonly xfwd: boolean;
-  /**
-   * Origins (`scheme://host[:port]`) that get CORS headers; null echoes any
-   * Origin, as the legacy proxy did.
-   */
-  readonly corsOrigins: readonly string[] | null;
-  /** Session count from which the map is read on a worker thread (no CLI flag: a tuning knob for tests). */
-  readonly mapThreadFrom: number;
-  /** Port of the separate `/health` and `/metrics` listener; undefined: no such listener. */
-  readonly metricsPort: number | undefined;
-  /** Address of the metrics listener. */
-  readonly metricsIp: string;
-  /** File that holds the process id while the CLI runs, absolute; undefined: none. */
-  readonly pidFile: string | undefined;
+/** Why a value was refused; the caller names the option (API) or the flag (CLI). */
+export class Refusal extends Error {
+  override readonly name = 'Refusal';
+  constructor(
+    readonly reason: string,
+    /** The part of a list value that was wrong, when not the whole value. */
+    readonly culprit?: string,
+  ) {
+    super(culprit === undefined ? reason : `${JSON.stringify(culprit)} ${reason}`);
+  }
 }
 
-export const DEFAULTS = Object.freeze({
-  ip: 'localhost',
-  port: 8000,
-  cookieName: 'galaxysession',
-  sessionsPath: 'database/session_map.sqlite',
-  reverseProxy: false,
-  verbose: false,
-  logMaskParams: [] as readonly string[],
-  shutdownGraceMs: 5000,
-  pollIntervalMs: 1000,
-  reloadDebounceMs: 5,
-  // Browsers send their headers in one packet; 30 s is ample for the worst
-  // mobile link and bounds how long a slow-headers client holds a socket.
-  headersTimeoutMs: 30_000,
-  // A container silent for 5 min after a request is hung; a slow notebook
-  // save, an export or an RStudio long poll answers well within that.
-  proxyTimeoutMs: 300_000,
-  webSocketIdleTimeoutMs: 0,
-  xfwd: false,
-  corsOrigins: null as readonly string[] | null,
-  mapThreadFrom: 10_000,
-  metricsPort: undefined as number | undefined,
-  metricsIp: 'localhost',
-  pidFile: undefined as string | undefined,
-});
+/**
+ * What an option's values are: the one place where a range is checked or a
+ * value clamped or normalised, for the programmatic API and the CLI alike.
+ */
+export interface Kind<T> {
+  /** Checks a value; returns it normalised (clamped, canonical) or throws Refusal. Idempotent. */
+  accept(value: unknown): T;
+  /** A flag's text → a value for `accept`; throws Refusal. Absent: the text itself. */
+  parse?(text: string): unknown;
+  /** Applied by the CLI to the value it ends up with, typed or default (paths are made absolute). */
+  onCommandLine?(value: T): T;
+}
+
+/** One row of the option table. */
+export interface OptionSpec<T> {
+  /** The flag as commander spells it (`--port <n>`); absent: programmatic API only. */
+  readonly flag?: string;
+  /** The flag's `--help` line. */
+  readonly help?: string;
+  readonly kind: Kind<T>;
+  /** The default of the GIE front door (a front door may override it). */
+  readonly default: T;
+  /** What `--help` says for a default that is no value (undefined/null), e.g. `off`; absent: nothing. */
+  readonly absent?: string;
+}
 
 /** The longest delay a Node timer can hold (about 24.8 days); longer ones fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-const MS_OPTIONS = ['shutdownGraceMs', 'pollIntervalMs', 'reloadDebounceMs', 'headersTimeoutMs', 'proxyTimeoutMs', 'webSocketIdleTimeoutMs'] as const;
+function spec<T>(row: OptionSpec<T>): OptionSpec<T> {
+  return row;
+}
 
-// A query parameter name as it appears before `=` (no separators or blanks).
-const QUERY_NAME = /^[^&=?#\s]+$/;
+function text(reason: string): Kind<string> {
+  return {
+    accept(value) {
+      if (typeof value !== 'string' || value.length === 0) throw new Refusal(reason);
+      return value;
+    },
+  };
+}
+
+/** A file path; relative paths on the command line are taken from the working directory. */
+const path: Kind<string> = { ...text('must be a file path'), onCommandLine: (value) => resolve(value) };
+
+const host = text('must be a host name or address');
+
+const flag: Kind<boolean> = {
+  accept(value) {
+    if (typeof value !== 'boolean') throw new Refusal('must be true or false');
+    return value;
+  },
+};
+
+/**
+ * A TCP port. The programmatic API also takes 0 (any free port, for tests and
+ * embedders who read the bound port back); a flag must name a real port.
+ */
+const port: Kind<number> = {
+  accept(value) {
+    if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 65535) {
+      throw new Refusal('must be an integer from 0 to 65535 (0: any free port)');
+    }
+    return value as number;
+  },
+  parse(text) {
+    if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65535) throw new Refusal('must be an integer from 1 to 65535');
+    return Number(text);
+  },
+};
+
+function wholeNumber(reason: string, max: number, floor = 0): Kind<number> {
+  return {
+    accept(value) {
+      if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > max) throw new Refusal(reason);
+      return Math.max(value as number, floor);
+    },
+    parse(text) {
+      if (!/^\d+$/.test(text)) throw new Refusal(reason);
+      return Number(text);
+    },
+  };
+}
+
+/** Milliseconds that fit a Node timer; values below `floor` count as `floor`. */
+function ms(floor = 0): Kind<number> {
+  return wholeNumber(`must be a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`, MAX_TIMER_MS, floor);
+}
+
+const count = wholeNumber('must be a whole number', Number.MAX_SAFE_INTEGER);
 
 // RFC 6265 cookie-name = token: visible ASCII except separators.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-/**
- * Fills in defaults, checks every value once and returns a frozen object.
- * Throws ConfigError naming the option and the value that was wrong.
- */
-export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: string }): ProxyOptions {
-  const options: ProxyOptions = { ...DEFAULTS, ...stripUndefined(input) };
-  if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
-    throw new ConfigError('port', String(options.port), 'must be an integer from 1 to 65535');
-  }
-  if (typeof options.ip !== 'string' || options.ip.length === 0) {
-    throw new ConfigError('ip', String(options.ip), 'must be a host name or address');
-  }
-  if (!COOKIE_NAME.test(options.cookieName)) {
-    throw new ConfigError('cookie', options.cookieName, 'is not a valid cookie name');
-  }
-  if (typeof options.sessionsPath !== 'string' || options.sessionsPath.length === 0) {
-    throw new ConfigError('sessions', String(options.sessionsPath), 'must be a file path');
-  }
-  if (!Number.isInteger(options.mapThreadFrom) || options.mapThreadFrom < 0) {
-    throw new ConfigError('mapThreadFrom', String(options.mapThreadFrom), 'must be a non-negative number of sessions');
-  }
-  if (options.metricsPort !== undefined && (!Number.isInteger(options.metricsPort) || options.metricsPort < 0 || options.metricsPort > 65535)) {
-    throw new ConfigError('metrics-port', String(options.metricsPort), 'must be an integer from 1 to 65535');
-  }
-  if (typeof options.metricsIp !== 'string' || options.metricsIp.length === 0) {
-    throw new ConfigError('metrics-ip', String(options.metricsIp), 'must be a host name or address');
-  }
-  if (options.pidFile !== undefined && (typeof options.pidFile !== 'string' || options.pidFile.length === 0)) {
-    throw new ConfigError('pid-file', String(options.pidFile), 'must be a file path');
-  }
-  for (const key of MS_OPTIONS) {
-    const value = options[key];
-    if (!Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
-      throw new ConfigError(key, String(value), `must be a number of milliseconds from 0 to ${MAX_TIMER_MS}`);
-    }
-  }
-  for (const name of options.logMaskParams) {
-    if (typeof name !== 'string' || !QUERY_NAME.test(name)) {
-      throw new ConfigError('log-mask-params', String(name), 'is not a query parameter name (no "&", "=", "?", "#" or blanks)');
-    }
-  }
-  const corsOrigins = options.corsOrigins === null ? null : Object.freeze(options.corsOrigins.map(normalizeOrigin));
-  return Object.freeze({ ...options, corsOrigins, logMaskParams: Object.freeze([...options.logMaskParams]) });
-}
+const cookieName: Kind<string> = {
+  accept(value) {
+    if (typeof value !== 'string' || !COOKIE_NAME.test(value)) throw new Refusal("must be a cookie name: letters, digits and !#$%&'*+-.^_`|~");
+    return value;
+  },
+};
 
 /**
- * An origin as browsers send it in `Origin`: `scheme://host[:port]`, lower
+ * Origins as browsers send them in `Origin`: `scheme://host[:port]`, lower
  * case, default port omitted (`https://Galaxy.example.org:443/` becomes
  * `https://galaxy.example.org`). A path, query, credentials or a scheme
- * other than http(s) are refused.
+ * other than http(s) are refused. On the command line a comma-separated
+ * list, blanks dropped, so `''` allows no origin.
  */
-function normalizeOrigin(value: string): string {
+const origins: Kind<readonly string[]> = {
+  accept(value) {
+    if (!Array.isArray(value)) throw new Refusal('must be a list of origins');
+    return Object.freeze(value.map(normalizeOrigin));
+  },
+  parse: (text) =>
+    text
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+};
+
+function normalizeOrigin(value: unknown): string {
   let url: URL | undefined;
   try {
-    url = new URL(value);
+    url = typeof value === 'string' ? new URL(value) : undefined;
   } catch {
     url = undefined;
   }
@@ -166,14 +175,192 @@ function normalizeOrigin(value: string): string {
     url.pathname !== '/' ||
     url.search !== '' ||
     url.hash !== '' ||
-    value.includes('?') ||
-    value.includes('#')
+    (value as string).includes('?') ||
+    (value as string).includes('#')
   ) {
-    throw new ConfigError('cors-origin', value, 'must be an origin such as https://galaxy.example.org:8080 (http or https, host, optional port)');
+    throw new Refusal('must be an origin such as https://galaxy.example.org:8080 (http or https, host, optional port)', String(value));
   }
   return url.origin;
 }
 
-function stripUndefined<T extends object>(input: T): Partial<T> {
-  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as Partial<T>;
+// A query parameter name as it appears before `=`: no separators or blanks.
+const QUERY_NAME = /^[^&=?#\s]+$/;
+
+/**
+ * Query parameter names, for log masking. On the command line a
+ * comma-separated list, blanks dropped.
+ */
+const queryNames: Kind<readonly string[]> = {
+  accept(value) {
+    if (!Array.isArray(value)) throw new Refusal('must be a list of query parameter names');
+    for (const name of value) {
+      if (typeof name !== 'string' || !QUERY_NAME.test(name)) throw new Refusal('is not a query parameter name (no "&", "=", "?", "#" or blanks)', String(name));
+    }
+    return Object.freeze([...(value as string[])]);
+  },
+  parse: (text) =>
+    text
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+};
+
+/** `kind`, or no value (undefined/null, whichever `none` is). */
+function optional<T, N extends undefined | null>(kind: Kind<T>, none: N): Kind<T | N> {
+  return {
+    accept: (value) => (value === undefined || value === null ? none : kind.accept(value)),
+    ...(kind.parse === undefined ? {} : { parse: kind.parse }),
+    ...(kind.onCommandLine === undefined ? {} : { onCommandLine: (value: T | N) => (value === none ? none : kind.onCommandLine!(value as T)) }),
+  };
+}
+
+/**
+ * The option table: every option of {@link ProxyOptions}, in `--help` order.
+ * From it come the type, the defaults, the checks of the programmatic API
+ * and the command line with its `--help` (src/cli/program.ts). A row without
+ * `flag` is programmatic API only, public and documented here.
+ */
+export const OPTION_TABLE = {
+  /** Address to listen on. */
+  ip: spec({ flag: '--ip <n>', help: 'Public-facing IP of the proxy', kind: host, default: 'localhost' }),
+  /** Port to listen on; 0 picks a free port (programmatic API only). */
+  port: spec({ flag: '--port <n>', help: 'Public-facing port of the proxy', kind: port, default: 8000 }),
+  /** Name of the cookie whose value keys the session map. */
+  cookieName: spec({ flag: '--cookie <cookiename>', help: 'Cookie proving authentication', kind: cookieName, default: 'galaxysession' }),
+  /** Path of the session map; the CLI makes it absolute, the API takes it as given. */
+  sessionsPath: spec({ flag: '--sessions <file>', help: 'Routes file to monitor (SQLite or JSON)', kind: path, default: 'database/session_map.sqlite' }),
+  /** Rewrite `Location: http://localhost/...` on 302s to include our port. */
+  reverseProxy: spec({ flag: '--reverseProxy', help: 'Rewrite redirects to http://localhost/ to carry the proxy port', kind: flag, default: false }),
+  /** Log one line per proxied request. */
+  verbose: spec({ flag: '--verbose', help: 'Log every proxied request', kind: flag, default: false }),
+  /**
+   * Query parameters whose values log lines mask, besides `token` and `_xsrf`
+   * (always masked: MASKED_QUERY_PARAMS in log.ts); undefined: only those.
+   */
+  logMaskParams: spec({
+    flag: '--log-mask-params <names>',
+    help: 'Mask the values of these comma-separated query parameters in log lines, besides token and _xsrf',
+    kind: optional(queryNames, undefined),
+    default: undefined,
+    absent: 'none',
+  }),
+  /** How long in-flight HTTP requests may run after SIGTERM before they are cut. */
+  shutdownGraceMs: spec({ flag: '--shutdown-grace <ms>', help: 'How long in-flight requests may finish after SIGTERM', kind: ms(), default: 5000 }),
+  /**
+   * Fallback re-check of the map for filesystems that send no change events
+   * (NFS). Values below 10 ms count as 10 ms, from the API and the CLI alike:
+   * 0 would re-read the map in a busy loop.
+   */
+  pollIntervalMs: spec({ flag: '--poll-interval <ms>', help: 'Re-check the map this often even without file events (NFS)', kind: ms(10), default: 1000 }),
+  /** Quiet period that coalesces a burst of file events into one reload (no flag: a tuning knob). */
+  reloadDebounceMs: spec({ kind: ms(), default: 5 }),
+  /**
+   * A client must send complete request headers within this time or is
+   * dropped (408); 0: no limit. Browsers send their headers in one packet;
+   * 30 s is ample for the worst mobile link and bounds how long a
+   * slow-headers client holds a socket.
+   */
+  headersTimeoutMs: spec({
+    flag: '--headers-timeout <ms>',
+    help: 'Drop a client whose request headers are not complete within this time (0: no limit)',
+    kind: ms(),
+    default: 30_000,
+  }),
+  /**
+   * A container must start its response within this time of getting the
+   * request, or the client gets 504; 0: no limit. A container silent for
+   * 5 min after a request is hung; a slow notebook save, an export or an
+   * RStudio long poll answers well within that.
+   */
+  proxyTimeoutMs: spec({
+    flag: '--proxy-timeout <ms>',
+    help: 'Answer 504 when a container has not started its response this long after the request (0: no limit)',
+    kind: ms(),
+    default: 300_000,
+  }),
+  /** Close a WebSocket after this long without traffic in either direction; 0: never. */
+  webSocketIdleTimeoutMs: spec({ flag: '--ws-idle-timeout <ms>', help: 'Close a WebSocket with no traffic either way for this long (0: never)', kind: ms(), default: 0 }),
+  /** Add X-Forwarded-For/-Port/-Proto/-Host to what goes to the container, appending to what arrived. */
+  xfwd: spec({ flag: '--xfwd', help: 'Add X-Forwarded-For/-Port/-Proto/-Host headers for the container', kind: flag, default: false }),
+  /** Origins (`scheme://host[:port]`) that get CORS headers, normalised; null echoes any Origin, as the legacy proxy did. */
+  corsOrigins: spec({
+    flag: '--cors-origin <origins>',
+    help: 'Only these comma-separated origins get CORS headers',
+    kind: optional(origins, null),
+    default: null,
+    absent: 'echo any Origin',
+  }),
+  /** Session count from which the map is read on a worker thread (no flag: a tuning knob). */
+  mapThreadFrom: spec({ kind: count, default: 10_000 }),
+  /** Port of the separate `/health` and `/metrics` listener; undefined: no such listener. */
+  metricsPort: spec({ flag: '--metrics-port <n>', help: 'Serve /health and /metrics on this port', kind: optional(port, undefined), default: undefined, absent: 'off' }),
+  /** Address of the metrics listener. */
+  metricsIp: spec({ flag: '--metrics-ip <n>', help: 'Address of the metrics listener', kind: host, default: 'localhost' }),
+  /** File that holds the process id while the CLI runs; the CLI makes it absolute. Undefined: none. */
+  pidFile: spec({ flag: '--pid-file <path>', help: 'Write the process id to this file while running', kind: optional(path, undefined), default: undefined }),
+};
+
+/**
+ * Flags of the command line that are not proxy options: they choose what the
+ * CLI does instead of configuring the proxy. Listed in `--help` after
+ * OPTION_TABLE.
+ */
+export const CLI_ONLY_TABLE = {
+  /** Read the map once, report and exit instead of serving. */
+  check: spec({ flag: '--check', help: 'Read the session map once, report what it holds and exit (0: readable, 1: not)', kind: flag, default: false }),
+  /** How many of the newest sessions `--check` tries to connect to. */
+  checkLimit: spec({ flag: '--check-limit <n>', help: 'How many of the newest sessions --check tries a TCP connect to', kind: count, default: 10 }),
+};
+
+type ValuesOf<Table> = { readonly [K in keyof Table]: Table[K] extends OptionSpec<infer T> ? T : never };
+
+/**
+ * Everything the proxy needs to run, already validated (see OPTION_TABLE for
+ * each option). The core never sees a flag name: the CLI turns flags into
+ * this shape, embedders and tests build it with resolveOptions.
+ */
+export type ProxyOptions = ValuesOf<typeof OPTION_TABLE>;
+
+/** The CLI-only flags' values (see CLI_ONLY_TABLE). */
+export type CliOnlyOptions = ValuesOf<typeof CLI_ONLY_TABLE>;
+
+/** Every key of either table. */
+export type OptionKey = keyof ProxyOptions | keyof CliOnlyOptions;
+
+function defaultsOf<Table extends Record<string, OptionSpec<unknown>>>(table: Table): ValuesOf<Table> {
+  return Object.freeze(Object.fromEntries(Object.entries(table).map(([key, row]) => [key, row.default]))) as ValuesOf<Table>;
+}
+
+/** The GIE defaults of every proxy option. */
+export const DEFAULTS: ProxyOptions = defaultsOf(OPTION_TABLE);
+
+/** The defaults of the CLI-only flags. */
+export const CLI_ONLY_DEFAULTS: CliOnlyOptions = defaultsOf(CLI_ONLY_TABLE);
+
+/**
+ * Fills in defaults, checks (and clamps or normalises) every value with the
+ * option table's rules and returns a frozen object. Throws ConfigError naming
+ * the option as given (`cookieName`, `corsOrigins`…) and the value that was
+ * wrong, also for a key that is not an option.
+ */
+export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: string }): ProxyOptions {
+  for (const key of Object.keys(input)) {
+    if (!Object.hasOwn(OPTION_TABLE, key)) throw new ConfigError(key, String((input as Record<string, unknown>)[key]), 'is not an option');
+  }
+  const resolved: Record<string, unknown> = {};
+  for (const [key, row] of Object.entries(OPTION_TABLE) as Array<[keyof ProxyOptions, OptionSpec<unknown>]>) {
+    const value = input[key] === undefined ? row.default : input[key];
+    resolved[key] = acceptAs(key, row, value);
+  }
+  return Object.freeze(resolved) as ProxyOptions;
+}
+
+/** `row.kind.accept(value)`, a refusal turned into ConfigError naming `key`. */
+export function acceptAs<T>(key: string, row: OptionSpec<T>, value: unknown): T {
+  try {
+    return row.kind.accept(value);
+  } catch (err) {
+    if (err instanceof Refusal) throw new ConfigError(key, err.culprit ?? String(value), err.reason);
+    throw err;
+  }
 }

@@ -1,14 +1,13 @@
-import { resolve } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CommanderError } from 'commander';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { ListenError } from '../http/server.js';
 import { PidFileError } from '../admin/pid-file.js';
 import { ConfigError } from './options.js';
 import { createLogger, type Logger } from '../log.js';
 import { checkSessionMap, formatCheckReport } from '../admin/check.js';
-import { DEFAULTS, MAX_TIMER_MS, resolveOptions, type ProxyOptions } from './options.js';
+import { type CliOnlyOptions, type ProxyOptions } from './options.js';
+import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from './program.js';
 import { removePidFile } from '../admin/pid-file.js';
-import { VERSION } from '../daemon.js';
 import { logProcessWarnings } from './process-warnings.js';
 
 /** Exit codes, documented in the README. */
@@ -21,150 +20,34 @@ export const EXIT = Object.freeze({
   usage: 2,
 });
 
-function parsePort(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
-    throw new InvalidArgumentError('must be an integer from 1 to 65535.');
-  }
-  return Number(value);
-}
-
 /** How long `--check` waits for one container to accept a TCP connection. */
 const CHECK_CONNECT_TIMEOUT_MS = 2000;
-
-function parseCount(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('must be a whole number.');
-  return Number(value);
-}
-
-function parseMs(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > MAX_TIMER_MS) {
-    throw new InvalidArgumentError(`must be a whole number of milliseconds from 0 to ${MAX_TIMER_MS}.`);
-  }
-  return Number(value);
-}
-
-/** `a,b,c` → ['a', 'b', 'c']; blanks dropped, so `''` allows no origin. Checked by resolveOptions. */
-function parseList(value: string): string[] {
-  return value
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item.length > 0);
-}
-
-/** A millisecond-valued flag with its default. */
-function msOption(flags: string, description: string, defaultMs: number): Option {
-  return new Option(flags, description).argParser(parseMs).default(defaultMs);
-}
-
-/** The command line, with the legacy proxy's flag spellings and defaults. */
-export function buildProgram(): Command {
-  return new Command()
-    .name('galaxy-gie-proxy')
-    .description("Routes each Galaxy user's interactive environment (Jupyter, RStudio) by their session cookie.")
-    .version(VERSION, '-V, --version', 'output the version number')
-    .helpOption('-h, --help', 'display help for command')
-    .option('--ip <n>', 'Public-facing IP of the proxy', DEFAULTS.ip)
-    .option('--port <n>', 'Public-facing port of the proxy', parsePort, DEFAULTS.port)
-    .option('--cookie <cookiename>', 'Cookie proving authentication', DEFAULTS.cookieName)
-    .option('--sessions <file>', 'Routes file to monitor (SQLite or JSON)', DEFAULTS.sessionsPath)
-    .option('--reverseProxy', 'Rewrite redirects to http://localhost/ to carry the proxy port')
-    .option('--verbose', 'Log every proxied request')
-    .addOption(
-      new Option('--log-mask-params <names>', 'Mask the values of these comma-separated query parameters in log lines, besides token and _xsrf').argParser(parseList),
-    )
-    .addOption(msOption('--shutdown-grace <ms>', 'How long in-flight requests may finish after SIGTERM', DEFAULTS.shutdownGraceMs))
-    .addOption(msOption('--poll-interval <ms>', 'Re-check the map this often even without file events (NFS)', DEFAULTS.pollIntervalMs))
-    .addOption(msOption('--headers-timeout <ms>', 'Drop a client whose request headers are not complete within this time (0: no limit)', DEFAULTS.headersTimeoutMs))
-    .addOption(msOption('--proxy-timeout <ms>', 'Answer 504 when a container has not started its response this long after the request (0: no limit)', DEFAULTS.proxyTimeoutMs))
-    .addOption(msOption('--ws-idle-timeout <ms>', 'Close a WebSocket with no traffic either way for this long (0: never)', DEFAULTS.webSocketIdleTimeoutMs))
-    .option('--xfwd', 'Add X-Forwarded-For/-Port/-Proto/-Host headers for the container')
-    .addOption(
-      new Option('--cors-origin <origins>', 'Only these comma-separated origins get CORS headers (default: echo any Origin)').argParser(parseList),
-    )
-    .addOption(new Option('--metrics-port <n>', 'Serve /health and /metrics on this port (default: off)').argParser(parsePort))
-    .option('--metrics-ip <n>', 'Address of the metrics listener', DEFAULTS.metricsIp)
-    .option('--pid-file <path>', 'Write the process id to this file while running')
-    .option('--check', 'Read the session map once, report what it holds and exit (0: readable, 1: not)')
-    .addOption(
-      new Option('--check-limit <n>', 'How many of the newest sessions --check tries a TCP connect to')
-        .argParser(parseCount)
-        .default(10),
-    )
-    .showHelpAfterError('(run with --help for usage)')
-    .allowExcessArguments(false)
-    .exitOverride();
-}
-
-interface ParsedFlags {
-  ip: string;
-  port: number;
-  cookie: string;
-  sessions: string;
-  reverseProxy?: boolean;
-  verbose?: boolean;
-  logMaskParams?: string[];
-  shutdownGrace: number;
-  pollInterval: number;
-  headersTimeout: number;
-  proxyTimeout: number;
-  wsIdleTimeout: number;
-  xfwd?: boolean;
-  corsOrigin?: string[];
-  metricsPort?: number;
-  metricsIp: string;
-  pidFile?: string;
-  check?: boolean;
-  checkLimit: number;
-}
-
-function toOptions(flags: ParsedFlags): ProxyOptions {
-  return resolveOptions({
-    ip: flags.ip,
-    port: flags.port,
-    cookieName: flags.cookie,
-    sessionsPath: resolve(flags.sessions),
-    reverseProxy: flags.reverseProxy === true,
-    verbose: flags.verbose === true,
-    logMaskParams: flags.logMaskParams,
-    shutdownGraceMs: flags.shutdownGrace,
-    pollIntervalMs: Math.max(flags.pollInterval, 10),
-    headersTimeoutMs: flags.headersTimeout,
-    proxyTimeoutMs: flags.proxyTimeout,
-    webSocketIdleTimeoutMs: flags.wsIdleTimeout,
-    xfwd: flags.xfwd === true,
-    corsOrigins: flags.corsOrigin ?? null,
-    metricsPort: flags.metricsPort,
-    metricsIp: flags.metricsIp,
-    pidFile: flags.pidFile === undefined ? undefined : resolve(flags.pidFile),
-  });
-}
 
 /**
  * Runs the proxy from a command line. The only code that touches the process:
  * argv, exit codes, signals.
  */
-export async function runCli(argv: readonly string[]): Promise<void> {
+export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRONT_DOOR): Promise<void> {
   let options: ProxyOptions;
-  let flags: ParsedFlags;
+  let cli: CliOnlyOptions;
   try {
-    const program = buildProgram();
+    const program = buildProgram(door);
     program.parse(argv as string[]);
-    flags = program.opts<ParsedFlags>();
-    options = toOptions(flags);
+    ({ options, cli } = optionsFromProgram(program, door));
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed the message (or the help / version).
       process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(`error: ${err.message}\n(run with --help for usage)\n`);
+      process.stderr.write(`${commandLineMessage(err)}\n(run with --help for usage)\n`);
       process.exit(EXIT.usage);
     }
     throw err;
   }
 
-  if (flags.check === true) {
-    const report = await checkSessionMap(options.sessionsPath, { limit: flags.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
+  if (cli.check) {
+    const report = await checkSessionMap(options.sessionsPath, { limit: cli.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
     process.stdout.write(formatCheckReport(report));
     process.exit(report.readable ? EXIT.ok : EXIT.fatal);
   }

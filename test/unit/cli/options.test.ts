@@ -1,0 +1,210 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { CommanderError } from 'commander';
+import {
+  CLI_ONLY_DEFAULTS,
+  CLI_ONLY_TABLE,
+  ConfigError,
+  DEFAULTS,
+  MAX_TIMER_MS,
+  OPTION_TABLE,
+  resolveOptions,
+  type ProxyOptions,
+} from '../../../src/cli/options.js';
+import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from '../../../src/cli/program.js';
+
+/** Parses `args` in process; resolves what commander wrote to stderr, or the options. */
+function parse(args: string[], door: FrontDoor = GIE_FRONT_DOOR): ReturnType<typeof optionsFromProgram> | { error: string } {
+  const program = buildProgram(door);
+  let error = '';
+  program.configureOutput({ writeErr: (text) => (error += text), writeOut: () => undefined });
+  try {
+    program.parse(args, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return { error };
+    throw err;
+  }
+  return optionsFromProgram(program, door);
+}
+
+function parsed(args: string[], door?: FrontDoor): ReturnType<typeof optionsFromProgram> {
+  const result = parse(args, door);
+  if ('error' in result) assert.fail(`${args.join(' ')}: ${result.error}`);
+  return result;
+}
+
+function refused(args: string[]): string {
+  const result = parse(args);
+  assert.ok('error' in result, `${args.join(' ')} was accepted`);
+  return result.error;
+}
+
+const sessionsPath = '/m.sqlite';
+
+test('DEFAULTS and the CLI-only defaults come from the tables and are frozen', () => {
+  assert.deepEqual(Object.keys(DEFAULTS), Object.keys(OPTION_TABLE));
+  for (const [key, row] of Object.entries(OPTION_TABLE)) assert.equal(DEFAULTS[key as keyof ProxyOptions], row.default, key);
+  assert.deepEqual(CLI_ONLY_DEFAULTS, { check: false, checkLimit: 10 });
+  assert.ok(Object.isFrozen(DEFAULTS));
+  assert.ok(Object.isFrozen(CLI_ONLY_DEFAULTS));
+  const o = resolveOptions({ sessionsPath });
+  assert.deepEqual(o, { ...DEFAULTS, sessionsPath });
+  assert.ok(Object.isFrozen(o));
+});
+
+test('resolveOptions refuses a bad value of every option, naming the option as given', () => {
+  const bad: { [K in keyof ProxyOptions]: unknown[] } = {
+    ip: ['', 7],
+    port: [-1, 65536, 1.5, '80'],
+    cookieName: ['a;b', 'bad name', ''],
+    sessionsPath: ['', 3],
+    reverseProxy: ['yes', 1],
+    verbose: ['true'],
+    shutdownGraceMs: [-1, Number.NaN, MAX_TIMER_MS + 1, 1.5],
+    pollIntervalMs: [-1, Number.NaN, MAX_TIMER_MS + 1],
+    reloadDebounceMs: [-1, Infinity],
+    headersTimeoutMs: [-1, '30'],
+    proxyTimeoutMs: [MAX_TIMER_MS + 1],
+    webSocketIdleTimeoutMs: [-5],
+    xfwd: [0],
+    corsOrigins: ['https://a.example', ['galaxy.example.org']],
+    mapThreadFrom: [-1, 0.5],
+    metricsPort: [70000, -1],
+    metricsIp: [''],
+    pidFile: [''],
+  };
+  assert.deepEqual(Object.keys(bad).sort(), Object.keys(OPTION_TABLE).sort(), 'every option has a bad value here');
+  for (const [key, values] of Object.entries(bad)) {
+    for (const value of values) {
+      assert.throws(
+        () => resolveOptions({ sessionsPath, [key]: value }),
+        (err: unknown) => err instanceof ConfigError && err.option === key && err.code === 'ERR_GIE_CONFIG' && err.message.startsWith(`option ${key}: `),
+        `${key}=${String(value)}`,
+      );
+    }
+  }
+});
+
+test('resolveOptions refuses a key that is not an option', () => {
+  assert.throws(
+    () => resolveOptions({ sessionsPath, cookie: 'galaxysession' } as unknown as ProxyOptions),
+    (err: unknown) => err instanceof ConfigError && err.option === 'cookie' && /is not an option/.test(err.message),
+  );
+});
+
+test('the poll interval has one floor, 10 ms, for the API and the command line alike', () => {
+  for (const [given, used] of [[0, 10], [9, 10], [10, 10], [11, 11], [1000, 1000]]) {
+    assert.equal(resolveOptions({ sessionsPath, pollIntervalMs: given }).pollIntervalMs, used, `API ${given}`);
+    assert.equal(parsed(['--poll-interval', String(given)]).options.pollIntervalMs, used, `--poll-interval ${given}`);
+  }
+});
+
+test('port 0 (any free port) is programmatic only; a flag must name a real port', () => {
+  assert.equal(resolveOptions({ sessionsPath, port: 0, metricsPort: 0 }).port, 0);
+  assert.match(refused(['--port', '0']), /^error: option '--port <n>' argument '0' is invalid\. must be an integer from 1 to 65535\.\n/);
+  assert.match(refused(['--metrics-port', '0']), /^error: option '--metrics-port <n>' argument '0' is invalid\./);
+  assert.equal(parsed(['--port', '65535', '--metrics-port', '1']).options.port, 65535);
+});
+
+test('a bad value of every flag is refused naming the flag as --help shows it', () => {
+  const cases: Array<[string, string]> = [
+    ['--port <n>', 'x'],
+    ['--cookie <cookiename>', 'a;b'],
+    ['--sessions <file>', ''],
+    ['--ip <n>', ''],
+    ['--shutdown-grace <ms>', '-1'],
+    ['--poll-interval <ms>', '1.5'],
+    ['--headers-timeout <ms>', 'soon'],
+    ['--proxy-timeout <ms>', String(MAX_TIMER_MS + 1)],
+    ['--ws-idle-timeout <ms>', '1e3'],
+    ['--cors-origin <origins>', 'https://ok.example,ftp://x.example'],
+    ['--metrics-port <n>', '65536'],
+    ['--metrics-ip <n>', ''],
+    ['--pid-file <path>', ''],
+    ['--check-limit <n>', 'ten'],
+  ];
+  const valueFlags = [...Object.values(OPTION_TABLE), ...Object.values(CLI_ONLY_TABLE)]
+    .map((row) => (row as { flag?: string }).flag)
+    .filter((flag): flag is string => flag !== undefined && flag.includes('<'));
+  assert.deepEqual(cases.map(([flag]) => flag).sort(), valueFlags.sort(), 'every flag with a value has a case');
+  for (const [flag, value] of cases) {
+    const error = refused([flag.split(' ')[0], value]);
+    assert.equal(error.split('\n')[0].startsWith(`error: option '${flag}' argument '${value}' is invalid. `), true, error);
+    assert.match(error.split('\n')[0], /\.$/);
+  }
+});
+
+test('flags reach the options; paths become absolute against the working directory', () => {
+  const { options, cli } = parsed([
+    '--ip', '0.0.0.0', '--port', '81', '--cookie', 'gx', '--sessions', 'rel/map.sqlite', '--reverseProxy', '--verbose',
+    '--shutdown-grace', '1', '--poll-interval', '20', '--headers-timeout', '2', '--proxy-timeout', '3', '--ws-idle-timeout', '4',
+    '--xfwd', '--cors-origin', 'https://A.example:443, http://b.example:81', '--metrics-port', '9', '--metrics-ip', '::1',
+    '--pid-file', 'run/p.pid', '--check', '--check-limit', '0',
+  ]);
+  assert.deepEqual(options, {
+    ...DEFAULTS,
+    ip: '0.0.0.0',
+    port: 81,
+    cookieName: 'gx',
+    sessionsPath: resolve('rel/map.sqlite'),
+    reverseProxy: true,
+    verbose: true,
+    shutdownGraceMs: 1,
+    pollIntervalMs: 20,
+    headersTimeoutMs: 2,
+    proxyTimeoutMs: 3,
+    webSocketIdleTimeoutMs: 4,
+    xfwd: true,
+    corsOrigins: ['https://a.example', 'http://b.example:81'],
+    metricsPort: 9,
+    metricsIp: '::1',
+    pidFile: resolve('run/p.pid'),
+  });
+  assert.deepEqual(cli, { check: true, checkLimit: 0 });
+  const none = parsed([]);
+  assert.deepEqual(none.options, { ...DEFAULTS, sessionsPath: resolve(DEFAULTS.sessionsPath) });
+  assert.deepEqual(none.cli, CLI_ONLY_DEFAULTS);
+  assert.deepEqual(parsed(['--cors-origin', '']).options.corsOrigins, [], "'' allows no origin");
+  // The API takes a path as given: it has no working directory of its own.
+  assert.equal(resolveOptions({ sessionsPath: 'rel/map.sqlite' }).sessionsPath, 'rel/map.sqlite');
+});
+
+test('a front door has its own name, description and defaults, and the same flags', () => {
+  const door: FrontDoor = {
+    name: 'other-proxy',
+    description: 'Another door.',
+    defaults: { sessionsPath: '/srv/other.sqlite', pollIntervalMs: 5000, checkLimit: 3 },
+  };
+  const program = buildProgram(door);
+  const help = program.helpInformation();
+  assert.match(help, /^Usage: other-proxy \[options\]\n\nAnother door\.\n/);
+  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\) \(default:\s+"\/srv\/other\.sqlite"\)/);
+  assert.match(help, /\(default: 5000\)/);
+  assert.deepEqual(
+    program.options.map((o) => o.flags),
+    buildProgram().options.map((o) => o.flags),
+  );
+  const { options, cli } = parsed([], door);
+  assert.equal(options.sessionsPath, '/srv/other.sqlite');
+  assert.equal(options.pollIntervalMs, 5000);
+  assert.equal(cli.checkLimit, 3);
+  assert.equal(parsed(['--poll-interval', '7'], door).options.pollIntervalMs, 10, 'the clamp holds for every door');
+});
+
+test('the commander options are the table rows with a flag, in table order', () => {
+  const rows = [...Object.values(OPTION_TABLE), ...Object.values(CLI_ONLY_TABLE)] as Array<{ flag?: string }>;
+  const flags = rows.map((row) => row.flag).filter((flag) => flag !== undefined);
+  assert.deepEqual(
+    buildProgram().options.map((o) => o.flags),
+    ['-V, --version', ...flags],
+  );
+  assert.equal(OPTION_TABLE.mapThreadFrom.flag, undefined, 'programmatic only');
+  assert.equal(OPTION_TABLE.reloadDebounceMs.flag, undefined, 'programmatic only');
+});
+
+test('a ConfigError met on the command line is reported in commander words with the flag', () => {
+  const err = new ConfigError('cookieName', 'a b', 'must be a cookie name');
+  assert.equal(commandLineMessage(err), "error: option '--cookie <cookiename>' argument 'a b' is invalid. must be a cookie name.");
+  assert.equal(commandLineMessage(new ConfigError('mapThreadFrom', '-1', 'must be a whole number')), 'error: option mapThreadFrom: "-1" must be a whole number');
+});
