@@ -61,6 +61,7 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
     sessionsPath: ['', 3],
     reverseProxy: ['yes', 1],
     verbose: ['true'],
+    logMaskParams: ['token', ['a=b'], ['x y'], [3], ['']],
     shutdownGraceMs: [-1, Number.NaN, MAX_TIMER_MS + 1, 1.5],
     pollIntervalMs: [-1, Number.NaN, MAX_TIMER_MS + 1],
     reloadDebounceMs: [-1, Infinity],
@@ -122,6 +123,7 @@ test('a bad value of every flag is refused naming the flag as --help shows it', 
     ['--metrics-port <n>', '65536'],
     ['--metrics-ip <n>', ''],
     ['--pid-file <path>', ''],
+    ['--log-mask-params <names>', 'api_key,a&b'],
     ['--check-limit <n>', 'ten'],
   ];
   const valueFlags = [...Object.values(OPTION_TABLE), ...Object.values(CLI_ONLY_TABLE)]
@@ -140,7 +142,7 @@ test('flags reach the options; paths become absolute against the working directo
     '--ip', '0.0.0.0', '--port', '81', '--cookie', 'gx', '--sessions', 'rel/map.sqlite', '--reverseProxy', '--verbose',
     '--shutdown-grace', '1', '--poll-interval', '20', '--headers-timeout', '2', '--proxy-timeout', '3', '--ws-idle-timeout', '4',
     '--xfwd', '--cors-origin', 'https://A.example:443, http://b.example:81', '--metrics-port', '9', '--metrics-ip', '::1',
-    '--pid-file', 'run/p.pid', '--check', '--check-limit', '0',
+    '--pid-file', 'run/p.pid', '--check', '--check-limit', '0', '--log-mask-params', 'api_key, key',
   ]);
   assert.deepEqual(options, {
     ...DEFAULTS,
@@ -150,6 +152,7 @@ test('flags reach the options; paths become absolute against the working directo
     sessionsPath: resolve('rel/map.sqlite'),
     reverseProxy: true,
     verbose: true,
+    logMaskParams: ['api_key', 'key'],
     shutdownGraceMs: 1,
     pollIntervalMs: 20,
     headersTimeoutMs: 2,
