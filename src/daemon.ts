@@ -13,6 +13,10 @@ import { RouteTable } from './routing/route-table.js';
 import { ReloadReporter } from './session-map/reload-report.js';
 import { storeKindFor } from './session-map/stores.js';
 import { CookieRouter } from './routing/cookie-router.js';
+import { EntryPointTable } from './routing/entry-point-table.js';
+import { EntryPointRouter } from './routing/entry-point-router.js';
+import type { Router } from './routing/router.js';
+import type { ChangeWatch, MapRouting } from './session-map/store.js';
 import { readFileSync } from 'node:fs';
 
 /** A running proxy. */
@@ -22,7 +26,10 @@ export interface Daemon {
   /** Where `/health` and `/metrics` are served (with `metricsPort` only). */
   readonly metricsAddress: AddressInfo | undefined;
   readonly table: RouteTable;
-  readonly reloader: MapReloader;
+  /** The entry points of an Interactive Tools map. */
+  readonly entryPoints: EntryPointTable;
+  /** Reads the map; undefined in header mode (no map). */
+  readonly reloader: MapReloader | undefined;
   /** Re-reads the session map now and rebuilds the route table (SIGHUP). */
   reload(): Promise<ReloadOutcome>;
   /**
@@ -43,18 +50,40 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   const metrics = options.metricsPort === undefined ? undefined : new ProxyMetrics();
   const observer = metrics === undefined ? extraObserver : combineObservers(extraObserver, metrics.observer);
   const table = new RouteTable();
+  const entryPoints = new EntryPointTable();
   const spec = options.sessionsPath;
-  const report = new ReloadReporter(spec, log.child({ component: 'session-map' }), observer);
-  const reloader = new MapReloader(spec, table, report, { workerThreshold: options.mapThreadFrom });
-  await reloader.reload(true);
-  const watcher = storeKindFor(spec).watch(spec, { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs }, () => void reloader.reload());
-  const router = new CookieRouter(options.cookieName, (key) => table.lookup(key));
+  const itRouter = new EntryPointRouter(
+    {
+      pathPrefix: options.pathPrefix,
+      forwardIP: options.forwardIP,
+      forwardPort: options.forwardPort,
+      headerMode: spec === undefined,
+      allow: options.headerModeAllow,
+    },
+    (key) => entryPoints.lookup(key),
+  );
+  let reloader: MapReloader | undefined;
+  let report: ReloadReporter | undefined;
+  let watcher: ChangeWatch | undefined;
+  let router: Router = itRouter;
+  if (spec !== undefined) {
+    report = new ReloadReporter(spec, log.child({ component: 'session-map' }), observer);
+    const mapReloader = new MapReloader(spec, table, report, { workerThreshold: options.mapThreadFrom, entryPoints });
+    reloader = mapReloader;
+    await mapReloader.reload(true);
+    watcher = storeKindFor(spec).watch(spec, { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs }, () => void mapReloader.reload());
+    // Until the map says what it holds, the command and the Interactive Tools flags say what to expect.
+    const expected: MapRouting = expectsEntryPoints(options) ? 'entry-point' : 'cookie';
+    router = followMapRouting(() => mapReloader.routing ?? expected, new CookieRouter(options.cookieName, (key) => table.lookup(key)), itRouter);
+  } else if (options.headerModeAllow === undefined) {
+    log.warn({ forwardIP: options.forwardIP, forwardPort: options.forwardPort }, DAEMON_LOG.openRelay);
+  }
   const proxy = createGieProxy({ options, router, log: log.child({ component: 'proxy' }), observer });
   const { server, tracker } = proxy;
 
   const stopMap = (): void => {
-    watcher.close();
-    reloader.close();
+    watcher?.close();
+    reloader?.close();
   };
 
   let address: AddressInfo;
@@ -69,11 +98,11 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
           healthReport({
             version: VERSION,
             startedAt,
-            sessions: table.size,
-            mapPath: options.sessionsPath,
-            lastLoadedAt: report.lastLoadedAt,
-            lastFormat: report.lastFormat,
-            lastError: report.lastError,
+            sessions: reloader?.size ?? 0,
+            mapPath: options.sessionsPath ?? '',
+            lastLoadedAt: report?.lastLoadedAt,
+            lastFormat: report?.lastFormat,
+            lastError: report?.lastError,
           }),
       });
     }
@@ -96,8 +125,10 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
       sessions: options.sessionsPath,
       cookie: options.cookieName,
       routing: router.description,
-      routes: table.size,
-      watching: watcher.watching,
+      pathPrefix: options.pathPrefix,
+      headerModeAllow: options.headerModeAllow?.items,
+      routes: reloader?.size ?? 0,
+      watching: watcher?.watching ?? false,
     },
     'proxy listening',
   );
@@ -129,9 +160,36 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     address,
     metricsAddress: metricsServer?.address,
     table,
+    entryPoints,
     reloader,
-    reload: () => reloader.reload(true),
+    reload: () => reloader?.reload(true) ?? Promise.resolve('unchanged'),
     close: (graceMs) => (closing ??= close(graceMs)),
+  };
+}
+
+/** Log messages of the daemon that admins (and tests) match on. */
+export const DAEMON_LOG = Object.freeze({
+  openRelay:
+    'header mode without --header-mode-allow: any client that reaches this port can have the proxy connect to any host and port it names in x-interactive-tool-host/-port (an open relay); keep it on a private network or give an allow-list',
+});
+
+/** True when Interactive Tools routing is to be expected before the map says so: the gx-it-proxy command, or its flags. */
+function expectsEntryPoints(options: ProxyOptions): boolean {
+  return options.interactiveTools || options.pathPrefix !== undefined || options.forwardIP !== undefined || options.forwardPort !== undefined;
+}
+
+/**
+ * The routing follows the table the map holds: `gxitproxy` routes entry
+ * points, `gxproxy2`, `gxproxy` and the JSON maps route session cookies.
+ * `current` is asked per request (a field read), so a map that changes kind
+ * is followed at once.
+ */
+function followMapRouting(current: () => MapRouting, cookies: Router, entryPoints: Router): Router {
+  return {
+    get description(): string {
+      return current() === 'entry-point' ? entryPoints.description : cookies.description;
+    },
+    route: (req) => (current() === 'entry-point' ? entryPoints : cookies).route(req),
   };
 }
 

@@ -11,6 +11,7 @@ import type { MapRead } from '../src/session-map/store.js';
 type Row = [string, string, string];
 const read = (rows: Row[], uniqueKeys = true): MapRead => ({
   format: 'sqlite gxproxy2',
+  routing: 'cookie',
   rows: rows.map(([k, h, p]) => rowLine(k, h, p)).join(''),
   uniqueKeys,
   skipped: new Map(),

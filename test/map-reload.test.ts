@@ -83,7 +83,7 @@ test('a file event that changes nothing committed does not reload the map', asyn
   const proxy = await mappedProxy(t, { alice: a.port });
   const map = proxy.map;
   const before = proxy.logs.withMsg(RELOADED).length;
-  assert.equal(await proxy.daemon.reloader.reload(), 'unchanged');
+  assert.equal(await proxy.daemon.reloader?.reload(), 'unchanged');
   writeFileSync(`${map.path}.lock`, ''); // Galaxy's lock file alone commits nothing
   unlinkSync(`${map.path}.lock`);
   await timedReload(proxy, 2, () => map.addSession('bob', '127.0.0.1', a.port));
@@ -128,7 +128,7 @@ test('a writer holding the lock: the read gives up fast, the old map keeps routi
   writer.exec('BEGIN EXCLUSIVE');
   writer.prepare("INSERT INTO gxproxy2 (key, host, port) VALUES ('bob', '127.0.0.1', ?)").run(a.port);
   const started = performance.now();
-  assert.equal(await proxy.daemon.reloader.reload(true), 'failed');
+  assert.equal(await proxy.daemon.reloader?.reload(true), 'failed');
   assert.ok(performance.now() - started < 500, 'a locked database does not block the proxy');
   assert.equal(proxy.logs.withMsg(KEPT).at(-1)?.reason, 'busy');
   assert.equal(await statusFor(proxy, 'alice'), 200);

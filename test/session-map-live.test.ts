@@ -355,7 +355,7 @@ async function inProcess(t: TestContext, path: string, mapThreadFrom?: number): 
     // modules first, which a loaded machine may take a second to do. One read
     // through it before the timed part.
     await proxy.daemon.reload();
-    assert.ok(proxy.daemon.reloader.readsOnThread);
+    assert.ok(proxy.daemon.reloader?.readsOnThread);
   }
   return {
     port: proxy.port,

@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { SessionMapError } from '../session-map/store.js';
+import { SessionMapError, type MapRouting } from '../session-map/store.js';
 import { toSnapshot } from '../session-map/rows.js';
 import type { Target } from '../routing/route-table.js';
 import { storeKindFor } from '../session-map/stores.js';
@@ -14,8 +14,9 @@ export interface CheckOptions {
 }
 
 /**
- * One probed session, named by its sessionTag (the tag log lines carry), never
- * by its cookie value.
+ * One probed session, named as log lines name it: a cookie session by its
+ * sessionTag, an entry point by its key and its token's tag; never by a
+ * cookie value or a token.
  */
 export interface ContainerProbe {
   readonly session: string;
@@ -32,6 +33,8 @@ export interface CheckReport {
   /** Why the map could not be read (when not `readable`). */
   readonly error?: SessionMapError;
   readonly format?: string;
+  /** What the map routes by (entry points are listed by key and token tag). */
+  readonly routing?: MapRouting;
   readonly sessions: number;
   readonly skipped: [string, number][];
   readonly probes: ContainerProbe[];
@@ -55,11 +58,13 @@ export async function checkSessionMap(path: string, options: CheckOptions): Prom
     store.close();
   }
   const newest = options.limit > 0 ? [...snapshot.routes].slice(-options.limit).reverse() : [];
-  const probes = await Promise.all(newest.map(([key, target]) => probe(key, target, options.connectTimeoutMs)));
+  const name = snapshot.routing === 'entry-point' ? (label: string) => label : sessionTag;
+  const probes = await Promise.all(newest.map(([key, target]) => probe(name(key), target, options.connectTimeoutMs)));
   return {
     path,
     readable: true,
     format: snapshot.format,
+    routing: snapshot.routing,
     sessions: snapshot.routes.size,
     skipped: [...snapshot.skipped],
     probes,
@@ -67,10 +72,9 @@ export async function checkSessionMap(path: string, options: CheckOptions): Prom
   };
 }
 
-function probe(key: string, { host, port }: Target, timeoutMs: number): Promise<ContainerProbe> {
+function probe(session: string, { host, port }: Target, timeoutMs: number): Promise<ContainerProbe> {
   const hostname = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const target = hostname.includes(':') ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-  const session = sessionTag(key);
   const started = performance.now();
   return new Promise((resolve) => {
     const socket = net.connect({ host: hostname, port });
@@ -94,7 +98,7 @@ export function formatCheckReport(report: CheckReport): string {
     return `${lines.join('\n')}\n`;
   }
   lines.push(`format       ${report.format ?? ''}`);
-  lines.push(`sessions     ${report.sessions} routable`);
+  lines.push(report.routing === 'entry-point' ? `entry points ${report.sessions} routable` : `sessions     ${report.sessions} routable`);
   const skippedCount = report.skipped.reduce((sum, [, n]) => sum + n, 0);
   const reasons = report.skipped.map(([reason, n]) => `${reason}: ${n}`).join(', ');
   lines.push(`skipped      ${skippedCount}${skippedCount > 0 ? ` (${reasons})` : ''}`);
@@ -104,8 +108,9 @@ export function formatCheckReport(report: CheckReport): string {
       `containers   ${answering} of the ${report.probes.length} most recently added answer a TCP connect (time-out ${report.connectTimeoutMs} ms):`,
     );
     const width = Math.max(...report.probes.map((p) => p.target.length));
+    const nameWidth = Math.max(9, ...report.probes.map((p) => p.session.length));
     for (const p of report.probes) {
-      lines.push(`  ${p.session}  ${p.target.padEnd(width)}  ${p.answers ? p.detail : `NO ANSWER: ${p.detail}`}`);
+      lines.push(`  ${p.session.padEnd(nameWidth)}  ${p.target.padEnd(width)}  ${p.answers ? p.detail : `NO ANSWER: ${p.detail}`}`);
     }
   }
   lines.push('result       readable');

@@ -9,6 +9,8 @@
  * free port; a flag must name a real one).
  */
 import { resolve } from 'node:path';
+import { normalizePathPrefix } from '../routing/entry-point-router.js';
+import { AllowListSyntaxError, TargetAllowList } from '../routing/target-allow-list.js';
 
 /**
  * A configuration value that cannot be used. `option` is the name the caller
@@ -214,6 +216,39 @@ function optional<T, N extends undefined | null>(kind: Kind<T>, none: N): Kind<T
   };
 }
 
+/** `--proxyPathPrefix`: a URL path (RFC 3986 path characters), compared without a trailing `/`. */
+const PATH_PREFIX = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
+
+const pathPrefix: Kind<string | undefined> = {
+  accept(value) {
+    if (typeof value !== 'string' || !PATH_PREFIX.test(value)) throw new Refusal('must be a URL path such as /interactivetool/ep (no query, no spaces)');
+    return normalizePathPrefix(value);
+  },
+};
+
+/**
+ * `--header-mode-allow`: addresses, subnets and host names, each with an
+ * optional port (see target-allow-list.ts). On the command line a
+ * comma-separated list; from the API a list or a TargetAllowList.
+ */
+const allowList: Kind<TargetAllowList> = {
+  accept(value) {
+    if (value instanceof TargetAllowList) return value;
+    if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) throw new Refusal('must be a list of addresses, subnets or host names');
+    try {
+      return TargetAllowList.parse(value as string[]);
+    } catch (err) {
+      if (err instanceof AllowListSyntaxError) throw new Refusal(err.reason, err.item);
+      throw err;
+    }
+  },
+  parse: (text) =>
+    text
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+};
+
 /**
  * The option table: every option of {@link ProxyOptions}, in `--help` order.
  * From it come the type, the defaults, the checks of the programmatic API
@@ -227,8 +262,18 @@ export const OPTION_TABLE = {
   port: spec({ flag: '--port <n>', help: 'Public-facing port of the proxy', kind: port, default: 8000 }),
   /** Name of the cookie whose value keys the session map. */
   cookieName: spec({ flag: '--cookie <cookiename>', help: 'Cookie proving authentication', kind: cookieName, default: 'galaxysession' }),
-  /** Path of the session map; the CLI makes it absolute, the API takes it as given. */
-  sessionsPath: spec({ flag: '--sessions <file>', help: 'Routes file to monitor (SQLite or JSON)', kind: path, default: 'database/session_map.sqlite' }),
+  /**
+   * Path of the session map; the CLI makes it absolute, the API takes it as
+   * given. Undefined (the gx-it-proxy command's default): no map, Interactive
+   * Tools header mode.
+   */
+  sessionsPath: spec({
+    flag: '--sessions <file>',
+    help: 'Routes file to monitor (SQLite or JSON)',
+    kind: optional(path, undefined) as Kind<string | undefined>,
+    default: 'database/session_map.sqlite' as string | undefined,
+    absent: 'none: header mode',
+  }),
   /** Rewrite `Location: http://localhost/...` on 302s to include our port. */
   reverseProxy: spec({ flag: '--reverseProxy', help: 'Rewrite redirects to http://localhost/ to carry the proxy port', kind: flag, default: false }),
   /** Log one line per proxied request. */
@@ -244,6 +289,41 @@ export const OPTION_TABLE = {
     default: undefined,
     absent: 'none',
   }),
+  /** Interactive Tools: route `<prefix>/<key>/<token>/…` by path before the Host; normalised (no trailing `/`). Undefined: by Host only. */
+  pathPrefix: spec({
+    flag: '--proxyPathPrefix <path>',
+    help: 'Interactive Tools: route <path>/<key>/<token>/... by path, before the Host',
+    kind: optional(pathPrefix, undefined),
+    default: undefined,
+  }),
+  /** Interactive Tools forward mode: send every request to this address, the entry point's host in `x-interactive-tool-host`. */
+  forwardIP: spec({
+    flag: '--forwardIP <n>',
+    help: 'Interactive Tools: send every request to this address, the container in x-interactive-tool-host',
+    kind: optional(host, undefined),
+    default: undefined,
+  }),
+  /** Interactive Tools forward mode: send every request to this port, the entry point's port in `x-interactive-tool-port`. */
+  forwardPort: spec({
+    flag: '--forwardPort <n>',
+    help: 'Interactive Tools: send every request to this port, the container in x-interactive-tool-port',
+    kind: optional(port, undefined),
+    default: undefined,
+  }),
+  /** Header mode (no map): the only targets it connects to; undefined: any (an open relay, warned about at start). */
+  headerModeAllow: spec({
+    flag: '--header-mode-allow <targets>',
+    help: 'Header mode: only connect to these comma-separated addresses, subnets or names, each with an optional :port',
+    kind: optional(allowList, undefined),
+    default: undefined,
+    absent: 'any target',
+  }),
+  /**
+   * Route Interactive Tools until the map says what it holds (no flag: the
+   * gx-it-proxy command sets it; `--proxyPathPrefix`, `--forwardIP` and
+   * `--forwardPort` imply it).
+   */
+  interactiveTools: spec({ kind: flag, default: false }),
   /** How long in-flight HTTP requests may run after SIGTERM before they are cut. */
   shutdownGraceMs: spec({ flag: '--shutdown-grace <ms>', help: 'How long in-flight requests may finish after SIGTERM', kind: ms(), default: 5000 }),
   /**
@@ -306,6 +386,8 @@ export const OPTION_TABLE = {
  * OPTION_TABLE.
  */
 export const CLI_ONLY_TABLE = {
+  /** gx-it-proxy's spelling of `--poll-interval`; given, it sets pollIntervalMs. */
+  pollingInterval: spec({ flag: '--pollingInterval <ms>', help: "gx-it-proxy's spelling of --poll-interval", kind: optional(ms(10), undefined), default: undefined }),
   /** Read the map once, report and exit instead of serving. */
   check: spec({ flag: '--check', help: 'Read the session map once, report what it holds and exit (0: readable, 1: not)', kind: flag, default: false }),
   /** How many of the newest sessions `--check` tries to connect to. */
@@ -343,13 +425,14 @@ export const CLI_ONLY_DEFAULTS: CliOnlyOptions = defaultsOf(CLI_ONLY_TABLE);
  * the option as given (`cookieName`, `corsOrigins`…) and the value that was
  * wrong, also for a key that is not an option.
  */
-export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: string }): ProxyOptions {
+export function resolveOptions(input: Partial<ProxyOptions> & { sessionsPath: string | undefined }): ProxyOptions {
   for (const key of Object.keys(input)) {
     if (!Object.hasOwn(OPTION_TABLE, key)) throw new ConfigError(key, String((input as Record<string, unknown>)[key]), 'is not an option');
   }
   const resolved: Record<string, unknown> = {};
   for (const [key, row] of Object.entries(OPTION_TABLE) as Array<[keyof ProxyOptions, OptionSpec<unknown>]>) {
-    const value = input[key] === undefined ? row.default : input[key];
+    // `sessionsPath` is always given: undefined there means no map (header mode), not the default.
+    const value = input[key] === undefined && key !== 'sessionsPath' ? row.default : input[key];
     resolved[key] = acceptAs(key, row, value);
   }
   return Object.freeze(resolved) as ProxyOptions;

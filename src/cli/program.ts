@@ -32,6 +32,16 @@ export const GIE_FRONT_DOOR: FrontDoor = Object.freeze({
   defaults: Object.freeze({}),
 });
 
+/**
+ * gx-it-proxy's command line (bin/gx-it-proxy.js): no map by default (then
+ * header mode), and Interactive Tools routing until the map says otherwise.
+ */
+export const GX_IT_PROXY_FRONT_DOOR: FrontDoor = Object.freeze({
+  name: 'gx-it-proxy',
+  description: "Routes Galaxy's Interactive Tools by entry point (path or host); without --sessions, by the x-interactive-tool-host/-port headers.",
+  defaults: Object.freeze({ sessionsPath: undefined, interactiveTools: true }),
+});
+
 /** Every row of both tables with its key, in `--help` order. */
 const ROWS = [...Object.entries(OPTION_TABLE), ...Object.entries(CLI_ONLY_TABLE)] as Array<[OptionKey, OptionSpec<unknown>]>;
 
@@ -92,6 +102,8 @@ export function optionsFromProgram(program: Command, door: FrontDoor = GIE_FRONT
     const value = typed === undefined ? defaultFor(door, key, row) : typed;
     values[key] = value === undefined || value === null || row.kind.onCommandLine === undefined ? value : row.kind.onCommandLine(value);
   }
+  // gx-it-proxy's spelling of --poll-interval wins when given.
+  if (values.pollingInterval !== undefined) values.pollIntervalMs = values.pollingInterval;
   const proxy = Object.fromEntries(Object.keys(OPTION_TABLE).map((key) => [key, values[key]])) as unknown as ProxyOptions;
   const cli = Object.fromEntries(Object.entries(CLI_ONLY_TABLE).map(([key, row]) => [key, acceptAs(key, row as OptionSpec<unknown>, values[key])]));
   return { options: resolveOptions(proxy), cli: Object.freeze(cli) as CliOnlyOptions };

@@ -47,6 +47,10 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
   }
 
   if (cli.check) {
+    if (options.sessionsPath === undefined) {
+      process.stderr.write('error: --check needs --sessions (header mode has no map)\n(run with --help for usage)\n');
+      process.exit(EXIT.usage);
+    }
     const report = await checkSessionMap(options.sessionsPath, { limit: cli.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
     process.stdout.write(formatCheckReport(report));
     process.exit(report.readable ? EXIT.ok : EXIT.fatal);

@@ -42,6 +42,7 @@ export interface Answer {
 export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 const BAD_REQUEST = 'Bad request.\n';
+const NO_ENTRY_POINT = 'No interactive tool is registered for this address.\n';
 
 /** The table. Log messages here are the ones tests and admins match on. */
 export const ANSWERS: Readonly<Record<AnswerCase, Answer>> = Object.freeze({
@@ -52,6 +53,13 @@ export const ANSWERS: Readonly<Record<AnswerCase, Answer>> = Object.freeze({
     level: 'debug',
     message: 'request refused: no session mapped',
   },
+  'no-host': { status: 400, body: BAD_REQUEST, level: 'debug', message: 'request refused: no Host to read an entry point from' },
+  'unknown-entry-point': { status: 404, body: NO_ENTRY_POINT, level: 'debug', message: 'request refused: no such entry point' },
+  // Told apart in the log only: the client cannot learn which keys exist.
+  'wrong-token': { status: 404, body: NO_ENTRY_POINT, level: 'debug', message: 'request refused: wrong entry point token' },
+  'no-target-header': { status: 400, body: BAD_REQUEST, level: 'debug', message: 'request refused: header mode without x-interactive-tool-host' },
+  'bad-target-header': { status: 400, body: BAD_REQUEST, level: 'debug', message: 'request refused: unusable x-interactive-tool-host/-port' },
+  'target-not-allowed': { status: 404, body: NO_ENTRY_POINT, level: 'debug', message: 'request refused: target not on --header-mode-allow' },
   'not-websocket': { status: 400, body: BAD_REQUEST, level: 'debug', message: 'upgrade refused: not a WebSocket GET' },
   connect: {
     status: 405,

@@ -8,7 +8,7 @@ import type { ProxyOptions } from '../cli/options.js';
 import { sessionTag, type Logger } from '../log.js';
 import type { ProxyObserver } from '../observer.js';
 import type { Route } from '../routing/route-table.js';
-import { isRefusal, type Router } from '../routing/router.js';
+import { isRefusal, type Refused, type Router } from '../routing/router.js';
 import { ANSWERS, answerOnSocket, caseForClientError, caseForProxyError, drainUntilClosed, sendAnswer, type AnswerCase } from './answers.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { ContainerAgent, armProxyTimeout, noteKeepAliveHint } from './container-pool.js';
@@ -78,6 +78,8 @@ const kSession = Symbol('gie.session');
 const kProxyReq = Symbol('gie.proxyReq');
 const kRetried = Symbol('gie.retried');
 const kRefusal = Symbol('gie.refusal');
+const kLogPath = Symbol('gie.logPath');
+const kEntryPoint = Symbol('gie.entryPoint');
 interface RoutedRequest extends IncomingMessage {
   [kRoute]?: Route;
   [kStarted]?: number;
@@ -88,6 +90,10 @@ interface RoutedRequest extends IncomingMessage {
   [kSession]?: string;
   /** Why the request was refused, for the --verbose line. */
   [kRefusal]?: AnswerCase;
+  /** The request target as log lines show it (an entry point token replaced), when not req.url. */
+  [kLogPath]?: string;
+  /** The Interactive Tools entry point key the request named, for the --verbose line. */
+  [kEntryPoint]?: string;
 }
 
 /**
@@ -128,7 +134,11 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
       return;
     }
     const result = router.route(req);
-    if (verbose) req[kSession] = result.credential;
+    if (verbose) {
+      req[kSession] = result.credential;
+      req[kLogPath] = result.logPath;
+      req[kEntryPoint] = result.entryPoint;
+    }
     if (isRefusal(result)) {
       refuse(req, res, result.refusal);
       return;
@@ -151,10 +161,17 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     sendAnswer(res, answerCase, req.headers.origin, cors);
   }
 
-  function refuseUpgrade(req: RoutedRequest, socket: Duplex, answerCase: AnswerCase, credential?: string): void {
+  function refuseUpgrade(req: RoutedRequest, socket: Duplex, answerCase: AnswerCase, refused?: Refused): void {
     const answer = ANSWERS[answerCase];
+    const credential = refused?.credential;
     log.debug(
-      { path: req.url, session: credential === undefined ? undefined : sessionTag(credential), status: answer.status, reason: answerCase },
+      {
+        path: refused?.logPath ?? req.url,
+        session: credential === undefined ? undefined : sessionTag(credential),
+        entryPoint: refused?.entryPoint,
+        status: answer.status,
+        reason: answerCase,
+      },
       answer.message,
     );
     answerOnSocket(socket, answerCase);
@@ -172,10 +189,11 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     }
     const result = router.route(req);
     if (isRefusal(result)) {
-      refuseUpgrade(req, socket, result.refusal, result.credential);
+      refuseUpgrade(req, socket, result.refusal, result);
       return;
     }
     const { route } = result;
+    if (result.logPath !== undefined) req[kLogPath] = result.logPath;
     if (result.url !== undefined) req.url = result.url;
     req[kRoute] = route;
     tracker.trackWebSocket(socket);
@@ -260,7 +278,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
       proxySocket.once('error', byContainer);
       socket.once('close', () => {
         closedBy ??= 'client';
-        log.debug({ path: req.url, target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, 'websocket closed');
+        log.debug({ path: req[kLogPath] ?? req.url, target: req[kRoute]?.label, ms: Math.round(performance.now() - opened), closedBy }, 'websocket closed');
       });
       if (webSocketIdleTimeoutMs > 0) {
         // Traffic either way passes through the client socket, so its idle
@@ -345,8 +363,9 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     log.debug(
       {
         method: req.method,
-        path: req.url,
+        path: req[kLogPath] ?? req.url,
         session: req[kSession] === undefined ? undefined : sessionTag(req[kSession]),
+        entryPoint: req[kEntryPoint],
         target: req[kRoute]?.label,
         status: status === 0 ? undefined : status,
         refused: req[kRefusal],

@@ -4,7 +4,6 @@ export interface Target {
   readonly port: number;
 }
 
-
 /** A container address prepared once per reload, in the shape http-proxy takes. */
 export interface Route {
   readonly host: string;
@@ -75,7 +74,8 @@ function reuse(old: Route | undefined, host: string, port: number): Route {
   return old !== undefined && old.host === host && old.port === port ? old : toRoute({ host, port });
 }
 
-function toRoute({ host, port }: Target): Route {
+/** The route for a container address (a name, an IPv4 or an IPv6 literal, bracketed or not). */
+export function toRoute({ host, port }: Target): Route {
   // IPv6 literals need brackets in a Host-style label but not in hostname.
   const hostname = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
   const label = hostname.includes(':') ? `[${hostname}]:${port}` : `${hostname}:${port}`;

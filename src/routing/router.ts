@@ -15,7 +15,14 @@ import type { Route } from './route-table.js';
  */
 export type Refusal =
   | 'bad-target' // the request target is neither origin-form nor a usable absolute form
-  | 'no-session'; // no session cookie, or one the map does not hold
+  | 'no-session' // no session cookie, or one the map does not hold
+  // Interactive Tools (entry-point-router.ts):
+  | 'no-host' // not path-routed, and no Host header to read a key and token from
+  | 'unknown-entry-point' // the path or Host names no key, or one the map does not hold
+  | 'wrong-token' // the key is known, the token is not its token
+  | 'no-target-header' // header mode: no x-interactive-tool-host
+  | 'bad-target-header' // header mode: x-interactive-tool-host/-port name no host and port
+  | 'target-not-allowed'; // header mode: the target is not on --header-mode-allow
 
 /** Where a routed request goes, and what changes on the way. */
 export interface Forward {
@@ -27,6 +34,10 @@ export interface Forward {
   readonly credential?: string;
   /** The request target the container gets, when it is not the client's. */
   readonly url?: string;
+  /** The request target as log lines show it, when the client's holds a credential (an entry point token). */
+  readonly logPath?: string;
+  /** The Interactive Tools entry point (its key, not a credential) the request named, for log lines. */
+  readonly entryPoint?: string;
   /** Changes the headers the container gets (after the hop-by-hop rules). */
   readonly rewriteHeaders?: (headers: IncomingHttpHeaders) => void;
 }
@@ -35,6 +46,10 @@ export interface Forward {
 export interface Refused {
   readonly refusal: Refusal;
   readonly credential?: string;
+  /** As in Forward. */
+  readonly logPath?: string;
+  /** As in Forward. */
+  readonly entryPoint?: string;
 }
 
 export type RouteResult = Forward | Refused;

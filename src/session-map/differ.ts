@@ -1,21 +1,27 @@
-import { forEachRow, rowProblem, SkipCounter } from './rows.js';
-import type { MapRead } from './store.js';
+import { checkRow, forEachLine, SkipCounter } from './rows.js';
+import type { MapRead, MapRouting } from './store.js';
 
 /** What the route table must do to match the latest read (rows in the form of rows.ts). */
-export type MapUpdate =
-  /** Rebuild: `rows` holds every routable entry (later rows win). */
-  | { readonly kind: 'full'; readonly rows: string; readonly format: string; readonly sessions: number; readonly skipped: [string, number][] }
-  /** Change in place: set the routable `upserts`, drop the keys in `removals` (one per line). */
-  | {
-      readonly kind: 'diff';
-      readonly upserts: string;
-      readonly removals: string;
-      readonly format: string;
-      readonly sessions: number;
-      readonly skipped: [string, number][];
-    }
-  /** The routes are as before. */
-  | { readonly kind: 'same'; readonly format: string; readonly sessions: number; readonly skipped: [string, number][] };
+export type MapUpdate = UpdateOutline &
+  (
+    | /** Rebuild: `rows` holds every routable row (later rows win). */ { readonly kind: 'full'; readonly rows: string }
+    | /** Change in place: set the routable `upserts`, drop the identities in `removals` (one per line). */ {
+        readonly kind: 'diff';
+        readonly upserts: string;
+        readonly removals: string;
+      }
+    | /** The routes are as before. */ { readonly kind: 'same' }
+  );
+
+/** What every update says of the read it comes from. */
+interface UpdateOutline {
+  readonly format: string;
+  /** What the rows route by (and so their form, see rows.ts). */
+  readonly routing: MapRouting;
+  /** Routable entries (sessions or entry points). */
+  readonly sessions: number;
+  readonly skipped: [string, number][];
+}
 
 /**
  * Largest change set sent as a diff. The main thread applies a diff in one
@@ -79,11 +85,12 @@ export class MapDiffer {
   next(read: MapRead, full = false): MapUpdate {
     const prev = this.previous;
     if (full || prev === undefined || !read.uniqueKeys || prev.format !== read.format) return this.rebuild(read);
-    if (prev.rows === read.rows) return { kind: 'same', format: read.format, sessions: prev.sessions, skipped: total(prev.rowSkips, read) };
+    const { routing } = read;
+    if (prev.rows === read.rows) return { kind: 'same', format: read.format, routing, sessions: prev.sessions, skipped: total(prev.rowSkips, read) };
 
     const { removed, inserted } = align(prev.rows, read.rows);
-    const before = routable(removed, 0);
-    const after = routable(inserted, 0);
+    const before = routable(routing, removed);
+    const after = routable(routing, inserted);
     if (after.repeated) return this.rebuild(read);
     const upserts: string[] = [];
     const removals: string[] = [];
@@ -100,32 +107,32 @@ export class MapDiffer {
     for (const [reason, n] of after.skips.byReason) rowSkips.add(reason, n);
     const sessions = prev.sessions - before.entries.size + after.entries.size;
     this.previous = { format: read.format, rows: read.rows, sessions, rowSkips };
-    if (upserts.length === 0 && removals.length === 0) return { kind: 'same', format: read.format, sessions, skipped: total(rowSkips, read) };
-    return { kind: 'diff', upserts: upserts.join(''), removals: removals.join(''), format: read.format, sessions, skipped: total(rowSkips, read) };
+    if (upserts.length === 0 && removals.length === 0) return { kind: 'same', format: read.format, routing, sessions, skipped: total(rowSkips, read) };
+    return { kind: 'diff', upserts: upserts.join(''), removals: removals.join(''), format: read.format, routing, sessions, skipped: total(rowSkips, read) };
   }
 
   private rebuild(read: MapRead): MapUpdate {
-    const { entries, skips } = routable(read.rows, 0);
+    const { entries, skips } = routable(read.routing, read.rows);
     const rows: string[] = [];
     for (const [key, target] of entries) rows.push(`${key}\t${target}\n`);
     this.previous = { format: read.format, rows: read.rows, sessions: entries.size, rowSkips: skips };
-    return { kind: 'full', rows: rows.join(''), format: read.format, sessions: entries.size, skipped: total(skips, read) };
+    return { kind: 'full', rows: rows.join(''), format: read.format, routing: read.routing, sessions: entries.size, skipped: total(skips, read) };
   }
 }
 
-/** The routable entries (key → `host TAB port`) of the rows from offset `from` on. */
-function routable(rows: string, from: number): { entries: Map<string, string>; skips: SkipCounter; repeated: boolean } {
+/** The routable entries (identity → routable value, see rows.ts) of raw `rows`. */
+function routable(routing: MapRouting, rows: string): { entries: Map<string, string>; skips: SkipCounter; repeated: boolean } {
   const entries = new Map<string, string>();
   const skips = new SkipCounter();
   let repeated = false;
-  forEachRow(rows, from, Infinity, (key, host, port) => {
-    const problem = rowProblem(key, host, port);
-    if (problem !== undefined) {
-      skips.add(problem);
+  forEachLine(rows, 0, Infinity, (line) => {
+    const checked = checkRow(routing, line);
+    if ('problem' in checked) {
+      skips.add(checked.problem);
       return;
     }
-    if (entries.has(key)) repeated = true;
-    entries.set(key, `${host}\t${port}`);
+    if (entries.has(checked.id)) repeated = true;
+    entries.set(checked.id, checked.value);
   });
   return { entries, skips, repeated };
 }

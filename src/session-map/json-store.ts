@@ -110,5 +110,5 @@ function toRows(data: Record<string, unknown>): MapRead {
     for (const [key, host, port] of entries) unique.add(key, host, port);
     rows = unique.rows();
   }
-  return { format, rows, uniqueKeys: true, skipped: skipped.byReason };
+  return { format, routing: 'cookie', rows, uniqueKeys: true, skipped: skipped.byReason };
 }

@@ -1,10 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { EntryPointTable } from '../routing/entry-point-table.js';
 import type { RouteTable, Target } from '../routing/route-table.js';
 import type { MapUpdate } from './differ.js';
 import { InlineMapReader, WorkerMapReader, type MapReader } from './reader.js';
 import type { ReloadReporter } from './reload-report.js';
-import { forEachRow } from './rows.js';
+import { forEachLine, forEachRow, parseRoutableEntryPoint, splitIdentity } from './rows.js';
+import type { MapRouting } from './store.js';
 
 /** Retry delay after a busy database or a half-written JSON file. */
 const RETRY_MS = 100;
@@ -27,6 +29,8 @@ export interface MapReloaderOptions {
   readonly workerThreshold: number;
   /** Reads through this reader instead of the built-in ones (and never moves to a thread). */
   readonly reader?: MapReader;
+  /** Where an Interactive Tools map (`gxitproxy`) goes; default: a table of the reloader's own. */
+  readonly entryPoints?: EntryPointTable;
 }
 
 /**
@@ -49,6 +53,10 @@ export class MapReloader {
   private retry: NodeJS.Timeout | undefined;
   private retries = 0;
   private readonly workerThreshold: number;
+  /** The entry points of an Interactive Tools map (the cookie routes go to `table`). */
+  readonly entryPoints: EntryPointTable;
+  /** What the last successful read routes by; undefined before the first. */
+  routing: MapRouting | undefined;
 
   constructor(
     /** What names the store (a path, a URL): the reader thread opens it by this. */
@@ -59,6 +67,12 @@ export class MapReloader {
   ) {
     this.workerThreshold = options.reader === undefined ? options.workerThreshold : Infinity;
     this.reader = options.reader ?? new InlineMapReader(spec);
+    this.entryPoints = options.entryPoints ?? new EntryPointTable();
+  }
+
+  /** Entries in the table the map fills: sessions, or entry points. */
+  get size(): number {
+    return this.routing === 'entry-point' ? this.entryPoints.size : this.table.size;
   }
 
   /**
@@ -117,36 +131,70 @@ export class MapReloader {
     const changed = await this.apply(update);
     if (this.closed) return 'unchanged';
     this.retries = 0;
-    this.report.loaded(update, this.table.size, Math.round((performance.now() - started) * 100) / 100, changed);
-    if (!this.threaded && this.table.size >= this.workerThreshold) this.moveToThread();
+    this.report.loaded(update, this.size, Math.round((performance.now() - started) * 100) / 100, changed);
+    if (!this.threaded && this.size >= this.workerThreshold) this.moveToThread();
     return changed ? 'reloaded' : 'unchanged';
   }
 
-  /** Brings the table in line with `update`; false when nothing changed. */
+  /** Brings the tables in line with `update`; false when nothing changed. */
   private async apply(update: MapUpdate): Promise<boolean> {
     if (update.kind === 'same') return false;
+    const changed = update.routing === 'entry-point' ? await this.applyEntryPoints(update) : await this.applySessions(update);
+    if (!changed) return false;
+    if (this.routing !== update.routing) {
+      // The map now routes the other way (a file replaced by another kind): the other table empties.
+      if (update.routing === 'entry-point') this.table.replace(new Map());
+      else this.entryPoints.replace([]);
+      this.routing = update.routing;
+    }
+    return true;
+  }
+
+  private async applySessions(update: Exclude<MapUpdate, { kind: 'same' }>): Promise<boolean> {
     if (update.kind === 'diff') {
       const upserts = new Map<string, Target>();
       forEachRow(update.upserts, 0, Infinity, (key, host, port) => upserts.set(key, { host, port: Number(port) }));
-      const removals = update.removals === '' ? [] : update.removals.slice(0, -1).split('\n');
-      this.table.apply(upserts, removals);
+      this.table.apply(upserts, lines(update.removals));
       return true;
     }
-    // A full rebuild of a large map is built in slices while requests are
-    // served from the old map, then swapped in whole.
-    const { rows } = update;
     const next = this.table.builder();
+    const { rows } = update;
+    const set = (key: string, host: string, port: string): void => next.set(key, host, Number(port));
+    if (!(await this.inSlices(rows, (at, max) => forEachRow(rows, at, max, set)))) return false;
+    this.table.install(next);
+    return true;
+  }
+
+  private async applyEntryPoints(update: Exclude<MapUpdate, { kind: 'same' }>): Promise<boolean> {
+    if (update.kind === 'diff') {
+      this.entryPoints.apply(lines(update.upserts).map(parseRoutableEntryPoint), lines(update.removals).map(splitIdentity));
+      return true;
+    }
+    const next = this.entryPoints.builder();
+    const { rows } = update;
+    const add = (line: string): void => next.add(parseRoutableEntryPoint(line));
+    if (!(await this.inSlices(rows, (at, max) => forEachLine(rows, at, max, add)))) return false;
+    this.entryPoints.install(next);
+    return true;
+  }
+
+  /**
+   * Runs `step` (which handles up to `max` rows from offset `at` and returns
+   * the offset after them) over all of a full rebuild's `rows`, in slices of
+   * at most SLICE_MS so that requests are served from the old table
+   * meanwhile. False when the reloader was closed before the end.
+   */
+  private async inSlices(rows: string, step: (at: number, max: number) => number): Promise<boolean> {
     let at = 0;
     while (at < rows.length) {
       const until = performance.now() + SLICE_MS;
-      do at = forEachRow(rows, at, ROWS_PER_CHECK, (key, host, port) => next.set(key, host, Number(port)));
+      do at = step(at, ROWS_PER_CHECK);
       while (at < rows.length && performance.now() < until);
       if (at < rows.length) {
         await nextTurn();
         if (this.closed) return false;
       }
     }
-    this.table.install(next);
     return true;
   }
 
@@ -171,4 +219,9 @@ export class MapReloader {
       this.retry.unref();
     }
   }
+}
+
+/** The lines of a list with one item per line (each ending in LF). */
+function lines(list: string): string[] {
+  return list === '' ? [] : list.slice(0, -1).split('\n');
 }

@@ -1,5 +1,7 @@
+import type { EntryPointRow } from '../routing/entry-point-table.js';
 import type { Target } from '../routing/route-table.js';
-import type { MapRead } from './store.js';
+import { sessionTag } from '../log.js';
+import type { MapRead, MapRouting } from './store.js';
 
 /**
  * The one form every session map format is turned into: one line per entry,
@@ -13,6 +15,8 @@ export interface SessionMapSnapshot {
   readonly routes: Map<string, Target>;
   /** Human-readable description of what was read, e.g. `sqlite gxproxy2`. */
   readonly format: string;
+  /** What the map routes by. */
+  readonly routing: MapRouting;
   /** Entries that could not be used, by reason; empty when all loaded. */
   readonly skipped: ReadonlyMap<string, number>;
 }
@@ -125,6 +129,38 @@ export function forEachRow(
   return Math.min(at, rows.length);
 }
 
+/**
+ * One raw row (without its LF) of a map that routes by `routing`: its
+ * identity and its routable value (the rest of the routable row), or the
+ * reason it is skipped. The routable row is `identity TAB value`.
+ */
+export function checkRow(routing: MapRouting, line: string): { id: string; value: string } | { problem: string } {
+  if (routing === 'entry-point') return checkEntryPointRow(line);
+  const tab1 = line.indexOf('\t');
+  const tab2 = tab1 < 0 ? -1 : line.indexOf('\t', tab1 + 1);
+  if (tab2 < 0) return { problem: 'malformed key' }; // cannot happen for rows made by rowLine
+  const key = line.slice(0, tab1);
+  const host = line.slice(tab1 + 1, tab2);
+  const port = line.slice(tab2 + 1);
+  const problem = rowProblem(key, host, port);
+  return problem === undefined ? { id: key, value: `${host}\t${port}` } : { problem };
+}
+
+/**
+ * Calls `fn` with each of up to `maxLines` lines of `rows` (without the LF)
+ * from offset `from`; returns the offset after the last line handled.
+ */
+export function forEachLine(rows: string, from: number, maxLines: number, fn: (line: string) => void): number {
+  let at = from;
+  for (let n = 0; n < maxLines && at < rows.length; n++) {
+    let end = rows.indexOf('\n', at);
+    if (end < 0) end = rows.length;
+    fn(rows.slice(at, end));
+    at = end + 1;
+  }
+  return Math.min(at, rows.length);
+}
+
 /** Counts skipped entries by reason, for the one warning a reload logs. */
 export class SkipCounter {
   readonly byReason = new Map<string, number>();
@@ -146,14 +182,150 @@ export class SkipCounter {
   }
 }
 
-/** Validates a whole read at once (for `--check` and small uses): later rows win. */
+/**
+ * Validates a whole read at once (for `--check` and small uses): later rows
+ * win. Cookie maps are keyed by the cookie value; entry points by
+ * entryPointLabel (the key and the token's tag, never the token).
+ */
 export function toSnapshot(read: MapRead): SessionMapSnapshot {
   const routes = new Map<string, Target>();
   const skipped = new SkipCounter(read.skipped);
-  forEachRow(read.rows, 0, Infinity, (key, host, port) => {
-    const problem = rowProblem(key, host, port);
-    if (problem === undefined) routes.set(key, { host, port: Number(port) });
-    else skipped.add(problem);
+  forEachLine(read.rows, 0, Infinity, (line) => {
+    const checked = checkRow(read.routing, line);
+    if ('problem' in checked) {
+      skipped.add(checked.problem);
+    } else if (read.routing === 'entry-point') {
+      const row = parseRoutableEntryPoint(`${checked.id}\t${checked.value}`);
+      routes.set(entryPointLabel(row), { host: row.host, port: row.port });
+    } else {
+      const tab = checked.value.indexOf('\t');
+      routes.set(checked.id, { host: checked.value.slice(0, tab), port: Number(checked.value.slice(tab + 1)) });
+    }
   });
-  return { routes, format: read.format, skipped: skipped.byReason };
+  return { routes, format: read.format, routing: read.routing, skipped: skipped.byReason };
+}
+
+/** How `--check` names an entry point: its key and the token's tag (as log lines tag it), the key type when unusual. */
+export function entryPointLabel(row: Pick<EntryPointRow, 'key' | 'keyType' | 'token'>): string {
+  const type = row.keyType === DEFAULT_KEY_TYPE ? '' : ` (${row.keyType})`;
+  return `${row.key}${type} token ${sessionTag(row.token)}`;
+}
+
+/*
+ * Galaxy's Interactive Tools map (`gxitproxy`) in the row form the reader,
+ * the differ and the reloader share. Two forms:
+ *
+ * - a **raw** row, as a store reads it: `key TAB key_type TAB token TAB host
+ *   TAB port TAB info LF` (info last, so a tab inside it cannot shift the
+ *   other fields);
+ * - a **routable** row, checked and normalised: `key TAB key_type TAB token
+ *   TAB host TAB port TAB flags LF`, flags being `1` or `0`
+ *   (requires_path_in_url) followed by the requires_path_in_header_named
+ *   header name, if any.
+ *
+ * The identity of a row is `key TAB key_type` (Galaxy's primary key).
+ *
+ * In raw rows Galaxy's key type may stand as KEY_TYPE_MARK, and an empty info
+ * also stands for Galaxy's default info (both mean: no path in the URL, no
+ * header), so that a store can leave out what nearly every row repeats.
+ */
+
+/** The key type Galaxy writes for every entry point (`entry_point.__class__.__name__.lower()`). */
+export const DEFAULT_KEY_TYPE = 'interactivetoolentrypoint';
+/** Stands for DEFAULT_KEY_TYPE in a raw row (a control character, which no real key type holds). */
+export const KEY_TYPE_MARK = '\u0002';
+/** Galaxy's `info` for an entry point with neither flag (Python's json.dumps, byte for byte). */
+export const GALAXY_DEFAULT_INFO = '{"requires_path_in_url": false, "requires_path_in_header_named": null}';
+
+// RFC 9110 token: what a header name may be.
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Skip reasons for entry-point rows (host and port reasons come from the shared target check). */
+export const ENTRY_POINT_SKIP = Object.freeze({
+  missingKey: 'missing key',
+  malformedKey: 'malformed key',
+  missingToken: 'missing token',
+  malformedToken: 'malformed token',
+  infoNotJson: 'info is not valid JSON',
+  infoUnusable: 'info has unusable values',
+});
+
+/**
+ * Checks one raw row (without its LF). Returns the identity and the routable
+ * value (`token TAB host TAB port TAB flags`), or the reason it is skipped.
+ * Host and port are checked as for every map format.
+ */
+export function checkEntryPointRow(line: string): { id: string; value: string } | { problem: string } {
+  const t1 = line.indexOf('\t');
+  const t2 = t1 < 0 ? -1 : line.indexOf('\t', t1 + 1);
+  const t3 = t2 < 0 ? -1 : line.indexOf('\t', t2 + 1);
+  const t4 = t3 < 0 ? -1 : line.indexOf('\t', t3 + 1);
+  const t5 = t4 < 0 ? -1 : line.indexOf('\t', t4 + 1);
+  if (t5 < 0) return { problem: ENTRY_POINT_SKIP.malformedKey }; // cannot happen for rows the store made
+  const key = line.slice(0, t1);
+  const keyTypeField = line.slice(t1 + 1, t2);
+  const keyType = keyTypeField === KEY_TYPE_MARK ? DEFAULT_KEY_TYPE : keyTypeField;
+  const token = line.slice(t2 + 1, t3);
+  const host = line.slice(t3 + 1, t4);
+  const port = line.slice(t4 + 1, t5);
+  if (key === '') return { problem: ENTRY_POINT_SKIP.missingKey };
+  if (CONTROL.test(key) || CONTROL.test(keyType)) return { problem: ENTRY_POINT_SKIP.malformedKey };
+  if (token === '') return { problem: ENTRY_POINT_SKIP.missingToken };
+  if (CONTROL.test(token)) return { problem: ENTRY_POINT_SKIP.malformedToken };
+  const target = targetProblem(host, port);
+  if (target !== undefined) return { problem: target };
+  const flags = infoFlags(line.slice(t5 + 1));
+  if (flags === ENTRY_POINT_SKIP.infoNotJson || flags === ENTRY_POINT_SKIP.infoUnusable) return { problem: flags };
+  return { id: `${key}\t${keyType}`, value: `${token}\t${host}\t${port}\t${flags}` };
+}
+
+/**
+ * The flags field of a routable row from Galaxy's `info` column: `1`/`0` for
+ * requires_path_in_url, then the header name of requires_path_in_header_named.
+ * NULL info (Galaxy before 23.1) means neither. Returns a skip reason when the
+ * text is not JSON or its values are not what Galaxy writes (a boolean or
+ * null; a header name or null).
+ */
+export function infoFlags(info: string): string {
+  if (info === '') return '0';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(info);
+  } catch {
+    return ENTRY_POINT_SKIP.infoNotJson;
+  }
+  if (parsed === null) return '0';
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) return ENTRY_POINT_SKIP.infoUnusable;
+  const { requires_path_in_url: inUrl, requires_path_in_header_named: header } = parsed as Record<string, unknown>;
+  if (inUrl !== undefined && inUrl !== null && typeof inUrl !== 'boolean') return ENTRY_POINT_SKIP.infoUnusable;
+  let name = '';
+  if (typeof header === 'string') {
+    if (header !== '' && !HEADER_NAME.test(header)) return ENTRY_POINT_SKIP.infoUnusable;
+    name = header;
+  } else if (header !== undefined && header !== null && header !== false) {
+    return ENTRY_POINT_SKIP.infoUnusable;
+  }
+  return `${inUrl === true ? '1' : '0'}${name}`;
+}
+
+/** One routable row line (with or without its LF) back to the row the entry-point table takes. */
+export function parseRoutableEntryPoint(line: string): EntryPointRow {
+  if (line.endsWith('\n')) line = line.slice(0, -1);
+  const [key = '', keyType = '', token = '', host = '', port = '', flags = '0'] = line.split('\t');
+  const header = flags.slice(1);
+  return {
+    key,
+    keyType,
+    token,
+    host,
+    port: Number(port),
+    requiresPathInUrl: flags.charCodeAt(0) === 49 /* 1 */,
+    requiresPathInHeaderNamed: header === '' ? undefined : header,
+  };
+}
+
+/** An identity (`key TAB key_type`) as the table's removal pair. */
+export function splitIdentity(id: string): readonly [string, string] {
+  const tab = id.indexOf('\t');
+  return tab < 0 ? [id, ''] : [id.slice(0, tab), id.slice(tab + 1)];
 }

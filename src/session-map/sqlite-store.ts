@@ -1,8 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './store.js';
-import { LastRowWins, splitHostPort } from './rows.js';
-import type { FileMap, MapRead } from './store.js';
+import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from './rows.js';
+import type { FileMap, MapRead, MapRouting } from './store.js';
 
 /**
  * How long one read may wait for Galaxy's writer. better-sqlite3 waits by
@@ -30,11 +30,35 @@ const ROWS_GXPROXY2_SANITISED = `SELECT count(*), group_concat(${['key', 'host',
 const KEY_IS_UNIQUE = `SELECT count(*) FROM pragma_index_list('gxproxy2') AS il
   WHERE il."unique" AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) = 'key'`;
 
-const TABLES = `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('gxproxy2', 'gxproxy')`;
+/**
+ * Every gxitproxy row as raw row lines (rows.ts), built by SQLite itself. The
+ * two values nearly every row holds, Galaxy's key type and Galaxy's default
+ * `info`, are written in their short forms: a third of the text to build,
+ * hand over and compare at 100,000 entry points.
+ */
+function gxitproxyRowsSql(value: (column: string) => string): string {
+  const keyType = `CASE key_type WHEN '${DEFAULT_KEY_TYPE}' THEN '${KEY_TYPE_MARK}' ELSE ${value('key_type')} END`;
+  const info = `CASE info WHEN '${GALAXY_DEFAULT_INFO}' THEN '' ELSE replace(ifnull(info, ''), char(10), ' ') END`;
+  const fields = [value('"key"'), keyType, value('token'), value('host'), value('port'), info];
+  return `SELECT count(*), group_concat(${fields.join(' || char(9) || ')} || char(10), '') FROM gxitproxy`;
+}
+
+const GXITPROXY_ROWS_SQL = gxitproxyRowsSql((c) => `ifnull(${c}, '')`);
+
+/** The same with every value that holds a newline replaced by \x01, which no check accepts. */
+const GXITPROXY_ROWS_SANITISED_SQL = gxitproxyRowsSql((c) => `CASE WHEN instr(ifnull(${c}, ''), char(10)) THEN char(1) ELSE ifnull(${c}, '') END`);
+
+/** True when (key, key_type) has a unique index (Galaxy's PRIMARY KEY): identities cannot repeat. */
+const GXITPROXY_IDENTITY_IS_UNIQUE_SQL = `SELECT count(*) FROM pragma_index_list('gxitproxy') AS il
+  WHERE il."unique" AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) IN ('key,key_type', 'key_type,key')`;
+
+const TABLES = `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('gxproxy2', 'gxproxy', 'gxitproxy')`;
 
 /**
  * Galaxy's SQLite session map: table `gxproxy2` (Galaxy 17.05 and later) or,
- * when only that exists, the older `gxproxy (key 'host:port', secret cookie)`.
+ * when only that exists, the older `gxproxy (key 'host:port', secret cookie)`;
+ * or, in a file with neither, Galaxy's Interactive Tools map `gxitproxy`.
+ * Nothing here writes, so the journal mode Galaxy's file has is never changed.
  *
  * The connection is read-only and kept open between reads so that
  * `PRAGMA data_version` tells cheaply whether anything was committed, in
@@ -72,9 +96,10 @@ export class SqliteSessionMap implements FileMap {
       // One read transaction, so the table list and the rows agree.
       return db.transaction(() => {
         const tables = db.prepare(TABLES).pluck().all() as string[];
-        if (tables.includes('gxproxy2')) return readCurrentTable(db);
+        if (tables.includes('gxproxy2')) return readWholeTable(db, CURRENT_TABLE);
         if (tables.includes('gxproxy')) return readOlderTable(db);
-        throw new SessionMapError('no-table', this.path, `session map ${this.path} has no gxproxy2 (or older gxproxy) table yet`);
+        if (tables.includes('gxitproxy')) return readWholeTable(db, ENTRY_POINT_TABLE);
+        throw new SessionMapError('no-table', this.path, `session map ${this.path} has no gxproxy2, gxproxy or gxitproxy table yet`);
       }).deferred();
     } catch (err) {
       throw this.translate(err);
@@ -114,14 +139,44 @@ export class SqliteSessionMap implements FileMap {
   }
 }
 
+/** How a table whose rows SQLite itself turns into row lines is read. */
+interface WholeTable {
+  readonly format: string;
+  readonly routing: MapRouting;
+  /** `count(*)` and the row lines in one statement (fast; a newline in a value splits a row). */
+  readonly rows: string;
+  /** The same with values holding a newline made unusable (slower; used when the count shows a split). */
+  readonly sanitised: string;
+  /** Whether the identity has a unique index. */
+  readonly unique: string;
+}
+
 /** Galaxy 17.05 and later: `gxproxy2`. */
-function readCurrentTable(db: Database.Database): MapRead {
-  let [count, rows] = db.prepare(ROWS_GXPROXY2).raw(true).get() as [number, string | null];
-  if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(ROWS_GXPROXY2_SANITISED).raw(true).get() as [number, string | null];
+const CURRENT_TABLE: WholeTable = {
+  format: 'sqlite gxproxy2',
+  routing: 'cookie',
+  rows: ROWS_GXPROXY2,
+  sanitised: ROWS_GXPROXY2_SANITISED,
+  unique: KEY_IS_UNIQUE,
+};
+
+/** Galaxy's Interactive Tools map (19.09 and later): `gxitproxy`, keyed by (key, key_type). */
+const ENTRY_POINT_TABLE: WholeTable = {
+  format: 'sqlite gxitproxy',
+  routing: 'entry-point',
+  rows: GXITPROXY_ROWS_SQL,
+  sanitised: GXITPROXY_ROWS_SANITISED_SQL,
+  unique: GXITPROXY_IDENTITY_IS_UNIQUE_SQL,
+};
+
+function readWholeTable(db: Database.Database, table: WholeTable): MapRead {
+  let [count, rows] = db.prepare(table.rows).raw(true).get() as [number, string | null];
+  if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(table.sanitised).raw(true).get() as [number, string | null];
   return {
-    format: 'sqlite gxproxy2',
+    format: table.format,
+    routing: table.routing,
     rows: rows ?? '',
-    uniqueKeys: (db.prepare(KEY_IS_UNIQUE).pluck().get() as number) > 0,
+    uniqueKeys: (db.prepare(table.unique).pluck().get() as number) > 0,
     skipped: new Map(),
   };
 }
@@ -140,7 +195,7 @@ function readOlderTable(db: Database.Database): MapRead {
     const { host, port } = splitHostPort(hostPort);
     rows.add(secret, host, port);
   }
-  return { format: 'sqlite gxproxy', rows: rows.rows(), uniqueKeys: true, skipped: new Map() };
+  return { format: 'sqlite gxproxy', routing: 'cookie', rows: rows.rows(), uniqueKeys: true, skipped: new Map() };
 }
 
 /**

@@ -35,13 +35,22 @@ export class SessionMapError extends Error {
 }
 
 
+/**
+ * What a map routes by: session cookies (`gxproxy2`, `gxproxy`, the JSON
+ * maps; rows `key TAB host TAB port`) or Interactive Tools entry points
+ * (`gxitproxy`; the rows described below).
+ */
+export type MapRouting = 'cookie' | 'entry-point';
+
 /** One complete read of a session map, in the row form of rows.ts (not yet validated). */
 export interface MapRead {
   /** What was read, e.g. `sqlite gxproxy2` or `json`. */
   readonly format: string;
-  /** One `key TAB host TAB port LF` line per entry (see rows.ts). */
+  /** What its rows route by, which also says their form (see rows.ts). */
+  readonly routing: MapRouting;
+  /** One raw row per entry, `key TAB host TAB port LF` for cookie maps (see rows.ts). */
   readonly rows: string;
-  /** True when no key occurs twice in `rows` (a primary key, JSON object keys). */
+  /** True when no identity occurs twice in `rows` (a primary key, JSON object keys). */
   readonly uniqueKeys: boolean;
   /** Entries the format could not even turn into a row, by reason. */
   readonly skipped: ReadonlyMap<string, number>;

@@ -51,9 +51,16 @@ export class ProxyProcess {
   }
 }
 
-/** Spawns `node lib/main.js ...args` (argv list, no shell, as Galaxy does). */
-export function spawnProxy(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ProxyProcess {
-  const child = spawn(process.execPath, [MAIN_JS, ...args], {
+/** The built gx-it-proxy command (bin/gx-it-proxy.js runs it). */
+export const GX_IT_PROXY_JS = fileURLToPath(new URL('../../lib/gx-it-proxy.js', import.meta.url));
+
+/**
+ * Spawns `node lib/main.js ...args` (argv list, no shell, as Galaxy does), or
+ * with `bin: 'gx-it-proxy'` the gx-it-proxy command.
+ */
+export function spawnProxy(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; bin?: 'main' | 'gx-it-proxy' } = {}): ProxyProcess {
+  const script = options.bin === 'gx-it-proxy' ? GX_IT_PROXY_JS : MAIN_JS;
+  const child = spawn(process.execPath, [script, ...args], {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],

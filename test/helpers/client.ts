@@ -12,12 +12,21 @@ export interface Reply {
 /** One HTTP request to the proxy, bounded by a timeout. */
 export function request(
   port: number,
-  options: { path?: string; method?: string; headers?: http.OutgoingHttpHeaders; body?: string | Buffer; agent?: http.Agent | false; timeoutMs?: number } = {},
+  options: {
+    path?: string;
+    method?: string;
+    headers?: http.OutgoingHttpHeaders;
+    body?: string | Buffer;
+    agent?: http.Agent | false;
+    timeoutMs?: number;
+    /** Address to connect to (default 127.0.0.1). */
+    host?: string;
+  } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        host: '127.0.0.1',
+        host: options.host ?? '127.0.0.1',
         port,
         path: options.path ?? '/',
         method: options.method ?? 'GET',

@@ -23,23 +23,22 @@ export function sessionKey(i: number): string {
 const CHILD = fileURLToPath(new URL('./galaxy-writer-child.ts', import.meta.url));
 
 /**
- * Galaxy's writer running in a separate process (so that its synchronous
- * writes do not block the proxy under test), for any map format. Each
- * command resolves with the wall-clock time of its commit or rewrite.
+ * A helper script in a child process that takes one JSON command per line on
+ * stdin and answers each with one JSON line `{ ok, at }` (or `{ ok: false, error }`).
  */
-export class GalaxyWriterProcess {
+export class CommandChild<C extends { op: string }> {
   private readonly child: ChildProcess;
   private readonly replies: ((line: string) => void)[] = [];
 
-  constructor(path: string, format: MapFormat = 'gxproxy2') {
-    this.child = spawn(process.execPath, ['--import', 'tsx', CHILD, path, format], { stdio: ['pipe', 'pipe', 'inherit'] });
+  constructor(script: string, args: string[], private readonly what: string) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => this.replies.shift()?.(line));
   }
 
   /** Runs one command; resolves with the commit time (ms since epoch, sub-ms precision). */
-  send(cmd: WriterCommand, timeoutMs = 10_000): Promise<number> {
+  send(cmd: C, timeoutMs = 10_000): Promise<number> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`writer did not answer ${cmd.op} within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`${this.what} did not answer ${cmd.op} within ${timeoutMs} ms`)), timeoutMs);
       this.replies.push((line) => {
         clearTimeout(timer);
         const reply = JSON.parse(line) as { ok: boolean; at?: number; error?: string };
@@ -53,5 +52,16 @@ export class GalaxyWriterProcess {
   close(): void {
     this.child.stdin?.end();
     if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+/**
+ * Galaxy's writer running in a separate process (so that its synchronous
+ * writes do not block the proxy under test), for any map format. Each
+ * command resolves with the wall-clock time of its commit or rewrite.
+ */
+export class GalaxyWriterProcess extends CommandChild<WriterCommand> {
+  constructor(path: string, format: MapFormat = 'gxproxy2') {
+    super(CHILD, [path, format], 'writer');
   }
 }

@@ -45,7 +45,7 @@ const sessionsPath = '/m.sqlite';
 test('DEFAULTS and the CLI-only defaults come from the tables and are frozen', () => {
   assert.deepEqual(Object.keys(DEFAULTS), Object.keys(OPTION_TABLE));
   for (const [key, row] of Object.entries(OPTION_TABLE)) assert.equal(DEFAULTS[key as keyof ProxyOptions], row.default, key);
-  assert.deepEqual(CLI_ONLY_DEFAULTS, { check: false, checkLimit: 10 });
+  assert.deepEqual(CLI_ONLY_DEFAULTS, { pollingInterval: undefined, check: false, checkLimit: 10 });
   assert.ok(Object.isFrozen(DEFAULTS));
   assert.ok(Object.isFrozen(CLI_ONLY_DEFAULTS));
   const o = resolveOptions({ sessionsPath });
@@ -62,6 +62,11 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
     reverseProxy: ['yes', 1],
     verbose: ['true'],
     logMaskParams: ['token', ['a=b'], ['x y'], [3], ['']],
+    pathPrefix: ['/a b', '/x?y', 7],
+    forwardIP: ['', 1],
+    forwardPort: [70000, 'x'],
+    headerModeAllow: ['10.0.0.0/8', ['10.0.0.0/33'], ['bad host'], [1]],
+    interactiveTools: ['yes'],
     shutdownGraceMs: [-1, Number.NaN, MAX_TIMER_MS + 1, 1.5],
     pollIntervalMs: [-1, Number.NaN, MAX_TIMER_MS + 1],
     reloadDebounceMs: [-1, Infinity],
@@ -124,6 +129,11 @@ test('a bad value of every flag is refused naming the flag as --help shows it', 
     ['--metrics-ip <n>', ''],
     ['--pid-file <path>', ''],
     ['--log-mask-params <names>', 'api_key,a&b'],
+    ['--proxyPathPrefix <path>', '/a b'],
+    ['--forwardIP <n>', ''],
+    ['--forwardPort <n>', '0'],
+    ['--header-mode-allow <targets>', '10.0.0.0/33'],
+    ['--pollingInterval <ms>', 'x'],
     ['--check-limit <n>', 'ten'],
   ];
   const valueFlags = [...Object.values(OPTION_TABLE), ...Object.values(CLI_ONLY_TABLE)]
@@ -164,9 +174,9 @@ test('flags reach the options; paths become absolute against the working directo
     metricsIp: '::1',
     pidFile: resolve('run/p.pid'),
   });
-  assert.deepEqual(cli, { check: true, checkLimit: 0 });
+  assert.deepEqual(cli, { pollingInterval: undefined, check: true, checkLimit: 0 });
   const none = parsed([]);
-  assert.deepEqual(none.options, { ...DEFAULTS, sessionsPath: resolve(DEFAULTS.sessionsPath) });
+  assert.deepEqual(none.options, { ...DEFAULTS, sessionsPath: resolve(DEFAULTS.sessionsPath ?? '') });
   assert.deepEqual(none.cli, CLI_ONLY_DEFAULTS);
   assert.deepEqual(parsed(['--cors-origin', '']).options.corsOrigins, [], "'' allows no origin");
   // The API takes a path as given: it has no working directory of its own.
@@ -182,7 +192,7 @@ test('a front door has its own name, description and defaults, and the same flag
   const program = buildProgram(door);
   const help = program.helpInformation();
   assert.match(help, /^Usage: other-proxy \[options\]\n\nAnother door\.\n/);
-  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\) \(default:\s+"\/srv\/other\.sqlite"\)/);
+  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\)\s+\(default:\s+"\/srv\/other\.sqlite"\)/);
   assert.match(help, /\(default: 5000\)/);
   assert.deepEqual(
     program.options.map((o) => o.flags),
@@ -210,4 +220,28 @@ test('a ConfigError met on the command line is reported in commander words with 
   const err = new ConfigError('cookieName', 'a b', 'must be a cookie name');
   assert.equal(commandLineMessage(err), "error: option '--cookie <cookiename>' argument 'a b' is invalid. must be a cookie name.");
   assert.equal(commandLineMessage(new ConfigError('mapThreadFrom', '-1', 'must be a whole number')), 'error: option mapThreadFrom: "-1" must be a whole number');
+});
+
+test('Interactive Tools options: the gx-it-proxy door, the prefix normalised, the allow-list checked, --pollingInterval as --poll-interval', async () => {
+  const { GX_IT_PROXY_FRONT_DOOR } = await import('../../../src/cli/program.js');
+  const it = parsed([], GX_IT_PROXY_FRONT_DOOR).options;
+  assert.equal(it.sessionsPath, undefined, 'no map: header mode');
+  assert.equal(it.interactiveTools, true);
+  assert.equal(it.port, 8000);
+  assert.equal(it.ip, 'localhost');
+  assert.equal(parsed(['--sessions', 'm.sqlite'], GX_IT_PROXY_FRONT_DOOR).options.sessionsPath, resolve('m.sqlite'));
+  assert.equal(parsed([]).options.interactiveTools, false);
+  assert.equal(parsed(['--proxyPathPrefix', '/interactivetool/ep/']).options.pathPrefix, '/interactivetool/ep');
+  assert.equal(parsed(['--proxyPathPrefix', 'foo/bar/ep']).options.pathPrefix, '/foo/bar/ep');
+  const fwd = parsed(['--forwardIP', '10.0.0.9', '--forwardPort', '4003']).options;
+  assert.deepEqual([fwd.forwardIP, fwd.forwardPort], ['10.0.0.9', 4003]);
+  const allow = parsed(['--header-mode-allow', '10.0.0.0/8, node7:8888']).options.headerModeAllow;
+  assert.deepEqual(allow?.items, ['10.0.0.0/8', 'node7:8888']);
+  assert.equal(allow?.allows('10.1.1.1', 80), true);
+  assert.match(refused(['--header-mode-allow', '10.0.0.0/8,bad host']), /^error: option '--header-mode-allow <targets>' argument '10\.0\.0\.0\/8,bad host' is invalid\. "bad host" is not an IP address/);
+  assert.throws(() => resolveOptions({ sessionsPath, headerModeAllow: ['x:0'] as never }), (e: ConfigError) => e.option === 'headerModeAllow' && e.value === 'x:0');
+  // gx-it-proxy 0.2.3 parsed --pollingInterval N as NaN (polling off); here it is --poll-interval's number, and wins.
+  assert.equal(parsed(['--pollingInterval', '2500']).options.pollIntervalMs, 2500);
+  assert.equal(parsed(['--poll-interval', '100', '--pollingInterval', '2500']).options.pollIntervalMs, 2500);
+  assert.equal(parsed(['--pollingInterval', '0']).options.pollIntervalMs, 10);
 });

@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EntryPointTable, matchToken, tokenMatches, type EntryPointRow } from '../../../src/routing/entry-point-table.js';
+import { toRoute } from '../../../src/routing/route-table.js';
+import { createEntryPointRouter } from '../../../src/routing/entry-point-router.js';
+
+const PREFIX = '/interactivetool/ep';
+const K = '24q1dbzrknq1v';
+const T = '1a1p13jnahscj';
+
+function row(over: Partial<EntryPointRow> = {}): EntryPointRow {
+  return { key: K, keyType: 'interactivetoolentrypoint', token: T, host: '10.0.0.5', port: 8888, requiresPathInUrl: false, requiresPathInHeaderNamed: undefined, ...over };
+}
+
+test('entry-point table: replace and apply keep one entry per (key, key_type), the later row wins, unchanged entries are reused', () => {
+  const table = new EntryPointTable();
+  table.replace([row(), row({ port: 9999 })]);
+  assert.equal(table.size, 1);
+  assert.equal(table.lookup(K)?.[0]?.port, 9999);
+  const before = table.lookup(K)?.[0];
+  table.replace([row({ port: 9999 }), row({ key: 'k2', token: 't2' })]);
+  assert.equal(table.lookup(K)?.[0], before, 'the same object for an unchanged row');
+  assert.equal(table.size, 2);
+  table.apply([row({ key: 'k2', token: 't3' }), row({ key: 'k3', token: 't3' })], [[K, 'interactivetoolentrypoint'], ['nope', 'x']]);
+  assert.equal(table.size, 2);
+  assert.equal(table.lookup('k2')?.[0]?.token, 't3');
+  assert.equal(table.lookup(K), undefined);
+  assert.deepEqual([...table.entries()].map((e) => e.key).sort(), ['k2', 'k3']);
+  // A new token takes effect at once; the old one stops working.
+  const r = createEntryPointRouter({ pathPrefix: PREFIX, forwardIP: undefined, forwardPort: undefined, headerMode: false, allow: undefined }, (k) => table.lookup(k));
+  assert.equal(r({ url: `${PREFIX}/k2/t3/`, headers: {} }).kind, 'route');
+  assert.equal(r({ url: `${PREFIX}/k2/t2/`, headers: {} }).kind, 'refuse');
+});
+
+test('token compare: equal only for the same bytes; different lengths never match', () => {
+  const t = Buffer.from(T);
+  assert.equal(tokenMatches(t, Buffer.from(T)), true);
+  assert.equal(tokenMatches(t, Buffer.from(T.slice(0, -1))), false);
+  assert.equal(tokenMatches(t, Buffer.from(`${T}x`)), false);
+  assert.equal(tokenMatches(t, Buffer.from(T.toUpperCase())), false);
+  assert.equal(tokenMatches(t, Buffer.alloc(0)), false);
+  assert.equal(tokenMatches(Buffer.alloc(0), Buffer.alloc(0)), true);
+  const table = new EntryPointTable();
+  table.replace([row(), row({ keyType: 'b', token: 'other' })]);
+  assert.equal(matchToken(table.lookup(K), T)?.keyType, 'interactivetoolentrypoint');
+  assert.equal(matchToken(table.lookup(K), 'other')?.keyType, 'b');
+  assert.equal(matchToken(table.lookup(K), 'none'), undefined);
+  assert.equal(matchToken(undefined, T), undefined);
+  assert.equal(matchToken(table.lookup(K), '\u00e9'), undefined, 'non-ASCII is compared as bytes');
+});
+
+test('targets: names, IPv4, IPv6 with or without brackets', () => {
+  assert.deepEqual(toRoute({ host: 'node7', port: 80 }), { host: 'node7', port: 80, label: 'node7:80', proxyTarget: { protocol: 'http:', host: 'node7', hostname: 'node7', port: 80 } });
+  assert.equal(toRoute({ host: '[::1]', port: 80 }).label, '[::1]:80');
+  assert.equal(toRoute({ host: '::1', port: 80 }).host, '::1');
+  assert.equal(toRoute({ host: '10.0.0.1', port: 1 }).label, '10.0.0.1:1');
+});
