@@ -34,13 +34,15 @@ export function requireNodeRuntime(t: TestContext, major: string): NodeRuntime |
 }
 
 /**
- * Spawns this tree's built lib/main.js (or another file of lib/) on `runtime`:
- * lib/ and package.json are copied into `dir` beside a node_modules link to
- * the runtime's modules, so the native addon matches its ABI.
+ * Spawns this tree's built lib/main.js (or another file of lib/ or bin/) on
+ * `runtime`: lib/, bin/ and package.json are copied into `dir` beside a
+ * node_modules link to the runtime's modules, so the native addon matches
+ * its ABI.
  */
 export function spawnOnRuntime(runtime: NodeRuntime, dir: string, script: string, args: string[]): ProxyProcess {
   if (!existsSync(join(dir, 'lib'))) {
     cpSync(join(REPO_ROOT, 'lib'), join(dir, 'lib'), { recursive: true });
+    cpSync(join(REPO_ROOT, 'bin'), join(dir, 'bin'), { recursive: true });
     cpSync(join(REPO_ROOT, 'package.json'), join(dir, 'package.json'));
     symlinkSync(runtime.modules, join(dir, 'node_modules'), 'dir');
   }
