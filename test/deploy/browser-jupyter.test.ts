@@ -1,17 +1,21 @@
 /**
- * A user's view: Debian's Chromium, headless, opens Galaxy's Jupyter through
- * nginx (the README's locations) → the spawned proxy (lib/main.js) → a real
- * Jupyter Notebook server, and runs a cell on the kernel over the WebSocket.
+ * A user's view: Debian's Chromium, headless, opens Jupyter through nginx →
+ * the spawned proxy → a real Jupyter Notebook server, and runs a cell on the
+ * kernel over the WebSocket: as a Galaxy interactive environment (session
+ * cookie, the README's nginx locations) and as an Interactive Tool (entry
+ * point path, the gx-it-proxy command).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { ANSWERS } from '../../src/http/answers.js';
 import { MASK } from '../../src/log.js';
 import { BrowserSteps, CHROMIUM, launchChromium } from '../helpers/browser.js';
+import { spawnProxy, type ProxyProcess } from '../helpers/child.js';
 import { readmeNginxLocations, startNginx } from '../helpers/front-server.js';
+import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { JUPYTER_BASE_URL, JUPYTER_NOTEBOOK, startJupyter } from '../helpers/jupyter.js';
 import { freePort } from '../helpers/ports.js';
@@ -26,30 +30,56 @@ declare const window: {
   };
 };
 
-test('Chromium runs a Jupyter cell through nginx and the proxy; an unknown session gets the 404 text', { timeout: 180_000 }, async (t) => {
+/**
+ * Galaxy's nginx location for Interactive Tools served by path (its
+ * documentation's, pointed at the proxy): every request under the prefix,
+ * WebSockets included, goes to gx-it-proxy.
+ */
+function interactiveToolLocation(proxyPort: number): string {
+  return `    location /interactivetool/ep/ {
+      proxy_pass http://127.0.0.1:${proxyPort};
+      proxy_redirect off;
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 1h;
+    }`;
+}
+
+interface Setup {
+  readonly t: TestContext;
+  readonly dir: string;
+  readonly nginx: string;
+  readonly jupyter: string;
+  readonly steps: BrowserSteps;
+  /** Jupyter's token, in the URL the user opens first. */
+  readonly token: string;
+  /** nginx's port, and the page's origin on it. */
+  readonly port: number;
+  readonly origin: string;
+}
+
+/** The tools, a temp dir, a Jupyter token and nginx's port; skipped (or failed in CI) without the tools. */
+function setUp(t: TestContext): Setup | undefined {
   const nginx = requireTool(t, 'nginx', 'apt-get install nginx-light');
   const chromium = requireTool(t, 'chromium', 'apt-get install chromium');
   const jupyter = requireTool(t, JUPYTER_NOTEBOOK, 'apt-get install jupyter-notebook');
-  if (nginx === undefined || chromium === undefined || jupyter === undefined) return;
-  assert.equal(chromium, CHROMIUM, 'the test drives Debian\'s /usr/bin/chromium');
-
+  if (nginx === undefined || chromium === undefined || jupyter === undefined) return undefined;
+  assert.equal(chromium, CHROMIUM, "the test drives Debian's /usr/bin/chromium");
   const tmp = tempDir('gie-browser-');
   t.after(() => tmp.remove());
-  const token = randomBytes(16).toString('hex');
-  const session = randomBytes(16).toString('hex');
-  const steps = new BrowserSteps(t);
+  return { t, dir: tmp.dir, nginx, jupyter, steps: new BrowserSteps(t), token: randomBytes(16).toString('hex'), port: 0, origin: '' };
+}
 
-  const port = await freePort();
-  const origin = `http://127.0.0.1:${port}`;
-  const notebookServer = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, jupyter, tmp.dir, { token, origin }));
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addSession(session, '127.0.0.1', notebookServer.port);
-  const proxy = await steps.run('start the proxy', () => undefined, () => startSpawnedProxy(t, map.path, ['--verbose']));
-  await steps.run('start nginx', () => undefined, () => startNginx(t, nginx, tmp.dir, [{ port, locations: readmeNginxLocations(proxy.port) }]));
-  const context = await steps.run('launch Chromium', () => undefined, () => launchChromium(t, tmp.dir));
-  await context.addCookies([{ name: 'galaxysession', value: session, url: origin }]);
-
-  // Every response the pages get, to show that no script or style failed to load.
+/**
+ * What the user does: opens the notebook list at `baseUrl` (with the Jupyter
+ * token once), opens a new Python 3 notebook from the New menu, waits for its
+ * kernel's WebSocket, runs print(6*7) and reads 42. Every page, script and
+ * style must answer below 400.
+ */
+async function runACell(setup: Setup, context: BrowserContext, proxy: ProxyProcess, baseUrl: string): Promise<Page> {
+  const { steps, origin, token } = setup;
   const failed: string[] = [];
   context.on('response', (response) => {
     if (response.status() >= 400) failed.push(`${response.status()} ${response.request().method()} ${response.url()}`);
@@ -57,16 +87,15 @@ test('Chromium runs a Jupyter cell through nginx and the proxy; an unknown sessi
   context.on('requestfailed', (request) => failed.push(`${request.failure()?.errorText ?? 'failed'} ${request.url()}`));
 
   const tree = context.pages()[0] ?? (await context.newPage());
-  let notebook: Page | undefined;
   await steps.run('notebook list loads with its scripts', () => tree, async () => {
-    const response = await tree.goto(`${origin}${JUPYTER_BASE_URL}tree?token=${token}`, { waitUntil: 'load', timeout: 30_000 });
+    const response = await tree.goto(`${origin}${baseUrl}tree?token=${token}`, { waitUntil: 'load', timeout: 30_000 });
     assert.equal(response?.status(), 200);
     // Jupyter's own scripts (require.js modules) built the page: the list object exists.
     await tree.waitForFunction(() => window.Jupyter?.notebook_list !== undefined, undefined, { timeout: 30_000 });
     await tree.locator('#new-dropdown-button').waitFor({ state: 'visible', timeout: 30_000 });
   });
 
-  notebook = await steps.run('a new Python 3 notebook opens', () => tree, async () => {
+  const notebook = await steps.run('a new Python 3 notebook opens', () => tree, async () => {
     await tree.locator('#new-dropdown-button').click();
     const [opened] = await Promise.all([context.waitForEvent('page', { timeout: 30_000 }), tree.locator('#kernel-python3 a').click()]);
     await opened.waitForURL(/\/notebooks\/Untitled.*\.ipynb/, { timeout: 30_000 });
@@ -87,23 +116,78 @@ test('Chromium runs a Jupyter cell through nginx and the proxy; an unknown sessi
     assert.equal((await output.innerText()).trim(), '42');
   });
   assert.deepEqual(failed, [], 'every page, script and style answered');
-  // Closed before the cookie changes, so its polling does not meet the 404s that follow.
+  // Closed before anything else changes, so its polling meets no refusal.
   await notebook.close();
   // The kernel's channels went through the proxy as a WebSocket, which the page's close ended.
-  await proxy.proc.logs.waitFor((l) => l.msg === 'websocket closed' && /\/api\/kernels\/[^/]+\/channels/.test(String(l.path)), 10_000);
+  await proxy.logs.waitFor((l) => l.msg === 'websocket closed' && /\/api\/kernels\/[^/]+\/channels/.test(String(l.path)), 10_000);
+  // The page request is logged with Jupyter's token masked; the token is nowhere in the log.
+  assert.ok(proxy.logs.lines.some((l) => l.msg === 'request' && String(l.path).endsWith(`tree?token=${MASK}`)), 'the page request is logged, token masked');
+  assert.ok(!(proxy.stdout + proxy.stderr).includes(token), 'the Jupyter token is not logged');
+  return tree;
+}
 
-  await steps.run('an unknown session shows the proxy\'s 404 text', () => tree, async () => {
+test('Chromium runs a Jupyter cell through nginx and the proxy by session cookie; an unknown session gets the 404 text', { timeout: 180_000 }, async (t) => {
+  const base = setUp(t);
+  if (base === undefined) return;
+  const port = await freePort();
+  const setup: Setup = { ...base, port, origin: `http://127.0.0.1:${port}` };
+  const { steps, dir } = setup;
+  const session = randomBytes(16).toString('hex');
+
+  const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, setup.jupyter, dir, { token: setup.token, origin: setup.origin }));
+  const map = new GalaxySqliteWriter(join(dir, 'session_map.sqlite'));
+  map.addSession(session, '127.0.0.1', server.port);
+  const proxy = await steps.run('start the proxy', () => undefined, () => startSpawnedProxy(t, map.path, ['--verbose']));
+  await steps.run('start nginx', () => undefined, () => startNginx(t, setup.nginx, dir, [{ port, locations: readmeNginxLocations(proxy.port) }]));
+  const context = await steps.run('launch Chromium', () => undefined, () => launchChromium(t, dir));
+  await context.addCookies([{ name: 'galaxysession', value: session, url: setup.origin }]);
+
+  const tree = await runACell(setup, context, proxy.proc, JUPYTER_BASE_URL);
+
+  await steps.run("an unknown session shows the proxy's 404 text", () => tree, async () => {
     await context.clearCookies();
-    await context.addCookies([{ name: 'galaxysession', value: 'not-a-session', url: origin }]);
-    const response = await tree.goto(`${origin}${JUPYTER_BASE_URL}tree`, { waitUntil: 'load', timeout: 10_000 });
+    await context.addCookies([{ name: 'galaxysession', value: 'not-a-session', url: setup.origin }]);
+    const response = await tree.goto(`${setup.origin}${JUPYTER_BASE_URL}tree`, { waitUntil: 'load', timeout: 10_000 });
     assert.equal(response?.status(), 404);
     assert.equal((await tree.locator('body').innerText({ timeout: 5000 })).trim(), ANSWERS['no-session'].body.trim());
   });
+  assert.ok(!(proxy.proc.stdout + proxy.proc.stderr).includes(session), 'the session cookie is not logged');
+  t.diagnostic(`steps: ${steps.timings.map((s) => `${s.step} ${s.ms} ms`).join('; ')}`);
+});
 
-  // The Jupyter token and the session cookie never reach the proxy's --verbose log.
-  const logged = proxy.proc.stdout + proxy.proc.stderr;
-  assert.ok(proxy.proc.logs.lines.some((l) => l.msg === 'request' && l.path === `${JUPYTER_BASE_URL}tree?token=${MASK}`), 'the page request is logged, token masked');
-  assert.ok(!logged.includes(token), 'the Jupyter token is not logged');
-  assert.ok(!logged.includes(session), 'the session cookie is not logged');
+test('Chromium runs a Jupyter cell as an Interactive Tool: nginx → gx-it-proxy by entry point path; an unknown entry point gets the 404 text', { timeout: 180_000 }, async (t) => {
+  const base = setUp(t);
+  if (base === undefined) return;
+  const port = await freePort();
+  const setup: Setup = { ...base, port, origin: `http://127.0.0.1:${port}` };
+  const { steps, dir } = setup;
+  const key = 'kjupyter';
+  const entryToken = randomBytes(12).toString('hex');
+  // Galaxy's Jupyter tool asks for the path in the URL: it serves under its entry point path.
+  const baseUrl = `/interactivetool/ep/${key}/${entryToken}/`;
+
+  const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, setup.jupyter, dir, { token: setup.token, origin: setup.origin, baseUrl }));
+  const map = new SqlAlchemyItWriter(join(dir, 'interactivetools_map.sqlite'));
+  map.save({ key, token: entryToken, host: '127.0.0.1', port: server.port, requiresPathInUrl: true });
+  map.close();
+  const proxyPort = await freePort();
+  const proxy = await steps.run('start gx-it-proxy', () => undefined, async () => {
+    // gravity's command line for gx_it_proxy.
+    const proc = spawnProxy(['--ip', '127.0.0.1', '--port', String(proxyPort), '--sessions', map.path, '--verbose', '--proxyPathPrefix', '/interactivetool/ep'], { bin: 'gx-it-proxy' });
+    t.after(() => proc.kill());
+    await proc.started(10_000);
+    return proc;
+  });
+  await steps.run('start nginx', () => undefined, () => startNginx(t, setup.nginx, dir, [{ port, locations: interactiveToolLocation(proxyPort) }]));
+  const context = await steps.run('launch Chromium', () => undefined, () => launchChromium(t, dir));
+
+  const tree = await runACell(setup, context, proxy, baseUrl);
+
+  await steps.run("an unknown entry point shows the proxy's 404 text", () => tree, async () => {
+    const response = await tree.goto(`${setup.origin}/interactivetool/ep/${key}/not-the-token/tree`, { waitUntil: 'load', timeout: 10_000 });
+    assert.equal(response?.status(), 404);
+    assert.equal((await tree.locator('body').innerText({ timeout: 5000 })).trim(), ANSWERS['wrong-token'].body.trim());
+  });
+  assert.ok(!(proxy.stdout + proxy.stderr).includes(entryToken), 'the entry point token is not logged');
   t.diagnostic(`steps: ${steps.timings.map((s) => `${s.step} ${s.ms} ms`).join('; ')}`);
 });

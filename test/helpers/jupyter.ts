@@ -22,13 +22,19 @@ export interface Jupyter {
 
 /**
  * Starts a real Jupyter Notebook server (`jupyter` is the path of
- * jupyter-notebook) like Galaxy's Jupyter container does: under
- * JUPYTER_BASE_URL, the prefix kept, with a known token, API requests allowed
+ * jupyter-notebook) like Galaxy's Jupyter container does: under `baseUrl`
+ * (default JUPYTER_BASE_URL, the GIE path; an Interactive Tool's is its entry
+ * point path), the prefix kept, with a known token, API requests allowed
  * from `origin` (the address the browser sees), its home, runtime files and
  * notebooks in `dir`. Resolves once it says it is running (within
  * 30 s); it and its kernels (its process group) are stopped in t.after.
  */
-export async function startJupyter(t: TestContext, jupyter: string, dir: string, { token, origin }: { token: string; origin: string }): Promise<Jupyter> {
+export async function startJupyter(
+  t: TestContext,
+  jupyter: string,
+  dir: string,
+  { token, origin, baseUrl = JUPYTER_BASE_URL }: { token: string; origin: string; baseUrl?: string },
+): Promise<Jupyter> {
   const port = await freePort();
   const home = join(dir, 'jupyter-home');
   const notebooks = join(dir, 'notebooks');
@@ -43,7 +49,7 @@ export async function startJupyter(t: TestContext, jupyter: string, dir: string,
       `--port=${port}`,
       '--port-retries=0',
       `--notebook-dir=${notebooks}`,
-      `--NotebookApp.base_url=${JUPYTER_BASE_URL}`,
+      `--NotebookApp.base_url=${baseUrl}`,
       `--NotebookApp.token=${token}`,
       // What Galaxy's Jupyter image does with its CORS_ORIGIN: the API takes
       // requests from the page's origin, which is Galaxy's, not the container's.
@@ -61,7 +67,7 @@ export async function startJupyter(t: TestContext, jupyter: string, dir: string,
   const running = new Promise<void>((resolve, reject) => {
     const onData = (c: Buffer): void => {
       output += c.toString('utf8');
-      if (output.includes(`:${port}${JUPYTER_BASE_URL}`)) resolve();
+      if (output.includes(`:${port}${baseUrl}`)) resolve();
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
