@@ -48,7 +48,6 @@ function interactiveToolLocation(proxyPort: number): string {
 }
 
 interface Setup {
-  readonly t: TestContext;
   readonly dir: string;
   readonly nginx: string;
   readonly jupyter: string;
@@ -61,7 +60,7 @@ interface Setup {
 }
 
 /** The tools, a temp dir, a Jupyter token and nginx's port; skipped (or failed in CI) without the tools. */
-function setUp(t: TestContext): Setup | undefined {
+async function setUp(t: TestContext): Promise<Setup | undefined> {
   const nginx = requireTool(t, 'nginx', 'apt-get install nginx-light');
   const chromium = requireTool(t, 'chromium', 'apt-get install chromium');
   const jupyter = requireTool(t, JUPYTER_NOTEBOOK, 'apt-get install jupyter-notebook');
@@ -69,7 +68,9 @@ function setUp(t: TestContext): Setup | undefined {
   assert.equal(chromium, CHROMIUM, "the test drives Debian's /usr/bin/chromium");
   const tmp = tempDir('gie-browser-');
   t.after(() => tmp.remove());
-  return { t, dir: tmp.dir, nginx, jupyter, steps: new BrowserSteps(t), token: randomBytes(16).toString('hex'), port: 0, origin: '' };
+  const port = await freePort();
+  const token = randomBytes(16).toString('hex');
+  return { dir: tmp.dir, nginx, jupyter, steps: new BrowserSteps(t), token, port, origin: `http://127.0.0.1:${port}` };
 }
 
 /**
@@ -127,11 +128,9 @@ async function runACell(setup: Setup, context: BrowserContext, proxy: ProxyProce
 }
 
 test('Chromium runs a Jupyter cell through nginx and the proxy by session cookie; an unknown session gets the 404 text', { timeout: 180_000 }, async (t) => {
-  const base = setUp(t);
-  if (base === undefined) return;
-  const port = await freePort();
-  const setup: Setup = { ...base, port, origin: `http://127.0.0.1:${port}` };
-  const { steps, dir } = setup;
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const { steps, dir, port } = setup;
   const session = randomBytes(16).toString('hex');
 
   const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, setup.jupyter, dir, { token: setup.token, origin: setup.origin }));
@@ -156,11 +155,9 @@ test('Chromium runs a Jupyter cell through nginx and the proxy by session cookie
 });
 
 test('Chromium runs a Jupyter cell as an Interactive Tool: nginx → gx-it-proxy by entry point path; an unknown entry point gets the 404 text', { timeout: 180_000 }, async (t) => {
-  const base = setUp(t);
-  if (base === undefined) return;
-  const port = await freePort();
-  const setup: Setup = { ...base, port, origin: `http://127.0.0.1:${port}` };
-  const { steps, dir } = setup;
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const { steps, dir, port } = setup;
   const key = 'kjupyter';
   const entryToken = randomBytes(12).toString('hex');
   // Galaxy's Jupyter tool asks for the path in the URL: it serves under its entry point path.

@@ -15,7 +15,8 @@ import type { ProxyProcess } from '../helpers/child.js';
 import { upstreamFor } from '../helpers/fixture.js';
 import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
-import { requireNodeRuntime, spawnOnRuntime } from '../helpers/node-runtimes.js';
+import { requireNodeRuntime, spawnOnRuntime, type NodeRuntime } from '../helpers/node-runtimes.js';
+import type { Upstream } from '../helpers/upstream.js';
 import { freePort } from '../helpers/ports.js';
 
 const SESSION = '5e55104deadbeef0123456789abcdef0';
@@ -103,18 +104,25 @@ function assertDep0060Once(t: TestContext, proc: ProxyProcess, label: string): v
   assert.match(String(warning.detail), /util\._extend/);
 }
 
+/** The release, a temp dir and a Jupyter-like container; undefined when the release is not prepared (skipped). */
+async function prepare(t: TestContext, major: string): Promise<{ runtime: NodeRuntime; dir: string; upstream: Upstream } | undefined> {
+  const runtime = requireNodeRuntime(t, major);
+  if (runtime === undefined) return undefined;
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  return { runtime, dir: tmp.dir, upstream: await upstreamFor(t, 'jupyter') };
+}
+
 for (const major of ['22', '24']) {
   test(`galaxy-gie-proxy on Node ${major}: every line it prints under load is JSON; DEP0060 (http-proxy) is one warn line`, { timeout: 120_000 }, async (t) => {
-    const runtime = requireNodeRuntime(t, major);
-    if (runtime === undefined) return;
-    const tmp = tempDir();
-    t.after(tmp.remove);
-    const upstream = await upstreamFor(t, 'jupyter');
-    const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
+    const ready = await prepare(t, major);
+    if (ready === undefined) return;
+    const { runtime, dir, upstream } = ready;
+    const map = new GalaxySqliteWriter(join(dir, 'session_map.sqlite'));
     map.addSession(SESSION, '127.0.0.1', upstream.port);
     map.addSession(GONE, '127.0.0.1', await freePort());
     const port = await freePort();
-    const proc = spawnOnRuntime(runtime, tmp.dir, 'lib/main.js', ['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--verbose']);
+    const proc = spawnOnRuntime(runtime, dir, 'lib/main.js', ['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--verbose']);
     t.after(() => proc.kill());
     await exercise(t, proc, port, {
       page: { path: `${JUPYTER}/tree?token=${QUERY_TOKEN}`, headers: cookie(SESSION) },
@@ -127,19 +135,17 @@ for (const major of ['22', '24']) {
   });
 
   test(`gx-it-proxy on Node ${major}: every line it prints under load is JSON; DEP0060 (http-proxy) is one warn line`, { timeout: 120_000 }, async (t) => {
-    const runtime = requireNodeRuntime(t, major);
-    if (runtime === undefined) return;
-    const tmp = tempDir();
-    t.after(tmp.remove);
-    const upstream = await upstreamFor(t, 'jupyter');
-    const map = new SqlAlchemyItWriter(join(tmp.dir, 'interactivetools_map.sqlite'));
+    const ready = await prepare(t, major);
+    if (ready === undefined) return;
+    const { runtime, dir, upstream } = ready;
+    const map = new SqlAlchemyItWriter(join(dir, 'interactivetools_map.sqlite'));
     map.save({ key: 'kjupyter', token: IT_TOKEN, host: '127.0.0.1', port: upstream.port, requiresPathInUrl: true });
     map.save({ key: 'kgone', token: IT_TOKEN, host: '127.0.0.1', port: await freePort(), requiresPathInUrl: true });
     map.close();
     const port = await freePort();
     // gravity's command line for gx_it_proxy.
     const args = ['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--verbose', '--proxyPathPrefix', '/interactivetool/ep'];
-    const proc = spawnOnRuntime(runtime, tmp.dir, 'bin/gx-it-proxy.js', args);
+    const proc = spawnOnRuntime(runtime, dir, 'bin/gx-it-proxy.js', args);
     t.after(() => proc.kill());
     const ep = `/interactivetool/ep/kjupyter/${IT_TOKEN}`;
     await exercise(t, proc, port, {
