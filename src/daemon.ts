@@ -11,7 +11,7 @@ import { removePidFile, writePidFile } from './admin/pid-file.js';
 import { createGieProxy } from './http/server.js';
 import { RouteTable } from './routing/route-table.js';
 import { ReloadReporter } from './session-map/reload-report.js';
-import { storeKindFor } from './session-map/stores.js';
+import { storeKindFor, storeLabel } from './session-map/stores.js';
 import { CookieRouter } from './routing/cookie-router.js';
 import { EntryPointTable } from './routing/entry-point-table.js';
 import { EntryPointRouter } from './routing/entry-point-router.js';
@@ -67,11 +67,23 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   let watcher: ChangeWatch | undefined;
   let router: Router = itRouter;
   if (spec !== undefined) {
-    report = new ReloadReporter(spec, log.child({ component: 'session-map' }), observer);
-    const mapReloader = new MapReloader(spec, table, report, { workerThreshold: options.mapThreadFrom, entryPoints });
+    // A database URL is named without its password in logs and /health.
+    const label = storeLabel(spec);
+    const storeKind = storeKindFor(spec);
+    report = new ReloadReporter(label, log.child({ component: 'session-map' }), observer);
+    const mapReloader = new MapReloader(spec, table, report, {
+      workerThreshold: storeKind.readsOnThread === false ? Infinity : options.mapThreadFrom,
+      entryPoints,
+    });
     reloader = mapReloader;
     await mapReloader.reload(true);
-    watcher = storeKindFor(spec).watch(spec, { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs }, () => void mapReloader.reload());
+    const mapWatcher = storeKind.watch(
+      spec,
+      { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs, log: log.child({ component: 'session-map' }) },
+      () => void mapReloader.reload(),
+    );
+    watcher = mapWatcher;
+    metrics?.watchStore(() => mapWatcher.status?.());
     // Until the map says what it holds, the command and the Interactive Tools flags say what to expect.
     const expected: MapRouting = expectsEntryPoints(options) ? 'entry-point' : 'cookie';
     router = followMapRouting(() => mapReloader.routing ?? expected, new CookieRouter(options.cookieName, (key) => table.lookup(key)), itRouter);
@@ -99,10 +111,11 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
             version: VERSION,
             startedAt,
             sessions: reloader?.size ?? 0,
-            mapPath: options.sessionsPath ?? '',
+            mapPath: spec === undefined ? '' : storeLabel(spec),
             lastLoadedAt: report?.lastLoadedAt,
             lastFormat: report?.lastFormat,
             lastError: report?.lastError,
+            store: watcher?.status?.(),
           }),
       });
     }
@@ -122,7 +135,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
       version: VERSION,
       address: address.address,
       port: address.port,
-      sessions: options.sessionsPath,
+      sessions: spec === undefined ? undefined : storeLabel(spec),
       cookie: options.cookieName,
       routing: router.description,
       pathPrefix: options.pathPrefix,

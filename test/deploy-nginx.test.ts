@@ -5,25 +5,28 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cookie, request } from './helpers/client.js';
-import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, readmeNginxLocations, startNginx, webSocketThrough } from './helpers/front-server.js';
+import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, readmeNginxLocations, webSocketThrough } from './helpers/front-server.js';
+import { startNginx } from './helpers/nginx.js';
 import { freePort } from './helpers/ports.js';
 import { adapt } from './helpers/readme.js';
-import { requireTool } from './helpers/tools.js';
 import type { Seen } from './helpers/upstream.js';
 
 test('nginx with the README locations passes HTTP and Jupyter kernel WebSockets, prefix and query intact', { timeout: 60_000 }, async (t) => {
-  const nginx = requireTool(t, 'nginx', 'apt-get install nginx-light');
-  if (nginx === undefined) return;
   const { dir, proxy } = await proxyForFrontServer(t);
   const port = await freePort();
   const guidePort = await freePort();
   const locations = readmeNginxLocations(proxy.port);
   // The deployment guide's kernel route, for comparison: no `$is_args$args`.
   const guide = adapt(locations, '$rest$is_args$args;', '$rest;');
-  await startNginx(t, nginx, dir, [
-    { port, locations },
-    { port: guidePort, locations: guide },
-  ]);
+  const servers = `  server {
+    listen 127.0.0.1:${port};
+${locations}
+  }
+  server {
+    listen 127.0.0.1:${guidePort};
+${guide}
+  }`;
+  if (!(await startNginx(t, dir, servers, port))) return;
 
   await assertRoutesThrough(port);
   const post = await request(port, {

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { SessionMapError, type MapRouting } from '../session-map/store.js';
 import { toSnapshot } from '../session-map/rows.js';
 import type { Target } from '../routing/route-table.js';
-import { storeKindFor } from '../session-map/stores.js';
+import { storeKindFor, storeLabel } from '../session-map/stores.js';
 import { sessionTag } from '../log.js';
 
 /** How `--check` probes containers. */
@@ -46,8 +46,10 @@ export interface CheckReport {
  * the containers of the `limit` most recently added sessions (all at once,
  * each bounded by `connectTimeoutMs`).
  */
-export async function checkSessionMap(path: string, options: CheckOptions): Promise<CheckReport> {
-  const store = storeKindFor(path).open(path);
+export async function checkSessionMap(spec: string, options: CheckOptions): Promise<CheckReport> {
+  // A database URL is reported by its label: never the password.
+  const path = storeLabel(spec);
+  const store = storeKindFor(spec).open(spec);
   let snapshot;
   try {
     snapshot = toSnapshot(await store.read());

@@ -15,6 +15,8 @@ export interface HealthInputs {
   readonly lastFormat: string | undefined;
   /** The most recent failed read, cleared by a successful one. */
   readonly lastError: SessionMapError | undefined;
+  /** The store's own state (a database connection), when it has one. */
+  readonly store?: object | undefined;
 }
 
 /** The JSON body of `GET /health`. */
@@ -30,6 +32,8 @@ export interface HealthBody {
     readonly lastReloadAt: string | null;
     readonly lastReloadAgeSeconds: number | null;
     readonly lastError: { readonly reason: string; readonly message: string } | null;
+    /** A database store's connection: connected, notifications, reconnects… (absent for files). */
+    readonly store?: object;
   };
 }
 
@@ -53,6 +57,7 @@ export function healthReport(inputs: HealthInputs, now = Date.now()): { status: 
       lastReloadAt: loaded ? new Date(inputs.lastLoadedAt).toISOString() : null,
       lastReloadAgeSeconds: loaded ? seconds(now - inputs.lastLoadedAt) : null,
       lastError: inputs.lastError === undefined ? null : { reason: inputs.lastError.failure, message: inputs.lastError.message },
+      ...(inputs.store === undefined ? {} : { store: inputs.store }),
     },
   };
   return { status: loaded ? 200 : 503, body };

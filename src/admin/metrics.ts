@@ -109,6 +109,49 @@ export class ProxyMetrics {
     };
   }
 
+  /**
+   * Adds the gauges of a store with a connection of its own (PostgreSQL),
+   * read from `status` at scrape time: connected, notifications, reconnects.
+   * A store without such a state (a file) adds nothing.
+   */
+  watchStore(status: () => object | undefined): void {
+    const registers = [this.registry];
+    const field = (name: string): number | undefined => {
+      const value = (status() as Record<string, unknown> | undefined)?.[name];
+      return typeof value === 'number' ? value : typeof value === 'boolean' ? Number(value) : undefined;
+    };
+    if (field('connected') === undefined) return;
+    new Gauge({
+      name: 'gie_proxy_session_map_store_connected',
+      help: 'Whether the connection to the session map database is up (1) or not (0).',
+      registers,
+      collect() {
+        this.set(field('connected') ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'gie_proxy_session_map_store_last_sync_timestamp_seconds',
+      help: 'When the session map database last answered a change check or a read (Unix time); 0 until then.',
+      registers,
+      collect() {
+        this.set((field('lastSyncAtMs') ?? 0) / 1000);
+      },
+    });
+    const counter = (name: string, help: string, key: string): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(field(key) ?? 0);
+        },
+      });
+    };
+    counter('gie_proxy_session_map_store_notifications_total', 'Change notifications received from the session map database.', 'notifications');
+    counter('gie_proxy_session_map_store_reconnects_total', 'Connections to the session map database made again after one was lost.', 'reconnects');
+  }
+
   /** The Prometheus text exposition of every metric. */
   render(): Promise<string> {
     return this.registry.metrics();

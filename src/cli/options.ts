@@ -4,13 +4,14 @@
  * clamped or normalised) and, when it has one, its flag and `--help` line;
  * the type, DEFAULTS, resolveOptions and the command line (program.ts) are
  * derived from it. The programmatic API and the CLI apply the same rules:
- * the poll interval is clamped to 10 ms for both (the CLI did it alone
- * before), and only the port rule differs on purpose (the API takes 0, any
+ * a file's poll interval is clamped to 10 ms for both (by the file watch),
+ * and only the port rule differs on purpose (the API takes 0, any
  * free port; a flag must name a real one).
  */
 import { resolve } from 'node:path';
 import { normalizePathPrefix } from '../routing/entry-point-router.js';
 import { AllowListSyntaxError, TargetAllowList } from '../routing/target-allow-list.js';
+import { isPostgresUrl } from '../session-map/postgres-url.js';
 
 /**
  * A configuration value that cannot be used. `option` is the name the caller
@@ -86,6 +87,16 @@ function text(reason: string): Kind<string> {
 
 /** A file path; relative paths on the command line are taken from the working directory. */
 const path: Kind<string> = { ...text('must be a file path'), onCommandLine: (value) => resolve(value) };
+
+/**
+ * The session map: a file path as above, or a PostgreSQL URL, taken as it is
+ * (checked by the CLI and the store, whose errors never repeat it: it may
+ * hold a password, which commander would print).
+ */
+const sessions: Kind<string> = {
+  ...text('must be a file path or a postgresql:// URL'),
+  onCommandLine: (value) => (isPostgresUrl(value) ? value : resolve(value)),
+};
 
 const host = text('must be a host name or address');
 
@@ -269,8 +280,8 @@ export const OPTION_TABLE = {
    */
   sessionsPath: spec({
     flag: '--sessions <file>',
-    help: 'Routes file to monitor (SQLite or JSON)',
-    kind: optional(path, undefined) as Kind<string | undefined>,
+    help: 'Routes file to monitor (SQLite or JSON), or a postgresql:// URL',
+    kind: optional(sessions, undefined) as Kind<string | undefined>,
     default: 'database/session_map.sqlite' as string | undefined,
     absent: 'none: header mode',
   }),
@@ -328,10 +339,17 @@ export const OPTION_TABLE = {
   shutdownGraceMs: spec({ flag: '--shutdown-grace <ms>', help: 'How long in-flight requests may finish after SIGTERM', kind: ms(), default: 5000 }),
   /**
    * Fallback re-check of the map for filesystems that send no change events
-   * (NFS). Values below 10 ms count as 10 ms, from the API and the CLI alike:
-   * 0 would re-read the map in a busy loop.
+   * (NFS). For a file, values below 10 ms count as 10 ms (the file watch
+   * clamps it: 0 would re-read the map in a busy loop). For a PostgreSQL map
+   * a one-row query this often; 0 turns the poll off (LISTEN only), and the
+   * CLI's default there is 5000 (gx-it-proxy's).
    */
-  pollIntervalMs: spec({ flag: '--poll-interval <ms>', help: 'Re-check the map this often even without file events (NFS)', kind: ms(10), default: 1000 }),
+  pollIntervalMs: spec({
+    flag: '--poll-interval <ms>',
+    help: 'Re-check the map this often even without file events (NFS); PostgreSQL: default 5000, 0: LISTEN only',
+    kind: ms(),
+    default: 1000,
+  }),
   /** Quiet period that coalesces a burst of file events into one reload (no flag: a tuning knob). */
   reloadDebounceMs: spec({ kind: ms(), default: 5 }),
   /**
@@ -387,11 +405,18 @@ export const OPTION_TABLE = {
  */
 export const CLI_ONLY_TABLE = {
   /** gx-it-proxy's spelling of `--poll-interval`; given, it sets pollIntervalMs. */
-  pollingInterval: spec({ flag: '--pollingInterval <ms>', help: "gx-it-proxy's spelling of --poll-interval", kind: optional(ms(10), undefined), default: undefined }),
+  pollingInterval: spec({ flag: '--pollingInterval <ms>', help: "gx-it-proxy's spelling of --poll-interval", kind: optional(ms(), undefined), default: undefined }),
   /** Read the map once, report and exit instead of serving. */
   check: spec({ flag: '--check', help: 'Read the session map once, report what it holds and exit (0: readable, 1: not)', kind: flag, default: false }),
   /** How many of the newest sessions `--check` tries to connect to. */
   checkLimit: spec({ flag: '--check-limit <n>', help: 'How many of the newest sessions --check tries a TCP connect to', kind: count, default: 10 }),
+  /** Install the PostgreSQL change trigger and counter (an admin step), report and exit. */
+  installTrigger: spec({
+    flag: '--install-trigger',
+    help: 'PostgreSQL map: install the change trigger and counter (an admin step), report and exit',
+    kind: flag,
+    default: false,
+  }),
 };
 
 type ValuesOf<Table> = { readonly [K in keyof Table]: Table[K] extends OptionSpec<infer T> ? T : never };

@@ -9,6 +9,12 @@ import { type CliOnlyOptions, type ProxyOptions } from './options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from './program.js';
 import { removePidFile } from '../admin/pid-file.js';
 import { logProcessWarnings } from './process-warnings.js';
+import { formatTriggerReport, installTrigger } from '../session-map/postgres-store.js';
+import { isPostgresUrl, parsePostgresUrl, PostgresUrlError } from '../session-map/postgres-url.js';
+import { resolveOptions } from './options.js';
+
+/** How often a PostgreSQL map is polled unless --poll-interval says otherwise (gx-it-proxy's --pollingInterval default). */
+const POSTGRES_POLL_DEFAULT_MS = 5000;
 
 /** Exit codes, documented in the README. */
 export const EXIT = Object.freeze({
@@ -34,6 +40,12 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
     const program = buildProgram(door);
     program.parse(argv as string[]);
     ({ options, cli } = optionsFromProgram(program, door));
+    if (options.sessionsPath !== undefined && isPostgresUrl(options.sessionsPath)) {
+      // Refused here, with a message that does not repeat the URL.
+      parsePostgresUrl(options.sessionsPath);
+      const pollGiven = program.getOptionValueSource('pollInterval') === 'cli' || program.getOptionValueSource('pollingInterval') === 'cli';
+      if (!pollGiven) options = resolveOptions({ ...options, pollIntervalMs: POSTGRES_POLL_DEFAULT_MS });
+    }
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed the message (or the help / version).
@@ -43,7 +55,25 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
       process.stderr.write(`${commandLineMessage(err)}\n(run with --help for usage)\n`);
       process.exit(EXIT.usage);
     }
+    if (err instanceof PostgresUrlError) {
+      process.stderr.write(`error: ${err.message}\n(run with --help for usage)\n`);
+      process.exit(EXIT.usage);
+    }
     throw err;
+  }
+
+  if (cli.installTrigger) {
+    if (options.sessionsPath === undefined || !isPostgresUrl(options.sessionsPath)) {
+      process.stderr.write('error: --install-trigger needs --sessions postgresql://… (the Interactive Tools map in PostgreSQL)\n');
+      process.exit(EXIT.usage);
+    }
+    try {
+      process.stdout.write(formatTriggerReport(await installTrigger(parsePostgresUrl(options.sessionsPath))));
+      process.exit(EXIT.ok);
+    } catch (err) {
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      process.exit(EXIT.fatal);
+    }
   }
 
   if (cli.check) {

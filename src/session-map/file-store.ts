@@ -4,6 +4,9 @@ import { SqliteSessionMap } from './sqlite-store.js';
 import type { ChangeWatch, ChangeWatchOptions, FileMap, MapRead, MapStore, StoreKind } from './store.js';
 import { MapWatcher } from './watcher.js';
 
+/** The shortest poll of a file map (ms); a shorter --poll-interval counts as this. */
+export const MIN_FILE_POLL_MS = 10;
+
 /** The first 16 bytes of every SQLite 3 database file. */
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
@@ -33,7 +36,8 @@ export const fileStores: StoreKind = {
     return new FileStore(path);
   },
   watch(path: string, options: ChangeWatchOptions, onMaybeChanged: () => void): ChangeWatch {
-    return new MapWatcher(path, options, onMaybeChanged);
+    // A stat every few milliseconds at most: 0 would re-read the map in a busy loop.
+    return new MapWatcher(path, { ...options, pollIntervalMs: Math.max(options.pollIntervalMs, MIN_FILE_POLL_MS) }, onMaybeChanged);
   },
 };
 

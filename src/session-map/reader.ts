@@ -2,7 +2,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { DifferState, MapUpdate } from './differ.js';
-import { SessionMapError } from './store.js';
+import { SessionMapError, type StoreKind } from './store.js';
 import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
 /** Reads the session map and says how the route table must change. */
 export interface MapReader {
@@ -18,8 +18,9 @@ export interface MapReader {
 export class InlineMapReader implements MapReader {
   private readonly producer: UpdateProducer;
 
-  constructor(spec: string) {
-    this.producer = new UpdateProducer(spec);
+  /** `kind`: the store kind, when not the one `spec` names by default (tests tune it). */
+  constructor(spec: string, kind?: StoreKind) {
+    this.producer = new UpdateProducer(spec, undefined, kind);
   }
 
   /** The last read, for a reader thread to carry on from. */

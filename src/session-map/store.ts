@@ -1,3 +1,5 @@
+import type { Logger } from '../log.js';
+
 /**
  * The map-store seam: where the session map comes from. A store yields the
  * current rows of the map (in the row form of rows.ts) and tells cheaply
@@ -13,7 +15,8 @@ export type SessionMapFailure =
   | 'busy' // a writer held a lock longer than our busy timeout
   | 'incomplete' // an empty or half-written JSON file (Galaxy rewrites it in place)
   | 'corrupt' // not a database / wrong shape
-  | 'unreadable'; // permissions or I/O error
+  | 'unreadable' // permissions or I/O error
+  | 'disconnected'; // the database connection is down; the store's watch reports the outage itself
 
 /** A session map read that failed; the last good map stays in use. */
 export class SessionMapError extends Error {
@@ -97,17 +100,26 @@ export interface ChangeWatchOptions {
   readonly pollIntervalMs: number;
   /** Quiet period that folds a burst of signals into one notification. */
   readonly debounceMs: number;
+  /** Where a store with a connection of its own says that it went away and came back. */
+  readonly log?: Logger;
 }
 
 /** A running change watch. */
 export interface ChangeWatch {
   /** True while change signals arrive (file events, database notifications); false: polling only. */
   readonly watching: boolean;
+  /** The store's own state for /health (a database connection), when it has one. */
+  status?(): object;
   close(): void;
 }
 
 /** A kind of store: how to open one, and how to hear that it may have changed. */
 export interface StoreKind {
+  /**
+   * False for stores whose reads are asynchronous I/O already (a database
+   * connection shared with the watch): they never move to the reader thread.
+   */
+  readonly readsOnThread?: boolean;
   /** Opens the store `spec` names (a path, a URL). Opening does no I/O; reads do. */
   open(spec: string): MapStore;
   /**

@@ -1,4 +1,6 @@
 import { fileStores } from './file-store.js';
+import { postgresStores } from './postgres-store.js';
+import { isPostgresUrl, parsePostgresUrl } from './postgres-url.js';
 import type { StoreKind } from './store.js';
 
 /**
@@ -6,6 +8,11 @@ import type { StoreKind } from './store.js';
  * here and nowhere else; a new kind is a module behind StoreKind plus one
  * line in this function.
  */
-export function storeKindFor(_spec: string): StoreKind {
-  return fileStores;
+export function storeKindFor(spec: string): StoreKind {
+  return isPostgresUrl(spec) ? postgresStores : fileStores;
+}
+
+/** How logs, `--check` and `/health` name the map: the path, or a URL without its password. */
+export function storeLabel(spec: string): string {
+  return isPostgresUrl(spec) ? parsePostgresUrl(spec).label : spec;
 }

@@ -1,6 +1,6 @@
 import { MapDiffer, type DifferState, type MapUpdate } from './differ.js';
 import type { SessionMapFailure } from './store.js';
-import type { MapStore } from './store.js';
+import type { MapStore, StoreKind } from './store.js';
 import { storeKindFor } from './stores.js';
 
 /**
@@ -15,8 +15,8 @@ export class UpdateProducer {
   private readVersion: string | undefined;
 
   /** Opens the store `spec` names; `state` is a differ state handed over from another producer. */
-  constructor(spec: string, state?: DifferState) {
-    this.store = storeKindFor(spec).open(spec);
+  constructor(spec: string, state?: DifferState, kind: StoreKind = storeKindFor(spec)) {
+    this.store = kind.open(spec);
     this.differ = new MapDiffer(state);
   }
 

@@ -14,13 +14,17 @@ import { ANSWERS } from '../../src/http/answers.js';
 import { MASK } from '../../src/log.js';
 import { BrowserSteps, CHROMIUM, launchChromium } from '../helpers/browser.js';
 import { spawnProxy, type ProxyProcess } from '../helpers/child.js';
-import { readmeNginxLocations, startNginx } from '../helpers/front-server.js';
+import { readmeNginxLocations } from '../helpers/front-server.js';
+import { startNginx } from '../helpers/nginx.js';
 import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
-import { JUPYTER_BASE_URL, JUPYTER_NOTEBOOK, startJupyter } from '../helpers/jupyter.js';
+import { startJupyter, type Jupyter } from '../helpers/jupyter.js';
 import { freePort } from '../helpers/ports.js';
 import { startSpawnedProxy } from '../helpers/spawned-proxy.js';
 import { requireTool } from '../helpers/tools.js';
+
+/** The path Galaxy's Jupyter interactive environment is served under, as its container sees it. */
+const JUPYTER_BASE_URL = '/galaxy/gie_proxy/jupyter/ipython/';
 
 /** The page's Jupyter globals, as the notebook's scripts define them. */
 declare const window: {
@@ -47,30 +51,28 @@ function interactiveToolLocation(proxyPort: number): string {
     }`;
 }
 
+/** One nginx server block on 127.0.0.1:`port` holding `locations`. */
+function serverBlock(port: number, locations: string): string {
+  return `  server {\n    listen 127.0.0.1:${port};\n${locations}\n  }`;
+}
+
 interface Setup {
   readonly dir: string;
-  readonly nginx: string;
-  readonly jupyter: string;
   readonly steps: BrowserSteps;
-  /** Jupyter's token, in the URL the user opens first. */
-  readonly token: string;
   /** nginx's port, and the page's origin on it. */
   readonly port: number;
   readonly origin: string;
 }
 
-/** The tools, a temp dir, a Jupyter token and nginx's port; skipped (or failed in CI) without the tools. */
+/** Chromium, a temp dir and nginx's port; skipped (or failed in CI) without the tools. */
 async function setUp(t: TestContext): Promise<Setup | undefined> {
-  const nginx = requireTool(t, 'nginx', 'apt-get install nginx-light');
   const chromium = requireTool(t, 'chromium', 'apt-get install chromium');
-  const jupyter = requireTool(t, JUPYTER_NOTEBOOK, 'apt-get install jupyter-notebook');
-  if (nginx === undefined || chromium === undefined || jupyter === undefined) return undefined;
+  if (chromium === undefined) return undefined;
   assert.equal(chromium, CHROMIUM, "the test drives Debian's /usr/bin/chromium");
   const tmp = tempDir('gie-browser-');
   t.after(() => tmp.remove());
   const port = await freePort();
-  const token = randomBytes(16).toString('hex');
-  return { dir: tmp.dir, nginx, jupyter, steps: new BrowserSteps(t), token, port, origin: `http://127.0.0.1:${port}` };
+  return { dir: tmp.dir, steps: new BrowserSteps(t), port, origin: `http://127.0.0.1:${port}` };
 }
 
 /**
@@ -79,8 +81,9 @@ async function setUp(t: TestContext): Promise<Setup | undefined> {
  * kernel's WebSocket, runs print(6*7) and reads 42. Every page, script and
  * style must answer below 400.
  */
-async function runACell(setup: Setup, context: BrowserContext, proxy: ProxyProcess, baseUrl: string): Promise<Page> {
-  const { steps, origin, token } = setup;
+async function runACell(setup: Setup, context: BrowserContext, proxy: ProxyProcess, server: Jupyter): Promise<Page> {
+  const { steps, origin } = setup;
+  const { baseUrl, token } = server;
   const failed: string[] = [];
   context.on('response', (response) => {
     if (response.status() >= 400) failed.push(`${response.status()} ${response.request().method()} ${response.url()}`);
@@ -133,15 +136,16 @@ test('Chromium runs a Jupyter cell through nginx and the proxy by session cookie
   const { steps, dir, port } = setup;
   const session = randomBytes(16).toString('hex');
 
-  const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, setup.jupyter, dir, { token: setup.token, origin: setup.origin }));
+  const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, dir, JUPYTER_BASE_URL, { allowOrigin: setup.origin }));
+  if (server === undefined) return;
   const map = new GalaxySqliteWriter(join(dir, 'session_map.sqlite'));
   map.addSession(session, '127.0.0.1', server.port);
   const proxy = await steps.run('start the proxy', () => undefined, () => startSpawnedProxy(t, map.path, ['--verbose']));
-  await steps.run('start nginx', () => undefined, () => startNginx(t, setup.nginx, dir, [{ port, locations: readmeNginxLocations(proxy.port) }]));
+  if (!(await steps.run('start nginx', () => undefined, () => startNginx(t, dir, serverBlock(port, readmeNginxLocations(proxy.port)), port)))) return;
   const context = await steps.run('launch Chromium', () => undefined, () => launchChromium(t, dir));
   await context.addCookies([{ name: 'galaxysession', value: session, url: setup.origin }]);
 
-  const tree = await runACell(setup, context, proxy.proc, JUPYTER_BASE_URL);
+  const tree = await runACell(setup, context, proxy.proc, server);
 
   await steps.run("an unknown session shows the proxy's 404 text", () => tree, async () => {
     await context.clearCookies();
@@ -163,7 +167,8 @@ test('Chromium runs a Jupyter cell as an Interactive Tool: nginx → gx-it-proxy
   // Galaxy's Jupyter tool asks for the path in the URL: it serves under its entry point path.
   const baseUrl = `/interactivetool/ep/${key}/${entryToken}/`;
 
-  const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, setup.jupyter, dir, { token: setup.token, origin: setup.origin, baseUrl }));
+  const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, dir, baseUrl));
+  if (server === undefined) return;
   const map = new SqlAlchemyItWriter(join(dir, 'interactivetools_map.sqlite'));
   map.save({ key, token: entryToken, host: '127.0.0.1', port: server.port, requiresPathInUrl: true });
   map.close();
@@ -175,10 +180,10 @@ test('Chromium runs a Jupyter cell as an Interactive Tool: nginx → gx-it-proxy
     await proc.started(10_000);
     return proc;
   });
-  await steps.run('start nginx', () => undefined, () => startNginx(t, setup.nginx, dir, [{ port, locations: interactiveToolLocation(proxyPort) }]));
+  if (!(await steps.run('start nginx', () => undefined, () => startNginx(t, dir, serverBlock(port, interactiveToolLocation(proxyPort)), port)))) return;
   const context = await steps.run('launch Chromium', () => undefined, () => launchChromium(t, dir));
 
-  const tree = await runACell(setup, context, proxy, baseUrl);
+  const tree = await runACell(setup, context, proxy, server);
 
   await steps.run("an unknown entry point shows the proxy's 404 text", () => tree, async () => {
     const response = await tree.goto(`${setup.origin}/interactivetool/ep/${key}/not-the-token/tree`, { waitUntil: 'load', timeout: 10_000 });

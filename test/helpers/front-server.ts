@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import WebSocket from 'ws';
@@ -92,32 +91,4 @@ export async function assertRoutesThrough(port: number): Promise<void> {
  */
 export function readmeNginxLocations(proxyPort: number): string {
   return adapt(readmeBlock('nginx', 'location /galaxy/gie_proxy {'), 'http://localhost:8800/', `http://127.0.0.1:${proxyPort}/`);
-}
-
-/**
- * Starts a private nginx (its prefix, config, pid file, temp dirs and logs in
- * `dir`) in the foreground, one loopback server per entry of `servers` (each
- * a port and the `location` blocks it serves); stopped in t.after.
- */
-export async function startNginx(t: TestContext, nginx: string, dir: string, servers: { port: number; locations: string }[]): Promise<ChildProcess> {
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}daemon off;
-worker_processes 1;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} info;
-events { worker_connections 64; }
-http {
-  access_log ${join(dir, 'access.log')};
-  client_body_temp_path ${join(dir, 'body')};
-  proxy_temp_path ${join(dir, 'proxy')};
-  fastcgi_temp_path ${join(dir, 'fastcgi')};
-  uwsgi_temp_path ${join(dir, 'uwsgi')};
-  scgi_temp_path ${join(dir, 'scgi')};
-${servers.map(({ port, locations }) => `  server {\n    listen 127.0.0.1:${port};\n${locations}\n  }`).join('\n')}
-}
-`,
-  );
-  return startFrontServer(t, nginx, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], servers[0].port);
 }

@@ -13,6 +13,7 @@ import {
   type ProxyOptions,
 } from '../../../src/cli/options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from '../../../src/cli/program.js';
+import { MIN_FILE_POLL_MS } from '../../../src/session-map/file-store.js';
 
 /** Parses `args` in process; resolves what commander wrote to stderr, or the options. */
 function parse(args: string[], door: FrontDoor = GIE_FRONT_DOOR): ReturnType<typeof optionsFromProgram> | { error: string } {
@@ -45,7 +46,7 @@ const sessionsPath = '/m.sqlite';
 test('DEFAULTS and the CLI-only defaults come from the tables and are frozen', () => {
   assert.deepEqual(Object.keys(DEFAULTS), Object.keys(OPTION_TABLE));
   for (const [key, row] of Object.entries(OPTION_TABLE)) assert.equal(DEFAULTS[key as keyof ProxyOptions], row.default, key);
-  assert.deepEqual(CLI_ONLY_DEFAULTS, { pollingInterval: undefined, check: false, checkLimit: 10 });
+  assert.deepEqual(CLI_ONLY_DEFAULTS, { pollingInterval: undefined, check: false, checkLimit: 10, installTrigger: false });
   assert.ok(Object.isFrozen(DEFAULTS));
   assert.ok(Object.isFrozen(CLI_ONLY_DEFAULTS));
   const o = resolveOptions({ sessionsPath });
@@ -99,10 +100,18 @@ test('resolveOptions refuses a key that is not an option', () => {
   );
 });
 
-test('the poll interval has one floor, 10 ms, for the API and the command line alike', () => {
-  for (const [given, used] of [[0, 10], [9, 10], [10, 10], [11, 11], [1000, 1000]]) {
-    assert.equal(resolveOptions({ sessionsPath, pollIntervalMs: given }).pollIntervalMs, used, `API ${given}`);
-    assert.equal(parsed(['--poll-interval', String(given)]).options.pollIntervalMs, used, `--poll-interval ${given}`);
+test('the poll interval is taken as given (0: a PostgreSQL map polls not at all); a file watch never polls more often than every 10 ms', () => {
+  for (const given of [0, 9, 10, 11, 1000]) {
+    assert.equal(resolveOptions({ sessionsPath, pollIntervalMs: given }).pollIntervalMs, given, `API ${given}`);
+    assert.equal(parsed(['--poll-interval', String(given)]).options.pollIntervalMs, given, `--poll-interval ${given}`);
+  }
+  assert.equal(MIN_FILE_POLL_MS, 10);
+});
+
+test('--sessions: a file path is made absolute, a PostgreSQL URL is kept as written', () => {
+  assert.equal(parsed(['--sessions', 'rel/map.sqlite']).options.sessionsPath, resolve('rel/map.sqlite'));
+  for (const url of ['postgresql:///gxitproxy?host=/var/run/postgresql', 'postgres://u:p@db/gx', 'postgresql+psycopg2://db/gx']) {
+    assert.equal(parsed(['--sessions', url]).options.sessionsPath, url);
   }
 });
 
@@ -174,7 +183,7 @@ test('flags reach the options; paths become absolute against the working directo
     metricsIp: '::1',
     pidFile: resolve('run/p.pid'),
   });
-  assert.deepEqual(cli, { pollingInterval: undefined, check: true, checkLimit: 0 });
+  assert.deepEqual(cli, { pollingInterval: undefined, check: true, checkLimit: 0, installTrigger: false });
   const none = parsed([]);
   assert.deepEqual(none.options, { ...DEFAULTS, sessionsPath: resolve(DEFAULTS.sessionsPath ?? '') });
   assert.deepEqual(none.cli, CLI_ONLY_DEFAULTS);
@@ -192,7 +201,7 @@ test('a front door has its own name, description and defaults, and the same flag
   const program = buildProgram(door);
   const help = program.helpInformation();
   assert.match(help, /^Usage: other-proxy \[options\]\n\nAnother door\.\n/);
-  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\)\s+\(default:\s+"\/srv\/other\.sqlite"\)/);
+  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\), or a\s+postgresql:\/\/ URL \(default:\s+"\/srv\/other\.sqlite"\)/);
   assert.match(help, /\(default: 5000\)/);
   assert.deepEqual(
     program.options.map((o) => o.flags),
@@ -202,7 +211,7 @@ test('a front door has its own name, description and defaults, and the same flag
   assert.equal(options.sessionsPath, '/srv/other.sqlite');
   assert.equal(options.pollIntervalMs, 5000);
   assert.equal(cli.checkLimit, 3);
-  assert.equal(parsed(['--poll-interval', '7'], door).options.pollIntervalMs, 10, 'the clamp holds for every door');
+  assert.equal(parsed(['--poll-interval', '7'], door).options.pollIntervalMs, 7, 'the same rule for every door');
 });
 
 test('the commander options are the table rows with a flag, in table order', () => {
@@ -243,5 +252,6 @@ test('Interactive Tools options: the gx-it-proxy door, the prefix normalised, th
   // gx-it-proxy 0.2.3 parsed --pollingInterval N as NaN (polling off); here it is --poll-interval's number, and wins.
   assert.equal(parsed(['--pollingInterval', '2500']).options.pollIntervalMs, 2500);
   assert.equal(parsed(['--poll-interval', '100', '--pollingInterval', '2500']).options.pollIntervalMs, 2500);
-  assert.equal(parsed(['--pollingInterval', '0']).options.pollIntervalMs, 10);
+  // 0: a PostgreSQL map relies on LISTEN alone; a file watch still checks every 10 ms at most.
+  assert.equal(parsed(['--pollingInterval', '0']).options.pollIntervalMs, 0);
 });

@@ -1,0 +1,630 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import pg from 'pg';
+import type { Logger } from '../log.js';
+import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK } from './rows.js';
+import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapRead, type MapStore, type StoreKind } from './store.js';
+import { parsePostgresUrl, type PostgresLocation } from './postgres-url.js';
+
+/**
+ * Galaxy's Interactive Tools map in PostgreSQL (`interactivetoolsproxy_map`,
+ * table `gxitproxy`), behind the map-store seam.
+ *
+ * One long-lived connection per map and process (shared by the store and its
+ * change watch) that:
+ * - LISTENs on channel `gxitproxy`, where gx-it-proxy's README trigger and
+ *   ours (`--install-trigger`) notify; every notification asks for a read;
+ * - answers `version()` with the one-row change counter when our trigger is
+ *   installed, else with a digest of the table computed by the server, so a
+ *   poll (`pollIntervalMs`, 0: LISTEN only) moves one row over the wire, and
+ *   the table itself only when it changed;
+ * - reads the table in one statement whose one value the server builds (the
+ *   row lines of rows.ts), received while requests are served: no reader
+ *   thread needed, and no per-row parsing in JavaScript;
+ * - sends a cheap query every `heartbeatMs` when nothing else ran, and
+ *   bounds every query on the client side as well, so that a dead or
+ *   silently dropped connection is noticed within seconds (TCP keep-alive too);
+ * - on any loss (restart, crash, terminated backend, a dead network) keeps
+ *   the last good map (reads fail as `disconnected`, which the reporter keeps
+ *   quiet about: this module warns once per outage), reconnects with
+ *   jittered, capped exponential backoff, LISTENs again, and then has the map
+ *   read again in full, since notifications sent meanwhile are lost.
+ *
+ * Nothing here writes to the database except `installTrigger`, which only
+ * an admin's explicit `--install-trigger` runs.
+ */
+
+/** Connection tuning (not flags: the defaults suit any deployment; tests shorten them). */
+export interface PostgresTuning {
+  /** A query at least this often, so that a dead connection is noticed. */
+  readonly heartbeatMs: number;
+  /** Longest a query may take, server side (`statement_timeout`) and, plus a second, client side. */
+  readonly statementTimeoutMs: number;
+  /** Longest a connection attempt may take. */
+  readonly connectTimeoutMs: number;
+  /** First reconnect delay; it doubles per failed attempt, up to `backoffMaxMs`, with jitter. */
+  readonly backoffMinMs: number;
+  readonly backoffMaxMs: number;
+}
+
+export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
+  heartbeatMs: 2000,
+  statementTimeoutMs: 5000,
+  connectTimeoutMs: 5000,
+  backoffMinMs: 200,
+  backoffMaxMs: 5000,
+});
+
+/** How long a read waits for the very first connection before it reports the map unreadable. */
+const FIRST_CONNECT_WAIT_MS = 1500;
+
+/** The channel gx-it-proxy LISTENs on; both triggers notify there. */
+export const CHANNEL = 'gxitproxy';
+
+/** The format of a read, as logs and /health name it. */
+export const POSTGRES_FORMAT = 'postgresql gxitproxy';
+
+/** Log messages of the database connection that admins (and tests) match on. */
+export const PG_LOG = Object.freeze({
+  connected: 'session map database connected',
+  unreachable: 'session map database unreachable; routing nothing until it answers, retrying',
+  lost: 'session map database connection lost; keeping the last good map and reconnecting',
+  back: 'session map database reconnected; reading the map again',
+});
+
+/** What `/health` and `/metrics` show about the database connection. */
+export interface PostgresStatus {
+  readonly kind: 'postgresql';
+  readonly connected: boolean;
+  /** When the database last answered a change check or a read (ISO time, and ms since epoch for /metrics). */
+  readonly lastSyncAt: string | null;
+  readonly lastSyncAtMs: number | null;
+  readonly lastSyncAgeSeconds: number | null;
+  /** How the poll looks for changes: our counter, or a digest of the whole table (until the first read: null). */
+  readonly changeDetection: 'counter' | 'table-digest' | null;
+  readonly notifications: number;
+  /** Successful connections after the first. */
+  readonly reconnects: number;
+  /** Since when the connection has been down (ISO time), while it is. */
+  readonly downSince: string | null;
+}
+
+/**
+ * The whole table as raw entry-point row lines (rows.ts: `key TAB key_type
+ * TAB token TAB host TAB port TAB info LF`, Galaxy's key type and default
+ * info in their short forms), built by the server in key order into one
+ * text: the proxy receives it as the socket delivers it (requests are served
+ * meanwhile) and parses one value, not six per row. A value holding a tab or
+ * newline becomes \x01, which no row check accepts; newlines in `info` (the
+ * last field) become spaces.
+ */
+const field = (c: string): string => `CASE WHEN ${c} ~ '[\t\n]' THEN chr(1) ELSE coalesce(${c}, '') END`;
+const ENTRY_POINT_FIELDS = [
+  field('key'),
+  `CASE key_type WHEN '${DEFAULT_KEY_TYPE}' THEN chr(${KEY_TYPE_MARK.charCodeAt(0)}) ELSE ${field('key_type')} END`,
+  field('token'),
+  field('host'),
+  `coalesce(port::text, '')`,
+  `CASE info WHEN '${GALAXY_DEFAULT_INFO}' THEN '' ELSE replace(coalesce(info, ''), E'\n', ' ') END`,
+];
+const ROWS_QUERY = `SELECT count(*)::int AS n,
+  coalesce(string_agg(${ENTRY_POINT_FIELDS.join(" || E'\t' || ")} || E'\n', '' ORDER BY key, key_type), '') AS rows
+FROM gxitproxy`;
+
+interface RowsRead {
+  n: number;
+  rows: string;
+}
+/** Cheap "did anything change" for a table without our trigger: the server hashes every row, one row comes back. */
+const DIGEST = `SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(concat_ws(E'\\x1f', key, key_type, token, host, port::text, info), 0)::numeric), 0)::text AS digest FROM gxitproxy`;
+const COUNTER = 'SELECT version::text AS version FROM gxitproxy_version';
+const HAS_COUNTER = `SELECT to_regclass('gxitproxy_version') IS NOT NULL AS counter`;
+
+/** A connection that went away, or was given up on. */
+class ConnectionLost extends Error {
+  override readonly name = 'ConnectionLost';
+  readonly code = 'ERR_GIE_PG_CONNECTION_LOST';
+}
+
+/**
+ * The one connection to one map: connects in the background from creation
+ * until the last user releases it.
+ */
+class PgConnection {
+  private client: pg.Client | undefined;
+  private socket: net.Socket | undefined;
+  private connected = false;
+  private closed = false;
+  private everConnected = false;
+  private attempt = 0;
+  private downSince: number | undefined;
+  private warned = false;
+  /** Why the last connection ended or failed, for error messages. */
+  private lastReason: string | undefined;
+  private lastReasonCode: string | undefined;
+  private notifications = 0;
+  private reconnects = 0;
+  private lastQueryAt = 0;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private lost: ((err: Error) => void) | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private firstAttempt: Promise<void>;
+  private firstAttemptDone: () => void = () => {};
+  /** Bumped by every successful connection: a version from another epoch never matches. */
+  epoch = 0;
+  changeDetection: 'counter' | 'table-digest' | undefined;
+  /** When a change check or a read last succeeded (ms since epoch). */
+  lastSyncAt: number | undefined;
+  users = 0;
+  private log: Logger | undefined;
+  /** Set by the watch's poll, cleared by the next version(): only a poll computes the digest. */
+  pollDue = false;
+  readonly listeners = new Set<() => void>();
+
+  constructor(
+    readonly location: PostgresLocation,
+    readonly tuning: PostgresTuning,
+  ) {
+    this.firstAttempt = new Promise((resolve) => (this.firstAttemptDone = resolve));
+    void this.connectLoop();
+  }
+
+  get label(): string {
+    return this.location.label;
+  }
+
+  status(): PostgresStatus {
+    return {
+      kind: 'postgresql',
+      connected: this.connected,
+      lastSyncAt: this.lastSyncAt === undefined ? null : new Date(this.lastSyncAt).toISOString(),
+      lastSyncAtMs: this.lastSyncAt ?? null,
+      lastSyncAgeSeconds: this.lastSyncAt === undefined ? null : Math.round(Date.now() - this.lastSyncAt) / 1000,
+      changeDetection: this.changeDetection ?? null,
+      notifications: this.notifications,
+      reconnects: this.reconnects,
+      downSince: this.connected || this.downSince === undefined ? null : new Date(this.downSince).toISOString(),
+    };
+  }
+
+  /**
+   * The connected client, or a `disconnected` SessionMapError. Before the
+   * first attempt has ended, waits for it (so that a start-up read finds
+   * the database if it is there).
+   */
+  async ready(): Promise<pg.Client> {
+    if (!this.everConnected && !this.connected) {
+      // Bounded: a start-up read must not hold the proxy's start for a whole connect time-out.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.firstAttempt, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_CONNECT_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
+    const client = this.connected ? this.client : undefined;
+    if (client === undefined) {
+      const why = this.lastReason === undefined ? '' : `: ${this.lastReason}`;
+      throw new SessionMapError('disconnected', this.label, `session map ${this.label}: not connected to the database${why}`);
+    }
+    return client;
+  }
+
+  /**
+   * Runs statements one at a time (pg queues concurrent ones but warns on
+   * stderr that it will stop), each bounded on the client side too: a
+   * statement time-out cannot fire over a network that lost the packets, so
+   * past it the connection is taken for dead and cut.
+   */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    client: pg.Client,
+    sql: string,
+    limit = this.tuning.statementTimeoutMs + 1000,
+    params?: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    const run = this.queue.then(async () => {
+      if (this.client !== client || !this.connected) throw new ConnectionLost('the connection was replaced');
+      this.lastQueryAt = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([
+          client.query<R>(sql, params),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              const err = new ConnectionLost(`no answer from the database within ${limit} ms`);
+              if (this.client === client) {
+                this.lost?.(err);
+                this.socket?.destroy();
+              }
+              reject(err);
+            }, limit);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    });
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retry);
+    clearInterval(this.heartbeat);
+    this.lost?.(new ConnectionLost('closed'));
+    const client = this.client;
+    if (client !== undefined) this.drop(client, this.socket);
+    this.connected = false;
+    this.firstAttemptDone();
+  }
+
+  private async connectLoop(): Promise<void> {
+    while (!this.closed) {
+      const reason = await this.connectOnce().catch((err: Error) => err);
+      this.firstAttemptDone();
+      if (this.closed) return;
+      this.disconnected(reason);
+      const delay = this.backoff();
+      await new Promise<void>((resolve) => {
+        this.retry = setTimeout(resolve, delay);
+      });
+    }
+  }
+
+  /** Connects and LISTENs, then resolves with whatever ended the connection. */
+  private async connectOnce(): Promise<Error> {
+    this.attempt++;
+    const { config } = this.location;
+    const { tuning } = this;
+    let socket: net.Socket | undefined;
+    const client = new pg.Client({
+      ...config,
+      application_name: config.application_name ?? 'galaxy-gie-proxy',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: Math.max(1000, tuning.heartbeatMs),
+      connectionTimeoutMillis: tuning.connectTimeoutMs,
+      statement_timeout: tuning.statementTimeoutMs,
+      idle_in_transaction_session_timeout: tuning.statementTimeoutMs * 2,
+      // Our own socket, so that a dead one can be cut at once (end() waits for the server).
+      stream: () => (socket = new net.Socket()),
+    });
+    const ended = new Promise<Error>((resolve) => {
+      this.lost = resolve;
+      client.on('error', (err) => resolve(err));
+      client.on('end', () => resolve(new ConnectionLost('the server closed the connection')));
+    });
+    client.on('notification', (msg) => {
+      if (msg.channel !== CHANNEL) return;
+      this.notifications++;
+      this.tell();
+    });
+    this.client = client;
+    this.queue = Promise.resolve();
+    try {
+      await client.connect();
+      this.socket = socket;
+      if (this.closed) throw new ConnectionLost('closed');
+      this.connected = true;
+      // LISTEN before any read: a change committed in between is then either
+      // in the read or notified afterwards, never lost.
+      await this.query(client, `LISTEN ${CHANNEL}`);
+    } catch (err) {
+      this.connected = false;
+      this.drop(client, socket);
+      return err as Error;
+    }
+    this.connectedNow();
+    this.firstAttemptDone();
+    this.startHeartbeat(client);
+    this.tell();
+    const reason = await ended;
+    this.drop(client, socket);
+    return reason;
+  }
+
+  private tell(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  private connectedNow(): void {
+    const downMs = this.downSince === undefined ? 0 : Date.now() - this.downSince;
+    const first = !this.everConnected;
+    this.everConnected = true;
+    this.attempt = 0;
+    this.epoch++;
+    this.downSince = undefined;
+    if (first) {
+      this.log?.info({ store: this.label }, PG_LOG.connected);
+    } else {
+      this.reconnects++;
+      this.log?.info({ store: this.label, downMs }, PG_LOG.back);
+    }
+    this.warned = false;
+  }
+
+  private disconnected(reason: Error): void {
+    this.connected = false;
+    clearInterval(this.heartbeat);
+    this.downSince ??= Date.now();
+    this.lastReason = reason.message;
+    this.lastReasonCode = (reason as { code?: string }).code ?? reason.name;
+    this.warnOutage();
+  }
+
+  /** From now on connection changes are logged here (the watch's logger); an outage already under way too. */
+  attachLog(log: Logger): void {
+    this.log = log;
+    if (!this.connected && this.downSince !== undefined) this.warnOutage();
+  }
+
+  /** The one warning of an outage. */
+  private warnOutage(): void {
+    if (this.warned || this.log === undefined) return;
+    this.warned = true;
+    const fields = { store: this.label, reason: this.lastReasonCode, detail: this.lastReason };
+    this.log.warn(fields, this.everConnected ? PG_LOG.lost : PG_LOG.unreachable);
+  }
+
+  /** Jittered exponential backoff: between half and all of min·2^(attempt-1), capped. */
+  private backoff(): number {
+    const { backoffMinMs, backoffMaxMs } = this.tuning;
+    const ceiling = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(Math.max(this.attempt - 1, 0), 20));
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  private startHeartbeat(client: pg.Client): void {
+    clearInterval(this.heartbeat);
+    const { heartbeatMs } = this.tuning;
+    this.lastQueryAt = Date.now();
+    if (heartbeatMs <= 0) return;
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastQueryAt < heartbeatMs) return;
+      // A live server answers in well under a millisecond: a short limit.
+      this.query(client, 'SELECT 1', heartbeatMs + 1000).catch(() => {});
+    }, heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  private drop(client: pg.Client, socket: net.Socket | undefined): void {
+    if (this.client === client) {
+      this.client = undefined;
+      this.socket = undefined;
+      this.lost = undefined;
+    }
+    client.removeAllListeners('notification');
+    // Errors from here on belong to a connection we gave up on.
+    client.on('error', () => {});
+    socket?.destroy();
+    void client.end().catch(() => {});
+  }
+}
+
+/** The connections of this thread, one per map, shared by its store and its watch. */
+const connections = new Map<string, PgConnection>();
+
+function acquire(spec: string, tuning: PostgresTuning): PgConnection {
+  let connection = connections.get(spec);
+  if (connection === undefined) {
+    connection = new PgConnection(parsePostgresUrl(spec), tuning);
+    connections.set(spec, connection);
+  }
+  connection.users++;
+  return connection;
+}
+
+function release(spec: string, connection: PgConnection): void {
+  if (--connection.users > 0 || connections.get(spec) !== connection) return;
+  connections.delete(spec);
+  connection.close();
+}
+
+/** The map store: reads and versions through the shared connection. */
+class PostgresMapStore implements MapStore {
+  private connection: PgConnection | undefined;
+
+  constructor(
+    private readonly spec: string,
+    private readonly tuning: PostgresTuning,
+  ) {}
+
+  get label(): string {
+    return this.acquired().label;
+  }
+
+  /**
+   * `epoch:counter` with our trigger; without it `epoch:digest` when the
+   * watch's poll asks, else undefined (a notification or a reconnection:
+   * read). The epoch makes the first check after a reconnect a full read.
+   */
+  async version(): Promise<string | undefined> {
+    const connection = this.acquired();
+    const client = await connection.ready();
+    try {
+      const counter = (await connection.query<{ counter: boolean }>(client, HAS_COUNTER)).rows[0]?.counter === true;
+      connection.changeDetection = counter ? 'counter' : 'table-digest';
+      const polled = connection.pollDue;
+      connection.pollDue = false;
+      let version: string | undefined;
+      if (counter) version = `${connection.epoch}:c${(await connection.query<{ version: string }>(client, COUNTER)).rows[0]?.version ?? ''}`;
+      // Without the counter only a poll asks for the digest (a scan of the
+      // table on the server): after a notification the read is due anyway.
+      else if (polled) version = `${connection.epoch}:d${(await connection.query<{ digest: string }>(client, DIGEST)).rows[0]?.digest ?? ''}`;
+      connection.lastSyncAt = Date.now();
+      return version;
+    } catch (err) {
+      throw this.readError(err);
+    }
+  }
+
+  /** The whole table, in one statement (one snapshot). */
+  async read(): Promise<MapRead> {
+    const connection = this.acquired();
+    const client = await connection.ready();
+    let read: RowsRead | undefined;
+    try {
+      read = (await connection.query<RowsRead>(client, ROWS_QUERY)).rows[0];
+    } catch (err) {
+      throw this.readError(err);
+    }
+    connection.lastSyncAt = Date.now();
+    // (key, key_type) is the table's primary key: identities cannot repeat.
+    return { format: POSTGRES_FORMAT, routing: 'entry-point', rows: read?.rows ?? '', uniqueKeys: true, skipped: new Map() };
+  }
+
+  close(): void {
+    if (this.connection !== undefined) release(this.spec, this.connection);
+    this.connection = undefined;
+  }
+
+  private acquired(): PgConnection {
+    return (this.connection ??= acquire(this.spec, this.tuning));
+  }
+
+  private readError(err: unknown): SessionMapError {
+    if (err instanceof SessionMapError) return err;
+    const { label } = this;
+    const e = err as { code?: string; message?: string };
+    if (e.code === '42P01') {
+      return new SessionMapError('no-table', label, `session map ${label}: table gxitproxy does not exist yet (Galaxy creates it when the first Interactive Tool starts)`, { cause: err });
+    }
+    if (e.code === '42501') {
+      return new SessionMapError('unreadable', label, `session map ${label}: ${e.message ?? 'permission denied'} (GRANT SELECT ON gxitproxy, and gxitproxy_version with our trigger, to the proxy's role)`, {
+        cause: err,
+      });
+    }
+    if (err instanceof ConnectionLost || e.code === '57P01' || e.code === 'ECONNRESET' || e.code === 'EPIPE' || /Connection terminated/i.test(e.message ?? '')) {
+      return new SessionMapError('disconnected', label, `session map ${label}: the database connection was lost during the read`, { cause: err });
+    }
+    return new SessionMapError('unreadable', label, `session map ${label}: ${e.message ?? String(err)}`, { cause: err });
+  }
+}
+
+/** The change watch: notifications, the poll, reconnections; what /health shows of the connection. */
+class PostgresWatch implements ChangeWatch {
+  readonly watching = true;
+  private readonly connection: PgConnection;
+  private readonly poll: NodeJS.Timeout | undefined;
+  private readonly listener: () => void;
+
+  constructor(
+    private readonly spec: string,
+    options: ChangeWatchOptions,
+    onMaybeChanged: () => void,
+    tuning: PostgresTuning,
+  ) {
+    this.connection = acquire(spec, tuning);
+    if (options.log !== undefined) this.connection.attachLog(options.log);
+    this.listener = onMaybeChanged;
+    this.connection.listeners.add(onMaybeChanged);
+    if (options.pollIntervalMs > 0) {
+      this.poll = setInterval(() => {
+        if (!this.connection.status().connected) return;
+        this.connection.pollDue = true;
+        onMaybeChanged();
+      }, options.pollIntervalMs);
+      this.poll.unref();
+    }
+  }
+
+  status(): PostgresStatus {
+    return this.connection.status();
+  }
+
+  close(): void {
+    clearInterval(this.poll);
+    this.connection.listeners.delete(this.listener);
+    release(this.spec, this.connection);
+  }
+}
+
+/**
+ * The PostgreSQL store kind. Reads stay on the main thread: they are I/O in
+ * one value, and the watch's connection is shared with them.
+ */
+export function postgresStoreKind(tuning: PostgresTuning = POSTGRES_TUNING): StoreKind {
+  return {
+    readsOnThread: false,
+    open: (spec) => new PostgresMapStore(spec, tuning),
+    watch: (spec, options, onMaybeChanged) => new PostgresWatch(spec, options, onMaybeChanged, tuning),
+  };
+}
+
+/** The PostgreSQL store kind with the default tuning. */
+export const postgresStores: StoreKind = postgresStoreKind();
+
+/** The trigger SQL shipped in the package (gxitproxy-trigger.sql beside this module). */
+export function triggerSql(): string {
+  return readFileSync(new URL('./gxitproxy-trigger.sql', import.meta.url), 'utf8');
+}
+
+/** What `--install-trigger` did. */
+export interface TriggerReport {
+  readonly store: string;
+  /** True when gxitproxy did not exist and was created (with Galaxy's columns). */
+  readonly tableCreated: boolean;
+  /** The change counter after the install. */
+  readonly counter: string;
+  /** Rows in gxitproxy now. */
+  readonly rows: number;
+  /** Other triggers on gxitproxy (gx-it-proxy's README one, say): harmless, but one is enough. */
+  readonly otherTriggers: readonly string[];
+}
+
+/** `--install-trigger` failed; the message names the map by its label only. */
+export class TriggerInstallError extends Error {
+  override readonly name = 'TriggerInstallError';
+  readonly code = 'ERR_GIE_INSTALL_TRIGGER';
+}
+
+/**
+ * Applies the trigger SQL (idempotent) as the URL's role and reports what is
+ * there now: the one write this package ever makes, an admin step.
+ * Throws TriggerInstallError.
+ */
+export async function installTrigger(location: PostgresLocation, tuning: PostgresTuning = POSTGRES_TUNING): Promise<TriggerReport> {
+  const client = new pg.Client({
+    ...location.config,
+    application_name: location.config.application_name ?? 'galaxy-gie-proxy --install-trigger',
+    connectionTimeoutMillis: tuning.connectTimeoutMs,
+    statement_timeout: tuning.statementTimeoutMs,
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const before = await client.query<{ exists: boolean }>(`SELECT to_regclass('gxitproxy') IS NOT NULL AS exists`);
+    await client.query(triggerSql());
+    const counter = await client.query<{ version: string }>(COUNTER);
+    const rows = await client.query<{ n: string }>('SELECT count(*)::text AS n FROM gxitproxy');
+    const others = await client.query<{ tgname: string }>(
+      `SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass('gxitproxy') AND NOT tgisinternal AND tgname <> 'gxitproxy_changed' ORDER BY tgname`,
+    );
+    return {
+      store: location.label,
+      tableCreated: before.rows[0]?.exists !== true,
+      counter: counter.rows[0]?.version ?? '0',
+      rows: Number(rows.rows[0]?.n ?? 0),
+      otherTriggers: others.rows.map((r) => r.tgname),
+    };
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    await client.query('ROLLBACK').catch(() => {});
+    const hint = e.code === '42501' ? ' (run it as a role that may create tables and functions in the map\'s schema)' : '';
+    throw new TriggerInstallError(`cannot install the trigger in ${location.label}: ${e.message ?? String(err)}${hint}`, { cause: err });
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** The `--install-trigger` report, for people. */
+export function formatTriggerReport(report: TriggerReport): string {
+  const lines = [
+    `map:       ${report.store}`,
+    `trigger:   gxitproxy_changed installed (statement level: one NOTIFY gxitproxy per transaction, bumps gxitproxy_version)`,
+    `table:     gxitproxy ${report.tableCreated ? "created with Galaxy's columns (Galaxy had not created it yet)" : 'already there'}, ${report.rows} rows`,
+    `counter:   gxitproxy_version = ${report.counter}`,
+  ];
+  if (report.otherTriggers.length > 0) {
+    lines.push(`also:      other triggers on gxitproxy: ${report.otherTriggers.join(', ')} (harmless: identical notifications of a transaction are merged; you may drop them)`);
+  }
+  lines.push("next:      GRANT SELECT ON gxitproxy, gxitproxy_version TO the proxies' role, if it is not this one");
+  return `${lines.join('\n')}\n`;
+}
