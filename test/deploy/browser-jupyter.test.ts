@@ -167,7 +167,7 @@ test('Chromium runs a Jupyter cell as an Interactive Tool: nginx → gx-it-proxy
   // Galaxy's Jupyter tool asks for the path in the URL: it serves under its entry point path.
   const baseUrl = `/interactivetool/ep/${key}/${entryToken}/`;
 
-  const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, dir, baseUrl));
+  const server = await steps.run('start Jupyter', () => undefined, () => startJupyter(t, dir, baseUrl, { allowOrigin: setup.origin }));
   if (server === undefined) return;
   const map = new SqlAlchemyItWriter(join(dir, 'interactivetools_map.sqlite'));
   map.save({ key, token: entryToken, host: '127.0.0.1', port: server.port, requiresPathInUrl: true });

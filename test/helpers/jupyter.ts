@@ -55,8 +55,8 @@ export async function startJupyter(t: TestContext, dir: string, baseUrl: string,
     // Requests arrive with the user's Host (nginx passes `Host $host`), not localhost.
     '--NotebookApp.allow_remote_access=True',
     // What Galaxy's Jupyter image does with its CORS_ORIGIN: the API takes
-    // requests from the page's origin when the front server does not pass
-    // the browser's Host on (the README's GIE locations).
+    // requests from the page's origin, whatever Host reaches the container
+    // (the README's GIE locations do not pass the browser's on).
     ...(allowOrigin === undefined ? [] : [`--NotebookApp.allow_origin=${allowOrigin}`]),
     ...(process.getuid?.() === 0 ? ['--allow-root'] : []),
   ];
