@@ -4,23 +4,73 @@ import { createHash } from 'node:crypto';
 export type { Logger };
 
 /**
+ * Query parameters whose values never reach a log line, whatever else is
+ * configured: Jupyter's login token (`?token=`, also on its kernel
+ * WebSockets) and its XSRF token (`_xsrf`, in form posts' queries).
+ */
+export const MASKED_QUERY_PARAMS: readonly string[] = Object.freeze(['token', '_xsrf']);
+
+/** What a masked query value is replaced with. */
+export const MASK = '***';
+
+/**
  * The process logger: JSON lines for admins. Written synchronously so that the
  * last lines before an exit (a fatal error, a shutdown) are never lost; the
  * per-request lines only exist with --verbose, so the hot path stays quiet.
+ * Every `path` field goes through maskQuery with MASKED_QUERY_PARAMS plus
+ * `maskParams`, so no line (request, WebSocket or warning) that names a
+ * request target shows a secret query value.
  */
-export function createLogger(options: { verbose: boolean; destination?: DestinationStream }): Logger {
+export function createLogger(options: { verbose: boolean; maskParams?: readonly string[]; destination?: DestinationStream }): Logger {
   const destination = options.destination ?? pino.destination({ fd: 1, sync: true });
+  const masked = new Set([...MASKED_QUERY_PARAMS, ...(options.maskParams ?? [])].map((name) => name.toLowerCase()));
   return pino(
     {
       level: options.verbose ? 'debug' : 'info',
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      // Errors are logged without the request bytes or objects they may hold.
-      serializers: { err: serializeError },
+      serializers: {
+        // Errors are logged without the request bytes or objects they may hold.
+        err: serializeError,
+        path: (path: unknown) => (typeof path === 'string' ? maskQuery(path, masked) : path),
+      },
     },
     destination,
   );
+}
+
+/**
+ * A request target as a log line may show it: the value of every query
+ * parameter named in `masked` (lower case; names are compared decoded and
+ * case-insensitively) replaced by MASK. The path and the other parameters,
+ * in order, stay as they came.
+ */
+export function maskQuery(target: string, masked: ReadonlySet<string>): string {
+  const start = target.indexOf('?');
+  if (start === -1) return target;
+  const pairs = target.slice(start + 1).split('&');
+  let changed = false;
+  for (let i = 0; i < pairs.length; i++) {
+    const eq = pairs[i].indexOf('=');
+    if (eq === -1) continue;
+    const name = pairs[i].slice(0, eq);
+    if (masked.has(decodedName(name))) {
+      pairs[i] = `${name}=${MASK}`;
+      changed = true;
+    }
+  }
+  return changed ? `${target.slice(0, start)}?${pairs.join('&')}` : target;
+}
+
+/** A query parameter's name as the application reads it (`%5Fxsrf` is `_xsrf`), lower case. */
+function decodedName(raw: string): string {
+  if (!raw.includes('%') && !raw.includes('+')) return raw.toLowerCase();
+  try {
+    return decodeURIComponent(raw.replaceAll('+', ' ')).toLowerCase();
+  } catch {
+    return raw.toLowerCase();
+  }
 }
 
 /**

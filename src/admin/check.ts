@@ -3,6 +3,7 @@ import { SessionMapError, type MapRouting } from '../session-map/store.js';
 import { toSnapshot } from '../session-map/rows.js';
 import type { Target } from '../routing/route-table.js';
 import { storeKindFor, storeLabel } from '../session-map/stores.js';
+import { sessionTag } from '../log.js';
 
 /** How `--check` probes containers. */
 export interface CheckOptions {
@@ -12,7 +13,11 @@ export interface CheckOptions {
   readonly connectTimeoutMs: number;
 }
 
-/** One probed session; the cookie value itself is never kept, only its start. */
+/**
+ * One probed session, named as log lines name it: a cookie session by its
+ * sessionTag, an entry point by its key and its token's tag; never by a
+ * cookie value or a token.
+ */
 export interface ContainerProbe {
   readonly session: string;
   readonly target: string;
@@ -55,7 +60,7 @@ export async function checkSessionMap(spec: string, options: CheckOptions): Prom
     store.close();
   }
   const newest = options.limit > 0 ? [...snapshot.routes].slice(-options.limit).reverse() : [];
-  const name = snapshot.routing === 'entry-point' ? (label: string) => label : cookiePrefix;
+  const name = snapshot.routing === 'entry-point' ? (label: string) => label : sessionTag;
   const probes = await Promise.all(newest.map(([key, target]) => probe(name(key), target, options.connectTimeoutMs)));
   return {
     path,
@@ -67,15 +72,6 @@ export async function checkSessionMap(spec: string, options: CheckOptions): Prom
     probes,
     connectTimeoutMs: options.connectTimeoutMs,
   };
-}
-
-/**
- * The start of a cookie value, enough to tell sessions apart in a list:
- * at most 6 characters and never more than half of it. Cookie values are
- * credentials; the whole value is never shown.
- */
-export function cookiePrefix(key: string): string {
-  return `${key.slice(0, Math.min(6, Math.floor(key.length / 2)))}...`;
 }
 
 function probe(session: string, { host, port }: Target, timeoutMs: number): Promise<ContainerProbe> {

@@ -196,6 +196,28 @@ function normalizeOrigin(value: unknown): string {
   return url.origin;
 }
 
+// A query parameter name as it appears before `=`: no separators or blanks.
+const QUERY_NAME = /^[^&=?#\s]+$/;
+
+/**
+ * Query parameter names, for log masking. On the command line a
+ * comma-separated list, blanks dropped.
+ */
+const queryNames: Kind<readonly string[]> = {
+  accept(value) {
+    if (!Array.isArray(value)) throw new Refusal('must be a list of query parameter names');
+    for (const name of value) {
+      if (typeof name !== 'string' || !QUERY_NAME.test(name)) throw new Refusal('is not a query parameter name (no "&", "=", "?", "#" or blanks)', String(name));
+    }
+    return Object.freeze([...(value as string[])]);
+  },
+  parse: (text) =>
+    text
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+};
+
 /** `kind`, or no value (undefined/null, whichever `none` is). */
 function optional<T, N extends undefined | null>(kind: Kind<T>, none: N): Kind<T | N> {
   return {
@@ -267,6 +289,17 @@ export const OPTION_TABLE = {
   reverseProxy: spec({ flag: '--reverseProxy', help: 'Rewrite redirects to http://localhost/ to carry the proxy port', kind: flag, default: false }),
   /** Log one line per proxied request. */
   verbose: spec({ flag: '--verbose', help: 'Log every proxied request', kind: flag, default: false }),
+  /**
+   * Query parameters whose values log lines mask, besides `token` and `_xsrf`
+   * (always masked: MASKED_QUERY_PARAMS in log.ts); undefined: only those.
+   */
+  logMaskParams: spec({
+    flag: '--log-mask-params <names>',
+    help: 'Mask the values of these comma-separated query parameters in log lines, besides token and _xsrf',
+    kind: optional(queryNames, undefined),
+    default: undefined,
+    absent: 'none',
+  }),
   /** Interactive Tools: route `<prefix>/<key>/<token>/…` by path before the Host; normalised (no trailing `/`). Undefined: by Host only. */
   pathPrefix: spec({
     flag: '--proxyPathPrefix <path>',

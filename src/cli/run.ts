@@ -8,6 +8,7 @@ import { checkSessionMap, formatCheckReport } from '../admin/check.js';
 import { type CliOnlyOptions, type ProxyOptions } from './options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from './program.js';
 import { removePidFile } from '../admin/pid-file.js';
+import { logProcessWarnings } from './process-warnings.js';
 import { formatTriggerReport, installTrigger } from '../session-map/postgres-store.js';
 import { isPostgresUrl, parsePostgresUrl, PostgresUrlError } from '../session-map/postgres-url.js';
 import { resolveOptions } from './options.js';
@@ -94,8 +95,9 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
     process.exit(report.readable ? EXIT.ok : EXIT.fatal);
   }
 
-  const log = createLogger({ verbose: options.verbose });
+  const log = createLogger({ verbose: options.verbose, maskParams: options.logMaskParams });
   installLastResortHandlers(log);
+  logProcessWarnings(log);
 
   // Signal handlers go in before the start, so that a SIGTERM that follows
   // the start-up line at once (Galaxy, supervisord) still ends in exit 0.

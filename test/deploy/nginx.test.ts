@@ -5,17 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cookie, request } from '../helpers/client.js';
-import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, webSocketThrough } from '../helpers/front-server.js';
+import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, readmeNginxLocations, webSocketThrough } from '../helpers/front-server.js';
 import { startNginx } from '../helpers/nginx.js';
 import { freePort } from '../helpers/ports.js';
-import { adapt, readmeBlock } from '../helpers/readme.js';
+import { adapt } from '../helpers/readme.js';
 import type { Seen } from '../helpers/upstream.js';
 
 test('nginx with the README locations passes HTTP and Jupyter kernel WebSockets, prefix and query intact', { timeout: 60_000 }, async (t) => {
   const { dir, proxy } = await proxyForFrontServer(t);
   const port = await freePort();
   const guidePort = await freePort();
-  const locations = adapt(readmeBlock('nginx', 'location /galaxy/gie_proxy {'), 'http://localhost:8800/', `http://127.0.0.1:${proxy.port}/`);
+  const locations = readmeNginxLocations(proxy.port);
   // The deployment guide's kernel route, for comparison: no `$is_args$args`.
   const guide = adapt(locations, '$rest$is_args$args;', '$rest;');
   const servers = `  server {

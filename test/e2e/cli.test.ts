@@ -70,6 +70,7 @@ test('bad flags and values exit 2 with one clear line and the usage hint, before
     [['--port', 'abc'], /argument 'abc' is invalid/],
     [['--port'], /^error: option '--port <n>' argument missing$/m],
     [['--cookie', 'bad name'], /^error: option '--cookie <cookiename>' argument 'bad name' is invalid\. must be a cookie name: letters, digits and .*\.$/m],
+    [['--log-mask-params', 'api_key,a=b'], /^error: option '--log-mask-params <names>' argument 'api_key,a=b' is invalid\. "a=b" is not a query parameter name .*\.$/m],
     [['extra-argument'], /^error: too many arguments/m],
   ];
   for (const [args, message] of cases) {

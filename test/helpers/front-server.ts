@@ -8,6 +8,7 @@ import { cookie, request } from './client.js';
 import { startInProcessProxy, type InProcessProxy } from './in-process-proxy.js';
 import { stopChild } from './processes.js';
 import { upstreamFor, type Seen, type Upstream } from './upstream.js';
+import { adapt, readmeBlock } from './readme.js';
 import { waitUntil } from './wait.js';
 
 /** The session the front-server tests route. */
@@ -72,4 +73,12 @@ export async function assertRoutesThrough(port: number): Promise<void> {
   assert.equal((JSON.parse(get.body) as Seen).url, '/galaxy/gie_proxy/jupyter/ipython/tree?token=t1');
   assert.equal((await request(port, { path: '/galaxy/gie_proxy/jupyter/ipython/tree' })).status, 404);
   assert.equal(await webSocketThrough(port, KERNEL_CHANNEL), KERNEL_CHANNEL);
+}
+
+/**
+ * The README's nginx locations, pointed at a proxy on 127.0.0.1:`proxyPort`
+ * instead of the README's localhost:8800.
+ */
+export function readmeNginxLocations(proxyPort: number): string {
+  return adapt(readmeBlock('nginx', 'location /galaxy/gie_proxy {'), 'http://localhost:8800/', `http://127.0.0.1:${proxyPort}/`);
 }

@@ -70,7 +70,7 @@ export async function startInProcessProxy(
   }
   const logs = new LogCapture();
   const resolved = resolveOptions({ ip: '127.0.0.1', port: 0, ...options, sessionsPath: options.sessionsPath ?? mapped!.map.path });
-  const log = createLogger({ verbose: resolved.verbose, destination: logs.stream });
+  const log = createLogger({ verbose: resolved.verbose, maskParams: resolved.logMaskParams, destination: logs.stream });
   daemon = await startDaemon(resolved, log, observer);
   return { daemon, port: daemon.address.port, logs, close, ...mapped };
 }

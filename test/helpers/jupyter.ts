@@ -32,11 +32,11 @@ export const NOTEBOOK_FILE = { name: 'galaxy.txt', content: 'written by the test
 /**
  * Starts `jupyter-notebook` on a free loopback port, serving under `baseUrl`
  * (Galaxy's Jupyter IT sets it to the entry point path), with all its state
- * in `dir`. Resolves once it logs that it is running; it and its kernels
+ * in `dir`, API requests also taken from `allowOrigin`. Resolves once it logs that it is running; it and its kernels
  * (its process group) are stopped in t.after. Undefined when the tool is
  * missing outside CI (the test is skipped).
  */
-export async function startJupyter(t: TestContext, dir: string, baseUrl: string): Promise<Jupyter | undefined> {
+export async function startJupyter(t: TestContext, dir: string, baseUrl: string, { allowOrigin }: { allowOrigin?: string } = {}): Promise<Jupyter | undefined> {
   const command = requireTool(t, 'jupyter-notebook', 'apt-get install jupyter-notebook');
   if (command === undefined) return undefined;
   const port = await freePort();
@@ -54,6 +54,10 @@ export async function startJupyter(t: TestContext, dir: string, baseUrl: string)
     `--NotebookApp.token=${token}`,
     // Requests arrive with the user's Host (nginx passes `Host $host`), not localhost.
     '--NotebookApp.allow_remote_access=True',
+    // What Galaxy's Jupyter image does with its CORS_ORIGIN: the API takes
+    // requests from the page's origin, whatever Host reaches the container
+    // (the README's GIE locations do not pass the browser's on).
+    ...(allowOrigin === undefined ? [] : [`--NotebookApp.allow_origin=${allowOrigin}`]),
     ...(process.getuid?.() === 0 ? ['--allow-root'] : []),
   ];
   // A clean environment: no user config, kernels found in /usr/share/jupyter.

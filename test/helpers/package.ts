@@ -16,7 +16,10 @@ export const PACKAGE = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 
  */
 export function npmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!/^npm_/i.test(key)) env[key] = value;
+  // npm_config_nodedir stays: it names the headers of the Node.js that runs
+  // the tests (.ci/run sets it on Node 22 and 24), which an addon built by a
+  // child npm must compile against.
+  for (const [key, value] of Object.entries(process.env)) if (!/^npm_/i.test(key) || key === 'npm_config_nodedir') env[key] = value;
   return { ...env, ...extra };
 }
 
