@@ -258,7 +258,7 @@ export const OPTION_TABLE = {
    */
   sessionsPath: spec({
     flag: '--sessions <file>',
-    help: 'Routes file to monitor (SQLite or JSON), or a postgresql:// URL',
+    help: 'Routes file to monitor (SQLite or JSON), or the postgresql:// URL of an Interactive Tools map',
     kind: optional(sessions, undefined) as Kind<string | undefined>,
     default: 'database/session_map.sqlite' as string | undefined,
     absent: 'none: header mode',
