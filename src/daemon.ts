@@ -59,6 +59,8 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
       forwardPort: options.forwardPort,
       headerMode: spec === undefined,
       allow: options.headerModeAllow,
+      // Requests and refusals are logged (at debug level) with --verbose only.
+      logPaths: options.verbose,
     },
     (key) => entryPoints.lookup(key),
   );

@@ -4,51 +4,29 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { cookie, request } from './helpers/client.js';
-import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, startFrontServer, webSocketThrough } from './helpers/front-server.js';
+import { KERNEL_CHANNEL, SESSION, assertRoutesThrough, proxyForFrontServer, webSocketThrough } from './helpers/front-server.js';
+import { startNginx } from './helpers/nginx.js';
 import { freePort } from './helpers/ports.js';
 import { adapt, readmeBlock } from './helpers/readme.js';
-import { requireTool } from './helpers/tools.js';
 import type { Seen } from './helpers/upstream.js';
 
 test('nginx with the README locations passes HTTP and Jupyter kernel WebSockets, prefix and query intact', { timeout: 60_000 }, async (t) => {
-  const nginx = requireTool(t, 'nginx', 'apt-get install nginx-light');
-  if (nginx === undefined) return;
   const { dir, proxy } = await proxyForFrontServer(t);
   const port = await freePort();
   const guidePort = await freePort();
   const locations = adapt(readmeBlock('nginx', 'location /galaxy/gie_proxy {'), 'http://localhost:8800/', `http://127.0.0.1:${proxy.port}/`);
   // The deployment guide's kernel route, for comparison: no `$is_args$args`.
   const guide = adapt(locations, '$rest$is_args$args;', '$rest;');
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}daemon off;
-worker_processes 1;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} info;
-events { worker_connections 64; }
-http {
-  access_log ${join(dir, 'access.log')};
-  client_body_temp_path ${join(dir, 'body')};
-  proxy_temp_path ${join(dir, 'proxy')};
-  fastcgi_temp_path ${join(dir, 'fastcgi')};
-  uwsgi_temp_path ${join(dir, 'uwsgi')};
-  scgi_temp_path ${join(dir, 'scgi')};
-  server {
+  const servers = `  server {
     listen 127.0.0.1:${port};
 ${locations}
   }
   server {
     listen 127.0.0.1:${guidePort};
 ${guide}
-  }
-}
-`,
-  );
-  await startFrontServer(t, nginx, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log')], port);
+  }`;
+  if (!(await startNginx(t, dir, servers, port))) return;
 
   await assertRoutesThrough(port);
   const post = await request(port, {

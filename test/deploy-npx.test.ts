@@ -10,12 +10,12 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { lstatSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProxyProcess } from './helpers/child.js';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
 import { cookie, request } from './helpers/client.js';
-import { PACKAGE, REPO_ROOT, npmEnv, packTarball, type PackedTarball } from './helpers/package.js';
+import { PACKAGE, REPO_ROOT, npmEnv, npxCache, packTarball, type PackedTarball } from './helpers/package.js';
 import { freePort } from './helpers/ports.js';
 import { runBounded, runningProcesses, stopChild } from './helpers/processes.js';
 import { waitUntil } from './helpers/wait.js';
@@ -29,31 +29,6 @@ after(() => workspace.remove());
 
 let packing: Promise<PackedTarball> | undefined;
 const tarball = (): Promise<PackedTarball> => (packing ??= packTarball(workspace.dir));
-
-let caching: Promise<string> | undefined;
-/** npm's cache for these tests: a private npx cache, npm's own downloads linked in. */
-function npxCache(): Promise<string> {
-  caching ??= (async () => {
-    const dir = join(REPO_ROOT, 'node_modules', '.cache', 'galaxy-gie-proxy-tests', 'npm');
-    mkdirSync(dir, { recursive: true });
-    const userCache = (await runBounded('npm', ['config', 'get', 'cache'], { env: npmEnv(), timeoutMs: 30_000 })).stdout.trim();
-    for (const name of ['_cacache', '_prebuilds']) {
-      if (exists(join(dir, name)) || !exists(join(userCache, name))) continue;
-      symlinkSync(join(userCache, name), join(dir, name));
-    }
-    return dir;
-  })();
-  return caching;
-}
-
-function exists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** `npx --yes --prefer-offline ./<tarball> ...args` in the tarball's directory. */
 async function npxArgs(args: string[]): Promise<{ argv: string[]; env: NodeJS.ProcessEnv }> {
@@ -69,7 +44,7 @@ test('npm pack holds the built lib/, bin/, README, LICENSE and package.json, and
   for (const required of ['package/package.json', 'package/README.md', 'package/LICENSE', 'package/bin/galaxy-gie-proxy.js', 'package/lib/main.js', 'package/lib/cli/run.js', 'package/lib/session-map/reader-thread.js', 'package/lib/session-map/gxitproxy-trigger.sql', 'package/lib/index.js', 'package/lib/index.d.ts']) {
     assert.ok(entries.includes(required), `${required} in ${entries.join(', ')}`);
   }
-  const unexpected = entries.filter((e) => !/^package\/(package\.json|README\.md|LICENSE|bin\/[^/]+\.js|lib\/([a-z-]+\/)?[^/]+\.(js|d\.ts)|lib\/session-map\/[a-z-]+\.sql)$/.test(e));
+  const unexpected = entries.filter((e) => !/^package\/(package\.json|README\.md|LICENSE|bin\/[^/]+\.js|lib\/([a-z-]+\/)?[^/]+\.(js|d\.ts|sql))$/.test(e));
   assert.deepEqual(unexpected, [], 'only the built package: no src/, test/, source maps or configs');
   assert.deepEqual(entries.filter((e) => /\/(src|test)\//.test(e)), []);
   const { stdout: verbose } = await runBounded('tar', ['tvzf', packed.path], { timeoutMs: 30_000 });

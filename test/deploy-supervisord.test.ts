@@ -5,48 +5,33 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import { MAIN_JS } from './helpers/child.js';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
 import { cookie, request } from './helpers/client.js';
 import { readLogFile, waitForLogLines } from './helpers/log-file.js';
 import { freePort } from './helpers/ports.js';
 import { adapt, readmeBlock } from './helpers/readme.js';
-import { isAlive, stopChild } from './helpers/processes.js';
-import { requireTool } from './helpers/tools.js';
+import { isAlive } from './helpers/processes.js';
+import { startSupervisord } from './helpers/supervisord.js';
 import { startUpstream, type Seen } from './helpers/upstream.js';
-import { waitUntil } from './helpers/wait.js';
-
-const run = promisify(execFile);
 const PROGRAM = 'galaxy_nodejs_proxy';
 /** The README documents the deployment guide's 5 s; 1 s keeps the test short and still means "stayed up". */
 const TEST_STARTSECS = 1;
 
-interface Status {
-  state: string;
-  pid: number | undefined;
-  line: string;
-}
-
 test('supervisord runs the README block: RUNNING, routes, restarts after kill -9, not after exit 0, stops cleanly', { timeout: 90_000 }, async (t) => {
-  const supervisord = requireTool(t, 'supervisord', 'apt-get install supervisor');
-  const supervisorctl = requireTool(t, 'supervisorctl', 'apt-get install supervisor');
-  if (supervisord === undefined || supervisorctl === undefined) return;
-
   const tmp = tempDir('gie-supervisord-');
+  t.after(() => tmp.remove());
   const galaxyRoot = join(tmp.dir, 'galaxy');
   mkdirSync(join(galaxyRoot, 'database'), { recursive: true });
   mkdirSync(join(tmp.dir, 'log'));
   const upstream = await startUpstream('jupyter');
+  t.after(() => upstream.close());
   const port = await freePort();
   const proxyLog = join(tmp.dir, 'log', 'galaxy_nodejs_proxy.log');
-  const supervisordLog = join(tmp.dir, 'supervisord.log');
-  const conf = join(tmp.dir, 'supervisord.conf');
 
   let program = readmeBlock('ini', '[program:galaxy_nodejs_proxy]');
   program = adapt(program, 'GALAXY_ROOT/lib/galaxy/web/proxy/js/lib/main.js', MAIN_JS);
@@ -55,73 +40,17 @@ test('supervisord runs the README block: RUNNING, routes, restarts after kill -9
   program = adapt(program, 'GALAXY_USER', userInfo().username);
   program = adapt(program, 'startsecs       = 5', `startsecs       = ${TEST_STARTSECS}`);
   program = adapt(program, '/var/log/galaxy/galaxy_nodejs_proxy.log', proxyLog);
-  writeFileSync(
-    conf,
-    [
-      '[unix_http_server]',
-      `file = ${join(tmp.dir, 'supervisor.sock')}`,
-      'chmod = 0700',
-      '',
-      '[supervisord]',
-      `logfile = ${supervisordLog}`,
-      `pidfile = ${join(tmp.dir, 'supervisord.pid')}`,
-      `childlogdir = ${join(tmp.dir, 'log')}`,
-      'nodaemon = true',
-      'loglevel = info',
-      '',
-      '[rpcinterface:supervisor]',
-      'supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface',
-      '',
-      '[supervisorctl]',
-      `serverurl = unix://${join(tmp.dir, 'supervisor.sock')}`,
-      '',
-      program,
-    ].join('\n'),
-  );
-
-  // `#!/usr/bin/env node` in lib/main.js finds the node that runs the tests.
-  const env = { PATH: `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin`, LANG: 'C.UTF-8' };
-  const daemon = spawn(supervisord, ['-c', conf], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let daemonOutput = '';
-  daemon.stdout.on('data', (c: Buffer) => (daemonOutput += c.toString()));
-  daemon.stderr.on('data', (c: Buffer) => (daemonOutput += c.toString()));
-  const proxyPids = new Set<number>();
-  t.after(async () => {
-    // supervisord stops its programs (SIGTERM) and exits; anything left is killed.
-    await stopChild(daemon, { graceMs: 15_000 });
-    for (const pid of proxyPids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-    await upstream.close();
-    tmp.remove();
-  });
-
-  const ctl = async (...args: string[]): Promise<string> => {
-    try {
-      return (await run(supervisorctl, ['-c', conf, ...args], { env, timeout: 10_000 })).stdout;
-    } catch (err) {
-      // `status` exits non-zero for a program that is not RUNNING; its output is still the answer.
-      const out = (err as { stdout?: string }).stdout;
-      if (typeof out === 'string' && out !== '') return out;
-      throw err;
-    }
-  };
-  const status = async (): Promise<Status> => {
-    const line = (await ctl('status', PROGRAM)).trim();
-    const [, state = '?', rest = ''] = /^\S+\s+(\S+)\s*(.*)$/.exec(line) ?? [];
-    const pid = /pid (\d+)/.exec(rest)?.[1];
-    return { state, pid: pid === undefined ? undefined : Number(pid), line };
-  };
-  const waitForState = (state: string, check: (s: Status) => boolean = () => true, timeoutMs = 20_000): Promise<Status> =>
-    waitUntil(`${PROGRAM} ${state}`, async () => {
-      if (daemon.exitCode !== null) throw new Error(`supervisord exited: ${daemonOutput}`);
-      const s = await status();
-      return s.state === state && check(s) ? s : undefined;
-    }, { timeoutMs, everyMs: 100 });
+  const sv = await startSupervisord(t, tmp.dir, PROGRAM, program);
+  if (sv === undefined) return;
+  const { ctl, status, waitForState } = sv;
+  const supervisordLog = sv.log;
+  const proxyPids = sv.pids;
   const routesToUpstream = async (): Promise<void> => {
     const r = await request(port, { headers: cookie('alice-session') });
     assert.equal(r.status, 200, r.body);
     assert.equal((JSON.parse(r.body) as Seen).upstream, 'jupyter');
   };
-  const supervisordLogHas = (re: RegExp): boolean => re.test(readFileSync(supervisordLog, 'utf8'));
+  const supervisordLogHas = sv.logHas;
 
   // 1. Started by supervisord: RUNNING once it stayed up for startsecs.
   const t0 = Date.now();
@@ -188,7 +117,6 @@ test('supervisord runs the README block: RUNNING, routes, restarts after kill -9
   }
 
   // 7. supervisord itself stops cleanly, leaving no proxy behind.
-  await stopChild(daemon);
-  assert.equal(daemon.exitCode, 0, daemonOutput);
+  assert.equal(await sv.stop(), 0);
   assert.deepEqual([...proxyPids].filter(isAlive), []);
 });

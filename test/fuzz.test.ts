@@ -7,10 +7,13 @@ import { ANSWERS } from '../src/http/answers.js';
 import { request } from './helpers/client.js';
 import { openFds, waitForFds } from './helpers/fds.js';
 import { generateCase, type FuzzCase, type FuzzTargets } from './helpers/fuzz-cases.js';
+import { SqlAlchemyItWriter } from './helpers/galaxy-it-map.js';
 import { GalaxySqliteWriter, tempDir } from './helpers/galaxy-map.js';
+import { IT_PREFIX } from './helpers/it-proxy.js';
 import { freePort } from './helpers/ports.js';
 import { Random } from './helpers/random.js';
-import { alive, startSpawnedProxy } from './helpers/spawned-proxy.js';
+import { spawnProxy } from './helpers/child.js';
+import { alive, startSpawnedProxy, type SpawnedProxy } from './helpers/spawned-proxy.js';
 import { startUpstream } from './helpers/upstream.js';
 
 // Replay a failure with FUZZ_SEED=<seed>; run longer with FUZZ_CASES=<n>.
@@ -97,7 +100,18 @@ function firstResponse(text: string, head: boolean): { status: number; body: str
 /** Statuses only the proxy itself produces here (the stand-in containers never do): their bodies are the fixed ones. */
 const PROXY_STATUSES = new Set([404, 405, 408, 431, 502, 504]);
 
-test(`fuzz: ${CASES} seeded random and mutated requests, cookies, headers, upgrades and WebSocket frames (seed ${SEED})`, async (t) => {
+/** The proxy's flags for a fuzz run: time-outs short enough to be reached. */
+const FUZZ_FLAGS = ['--verbose', '--headers-timeout', '1000', '--proxy-timeout', '500'];
+
+/**
+ * GIE mode: lib/main.js on Galaxy's session map, the targets named by cookie.
+ * IT mode: the gx-it-proxy bin on Galaxy's gxitproxy map, the targets named
+ * as entry points by path or by Host (32-hex tokens, as Galaxy < 23.1 made
+ * them, so that the log scan below finds any that leaks).
+ */
+type FuzzMode = 'gie' | 'it';
+
+async function fuzz(t: import('node:test').TestContext, mode: FuzzMode): Promise<void> {
   const started = Date.now();
   const tmp = tempDir();
   const echo = await startUpstream('a');
@@ -122,19 +136,39 @@ test(`fuzz: ${CASES} seeded random and mutated requests, cookies, headers, upgra
   });
 
   const random = new Random(SEED);
+  const keyLength = mode === 'gie' ? 32 : 16;
+  const mapped = [random.hex(keyLength), random.hex(keyLength), random.hex(keyLength)];
+  const dead = random.hex(keyLength);
+  const quiet = random.hex(keyLength);
+  const rows: Array<[string, string, number]> = [
+    ...mapped.map((key): [string, string, number] => [key, '127.0.0.1', echo.port]),
+    [dead, '127.0.0.1', await freePort()],
+    [quiet, '127.0.0.1', (silent.address() as net.AddressInfo).port],
+  ];
+  // Only IT mode draws tokens, so that a GIE seed replays the cases it always made.
+  const tokens = new Map(mode === 'it' ? rows.map(([key]) => [key, random.hex(32)]) : []);
   const targets: FuzzTargets = {
-    mapped: [random.hex(32), random.hex(32), random.hex(32)],
-    dead: random.hex(32),
-    silent: random.hex(32),
+    mapped,
+    dead,
+    silent: quiet,
     elsewhere: `127.0.0.1:${other.port}`,
+    entryPoints: mode === 'it' ? { prefix: IT_PREFIX, domain: 'galaxy.example.org', tokens } : undefined,
   };
-  const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
-  map.addMany([
-    ...targets.mapped.map((key): [string, string, number] => [key, '127.0.0.1', echo.port]),
-    [targets.dead, '127.0.0.1', await freePort()],
-    [targets.silent, '127.0.0.1', (silent.address() as net.AddressInfo).port],
-  ]);
-  const proxy = await startSpawnedProxy(t, map.path, ['--verbose', '--headers-timeout', '1000', '--proxy-timeout', '500']);
+  let proxy: SpawnedProxy;
+  if (mode === 'gie') {
+    const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
+    map.addMany(rows);
+    proxy = await startSpawnedProxy(t, map.path, FUZZ_FLAGS);
+  } else {
+    const map = new SqlAlchemyItWriter(join(tmp.dir, 'interactivetools_map.sqlite'));
+    t.after(() => map.close());
+    map.saveMany(rows.map(([key, host, port]) => ({ key, token: tokens.get(key) ?? '', host, port })));
+    const port = await freePort();
+    const proc = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--proxyPathPrefix', IT_PREFIX, ...FUZZ_FLAGS], { bin: 'gx-it-proxy' });
+    t.after(() => proc.kill());
+    await proc.started(10_000);
+    proxy = { proc, pid: proc.child.pid ?? 0, port };
+  }
   const baseFds = openFds(proxy.pid);
 
   const failures: string[] = [];
@@ -145,7 +179,7 @@ test(`fuzz: ${CASES} seeded random and mutated requests, cookies, headers, upgra
   const plainStatuses = new Map<string, number>();
   const hows = new Map<string, number>();
   const count = (m: Map<string, number>, k: string): void => void m.set(k, (m.get(k) ?? 0) + 1);
-  const secrets = new Set<string>([...targets.mapped, targets.dead, targets.silent]);
+  const secrets = new Set<string>(mode === 'gie' ? [...targets.mapped, targets.dead, targets.silent] : tokens.values());
   const proxyBodies = new Set(['', ...Object.values(ANSWERS).map((a) => a.body)]);
   const ports = [echo.port, other.port].map(String);
 
@@ -153,8 +187,11 @@ test(`fuzz: ${CASES} seeded random and mutated requests, cookies, headers, upgra
   const worker = async (): Promise<void> => {
     while (next < CASES) {
       const c = generateCase(random, next++, targets);
-      // A cookie value that also sits in the request line may be logged as a path.
-      const requestLine = Buffer.concat(c.chunks).toString('latin1').split('\n', 1)[0] ?? '';
+      // A cookie value that also sits in the request line may be logged as a
+      // path; in IT mode a token may be a path's only in a request line
+      // (pipelined ones too), anything but a Host header.
+      const sentText = Buffer.concat(c.chunks).toString('latin1');
+      const requestLine = mode === 'gie' ? (sentText.split('\n', 1)[0] ?? '') : sentText.split('\n').filter((l) => !/^host:/i.test(l)).join('\n');
       for (const s of c.secrets) if (!requestLine.includes(s)) secrets.add(s);
       const { text, how } = await play(proxy.port, c);
       count(hows, how);
@@ -175,15 +212,21 @@ test(`fuzz: ${CASES} seeded random and mutated requests, cookies, headers, upgra
 
   // The process survived, still routes, and logged nothing it should not.
   assert.ok(alive(proxy), `the proxy exited; stderr: ${proxy.proc.stderr}`);
-  const check = await request(proxy.port, { headers: { cookie: `galaxysession=${targets.mapped[0]}` } });
+  const first = targets.mapped[0] ?? '';
+  const check = await request(proxy.port, mode === 'gie' ? { headers: { cookie: `galaxysession=${first}` } } : { path: `${IT_PREFIX}/${first}/${tokens.get(first) ?? ''}/` });
   assert.equal(check.status, 200);
   assert.equal(other.connectionCount, 0, 'the proxy connected to a machine the map does not name');
-  const logText = proxy.proc.logs.lines.map((l) => JSON.stringify(l)).join('\n');
+  // IT mode: a path under the prefix is logged with its token segment hidden.
+  // A token anywhere else in a refused path or key (where a mutated request
+  // put it) is just text the client sent: there only the token segment counts.
+  const tokenSegments = mode === 'it' ? proxy.proc.logs.lines.flatMap((l) => (typeof l.path === 'string' && l.path.startsWith(`${IT_PREFIX}/`) ? [l.path.slice(IT_PREFIX.length).split(/[?#]/)[0]?.split('/')[2] ?? ''] : [])) : [];
+  assert.deepEqual(tokenSegments.filter((s) => secrets.has(s)), [], 'an entry point token reached the log as the token of a path');
+  const logText = proxy.proc.logs.lines.map((l) => JSON.stringify(mode === 'it' ? { ...l, path: undefined, entryPoint: undefined } : l)).join('\n');
   const leaked = (logText.match(/[0-9a-f]{32,}/g) ?? []).filter((run) => {
     for (let i = 0; i + 32 <= run.length; i++) if (secrets.has(run.slice(i, i + 32))) return true;
     return false;
   });
-  assert.deepEqual(leaked, [], 'a cookie value reached the log');
+  assert.deepEqual(leaked, [], mode === 'gie' ? 'a cookie value reached the log' : 'an entry point token reached the log');
   const bad = proxy.proc.logs.lines.filter((l) => l.level === 'error' || l.level === 'fatal' || l.level === 'raw');
   assert.deepEqual(bad.slice(0, 5), [], 'error-level or non-JSON log lines');
   assert.equal(proxy.proc.stderr, '');
@@ -192,9 +235,13 @@ test(`fuzz: ${CASES} seeded random and mutated requests, cookies, headers, upgra
   echo.server.closeIdleConnections();
   const fds = await waitForFds(proxy.pid, baseFds, 15_000);
 
-  t.diagnostic(`seed ${SEED}: ${CASES} cases in ${fuzzMs} ms; log lines ${proxy.proc.logs.lines.length}; fds ${baseFds} → ${fds}`);
+  t.diagnostic(`${mode} mode, seed ${SEED}: ${CASES} cases in ${fuzzMs} ms; log lines ${proxy.proc.logs.lines.length}; fds ${baseFds} → ${fds}`);
   t.diagnostic(`ended by: ${JSON.stringify(Object.fromEntries(hows))}`);
   t.diagnostic(`first status, unmutated cases: ${JSON.stringify(Object.fromEntries([...plainStatuses].sort()))}`);
   t.diagnostic(`first status, mutated cases: ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
   assert.deepEqual(failures, []);
-});
+}
+
+test(`fuzz: ${CASES} seeded random and mutated requests, cookies, headers, upgrades and WebSocket frames (seed ${SEED})`, (t) => fuzz(t, 'gie'));
+
+test(`fuzz, Interactive Tools: ${CASES} seeded random and mutated requests naming entry points by path and by Host, headers, upgrades and WebSocket frames (seed ${SEED})`, (t) => fuzz(t, 'it'));

@@ -94,3 +94,27 @@ test(`a change of more than ${MAX_DIFF_ENTRIES} sessions is a full rebuild; keys
   assert.equal(update.kind, 'full');
   assert.equal(update.sessions, 1);
 });
+
+test('a full rebuild of a map with unique keys passes the valid rows through: none dropped, every invalid one counted, the read itself when all are valid', () => {
+  const good: Row[] = [['a', 'h', '1'], ['b', 'h', '2'], ['c', 'h', '3']];
+  const clean = read(good);
+  const all = new MapDiffer().next(clean);
+  assert.ok(all.kind === 'full');
+  assert.equal(all.rows, clean.rows, 'no copy when every row is valid');
+  assert.equal(all.sessions, 3);
+  assert.deepEqual(all.skipped, []);
+
+  const mixed = read([['', 'h', '1'], ['a', 'h', '1'], ['b', '', '2'], ['c', 'h', 'x'], ['d', 'h', '4'], ['e', 'h', '70000']]);
+  const update = new MapDiffer().next(mixed);
+  assert.ok(update.kind === 'full');
+  assert.equal(update.rows, [['a', 'h', '1'], ['d', 'h', '4']].map(([k, h, p]) => rowLine(k, h, p)).join(''));
+  assert.equal(update.sessions, 2);
+  assert.deepEqual(new Map(update.skipped), new Map([['missing key', 1], ['missing host', 1], ['non-numeric port', 1], ['port out of range', 1]]));
+  assert.deepEqual(apply(new Map(), update), truth(mixed));
+
+  // A last row without its newline (a store that trims) still ends with one.
+  const trimmed: MapRead = { ...clean, rows: clean.rows.slice(0, -1) };
+  const fromTrimmed = new MapDiffer().next(trimmed);
+  assert.ok(fromTrimmed.kind === 'full');
+  assert.equal(fromTrimmed.rows, clean.rows);
+});

@@ -166,7 +166,9 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     const credential = refused?.credential;
     log.debug(
       {
-        path: refused?.logPath ?? req.url,
+        // Refused before routing (not a WebSocket GET): the router still
+        // says how the target may be logged (an entry point token hidden).
+        path: (refused ?? router.route(req)).logPath ?? req.url,
         session: credential === undefined ? undefined : sessionTag(credential),
         entryPoint: refused?.entryPoint,
         status: answer.status,
@@ -290,8 +292,15 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
         });
       }
     });
-    // A client gone before the container answered the upgrade: stop asking it.
-    socket.once('close', () => proxyReq.destroy());
+    // A client gone before the container answered the upgrade: stop asking
+    // it. A reset is passed on as a reset: when the container is another
+    // proxy (forward mode → header mode), a plain close would reach it as a
+    // FIN, which its half-open client socket does not take as the end, and
+    // it would keep waiting on its own container until --proxy-timeout.
+    socket.once('close', (hadError: boolean) => {
+      if (hadError && !upgraded.has(socket)) proxyReq.socket?.resetAndDestroy();
+      proxyReq.destroy();
+    });
   });
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
@@ -331,6 +340,13 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
   proxy.on('error', (err, req, target) => onProxyError(err as NodeJS.ErrnoException, req, target as ServerResponse | Duplex));
 
   function onProxyError(err: NodeJS.ErrnoException, req: RoutedRequest, target: ServerResponse | Duplex): void {
+    if (!(target instanceof http.ServerResponse) && target.destroyed && !upgraded.has(target)) {
+      // The client left during the WebSocket handshake and the request to the
+      // container was aborted for it (above): nobody to answer, nothing wrong
+      // with the container.
+      log.debug({ target: req[kRoute]?.label, code: err.code }, 'client left during the WebSocket handshake');
+      return;
+    }
     if (target instanceof http.ServerResponse && isStalePooledConnection(err, req, target)) {
       // The container closed an idle pooled connection just as this request
       // went out on it: nothing reached the container, so send it again, once,

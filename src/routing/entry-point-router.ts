@@ -68,6 +68,11 @@ export interface EntryPointRouterOptions {
   readonly headerMode: boolean;
   /** Header mode: the targets it may connect to; undefined: any (an open relay). */
   readonly allow: TargetAllowList | undefined;
+  /**
+   * Work out the redacted path for log lines (only --verbose logs requests,
+   * so without it the hot path skips the work). Default: true.
+   */
+  readonly logPaths?: boolean;
 }
 
 /** The entry points for a key (map mode). */
@@ -283,7 +288,7 @@ export class EntryPointRouter implements Router {
   route(req: IncomingMessage): RouteResult {
     const url = req.url ?? '/';
     const decision = this.decide({ url, headers: req.headers });
-    const logPath = redactEntryPointPath(url, this.options.pathPrefix);
+    const logPath = this.options.logPaths === false ? undefined : redactEntryPointPath(url, this.options.pathPrefix);
     if (decision.kind === 'refuse') return { refusal: decision.reason, entryPoint: decision.key, logPath };
     const { setHeaders, entry } = decision;
     return {

@@ -112,12 +112,60 @@ export class MapDiffer {
   }
 
   private rebuild(read: MapRead): MapUpdate {
-    const { entries, skips } = routable(read.routing, read.rows);
-    const rows: string[] = [];
-    for (const [key, target] of entries) rows.push(`${key}\t${target}\n`);
-    this.previous = { format: read.format, rows: read.rows, sessions: entries.size, rowSkips: skips };
-    return { kind: 'full', rows: rows.join(''), format: read.format, routing: read.routing, sessions: entries.size, skipped: total(skips, read) };
+    const { rows, sessions, skips } = read.uniqueKeys ? routableRows(read.routing, read.rows) : lastRowsWin(read.routing, read.rows);
+    this.previous = { format: read.format, rows: read.rows, sessions, rowSkips: skips };
+    return { kind: 'full', rows, format: read.format, routing: read.routing, sessions, skipped: total(skips, read) };
   }
+}
+
+/** The routable rows of a read whose identities may repeat: one per identity, the last one's value. */
+function lastRowsWin(routing: MapRouting, raw: string): { rows: string; sessions: number; skips: SkipCounter } {
+  const { entries, skips } = routable(routing, raw);
+  const rows: string[] = [];
+  for (const [key, target] of entries) rows.push(`${key}\t${target}\n`);
+  return { rows: rows.join(''), sessions: entries.size, skips };
+}
+
+/**
+ * The routable rows of a read whose identities cannot repeat: no map is
+ * needed to let later rows win, so the read is copied in runs, skipping the
+ * invalid rows and rewriting the rows whose routable form differs. When no
+ * row needs either (the usual session map), the result is the read itself:
+ * no copy, and no 100,000-entry map made and dropped at every rebuild.
+ */
+function routableRows(routing: MapRouting, raw: string): { rows: string; sessions: number; skips: SkipCounter } {
+  const skips = new SkipCounter();
+  const pieces: string[] = [];
+  let sessions = 0;
+  // Start of the raw text, already in routable form, not yet copied into `pieces`.
+  let runFrom = 0;
+  let at = 0;
+  while (at < raw.length) {
+    let end = raw.indexOf('\n', at);
+    if (end < 0) end = raw.length;
+    const line = raw.slice(at, end);
+    const checked = checkRow(routing, line);
+    if ('problem' in checked) {
+      skips.add(checked.problem);
+      pieces.push(raw.slice(runFrom, at));
+      runFrom = end + 1;
+    } else {
+      sessions++;
+      if (!inRoutableForm(line, checked.id, checked.value)) {
+        pieces.push(raw.slice(runFrom, at), `${checked.id}\t${checked.value}\n`);
+        runFrom = end + 1;
+      }
+    }
+    at = end + 1;
+  }
+  const rows = pieces.length === 0 ? raw : pieces.join('') + raw.slice(Math.min(runFrom, raw.length));
+  // Every row ends with a LF, as in the other form.
+  return { rows: rows === '' || rows.endsWith('\n') ? rows : `${rows}\n`, sessions, skips };
+}
+
+/** True when `line` is `id TAB value` already (checked without building that string). */
+function inRoutableForm(line: string, id: string, value: string): boolean {
+  return line.length === id.length + 1 + value.length && line.charCodeAt(id.length) === 9 && line.startsWith(id) && line.endsWith(value);
 }
 
 /** The routable entries (identity → routable value, see rows.ts) of raw `rows`. */

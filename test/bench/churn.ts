@@ -18,6 +18,8 @@ export async function latencyUnderChurn(
   writer: GalaxySqliteWriter,
   backendPort: number,
 ): Promise<{ quiet: Round[]; busy: Round[]; inserts: number }> {
+  // Long enough rounds for several writes each.
+  const shape = { seconds: Math.max(4, ctx.seconds), connections: ctx.connections };
   const quiet: Round[] = [];
   const busy: Round[] = [];
   let inserts = 0;
@@ -27,7 +29,7 @@ export async function latencyUnderChurn(
     // garbage collected): "no writes" means an idle map, not the tail of a burst.
     const waited = await waitUntilIdle(target.cpuPid);
     if (waited !== 0) ctx.progress(`  waited ${waited < 0 ? 'in vain' : `${waited} ms`} for the proxy to go idle`);
-    quiet.push(await loadRound(ctx, { ...target, name: `${target.name} quiet` }));
+    quiet.push(await loadRound(ctx, { ...target, name: `${target.name} quiet` }, shape));
     let failure: unknown;
     const timer = setInterval(() => {
       try {
@@ -38,7 +40,7 @@ export async function latencyUnderChurn(
       }
     }, INSERT_EVERY_MS);
     try {
-      busy.push(await loadRound(ctx, { ...target, name: `${target.name} busy` }));
+      busy.push(await loadRound(ctx, { ...target, name: `${target.name} busy` }, shape));
     } finally {
       clearInterval(timer);
     }

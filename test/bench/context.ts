@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Generator } from './load.js';
 import type { BenchResources } from './processes.js';
+import type { Pinning, SteadyRunner } from './steady.js';
 
 /** The cookie Galaxy sets and both proxies route by. */
 export const COOKIE = 'galaxysession';
@@ -18,6 +19,10 @@ export interface BenchContext {
   readonly rounds: number;
   /** Seconds of load per round. */
   readonly seconds: number;
+  /** Which cores the servers and the load side run on. */
+  readonly pinning: Pinning;
+  /** Re-runs rounds during which the machine was not steady. */
+  readonly steady: SteadyRunner;
   /** Concurrent connections of the load generator. */
   readonly connections: number;
   /** Sessions in the large map. */
@@ -46,6 +51,42 @@ export function median(values: readonly number[]): number {
   if (sorted.length === 0) return Number.NaN;
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The value at quantile `q` (0…1) of `values`, interpolated. */
+export function quantile(values: readonly number[], q: number): number {
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (at - lo);
+}
+
+/** Median, interquartile range and range of a set of per-round figures. */
+export interface Spread {
+  readonly median: number;
+  readonly q1: number;
+  readonly q3: number;
+  readonly min: number;
+  readonly max: number;
+  readonly n: number;
+}
+
+export function spread(values: readonly number[]): Spread {
+  const finite = values.filter((v) => Number.isFinite(v));
+  return {
+    median: median(finite),
+    q1: quantile(finite, 0.25),
+    q3: quantile(finite, 0.75),
+    min: finite.length === 0 ? Number.NaN : Math.min(...finite),
+    max: finite.length === 0 ? Number.NaN : Math.max(...finite),
+    n: finite.length,
+  };
+}
+
+/** `median (IQR q1–q3, range min–max)`. */
+export function fmtSpread(s: Spread, digits = 2, unit = ''): string {
+  return `${fmt(s.median, digits)}${unit} (IQR ${fmt(s.q1, digits)}–${fmt(s.q3, digits)}, range ${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
 }
 
 /** A number with `digits` decimals, or `n/a`. */

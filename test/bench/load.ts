@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import autocannon from 'autocannon';
 import type { BenchResources } from './processes.js';
+import { onCores } from './steady.js';
 
 /** One round of load against one URL. Latencies in milliseconds. */
 export interface LoadResult {
@@ -20,6 +21,8 @@ export interface LoadSpec {
   readonly headers: Readonly<Record<string, string>>;
   readonly seconds: number;
   readonly connections: number;
+  /** Cores wrk runs on (taskset), or anywhere. */
+  readonly cores?: string | undefined;
 }
 
 /** Which generator runs the load. */
@@ -44,7 +47,7 @@ async function runWrk(resources: BenchResources, spec: LoadSpec): Promise<LoadRe
   const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--latency', '--timeout', '10s'];
   for (const [name, value] of Object.entries(spec.headers)) args.push('-H', `${name}: ${value}`);
   args.push(spec.url);
-  const child = resources.spawn(findWrk() ?? 'wrk', args);
+  const child = resources.spawn(...onCores(spec.cores, findWrk() ?? 'wrk', args));
   let out = '';
   child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
   child.stderr?.on('data', (c: Buffer) => (out += c.toString('utf8')));

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'node:net';
 import { childPids } from './proc-stats.js';
 import type { BenchResources } from './processes.js';
+import { onCores } from './steady.js';
 import { freePort } from '../helpers/ports.js';
 
 /** The nginx binary, or undefined when nginx is not installed (or BENCH_NO_NGINX is set). */
@@ -135,6 +136,7 @@ export async function startNginx(
   binary: string,
   name: string,
   config: (prefix: string, port: number) => string,
+  cores?: string | undefined,
 ): Promise<RunningNginx> {
   const prefix = join(resources.dir, name);
   mkdirSync(prefix, { recursive: true });
@@ -145,7 +147,7 @@ export async function startNginx(
   const port = await freePort();
   const confPath = join(prefix, 'nginx.conf');
   writeFileSync(confPath, config(prefix, port));
-  const child = resources.spawn(binary, ['-p', prefix, '-c', confPath, '-e', join(prefix, 'error.log')]);
+  const child = resources.spawn(...onCores(cores, binary, ['-p', prefix, '-c', confPath, '-e', join(prefix, 'error.log')]));
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
   child.stdout?.resume();

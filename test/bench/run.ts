@@ -1,7 +1,10 @@
 /**
- * `npm run bench`: the proxy built from this tree against nginx on the same
- * backend and machine, with the issue's targets judged at the end. Reports;
- * never part of `npm test`. See README "Performance" and `--help`.
+ * `npm run bench`: the proxy built from this tree against the bare reference
+ * (test/bench/reference-proxy.ts: http-proxy + a keep-alive agent + `cookie`
+ * + a Map, a measuring stick) and nginx (the yardstick an admin knows), on
+ * the same backend and machine, interleaved, with the targets of issue 12
+ * judged at the end. Reports; never part of `npm test`. See README
+ * "Performance" and `--help`.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,40 +14,49 @@ import { parseArgs } from 'node:util';
 import { GalaxySqliteWriter } from '../helpers/galaxy-map.js';
 import { latencyUnderChurn, INSERT_EVERY_MS } from './churn.js';
 import { commitToRouted } from './commit-latency.js';
-import { COOKIE, fmt, median, newSessionKey, table, type BenchContext } from './context.js';
+import { COOKIE, fmt, fmtSpread, newSessionKey, spread, table, type BenchContext } from './context.js';
 import { pickGenerator, type Generator } from './load.js';
+import { fullReread, mapRows } from './memory.js';
 import { backendConfig, findNginx, referenceConfig, startNginx, type NginxRoute } from './nginx.js';
 import { memory, waitUntilIdle } from './proc-stats.js';
 import { BenchResources } from './processes.js';
-import { interleavedRounds, ratios, type LoadTarget, type Round } from './rounds.js';
-import { startNodeBackend, startProxy, type RunningProxy } from './servers.js';
+import { interleave, interleavedRounds, ratios, type LoadTarget, type Round } from './rounds.js';
+import { itRoutingPhase } from './it-routing.js';
+import { startNodeBackend, startProxy, startReferenceProxy, type Listening, type RunningProxy } from './servers.js';
+import { choosePinning, pinSelf, SteadyRunner } from './steady.js';
 import { streamingMemory } from './streaming.js';
-import { targetsTable, type Figures } from './targets.js';
+import { machineLine, targetsTable, type Figures } from './targets.js';
 import { webSocketRoundTrips } from './websocket.js';
 
-const PHASES = ['throughput', 'commit', 'churn', 'streaming', 'websocket'] as const;
+const PHASES = ['throughput', 'latency', 'commit', 'churn', 'memory', 'routing', 'streaming', 'websocket'] as const;
 type Phase = (typeof PHASES)[number];
 
 const USAGE = `Usage: npm run bench -- [options]
 
-  --rounds <n>        interleaved rounds per comparison (default 5, at least 3)
-  --seconds <s>       seconds of load per round (default 5)
+  --rounds <n>        interleaved rounds per comparison (default 10, at least 3)
+  --seconds <s>       seconds of load per round (default 2)
   --connections <n>   concurrent connections of the load generator (default 32)
   --sessions <n>      sessions in the large map (default 100000)
   --inserts <n>       new sessions timed from commit to routed (default 20)
   --stream-mib <n>    size of the streamed upload and download (default 200)
   --only <list>       comma-separated phases: ${PHASES.join(',')}
-  --no-nginx          no nginx even if installed (Node backend, no reference)
+  --no-nginx          no nginx even if installed (Node backend, no yardstick)
   --load <gen>        wrk or autocannon (default: wrk when installed)
-  --cpu-prof <dir>    write a V8 CPU profile of each proxy into <dir>
+  --cpu-prof <dir>    write a V8 CPU profile of each Node proxy into <dir>
   --json <file>       also write the figures as JSON
+
+Rounds run only while the machine is steady: a SHA-256 probe on the servers'
+core before and after each round, and the CPU time of processes this bench did
+not start during it; a disturbed round is discarded and run again (up to 4
+attempts). With two cores or more, the servers run on core 0 and the load
+side (wrk, backends, this process) on core 1.
 `;
 
 function parseOptions() {
   const { values } = parseArgs({
     options: {
-      rounds: { type: 'string', default: '5' },
-      seconds: { type: 'string', default: '5' },
+      rounds: { type: 'string', default: '10' },
+      seconds: { type: 'string', default: '2' },
       connections: { type: 'string', default: '32' },
       sessions: { type: 'string', default: '100000' },
       inserts: { type: 'string', default: '20' },
@@ -92,25 +104,29 @@ function toolVersion(command: string, args: string[]): string {
   return `${stdout ?? ''}${stderr ?? ''}`.split('\n')[0]!.trim();
 }
 
-function roundsTable(columns: readonly [string, Round[]][]): string {
+/** Per target: median and spread of each figure over the rounds. */
+function roundsTable(columns: readonly [string, Round[]][], digits = 2): string {
   const rows: string[][] = [];
   for (const [name, rounds] of columns) {
-    rounds.forEach((r, i) => rows.push([name, String(i + 1), fmt(r.rps, 0), fmt(r.p50), fmt(r.p99), fmt(r.max), fmt(r.cpuUs, 1)]));
+    const cell = (values: number[], d: number): string => {
+      const s = spread(values);
+      return `${fmt(s.median, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})`;
+    };
     rows.push([
       name,
-      'median',
-      fmt(median(rounds.map((r) => r.rps)), 0),
-      fmt(median(rounds.map((r) => r.p50))),
-      fmt(median(rounds.map((r) => r.p99))),
-      fmt(median(rounds.map((r) => r.max))),
-      fmt(median(rounds.map((r) => r.cpuUs)), 1),
+      String(rounds.length),
+      cell(rounds.map((r) => r.rps), 0),
+      cell(rounds.map((r) => r.p50), digits),
+      cell(rounds.map((r) => r.p99), digits),
+      cell(rounds.map((r) => r.cpuUs), 1),
+      String(rounds.filter((r) => r.steadiness.attempts > 1).length) + (rounds.some((r) => !r.steadiness.steady) ? ` (${rounds.filter((r) => !r.steadiness.steady).length} unsteady)` : ''),
     ]);
   }
-  return table(['target', 'round', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'CPU µs/req'], rows);
+  return table(['target', 'rounds', 'req/s median (range)', 'p50 ms', 'p99 ms', 'CPU µs/req', 're-run'], rows);
 }
 
-function ratioLine(label: string, values: number[]): string {
-  return `${label}: ${values.map((v) => fmt(v)).join(', ')} → median ${fmt(median(values))}`;
+function ratioLine(label: string, values: number[], digits = 2): string {
+  return `${label}: ${fmtSpread(spread(values), digits)}; per round ${values.map((v) => fmt(v, digits)).join(' ')}`;
 }
 
 async function main(): Promise<void> {
@@ -118,9 +134,13 @@ async function main(): Promise<void> {
   const resources = new BenchResources();
   const report: string[] = [];
   const figures: Figures = {};
+  const extra: Record<string, string | number> = {};
   const t0 = Date.now();
   try {
     const nginx = opts.noNginx ? undefined : findNginx();
+    const pinning = choosePinning();
+    pinSelf(pinning.load);
+    const progress = (line: string): void => void process.stderr.write(`${line}\n`);
     const ctx: BenchContext = {
       resources,
       generator: opts.load ?? pickGenerator(),
@@ -130,27 +150,38 @@ async function main(): Promise<void> {
       connections: opts.connections,
       bigSessions: opts.sessions,
       cpuProfDir: opts.cpuProfDir,
-      progress: (line) => process.stderr.write(`${line}\n`),
+      pinning,
+      steady: await SteadyRunner.start(resources, pinning, progress),
+      progress,
     };
     if (ctx.cpuProfDir !== undefined) mkdirSync(ctx.cpuProfDir, { recursive: true });
     const machine = [
       `date: ${new Date().toISOString()}`,
       `machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${fmt(totalmem() / 2 ** 30, 0)} GiB RAM, load average at start ${loadavg().map((l) => fmt(l)).join(' ')}`,
+      `cores: ${pinning.servers === undefined ? 'not pinned (one core, or no taskset)' : `servers under test on core ${pinning.servers}, load generator, backends and the bench on core ${pinning.load}`}`,
       `node ${process.version}; load: ${ctx.generator === 'wrk' ? toolVersion('wrk', ['--version']) : 'autocannon (in the bench process)'}, ${ctx.connections} connections, ${ctx.rounds} interleaved rounds of ${ctx.seconds} s`,
-      `nginx: ${nginx === undefined ? 'not used — no reference figures, Node backend' : toolVersion(nginx, ['-v'])}`,
+      `nginx: ${nginx === undefined ? 'not used — no yardstick figures, Node backend' : toolVersion(nginx, ['-v'])}`,
     ];
     ctx.progress(machine.join('\n'));
 
-    const nodeBackend = await startNodeBackend(resources);
-    const fast = nginx === undefined ? nodeBackend : await startNginx(resources, nginx, 'backend', backendConfig);
+    const nodeBackend = await startNodeBackend(resources, pinning.load);
+    const fast: Listening = nginx === undefined ? nodeBackend : await backendListening(ctx, nginx);
     machine.push(`backend: ${nginx === undefined ? 'Node http server answering 200 "ok" (test/bench/node-backend.ts)' : 'nginx `return 200 "ok"`'} on 127.0.0.1:${fast.port}`);
     report.push(machine.join('\n'));
 
     const big = opts.sessions % 1000 === 0 ? `${opts.sessions / 1000}k` : String(opts.sessions);
-    const names = { proxySmall: 'proxy 1 session', nginxSmall: 'nginx 1 session', proxyBig: `proxy ${big}`, nginxBig: `nginx ${big}` };
+    const names = {
+      proxy: 'proxy 1',
+      ref: 'reference 1',
+      nginx: 'nginx 1',
+      proxyBig: `proxy ${big}`,
+      nginxBig: `nginx ${big}`,
+      direct: 'direct to backend',
+    };
     const fastKey = newSessionKey();
     const nodeKey = newSessionKey();
-    const wantBig = opts.only.has('throughput') || opts.only.has('commit') || opts.only.has('churn');
+    const wantBig = ['throughput', 'routing', 'commit', 'churn', 'memory'].some((p) => opts.only.has(p as Phase));
+    const wantSmall = opts.only.has('throughput') || opts.only.has('latency') || opts.only.has('routing');
 
     // Maps written as Galaxy writes them.
     const smallPath = join(resources.dir, 'small.sqlite');
@@ -165,6 +196,7 @@ async function main(): Promise<void> {
       bigWriter.addSession(fastKey, '127.0.0.1', fast.port);
     }
 
+    const onServers = { cores: pinning.servers, cookie: COOKIE, cpuProfDir: ctx.cpuProfDir };
     let proxyBig: RunningProxy | undefined;
     // RSS of the large-map proxy once idle after each phase.
     const rssBigSamples: [string, number][] = [];
@@ -174,80 +206,115 @@ async function main(): Promise<void> {
       rssBigSamples.push([after, memory(proxyBig.pid).rssMiB]);
     };
     if (wantBig) {
-      proxyBig = await startProxy(resources, {
-        name: `proxy-${big}`,
-        sessionsPath: bigPath,
-        cookie: COOKIE,
-        expectedRoutes: opts.sessions,
-        cpuProfDir: ctx.cpuProfDir,
-      });
+      proxyBig = await startProxy(resources, { ...onServers, name: `proxy-${big}`, sessionsPath: bigPath, expectedRoutes: opts.sessions });
       await sampleBig('start-up');
     }
+    let proxySmall: RunningProxy | undefined;
+    let refSmall: Listening | undefined;
+    if (wantSmall) {
+      proxySmall = await startProxy(resources, { ...onServers, name: 'proxy-1', sessionsPath: smallPath, expectedRoutes: 1 });
+      refSmall = await startReferenceProxy(resources, { ...onServers, name: 'reference-1', sessionsPath: smallPath, expectedRoutes: 1 });
+    }
+    const target = (name: string, l: Listening, cpuPid = l.pid): LoadTarget => ({ name, port: l.port, cpuPid, key: fastKey });
 
     if (opts.only.has('throughput')) {
-      ctx.progress('\n== requests/s, latency and CPU per request: small map and large map, proxy and nginx');
-      const proxySmall = await startProxy(resources, { name: 'proxy-1', sessionsPath: smallPath, cookie: COOKIE, expectedRoutes: 1, cpuProfDir: ctx.cpuProfDir });
-      const targets: LoadTarget[] = [{ name: names.proxySmall, port: proxySmall.port, cpuPid: proxySmall.pid, key: fastKey }];
-      let nginxSmall: LoadTarget | undefined;
-      let nginxBig: LoadTarget | undefined;
+      ctx.progress('\n== requests/s, latency and CPU per request: proxy, reference, nginx; 1 session and the large map');
+      const targets: LoadTarget[] = [target(names.proxy, proxySmall!), target(names.ref, refSmall!), target(names.proxyBig, proxyBig!)];
       if (nginx !== undefined) {
         const upstream = `127.0.0.1:${fast.port}`;
-        const nginxSmallProc = await startNginx(resources, nginx, 'nginx-1', (prefix, port) => referenceConfig(prefix, port, COOKIE, [{ key: fastKey, upstream }], 1));
-        nginxSmall = { name: names.nginxSmall, port: nginxSmallProc.port, cpuPid: nginxSmallProc.workerPid, key: fastKey };
-        targets.push(nginxSmall);
-      }
-      targets.push({ name: names.proxyBig, port: proxyBig!.port, cpuPid: proxyBig!.pid, key: fastKey });
-      if (nginx !== undefined) {
+        const nginxSmall = await startNginx(resources, nginx, 'nginx-1', (prefix, port) => referenceConfig(prefix, port, COOKIE, [{ key: fastKey, upstream }], 1), pinning.servers);
         const routes: NginxRoute[] = fillers.map(([key]) => ({ key, upstream: '127.0.0.1:9' }));
-        routes.push({ key: fastKey, upstream: `127.0.0.1:${fast.port}` });
-        const nginxBigProc = await startNginx(resources, nginx, `nginx-${big}`, (prefix, port) => referenceConfig(prefix, port, COOKIE, routes, routes.length));
-        nginxBig = { name: names.nginxBig, port: nginxBigProc.port, cpuPid: nginxBigProc.workerPid, key: fastKey };
-        targets.push(nginxBig);
+        routes.push({ key: fastKey, upstream });
+        const nginxBig = await startNginx(resources, nginx, `nginx-${big}`, (prefix, port) => referenceConfig(prefix, port, COOKIE, routes, routes.length), pinning.servers);
+        targets.push(
+          { name: names.nginx, port: nginxSmall.port, cpuPid: nginxSmall.workerPid, key: fastKey },
+          { name: names.nginxBig, port: nginxBig.port, cpuPid: nginxBig.workerPid, key: fastKey },
+        );
       }
       const results = await interleavedRounds(ctx, targets);
       const get = (name: string): Round[] => results.get(name) ?? [];
       const lines = [`\n## Requests/s, latency, CPU per request (${ctx.connections} connections, ${ctx.seconds} s rounds)`, roundsTable([...results])];
-      const bigOverSmall = ratios(get(names.proxyBig), get(names.proxySmall), (r) => r.rps);
-      figures.bigOverSmall = median(bigOverSmall);
-      lines.push(ratioLine(`requests/s, proxy at ${big} / at 1 session, per round`, bigOverSmall));
-      if (nginxSmall !== undefined && nginxBig !== undefined) {
-        const rps = ratios(get(names.proxySmall), get(names.nginxSmall), (r) => r.rps);
-        const cpu = ratios(get(names.proxySmall), get(names.nginxSmall), (r) => r.cpuUs);
-        figures.rpsRatio = median(rps);
-        figures.cpuRatio = median(cpu);
-        lines.push(ratioLine('requests/s, proxy / nginx, 1 session, per round', rps));
-        lines.push(ratioLine('CPU per request, proxy / nginx, 1 session, per round', cpu));
-        lines.push(ratioLine(`requests/s, proxy / nginx, ${big} sessions, per round`, ratios(get(names.proxyBig), get(names.nginxBig), (r) => r.rps)));
-        lines.push(ratioLine(`CPU per request, proxy / nginx, ${big} sessions, per round`, ratios(get(names.proxyBig), get(names.nginxBig), (r) => r.cpuUs)));
+      const rps = ratios(get(names.proxy), get(names.ref), (r) => r.rps);
+      const cpu = ratios(get(names.proxy), get(names.ref), (r) => r.cpuUs);
+      figures.rpsRatio = spread(rps);
+      figures.cpuRatio = spread(cpu);
+      lines.push(ratioLine('requests/s, proxy / reference, 1 session', rps));
+      lines.push(ratioLine('CPU per request, proxy / reference, 1 session', cpu));
+      const bigOverSmall = ratios(get(names.proxyBig), get(names.proxy), (r) => r.rps);
+      if (nginx !== undefined) {
+        const nginxDrift = ratios(get(names.nginxBig), get(names.nginx), (r) => r.rps);
+        const normalised = bigOverSmall.map((v, i) => v / nginxDrift[i]!);
+        figures.bigOverSmall = spread(normalised);
+        lines.push(ratioLine(`requests/s, proxy at ${big} / at 1 session, raw`, bigOverSmall));
+        lines.push(ratioLine(`requests/s, nginx at ${big} / at 1 session (its own drift)`, nginxDrift));
+        lines.push(ratioLine(`requests/s, proxy at ${big} / at 1 session, ÷ nginx's`, normalised));
+        lines.push(ratioLine('yardstick: requests/s, proxy / nginx, 1 session', ratios(get(names.proxy), get(names.nginx), (r) => r.rps)));
+        lines.push(ratioLine('yardstick: requests/s, reference / nginx, 1 session', ratios(get(names.ref), get(names.nginx), (r) => r.rps)));
+        lines.push(ratioLine('yardstick: CPU per request, proxy / nginx, 1 session', ratios(get(names.proxy), get(names.nginx), (r) => r.cpuUs)));
+      } else {
+        figures.bigOverSmall = spread(bigOverSmall);
+        lines.push(ratioLine(`requests/s, proxy at ${big} / at 1 session (no nginx to normalise by)`, bigOverSmall));
       }
-      lines.push(`RSS of the proxy with 1 session after the rounds: ${fmt(memory(proxySmall.pid).rssMiB, 1)} MiB`);
+      lines.push(`RSS after the rounds: proxy with 1 session ${fmt(memory(proxySmall!.pid).rssMiB, 1)} MiB, reference ${fmt(memory(refSmall!.pid).rssMiB, 1)} MiB`);
       report.push(lines.join('\n'));
       await sampleBig('load rounds');
-      await resources.stop(proxySmall.proxy.child);
     }
+
+    if (opts.only.has('latency')) {
+      ctx.progress('\n== latency added at light load: 1 connection, direct to the backend and through each proxy');
+      const light = { seconds: ctx.seconds, connections: 1 };
+      const backendCpu = fast.pid;
+      const targets = [target(names.direct, fast, backendCpu), target(names.proxy, proxySmall!), target(names.ref, refSmall!)];
+      const results = await interleavedRounds(ctx, targets, light);
+      const get = (name: string): Round[] => results.get(name) ?? [];
+      const added = (name: string, figure: (r: Round) => number): number[] => get(name).map((r, i) => figure(r) - figure(get(names.direct)[i]!));
+      figures.addedP50Ms = spread(added(names.proxy, (r) => r.p50));
+      figures.addedP99Ms = spread(added(names.proxy, (r) => r.p99));
+      figures.refAddedP50Ms = spread(added(names.ref, (r) => r.p50));
+      figures.refAddedP99Ms = spread(added(names.ref, (r) => r.p99));
+      report.push(
+        [
+          `\n## Latency added at light load (1 connection, ${ctx.seconds} s rounds): through the proxy minus direct to the backend`,
+          roundsTable([...results], 3),
+          ratioLine('p50 added by the proxy, ms', added(names.proxy, (r) => r.p50), 3),
+          ratioLine('p99 added by the proxy, ms', added(names.proxy, (r) => r.p99), 3),
+          ratioLine('p50 added by the reference, ms', added(names.ref, (r) => r.p50), 3),
+          ratioLine('p99 added by the reference, ms', added(names.ref, (r) => r.p99), 3),
+        ].join('\n'),
+      );
+    }
+    if (opts.only.has('routing') && proxySmall !== undefined) {
+      ctx.progress('\n== Interactive Tools routing (path, host) vs cookie routing, 1 and the large number of entry points');
+      const it = await itRoutingPhase(ctx, { backendPort: fast.port, sessions: opts.sessions, cookieSmall: proxySmall, cookieBig: proxyBig, key: fastKey });
+      if (it.figures !== undefined) {
+        figures.itOverCookieSmall = it.figures.small;
+        figures.itOverCookieBig = it.figures.big;
+      }
+      const lines = [`\n## Interactive Tools routing / cookie routing (${ctx.connections} connections, ${ctx.seconds} s rounds)`];
+      if (it.results !== undefined) lines.push(roundsTable([...it.results]));
+      lines.push(it.report);
+      report.push(lines.join('\n'));
+      await sampleBig('IT rounds');
+    }
+    if (proxySmall !== undefined) await resources.stop(proxySmall.proxy.child);
 
     if (opts.only.has('commit') && proxyBig !== undefined) {
       ctx.progress(`\n== commit → routed at ${opts.sessions} sessions, ${opts.inserts} inserts`);
       const times = await commitToRouted(ctx, bigWriter, proxyBig, fast.port, opts.inserts);
       figures.commitMs = times;
+      const s = spread(times);
       report.push(
         `\n## Commit → routed at ${opts.sessions} sessions (${opts.inserts} inserts with Galaxy's statements, polled with the new cookie)\n` +
-          `ms: ${times.map((t) => fmt(t, 0)).join(' ')} → median ${fmt(median(times), 0)}, max ${fmt(Math.max(...times), 0)}`,
+          `ms: ${fmtSpread(s, 0)}; each ${times.map((t) => fmt(t, 0)).join(' ')}`,
       );
       await sampleBig(`${opts.inserts} inserts`);
     }
 
     if (opts.only.has('churn') && proxyBig !== undefined) {
       ctx.progress(`\n== latency at ${opts.sessions} sessions, with and without a write every ${INSERT_EVERY_MS} ms`);
-      const { quiet, busy, inserts } = await latencyUnderChurn(
-        ctx,
-        { name: names.proxyBig, port: proxyBig.port, cpuPid: proxyBig.pid, key: fastKey },
-        bigWriter,
-        fast.port,
-      );
+      const { quiet, busy, inserts } = await latencyUnderChurn(ctx, target(names.proxyBig, proxyBig), bigWriter, fast.port);
       const p99 = ratios(busy, quiet, (r) => r.p99);
-      const max = ratios(busy, quiet, (r) => r.max);
-      figures.churnP99Ratio = median(p99);
+      figures.churnP99Ratio = spread(p99);
       report.push(
         [
           `\n## Latency at ${opts.sessions} sessions while Galaxy writes a session every ${INSERT_EVERY_MS} ms (${inserts} writes) vs no writes`,
@@ -255,11 +322,29 @@ async function main(): Promise<void> {
             ['no writes', quiet],
             ['writes', busy],
           ]),
-          ratioLine('p99, writes / no writes, per round', p99),
-          ratioLine('max, writes / no writes, per round', max),
+          ratioLine('p99, writes / no writes', p99),
+          ratioLine('max, writes / no writes', ratios(busy, quiet, (r) => r.max)),
         ].join('\n'),
       );
       await sampleBig('write rounds');
+    }
+
+    if (opts.only.has('memory') && proxyBig !== undefined) {
+      ctx.progress(`\n== memory at ${opts.sessions} sessions: a full re-read (SIGHUP), and the reference holding the same map`);
+      const reread = await fullReread(proxyBig);
+      figures.rssPeakMiB = reread.peakMiB;
+      await sampleBig('full re-read');
+      const refBig = await startReferenceProxy(resources, { ...onServers, name: `reference-${big}`, sessionsPath: bigPath, expectedRoutes: mapRows(bigPath) });
+      await waitUntilIdle(refBig.pid);
+      const refMiB = memory(refBig.pid);
+      await resources.stop(refBig.child);
+      report.push(
+        `\n## Memory at ${opts.sessions} sessions\n` +
+          `full re-read (SIGHUP, ${fmt(reread.ms, 0)} ms by the proxy's log): RSS ${fmt(reread.beforeMiB, 1)} MiB before, peak ${fmt(reread.peakMiB, 1)} MiB (sampled every 5 ms), ${fmt(reread.afterMiB, 1)} MiB once idle after\n` +
+          `the bare reference holding the same map (read once, never re-read): RSS ${fmt(refMiB.rssMiB, 1)} MiB, VmHWM ${fmt(refMiB.hwmMiB, 1)} MiB\n` +
+          `heap breakdown (main thread and reader thread): node --expose-gc --import tsx test/bench/heap-breakdown.ts ${opts.sessions}`,
+      );
+      extra.ref_rss_big_mib = refMiB.rssMiB.toFixed(1);
     }
 
     if (proxyBig !== undefined) {
@@ -270,14 +355,13 @@ async function main(): Promise<void> {
         const kind = String(line.update ?? 'reload');
         byKind.set(kind, [...(byKind.get(kind) ?? []), Number(line.ms)]);
       }
-      const updates = [...byKind]
-        .map(([kind, ms]) => `${ms.length} ${kind} (ms median ${fmt(median(ms), 1)}, max ${fmt(Math.max(...ms), 1)})`)
-        .join(', ');
+      const updates = [...byKind].map(([kind, ms]) => `${ms.length} ${kind} (ms ${fmtSpread(spread(ms), 1)})`).join(', ');
       const { hwmMiB } = memory(proxyBig.pid);
-      figures.rssBigMiB = Math.max(...rssBigSamples.map(([, v]) => v));
+      figures.rssSteadyMiB = Math.max(...rssBigSamples.map(([, v]) => v));
+      extra.rss_hwm_mib = hwmMiB.toFixed(1);
       report.push(
         `\n## The proxy at ${opts.sessions} sessions\n` +
-          `RSS once idle after: ${rssBigSamples.map(([after, v]) => `${after} ${fmt(v, 1)} MiB`).join(', ')}; VmHWM ${fmt(hwmMiB, 1)} MiB\n` +
+          `RSS once idle after: ${rssBigSamples.map(([after, v]) => `${after} ${fmt(v, 1)} MiB`).join(', ')}; VmHWM over its life ${fmt(hwmMiB, 1)} MiB\n` +
           `map updates as the proxy logged them: ${updates}`,
       );
       await resources.stop(proxyBig.proxy.child);
@@ -286,7 +370,7 @@ async function main(): Promise<void> {
     if (opts.only.has('streaming') || opts.only.has('websocket')) {
       const nodePath = join(resources.dir, 'node.sqlite');
       new GalaxySqliteWriter(nodePath).addSession(nodeKey, '127.0.0.1', nodeBackend.port);
-      const proxyNode = await startProxy(resources, { name: 'proxy-node', sessionsPath: nodePath, cookie: COOKIE, expectedRoutes: 1, cpuProfDir: ctx.cpuProfDir });
+      const proxyNode = await startProxy(resources, { ...onServers, name: 'proxy-node', sessionsPath: nodePath, expectedRoutes: 1 });
 
       if (opts.only.has('streaming')) {
         ctx.progress(`\n== RSS while streaming ${opts.streamMiB} MiB up and down (fresh proxy)`);
@@ -300,43 +384,58 @@ async function main(): Promise<void> {
       }
 
       if (opts.only.has('websocket')) {
-        ctx.progress('\n== WebSocket echo round trips on one connection');
-        let nginxWs: { port: number } | undefined;
+        ctx.progress('\n== WebSocket echo round trips on one connection: proxy, reference, nginx');
+        const refNode = await startReferenceProxy(resources, { ...onServers, name: 'reference-node', sessionsPath: nodePath, expectedRoutes: 1 });
+        const ports = new Map<string, number>([
+          ['proxy', proxyNode.port],
+          ['reference', refNode.port],
+        ]);
         if (nginx !== undefined) {
-          nginxWs = await startNginx(resources, nginx, 'nginx-ws', (prefix, port) =>
-            referenceConfig(prefix, port, COOKIE, [{ key: nodeKey, upstream: `127.0.0.1:${nodeBackend.port}` }], 1),
+          const nginxWs = await startNginx(
+            resources,
+            nginx,
+            'nginx-ws',
+            (prefix, port) => referenceConfig(prefix, port, COOKIE, [{ key: nodeKey, upstream: `127.0.0.1:${nodeBackend.port}` }], 1),
+            pinning.servers,
           );
+          ports.set('nginx', nginxWs.port);
         }
-        const proxyRates: number[] = [];
-        const nginxRates: number[] = [];
-        for (let i = 0; i < ctx.rounds; i++) {
-          ctx.progress(` round ${i + 1}/${ctx.rounds}`);
-          proxyRates.push(await webSocketRoundTrips(ctx, 'proxy', proxyNode.port, nodeKey));
-          if (nginxWs !== undefined) nginxRates.push(await webSocketRoundTrips(ctx, 'nginx', nginxWs.port, nodeKey));
-        }
-        const lines = [
-          '\n## WebSocket echo round trips/s on one connection (Node echo backend)',
-          `proxy: ${proxyRates.map((v) => fmt(v, 0)).join(', ')} → median ${fmt(median(proxyRates), 0)}`,
-        ];
-        if (nginxRates.length > 0) {
-          const r = proxyRates.map((v, i) => v / nginxRates[i]!);
-          figures.wsRatio = median(r);
-          lines.push(`nginx: ${nginxRates.map((v) => fmt(v, 0)).join(', ')} → median ${fmt(median(nginxRates), 0)}`);
-          lines.push(ratioLine('proxy / nginx, per round', r));
-        }
+        const rates = await interleave(ctx, [...ports.keys()], ctx.rounds, async (name) => {
+          const { rate } = await ctx.steady.measure(name, async () => ({ rate: await webSocketRoundTrips(ctx, name, ports.get(name)!, nodeKey) }));
+          return rate;
+        });
+        const get = (name: string): number[] => rates.get(name) ?? [];
+        const ws = ratios(get('proxy'), get('reference'), (v) => v);
+        figures.wsRatio = spread(ws);
+        const lines = ['\n## WebSocket echo round trips/s on one connection (Node echo backend)'];
+        for (const [name, values] of rates) lines.push(`${name}: ${fmtSpread(spread(values), 0)}`);
+        lines.push(ratioLine('proxy / reference', ws));
+        if (ports.has('nginx')) lines.push(ratioLine('yardstick: proxy / nginx', ratios(get('proxy'), get('nginx'), (v) => v)));
         report.push(lines.join('\n'));
       }
       await resources.stop(proxyNode.proxy.child);
     }
 
+    report.push(`\n## How steady the machine was\n${ctx.steady.summary()}`);
+    extra.rounds_discarded = ctx.steady.discarded;
+    extra.rounds_unsteady = ctx.steady.unsteady;
+    extra.seconds = Math.round((Date.now() - t0) / 1000);
     report.push(`\n## Targets (bench took ${fmt((Date.now() - t0) / 1000, 0)} s; load average at end ${loadavg().map((l) => fmt(l)).join(' ')})`);
     report.push(targetsTable(figures, opts.sessions, opts.streamMiB));
+    report.push('');
+    report.push(machineLine(figures, opts.sessions, opts.streamMiB, extra));
     process.stdout.write(`\n${report.join('\n')}\n`);
-    if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ machine, figures }, null, 2)}\n`);
+    if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ machine, figures, extra }, null, 2)}\n`);
     if (ctx.cpuProfDir !== undefined) ctx.progress(`CPU profiles in ${ctx.cpuProfDir} (summarise with: node --import tsx test/bench/profile-top.ts <file>)`);
   } finally {
     await resources.close();
   }
+}
+
+/** nginx's `return 200` as the backend, on the load side's core. */
+async function backendListening(ctx: BenchContext, nginx: string): Promise<Listening> {
+  const backend = await startNginx(ctx.resources, nginx, 'backend', backendConfig, ctx.pinning.load);
+  return { name: 'nginx backend', pid: backend.workerPid, port: backend.port };
 }
 
 main().catch((err: unknown) => {

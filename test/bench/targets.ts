@@ -1,91 +1,135 @@
-import { fmt, median, table } from './context.js';
+import { fmt, fmtSpread, median, table, type Spread } from './context.js';
 
 /** The figures the targets are judged on; a missing one was not measured. */
 export interface Figures {
-  /** Medians of per-round ratios, proxy / nginx, small map. */
-  cpuRatio?: number;
-  rpsRatio?: number;
-  /** Median of per-round ratios, large map / small map, our proxy. */
-  bigOverSmall?: number;
+  /** Per-round ratios to the bare reference (test/bench/reference-proxy.ts), 1 session. */
+  rpsRatio?: Spread;
+  cpuRatio?: Spread;
+  wsRatio?: Spread;
+  /** Proxy at the large map / at 1 session, per round, divided by nginx's own large / small. */
+  bigOverSmall?: Spread;
   /** Commit → routed, ms, each insert. */
   commitMs?: number[];
-  /** Median of per-round ratios of p99, writes every 500 ms / none. */
-  churnP99Ratio?: number;
-  rssBigMiB?: number;
-  /** Median of per-round ratios, proxy / nginx. */
-  wsRatio?: number;
+  /** Per-round ratios of p99, a write every 500 ms / none, large map. */
+  churnP99Ratio?: Spread;
+  /** RSS of the proxy at the large map: once idle (the largest such sample), and the highest sample during a full re-read. */
+  rssSteadyMiB?: number;
+  rssPeakMiB?: number;
+  /** Interactive Tools routing / cookie routing, requests/s per round, 1 and large entry points. */
+  itOverCookieSmall?: Spread;
+  itOverCookieBig?: Spread;
   /** Largest RSS growth of the two streamed transfers (upload, download). */
   streamGrowthMiB?: number;
+  /** Latency added at 1 connection: through the proxy minus direct to the backend, ms, per round. */
+  addedP50Ms?: Spread;
+  addedP99Ms?: Spread;
+  /** The same for the bare reference, to read the proxy's figure against. */
+  refAddedP50Ms?: Spread;
+  refAddedP99Ms?: Spread;
 }
 
-type Verdict = 'aim met' | 'pass' | 'FAIL' | 'not run';
+type Verdict = 'pass' | 'FAIL' | 'not run' | 'reported';
 
 interface Row {
+  /** Name in the machine-readable line. */
+  readonly key: string;
   readonly figure: string;
   readonly target: string;
-  readonly aim: string;
   readonly result: string;
   readonly verdict: Verdict;
-}
-
-/** A figure with an upper (`most`) or lower (`least`) bound as its target and aim. */
-interface Bound {
-  readonly figure: string;
+  /** Median (or the single value) for the machine-readable line. */
   readonly value: number | undefined;
-  readonly at: 'most' | 'least';
-  readonly target: number;
-  readonly aim: number;
-  readonly digits: number;
-  readonly unit?: string;
+  /** The per-round spread, for figures measured over rounds. */
+  readonly spread?: Spread | undefined;
 }
 
-function boundRow({ figure, value, at, target, aim, digits, unit = '' }: Bound): Row {
-  const show = (v: number): string => `${fmt(v, digits)}${unit}`;
-  const within = (v: number, limit: number): boolean => (at === 'most' ? v <= limit : v >= limit);
-  const run = value !== undefined && Number.isFinite(value);
+function bound(key: string, figure: string, s: Spread | undefined, at: 'most' | 'least', limit: number): Row {
+  const run = s !== undefined && Number.isFinite(s.median);
   return {
+    key,
     figure,
-    target: `${at === 'most' ? '≤' : '≥'} ${show(target)}`,
-    aim: show(aim),
-    result: run ? show(value) : 'n/a',
-    verdict: !run ? 'not run' : within(value, aim) ? 'aim met' : within(value, target) ? 'pass' : 'FAIL',
+    target: `${at === 'most' ? '≤' : '≥'} ${fmt(limit)}`,
+    result: run ? fmtSpread(s) : 'n/a',
+    verdict: !run ? 'not run' : (at === 'most' ? s.median <= limit : s.median >= limit) ? 'pass' : 'FAIL',
+    value: run ? s.median : undefined,
+    spread: run ? s : undefined,
   };
 }
 
-/** The issue's targets table with this run's results. */
+function absolute(key: string, figure: string, value: number | undefined, limit: number, unit: string, digits = 0): Row {
+  const run = value !== undefined && Number.isFinite(value);
+  return {
+    key,
+    figure,
+    target: `≤ ${fmt(limit, digits)} ${unit}`,
+    result: run ? `${fmt(value, 1)} ${unit}` : 'n/a',
+    verdict: !run ? 'not run' : value <= limit ? 'pass' : 'FAIL',
+    value: run ? value : undefined,
+  };
+}
+
+function reported(key: string, figure: string, s: Spread | undefined, against: Spread | undefined): Row {
+  const run = s !== undefined && Number.isFinite(s.median);
+  return {
+    key,
+    figure,
+    target: 'reported',
+    result: run ? `${fmtSpread(s, 3, ' ms')}${against === undefined ? '' : `; reference ${fmt(against.median, 3)} ms`}` : 'n/a',
+    verdict: run ? 'reported' : 'not run',
+    value: run ? s.median : undefined,
+    spread: run ? s : undefined,
+  };
+}
+
+/** The issue's targets (issue 12) with this run's results. */
 export function targetRows(f: Figures, sessions: number, streamMiB: number): Row[] {
   const many = `${sessions.toLocaleString('en-US')} sessions`;
   const commitMedian = f.commitMs === undefined ? undefined : median(f.commitMs);
   const commitMax = f.commitMs === undefined ? undefined : Math.max(...f.commitMs);
-  const commit: Row = {
-    figure: `commit → routed at ${many}`,
-    target: 'median ≤ 150 ms, max ≤ 1 s',
-    aim: 'median ≤ 50 ms',
-    result: commitMedian === undefined ? 'n/a' : `median ${fmt(commitMedian, 0)} ms, max ${fmt(commitMax ?? Number.NaN, 0)} ms`,
-    verdict:
-      commitMedian === undefined || commitMax === undefined
-        ? 'not run'
-        : commitMax > 1000 || commitMedian > 150
-          ? 'FAIL'
-          : commitMedian <= 50
-            ? 'aim met'
-            : 'pass',
-  };
+  const commitRun = commitMedian !== undefined && commitMax !== undefined;
   return [
-    boundRow({ figure: 'CPU per request, proxy / nginx, 1 session', value: f.cpuRatio, at: 'most', target: 4, aim: 3, digits: 2 }),
-    boundRow({ figure: 'requests/s, proxy / nginx, 1 session', value: f.rpsRatio, at: 'least', target: 0.3, aim: 0.4, digits: 2 }),
-    boundRow({ figure: `requests/s at ${many} / at 1 session`, value: f.bigOverSmall, at: 'least', target: 0.95, aim: 1, digits: 2 }),
-    commit,
-    boundRow({ figure: `p99 latency with an insert every 500 ms / without, at ${many}`, value: f.churnP99Ratio, at: 'most', target: 2, aim: 1.2, digits: 2 }),
-    boundRow({ figure: `RSS at ${many}`, value: f.rssBigMiB, at: 'most', target: 150, aim: 100, digits: 0, unit: ' MiB' }),
-    boundRow({ figure: 'WebSocket round-trips/s, proxy / nginx', value: f.wsRatio, at: 'least', target: 0.75, aim: 0.85, digits: 2 }),
-    boundRow({ figure: `peak RSS growth while streaming ${streamMiB} MiB either way`, value: f.streamGrowthMiB, at: 'most', target: 64, aim: 32, digits: 1, unit: ' MiB' }),
+    bound('rps_ratio', 'requests/s at 1 session, proxy / reference', f.rpsRatio, 'least', 0.95),
+    bound('cpu_ratio', 'CPU per request, proxy / reference', f.cpuRatio, 'most', 1.05),
+    bound('ws_ratio', 'WebSocket round trips/s, proxy / reference', f.wsRatio, 'least', 0.95),
+    absolute('rss_steady_mib', `RSS at ${many}, steady (once idle, largest)`, f.rssSteadyMiB, 120, 'MiB'),
+    absolute('rss_peak_mib', `RSS at ${many}, peak during a full re-read`, f.rssPeakMiB, 180, 'MiB'),
+    bound('big_over_small', `requests/s at ${many} / at 1 session, ÷ nginx's own`, f.bigOverSmall, 'least', 0.95),
+    {
+      key: 'commit_median_ms',
+      figure: `commit → routed at ${many}`,
+      target: 'median ≤ 50 ms, max ≤ 150 ms',
+      result: commitRun ? `median ${fmt(commitMedian, 0)} ms, max ${fmt(commitMax, 0)} ms (n=${f.commitMs!.length})` : 'n/a',
+      verdict: !commitRun ? 'not run' : commitMedian <= 50 && commitMax <= 150 ? 'pass' : 'FAIL',
+      value: commitMedian,
+    },
+    bound('churn_p99_ratio', `p99 with an insert every 500 ms / without, at ${many}`, f.churnP99Ratio, 'most', 1.5),
+    bound('it_over_cookie_1', 'IT routing / cookie routing, requests/s, 1 entry point', f.itOverCookieSmall, 'least', 0.95),
+    bound('it_over_cookie_big', `IT routing / cookie routing, requests/s, ${sessions.toLocaleString('en-US')} entry points`, f.itOverCookieBig, 'least', 0.95),
+    absolute('stream_growth_mib', `streaming ${streamMiB} MiB either way, peak RSS growth`, f.streamGrowthMiB, 32, 'MiB'),
+    reported('added_p50_ms', 'latency added at 1 connection, p50 (proxy − direct)', f.addedP50Ms, f.refAddedP50Ms),
+    reported('added_p99_ms', 'latency added at 1 connection, p99 (proxy − direct)', f.addedP99Ms, f.refAddedP99Ms),
   ];
 }
 
 export function targetsTable(f: Figures, sessions: number, streamMiB: number): string {
   return table(
-    ['figure', 'target', 'aim', 'result', 'pass'],
-    targetRows(f, sessions, streamMiB).map((r) => [r.figure, r.target, r.aim, r.result, r.verdict]),
+    ['figure', 'target', 'result: median (IQR, range) over rounds', 'pass'],
+    targetRows(f, sessions, streamMiB).map((r) => [r.figure, r.target, r.result, r.verdict]),
   );
+}
+
+/** The last line of the report: `key=value` pairs a script can read. */
+export function machineLine(f: Figures, sessions: number, streamMiB: number, extra: Readonly<Record<string, string | number>>): string {
+  const rows = targetRows(f, sessions, streamMiB);
+  const pairs: string[] = [];
+  for (const r of rows) {
+    pairs.push(`${r.key}=${r.value === undefined ? 'na' : r.value.toFixed(4)}`);
+    if (r.spread !== undefined) pairs.push(`${r.key}_q1=${r.spread.q1.toFixed(4)}`, `${r.key}_q3=${r.spread.q3.toFixed(4)}`);
+  }
+  const failed = rows.filter((r) => r.verdict === 'FAIL').map((r) => r.key);
+  const passed = rows.filter((r) => r.verdict === 'pass').length;
+  const notRun = rows.filter((r) => r.verdict === 'not run').map((r) => r.key);
+  pairs.push(`passed=${passed}`, `failed=${failed.length === 0 ? 'none' : failed.join(',')}`, `not_run=${notRun.length === 0 ? 'none' : notRun.join(',')}`);
+  for (const [k, v] of Object.entries(extra)) pairs.push(`${k}=${v}`);
+  return pairs.join(' ');
 }

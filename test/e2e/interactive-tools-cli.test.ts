@@ -41,7 +41,7 @@ test('the two commands take the same flags and differ only in name, description 
   assert.match(it.stdout, /^Usage: gx-it-proxy \[options\]/);
   assert.match(it.stdout, /none:\s+header mode/);
   assert.doesNotMatch(it.stdout, /session_map\.sqlite/);
-  assert.match(gie.stdout, /\(default: "database\/session_map\.sqlite"\)/);
+  assert.match(gie.stdout, /\(default:\s+"database\/session_map\.sqlite"\)/);
 });
 
 test('bad Interactive Tools flags are usage errors (exit 2) that name the flag', async () => {

@@ -50,7 +50,7 @@ for (const bin of ['gx-it-proxy', 'main'] as const) {
       assert.equal(viaHost.status, 200);
 
       // --verbose: one line per request, with the key and the token's tag (as for a cookie), never the token.
-      const line = await proc.logs.waitFor((l) => l.msg === 'request' && l.status === 200);
+      const line = await proc.logs.waitFor((l) => l.msg === 'request' && l.status === 200, 10_000);
       assert.equal(line.entryPoint, '24q1dbzrknq1v');
       assert.equal(line.session, createHash('sha256').update('1a1p13jnahscj').digest('hex').slice(0, 10));
       assert.ok(!proc.stdout.includes('1a1p13jnahscj'), 'the token never appears in the log');

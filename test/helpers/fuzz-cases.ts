@@ -10,6 +10,21 @@ export interface FuzzTargets {
   readonly silent: string;
   /** `host:port` of a machine nothing maps to: it must never be contacted. */
   readonly elsewhere: string;
+  /**
+   * Interactive Tools mode: the keys above are entry point keys (each with
+   * its token here), named by path under `prefix` or by Host; no cookies.
+   */
+  readonly entryPoints?: EntryPointTargets;
+}
+
+/** The entry points of an Interactive Tools fuzz run. */
+export interface EntryPointTargets {
+  /** `--proxyPathPrefix`. */
+  readonly prefix: string;
+  /** The domain after `<key>-<token>.` in a Host. */
+  readonly domain: string;
+  /** Each key's token (the credential: none may reach a log line). */
+  readonly tokens: ReadonlyMap<string, string>;
 }
 
 export type FuzzKind = 'http' | 'websocket' | 'pipeline' | 'garbage';
@@ -46,6 +61,85 @@ const WEIRD_VERSIONS = ['HTTP/1.0', 'HTTP/0.9', 'HTTP/2.0', 'HTTP/1.2', 'HTTX/1.
 const SPECIALS = ['\r', '\n', '\0', '\r\n', '\r\n ', ':', ';', '=', '"', '\x7f', '\xff', ',', ' ', '\t', '%'];
 
 type CookieKind = 'mapped' | 'unknown' | 'dead' | 'silent' | 'none' | 'odd';
+
+/** How a request names its container: headers to add, and in IT mode a request target or Host. */
+interface Route {
+  headers: string[];
+  /** The request target (path routing); undefined: any path. */
+  target?: string;
+  /** The Host (host routing); undefined: Galaxy's host. */
+  host?: string;
+  status: number | undefined;
+}
+
+/** The session cookie (GIE mode) or the entry point (IT mode) a request names. */
+function routeFor(r: Random, t: FuzzTargets, secrets: string[]): Route {
+  if (t.entryPoints !== undefined) return entryPointFor(r, t, t.entryPoints, secrets);
+  const cookie = cookieFor(r, t, secrets);
+  return { headers: cookie.header === undefined ? [] : [`Cookie: ${cookie.header}`], status: cookie.status };
+}
+
+/** What may follow `<prefix>/<key>/<token>`: the container must get it byte for byte. */
+const ENTRY_POINT_RESTS = ['/', '', '/tree', '/api/contents?type=notebook&_=1', '?x=1', '//double//slash/../x', '/%2e%2e/%2F%00?x=%ZZ', '/api/kernels/k/channels?session_id=1'];
+
+/**
+ * An entry point named by path (`<prefix>/<key>/<token>/…`) or by Host
+ * (`<key>-<token>.ep.interactivetool.<domain>`), and the status a
+ * well-formed request naming it gets.
+ */
+function entryPointFor(r: Random, t: FuzzTargets, ep: EntryPointTargets, secrets: string[]): Route {
+  const kind = r.pick<CookieKind>(['mapped', 'mapped', 'mapped', 'unknown', 'unknown', 'dead', 'silent', 'none', 'odd', 'odd']);
+  const stranger = r.hex(32);
+  secrets.push(stranger);
+  const token = (key: string): string => ep.tokens.get(key) ?? stranger;
+  let key: string;
+  let tok: string;
+  let status: number | undefined;
+  switch (kind) {
+    case 'mapped':
+      key = r.pick(t.mapped);
+      tok = token(key);
+      status = 200;
+      break;
+    case 'unknown':
+      // An unknown key, or a known key with another token: the same 404.
+      key = r.chance(0.5) ? r.hex(16) : r.pick(t.mapped);
+      tok = stranger;
+      status = 404;
+      break;
+    case 'dead':
+      key = t.dead;
+      tok = token(key);
+      status = 502;
+      break;
+    case 'silent':
+      key = t.silent;
+      tok = token(key);
+      status = 504;
+      break;
+    case 'none':
+      return { headers: [], target: r.pick(PATHS), status: 404 };
+    default: {
+      const mapped = r.pick(t.mapped);
+      const odd = r.pick([
+        `${ep.prefix}/${mapped}`,
+        `${ep.prefix}//${token(mapped)}/`,
+        `${ep.prefix}/${mapped}/${token(mapped).toUpperCase()}/`,
+        // Outside the prefix, or the token inside the key's segment: logged as
+        // sent, so these carry a stranger's token, not a real one.
+        `${ep.prefix}X/${mapped}/${stranger}/`,
+        `${ep.prefix.toUpperCase()}/${mapped}/${stranger}/`,
+        `${ep.prefix}/${mapped};x/${token(mapped)}/`,
+        `${ep.prefix}/${encodeURIComponent(`${mapped}/${stranger}`)}/`,
+      ]);
+      const host = r.pick([`${mapped}-${token(mapped)}`, `-${token(mapped)}.${ep.domain}`, `${mapped}${token(mapped)}.${ep.domain}`, `${mapped}-${stranger}-.${ep.domain}`, `${mapped.toUpperCase()}-${token(mapped)}.ep.${ep.domain}`]);
+      return r.chance(0.5) ? { headers: [], target: odd, status: undefined } : { headers: [], host, status: undefined };
+    }
+  }
+  const headers = r.chance(0.1) ? [`X-Interactive-Tool-Host: ${t.elsewhere}`, `x-interactive-tool-port: ${t.elsewhere.split(':')[1] ?? '80'}`] : [];
+  if (r.chance(0.5)) return { headers, target: `${ep.prefix}/${key}/${tok}${r.pick(ENTRY_POINT_RESTS)}`, status };
+  return { headers, host: `${key}-${tok}.ep.interactivetool.${ep.domain}${r.chance(0.2) ? ':443' : ''}`, status };
+}
 
 interface Built {
   text: string;
@@ -95,17 +189,19 @@ function httpRequest(r: Random, t: FuzzTargets, secrets: string[], last = true):
   let odd = false;
   let h2c = false;
   let huge = false;
-  const cookie = cookieFor(r, t, secrets);
+  const route = routeFor(r, t, secrets);
   let method = r.pick(METHODS);
   if (r.chance(0.05)) {
     method = r.pick(WEIRD_METHODS);
     odd = true;
   }
   const connect = r.chance(0.03);
-  let target = r.pick(PATHS);
+  let target = route.target ?? r.pick(PATHS);
   const form = r.int(20);
-  if (form === 0) target = `http://${t.elsewhere}${target}`; // absolute form: still the mapped container
-  else if (form === 1) {
+  if (form === 0) {
+    target = `http://${t.elsewhere}${target}`; // absolute form: still the mapped container (by cookie)
+    if (t.entryPoints !== undefined) odd = true;
+  } else if (form === 1) {
     target = r.pick([...ODD_TARGETS, t.elsewhere]);
     odd = true;
   } else if (form === 2) target = `${target}?${'q'.repeat(r.int(6000))}`;
@@ -117,8 +213,8 @@ function httpRequest(r: Random, t: FuzzTargets, secrets: string[], last = true):
   const headers: string[] = [];
   const hostChoice = r.int(20);
   if (hostChoice === 0) odd = true; // no Host: Node answers 400 for HTTP/1.1
-  else headers.push(`Host: ${hostChoice === 1 ? t.elsewhere : 'galaxy.example.org'}`);
-  if (cookie.header !== undefined) headers.push(`Cookie: ${cookie.header}`);
+  else headers.push(`Host: ${route.host ?? (hostChoice === 1 ? t.elsewhere : 'galaxy.example.org')}`);
+  headers.push(...route.headers);
   if (r.chance(0.3)) headers.push(`Origin: ${r.pick(['https://galaxy.example.org', 'null', 'https://evil.example'])}`);
   if (r.chance(0.2)) headers.push(`X-Forwarded-For: ${r.int(256)}.${r.int(256)}.0.1`, 'X-Forwarded-Proto: https');
   if (r.chance(0.1)) headers.push(`Connection: keep-alive, X-Hop`, 'X-Hop: 1', 'Keep-Alive: timeout=1', 'TE: trailers');
@@ -165,7 +261,7 @@ function httpRequest(r: Random, t: FuzzTargets, secrets: string[], last = true):
   if (huge && !odd) expect = 431;
   else if (connect && !odd) expect = 405;
   else if (h2c && !odd) expect = 400;
-  else if (!odd) expect = cookie.status;
+  else if (!odd) expect = route.status;
   const text = `${method} ${target} ${version}\r\n${headers.join('\r\n')}\r\n\r\n`;
   return { text, body, expect, secrets, halfClose };
 }
@@ -189,10 +285,9 @@ function webSocketFrame(r: Random): Buffer {
 }
 
 function webSocketCase(r: Random, t: FuzzTargets, secrets: string[]): Built & { frames: Buffer } {
-  const cookie = cookieFor(r, t, secrets);
-  let expect = cookie.status === 200 ? 101 : cookie.status;
-  const headers = ['Host: galaxy.example.org'];
-  if (cookie.header !== undefined) headers.push(`Cookie: ${cookie.header}`);
+  const route = routeFor(r, t, secrets);
+  let expect = route.status === 200 ? 101 : route.status;
+  const headers = [`Host: ${route.host ?? 'galaxy.example.org'}`, ...route.headers];
   let method = 'GET';
   if (r.chance(0.05)) {
     method = 'POST';
@@ -218,7 +313,7 @@ function webSocketCase(r: Random, t: FuzzTargets, secrets: string[]): Built & { 
   }
   if (r.chance(0.2)) headers.push('Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits');
   if (r.chance(0.2)) headers.push('Origin: https://galaxy.example.org');
-  const path = r.pick(['/galaxy/gie_proxy/jupyter/ipython/api/kernels/k/channels', '/ws', '/ws?session_id=1']);
+  const path = route.target ?? r.pick(['/galaxy/gie_proxy/jupyter/ipython/api/kernels/k/channels', '/ws', '/ws?session_id=1']);
   const frames = Buffer.concat(Array.from({ length: 1 + r.int(5) }, () => webSocketFrame(r)));
   const closing = r.chance(0.5) ? Buffer.from([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2]) : Buffer.alloc(0);
   return {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runBounded } from './processes.js';
@@ -42,4 +42,33 @@ export async function packTarball(dir: string): Promise<PackedTarball> {
   });
   const [info] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   return { path: join(dir, info.filename), filename: info.filename, files: info.files.map((f) => f.path) };
+}
+
+let caching: Promise<string> | undefined;
+/**
+ * npm's cache for the tests that run npx: private to this tree (in
+ * node_modules/.cache, removed by `npm ci`), with npm's own downloads linked
+ * in so that no download is repeated. npx installs into `<cache>/_npx/<hash>`.
+ */
+export function npxCache(): Promise<string> {
+  caching ??= (async () => {
+    const dir = join(REPO_ROOT, 'node_modules', '.cache', 'galaxy-gie-proxy-tests', 'npm');
+    mkdirSync(dir, { recursive: true });
+    const userCache = (await runBounded('npm', ['config', 'get', 'cache'], { env: npmEnv(), timeoutMs: 30_000 })).stdout.trim();
+    for (const name of ['_cacache', '_prebuilds']) {
+      if (exists(join(dir, name)) || !exists(join(userCache, name))) continue;
+      symlinkSync(join(userCache, name), join(dir, name));
+    }
+    return dir;
+  })();
+  return caching;
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -1,12 +1,15 @@
 // Soak run (not part of `npm test`): `npm run soak -- --minutes N [--seed S]`.
 //
-// Runs the real lib/main.js for N minutes under a modest mixed load — HTTP
-// requests with uploads, aborted downloads, WebSocket churn, session-map
-// writes every second, containers killed and restarted elsewhere, sessions
-// whose container is gone for good, unknown sessions and slow-headers
-// clients — and prints the errors seen by kind plus the proxy's RSS and open
-// file descriptors at start and end. Exit status 0 when no unexpected error
-// was seen and RSS and descriptors grew by less than 10 %.
+// Runs two real proxies for N minutes under a modest mixed load: lib/main.js
+// on Galaxy's GIE session map (cookie routing) and the gx-it-proxy bin on
+// Galaxy's Interactive Tools map (entry points by path and by Host), in front
+// of the same containers — HTTP requests with uploads, aborted downloads,
+// WebSocket churn, writes to both maps every second, containers killed and
+// restarted elsewhere (both maps updated), sessions and entry points whose
+// container is gone for good, unknown ones and slow-headers clients — and
+// prints the errors seen by kind plus each proxy's RSS and open file
+// descriptors at start and end. Exit status 0 when no unexpected error was
+// seen and RSS and descriptors of each grew by less than 10 %.
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -17,7 +20,9 @@ import { spawnProxy } from '../helpers/child.js';
 import { request } from '../helpers/client.js';
 import { ContainerProcess } from '../helpers/container-process.js';
 import { openFds, rssBytes } from '../helpers/fds.js';
+import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { IT_PREFIX } from '../helpers/it-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import { Random } from '../helpers/random.js';
 
@@ -35,6 +40,8 @@ const WARM_UP_MS = Math.min(120_000, TOTAL_MS / 5);
 const SETTLE_MS = 7000;
 const CONTAINERS = 4;
 const SESSIONS_PER_CONTAINER = 5;
+const ENTRY_POINTS_PER_CONTAINER = 3;
+const IT_DOMAIN = 'ep.interactivetool.galaxy.example.org';
 const FILLER_ROWS = 2000;
 
 const random = new Random(SEED);
@@ -71,10 +78,17 @@ const unexpectedError = (kind: string, context: Record<string, unknown> = {}): v
   if (details.length < 20) details.push(JSON.stringify({ at: new Date().toISOString(), kind, ...context }));
 };
 
-/** One container slot: its process, the sessions routed to it, and whether it is being replaced. */
+interface EntryPoint {
+  key: string;
+  token: string;
+}
+const newEntryPoint = (): EntryPoint => ({ key: random.hex(16), token: random.hex(32) });
+
+/** One container slot: its process, the sessions and entry points routed to it, and whether it is being replaced. */
 interface Slot {
   container: ContainerProcess;
   sessions: string[];
+  entryPoints: EntryPoint[];
   /** Bumped on every restart: a request that saw another epoch met the restart. */
   epoch: number;
   restarting: boolean;
@@ -83,26 +97,60 @@ interface Slot {
 const tmp = tempDir('gie-soak-');
 cleanups.push(() => tmp.remove());
 const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
+const itMap = new SqlAlchemyItWriter(join(tmp.dir, 'interactivetools_map.sqlite'));
+cleanups.push(() => itMap.close());
 const slots: Slot[] = [];
 for (let i = 0; i < CONTAINERS; i++) {
   const container = await ContainerProcess.start(owner);
   const sessions = Array.from({ length: SESSIONS_PER_CONTAINER }, () => random.hex(32));
   for (const key of sessions) map.addSession(key, '127.0.0.1', container.port);
-  slots.push({ container, sessions, epoch: 0, restarting: false });
+  const entryPoints = Array.from({ length: ENTRY_POINTS_PER_CONTAINER }, newEntryPoint);
+  for (const ep of entryPoints) itMap.save({ ...ep, host: '127.0.0.1', port: container.port });
+  slots.push({ container, sessions, entryPoints, epoch: 0, restarting: false });
 }
 const deadSession = random.hex(32);
-map.addSession(deadSession, '127.0.0.1', await freePort());
+const deadPort = await freePort();
+map.addSession(deadSession, '127.0.0.1', deadPort);
+const deadEntryPoint = newEntryPoint();
+itMap.save({ ...deadEntryPoint, host: '127.0.0.1', port: deadPort });
 map.addMany(Array.from({ length: FILLER_ROWS }, (_, i): [string, string, number] => [`filler-${i}-${random.hex(16)}`, '10.255.0.1', 1024 + i]));
+itMap.saveMany(Array.from({ length: FILLER_ROWS }, (_, i) => ({ ...newEntryPoint(), host: '10.255.0.1', port: 1024 + i })));
 
 const port = await freePort();
 // Time-outs short enough to be exercised (slow clients get their 408 within
 // seconds), long enough that a machine busy with other work does not trip them.
-const proxy = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--headers-timeout', '5000', '--proxy-timeout', '10000', '--poll-interval', '500']);
+const timeouts = ['--headers-timeout', '5000', '--proxy-timeout', '10000', '--poll-interval', '500'];
+const proxy = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, ...timeouts]);
 cleanups.push(() => proxy.kill());
-await proxy.started(15_000);
-const pid = proxy.child.pid ?? 0;
-let proxyExited = false;
-void proxy.exited.then(() => (proxyExited = true));
+const itPort = await freePort();
+const itProxy = spawnProxy(['--ip', '127.0.0.1', '--port', String(itPort), '--sessions', itMap.path, '--proxyPathPrefix', IT_PREFIX, ...timeouts], { bin: 'gx-it-proxy' });
+cleanups.push(() => itProxy.kill());
+await Promise.all([proxy.started(15_000), itProxy.started(15_000)]);
+const proxies = { gie: { proc: proxy, pid: proxy.child.pid ?? 0, exited: false }, it: { proc: itProxy, pid: itProxy.child.pid ?? 0, exited: false } };
+for (const p of Object.values(proxies)) void p.proc.exited.then(() => (p.exited = true));
+
+/** How a client names a container: a session cookie (GIE), or an entry point by path or by Host (IT). */
+type Via = 'gie' | 'it path' | 'it host';
+interface Address {
+  via: Via;
+  port: number;
+  /** The request target for `rest`, the path the container is to get (a path starting with `/`). */
+  url: (rest: string) => string;
+  headers: Record<string, string>;
+}
+function addressOf(via: Via, session: string, ep: EntryPoint): Address {
+  if (via === 'gie') return { via, port, url: (rest) => rest, headers: { cookie: `galaxysession=${session}` } };
+  if (via === 'it path') return { via, port: itPort, url: (rest) => `${IT_PREFIX}/${ep.key}/${ep.token}${rest}`, headers: {} };
+  return { via, port: itPort, url: (rest) => rest, headers: { host: `${ep.key}-${ep.token}.${IT_DOMAIN}` } };
+}
+const VIAS: readonly Via[] = ['gie', 'gie', 'it path', 'it host'];
+/** A random way to reach one of the slot's sessions or entry points. */
+const addressIn = (slot: Slot): Address => addressOf(random.pick(VIAS), random.pick(slot.sessions), random.pick(slot.entryPoints));
+/** Every session and entry point of a slot, each by every way. */
+const addressesOf = (slot: Slot): Address[] => [
+  ...slot.sessions.map((s) => addressOf('gie', s, slot.entryPoints[0] as EntryPoint)),
+  ...slot.entryPoints.flatMap((ep) => [addressOf('it path', '', ep), addressOf('it host', '', ep)]),
+];
 
 let running = true;
 let wake: () => void = () => {};
@@ -123,67 +171,69 @@ async function httpWorker(): Promise<void> {
   while (running) {
     const roll = random.int(100);
     if (roll < 5) {
-      const r = await request(port, { headers: { cookie: `galaxysession=${random.hex(32)}` } }).catch((err: Error) => err);
-      if (r instanceof Error) unexpectedError(`unknown session: ${r.message}`);
-      else if (r.status === 404) bump(expected, 'http 404 (unknown session)');
-      else unexpectedError(`unknown session: http ${r.status}`);
+      const unknown = addressOf(random.pick(VIAS), random.hex(32), newEntryPoint());
+      const r = await request(unknown.port, { path: unknown.url('/'), headers: unknown.headers }).catch((err: Error) => err);
+      if (r instanceof Error) unexpectedError(`${unknown.via}: unknown: ${r.message}`);
+      else if (r.status === 404) bump(expected, `${unknown.via}: http 404 (unknown session or entry point)`);
+      else unexpectedError(`${unknown.via}: unknown: http ${r.status}`);
       continue;
     }
     if (roll < 8) {
-      const r = await request(port, { headers: { cookie: `galaxysession=${deadSession}` } }).catch((err: Error) => err);
-      if (!(r instanceof Error) && r.status === 502) bump(expected, 'http 502 (container gone for good)');
-      else unexpectedError(`dead container: ${r instanceof Error ? r.message : `http ${r.status}`}`);
+      const dead = addressOf(random.pick(VIAS), deadSession, deadEntryPoint);
+      const r = await request(dead.port, { path: dead.url('/'), headers: dead.headers }).catch((err: Error) => err);
+      if (!(r instanceof Error) && r.status === 502) bump(expected, `${dead.via}: http 502 (container gone for good)`);
+      else unexpectedError(`${dead.via}: dead container: ${r instanceof Error ? r.message : `http ${r.status}`}`);
       continue;
     }
     const slot = random.pick(slots);
-    const key = random.pick(slot.sessions);
+    const address = addressIn(slot);
     const epoch = slot.epoch;
     if (roll < 15) {
-      await abortedDownload(key, slot, epoch);
+      await abortedDownload(address, slot, epoch);
       continue;
     }
     const upload = roll < 35 ? Buffer.alloc(random.pick([1024, 65_536, 1_048_576]), 'u') : undefined;
     const pooled = random.chance(0.5);
     const began = Date.now();
-    const r = await request(port, {
+    const r = await request(address.port, {
       method: upload === undefined ? 'GET' : 'POST',
-      path: `/galaxy/gie_proxy/jupyter/api/contents/${random.int(1000)}?x=${random.int(10)}`,
-      headers: { cookie: `galaxysession=${key}`, ...(upload === undefined ? {} : { 'content-length': upload.length }) },
+      path: address.url(`/galaxy/gie_proxy/jupyter/api/contents/${random.int(1000)}?x=${random.int(10)}`),
+      headers: { ...address.headers, ...(upload === undefined ? {} : { 'content-length': upload.length }) },
       body: upload,
       agent: pooled ? agent : false,
       timeoutMs: 30_000,
     }).catch((err: Error) => err);
-    const context = { pooled, upload: upload?.length, ms: Date.now() - began };
-    if (r instanceof Error) failure(slot, epoch, `http: ${r.message}`, context);
-    else if (r.status !== 200) failure(slot, epoch, `http ${r.status}`, context);
-    else if (upload !== undefined && (JSON.parse(r.body) as { bodyBytes: number }).bodyBytes !== upload.length) unexpectedError('upload truncated');
-    else bump(counts, 'http ok');
+    const context = { via: address.via, pooled, upload: upload?.length, ms: Date.now() - began };
+    if (r instanceof Error) failure(slot, epoch, `${address.via}: http: ${r.message}`, context);
+    else if (r.status !== 200) failure(slot, epoch, `${address.via}: http ${r.status}`, context);
+    else if (upload !== undefined && (JSON.parse(r.body) as { bodyBytes: number }).bodyBytes !== upload.length) unexpectedError(`${address.via}: upload truncated`);
+    else bump(counts, `${address.via}: http ok`);
     await sleep(random.int(20));
   }
 }
 
 /** Starts a download and walks away after some bytes, as a closed browser tab does. */
-async function abortedDownload(key: string, slot: Slot, epoch: number): Promise<void> {
+async function abortedDownload(address: Address, slot: Slot, epoch: number): Promise<void> {
   await new Promise<void>((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/download', headers: { cookie: `galaxysession=${key}` }, agent: false }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port: address.port, path: address.url('/download'), headers: address.headers, agent: false }, (res) => {
       let got = 0;
       const want = random.pick([1, 100_000, 1_000_000]);
       res.on('data', (c: Buffer) => {
         got += c.length;
         if (got >= want) {
           req.destroy();
-          bump(counts, 'download aborted by the client');
+          bump(counts, `${address.via}: download aborted by the client`);
           resolve();
         }
       });
       res.on('error', () => {});
       res.on('close', () => {
-        if (got < want) failure(slot, epoch, 'download: cut before the client left');
+        if (got < want) failure(slot, epoch, `${address.via}: download: cut before the client left`);
         resolve();
       });
     });
     req.on('error', (err) => {
-      if (!req.destroyed || err.message !== 'socket hang up') failure(slot, epoch, `download: ${err.message}`);
+      if (!req.destroyed || err.message !== 'socket hang up') failure(slot, epoch, `${address.via}: download: ${err.message}`);
       resolve();
     });
     req.setTimeout(10_000, () => req.destroy(new Error('download timed out')));
@@ -194,9 +244,8 @@ async function webSocketWorker(): Promise<void> {
   while (running) {
     const slot = random.pick(slots);
     const epoch = slot.epoch;
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/galaxy/gie_proxy/jupyter/api/kernels/${random.hex(8)}/channels`, {
-      headers: { cookie: `galaxysession=${random.pick(slot.sessions)}` },
-    });
+    const address = addressIn(slot);
+    const ws = new WebSocket(`ws://127.0.0.1:${address.port}${address.url(`/galaxy/gie_proxy/jupyter/api/kernels/${random.hex(8)}/channels`)}`, { headers: address.headers });
     let problem: string | undefined;
     ws.on('error', (err) => (problem ??= `ws error: ${err.message}`));
     ws.on('unexpected-response', (_req, res) => {
@@ -221,19 +270,20 @@ async function webSocketWorker(): Promise<void> {
       }
       if (random.chance(0.3)) ws.terminate();
       else ws.close();
-      bump(counts, 'websocket session');
+      bump(counts, `${address.via}: websocket session`);
     }
     await Promise.race([closed, sleep(5000)]);
     ws.terminate();
     if (!opened) problem ??= 'ws: not opened';
-    if (problem !== undefined) failure(slot, epoch, problem);
+    if (problem !== undefined) failure(slot, epoch, `${address.via}: ${problem}`);
     await sleep(random.int(50));
   }
 }
 
-/** Galaxy's writes: a new session, a removed one, an update, about once a second. */
+/** Galaxy's writes to both maps: a new session or entry point, a removed one, an update, about once a second each. */
 async function mapWriter(): Promise<void> {
   const churn: string[] = [];
+  const itChurn: EntryPoint[] = [];
   while (running) {
     await nap(1000);
     if (!running) break;
@@ -245,7 +295,16 @@ async function mapWriter(): Promise<void> {
         churn.push(key);
       } else if (action === 1) map.removeSession(churn.shift() as string);
       else map.updateSession(churn[random.int(churn.length)] as string, '10.255.0.3', 1 + random.int(65535));
-      bump(counts, 'map write');
+      bump(counts, 'gie map write');
+      // Galaxy ≥ 24.2: save() is DELETE + INSERT (a new entry point or a moved one), remove() a DELETE.
+      const itAction = random.int(3);
+      if (itAction === 0 || itChurn.length === 0) {
+        const ep = newEntryPoint();
+        itMap.save({ ...ep, host: '10.255.0.2', port: 1 + random.int(65535) });
+        itChurn.push(ep);
+      } else if (itAction === 1) itMap.remove((itChurn.shift() as EntryPoint).key);
+      else itMap.save({ ...(itChurn[random.int(itChurn.length)] as EntryPoint), host: '10.255.0.3', port: 1 + random.int(65535) });
+      bump(counts, 'it map write');
     } catch (err) {
       unexpectedError(`map write failed: ${(err as Error).message}`);
     }
@@ -265,29 +324,30 @@ async function containerKiller(): Promise<void> {
     await sleep(2000);
     const next = await ContainerProcess.start(owner);
     for (const key of slot.sessions) map.updateSession(key, '127.0.0.1', next.port);
-    // Each session is back once the proxy routes it to the new container
-    // (a reload that began before the last update may still show the old port).
-    await Promise.all(slot.sessions.map((key) => routedAgain(key)));
+    for (const ep of slot.entryPoints) itMap.save({ ...ep, host: '127.0.0.1', port: next.port });
+    // Each session and entry point is back once its proxy routes it to the new
+    // container (a reload that began before the last update may still show the old port).
+    await Promise.all(addressesOf(slot).map((a) => routedAgain(a)));
     slot.container = next;
     slot.restarting = false;
   }
 }
 
-/** Waits (bounded) until the proxy routes `key` to a live container again. */
-async function routedAgain(key: string): Promise<void> {
+/** Waits (bounded) until the proxy routes `address` to a live container again. */
+async function routedAgain(address: Address): Promise<void> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
-    const r = await request(port, { headers: { cookie: `galaxysession=${key}` } }).catch(() => undefined);
+    const r = await request(address.port, { path: address.url('/'), headers: address.headers }).catch(() => undefined);
     if (r?.status === 200) return;
     await sleep(100);
   }
-  unexpectedError('a moved container was not routed within 15 s');
+  unexpectedError(`${address.via}: a moved container was not routed within 15 s`);
 }
 
 /** A few clients that open a connection and never finish their headers. */
 async function slowClients(): Promise<void> {
-  while (running) {
-    const socket = net.connect(port, '127.0.0.1');
+  for (let n = 0; running; n++) {
+    const socket = net.connect(n % 2 === 0 ? port : itPort, '127.0.0.1');
     socket.on('error', () => {});
     await once(socket, 'connect').catch(() => {});
     socket.write('GET / HTTP/1.1\r\nHost: x\r\n');
@@ -305,7 +365,11 @@ interface Sample {
   rss: number;
   fds: number;
 }
-const sample = (): Sample => ({ rss: rssBytes(pid), fds: openFds(pid) });
+type Samples = Record<keyof typeof proxies, Sample>;
+const sample = (): Samples => ({
+  gie: { rss: rssBytes(proxies.gie.pid), fds: openFds(proxies.gie.pid) },
+  it: { rss: rssBytes(proxies.it.pid), fds: openFds(proxies.it.pid) },
+});
 
 // Warm up, let it settle, take the start sample; run; stop, settle, take the end sample.
 const workers: Array<Promise<void>> = [];
@@ -325,7 +389,7 @@ await sleep(WARM_UP_MS);
 await stopLoad();
 await sleep(SETTLE_MS);
 const start = sample();
-const samples: Array<Sample & { minute: number }> = [];
+const samples: Array<Samples & { minute: number }> = [];
 startLoad();
 const sampler = setInterval(() => samples.push({ minute: Math.round((Date.now() - startedAt) / 6000) / 10, ...sample() }), 30_000);
 await sleep(Math.max(0, TOTAL_MS - (Date.now() - startedAt)));
@@ -334,14 +398,18 @@ await stopLoad();
 await sleep(SETTLE_MS);
 const end = sample();
 
-if (proxyExited) unexpectedError('the proxy exited');
-const alive = await request(port, { headers: { cookie: `galaxysession=${slots[0]?.sessions[0]}` } }).catch(() => undefined);
-if (alive?.status !== 200) unexpectedError('the proxy no longer routes a mapped request');
-for (const line of proxy.logs.lines) {
-  if (line.level === 'warn') bump(expected, `proxy warn: ${line.msg}${line.code === undefined ? '' : ` (${String(line.code)})`}`);
-  else if (line.level !== 'info' && line.level !== 'debug') unexpectedError(`proxy ${line.level}: ${line.msg}`);
+for (const [name, p] of Object.entries(proxies)) {
+  if (p.exited) unexpectedError(`the ${name} proxy exited`);
+  for (const line of p.proc.logs.lines) {
+    if (line.level === 'warn') bump(expected, `${name} proxy warn: ${line.msg}${line.code === undefined ? '' : ` (${String(line.code)})`}`);
+    else if (line.level !== 'info' && line.level !== 'debug') unexpectedError(`${name} proxy ${line.level}: ${line.msg}`);
+  }
+  if (p.proc.stderr !== '') unexpectedError(`${name} proxy stderr: ${p.proc.stderr.slice(0, 200)}`);
 }
-if (proxy.stderr !== '') unexpectedError(`proxy stderr: ${proxy.stderr.slice(0, 200)}`);
+for (const address of addressesOf(slots[0] as Slot)) {
+  const alive = await request(address.port, { path: address.url('/'), headers: address.headers }).catch(() => undefined);
+  if (alive?.status !== 200) unexpectedError(`${address.via}: the proxy no longer routes a mapped request`);
+}
 
 const mb = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
 const growth = (a: number, b: number): number => Math.round(((b - a) / a) * 1000) / 10;
@@ -352,13 +420,21 @@ const report = {
   expectedErrors: Object.fromEntries(expected),
   unexpectedErrors: Object.fromEntries(unexpected),
   unexpectedDetails: details,
-  start: { rss: mb(start.rss), fds: start.fds },
-  end: { rss: mb(end.rss), fds: end.fds },
-  growthPercent: { rss: growth(start.rss, end.rss), fds: growth(start.fds, end.fds) },
-  samples: samples.map((s) => `${s.minute} min: ${mb(s.rss)}, ${s.fds} fds`),
+  proxies: Object.fromEntries(
+    (['gie', 'it'] as const).map((name) => [
+      name,
+      {
+        start: { rss: mb(start[name].rss), fds: start[name].fds },
+        end: { rss: mb(end[name].rss), fds: end[name].fds },
+        growthPercent: { rss: growth(start[name].rss, end[name].rss), fds: growth(start[name].fds, end[name].fds) },
+        samples: samples.map((s) => `${s.minute} min: ${mb(s[name].rss)}, ${s[name].fds} fds`),
+      },
+    ]),
+  ),
 };
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-const ok = unexpected.size === 0 && report.growthPercent.rss < 10 && report.growthPercent.fds < 10;
+const grown = (['gie', 'it'] as const).filter((name) => growth(start[name].rss, end[name].rss) >= 10 || growth(start[name].fds, end[name].fds) >= 10);
+const ok = unexpected.size === 0 && grown.length === 0;
 process.stdout.write(ok ? 'soak passed\n' : 'soak FAILED\n');
 
 for (const fn of cleanups.reverse()) await fn();

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { EntryPointTable, type EntryPointRow } from '../../../src/routing/entry-point-table.js';
 import {
   applyEntryPointRoute,
   createEntryPointRouter,
+  EntryPointRouter,
   isUnderPrefix,
   redactEntryPointPath,
   normalizePathPrefix,
@@ -17,6 +18,7 @@ import {
 } from '../../../src/routing/entry-point-router.js';
 import { TargetAllowList } from '../../../src/routing/target-allow-list.js';
 import { ANSWERS } from '../../../src/http/answers.js';
+import { isRefusal } from '../../../src/routing/router.js';
 
 const PREFIX = '/interactivetool/ep';
 // Galaxy ≥ 23.1 keys and tokens: lowercase alphanumerics (INTERACTIVE-TOOLS.md §4.2).
@@ -389,4 +391,35 @@ test('log lines never carry the token: the token segment of a path under the pre
   assert.equal(redactEntryPointPath(`${PREFIX}/${K}/`, PREFIX), `${PREFIX}/${K}/`);
   assert.equal(redactEntryPointPath('/other/x', PREFIX), '/other/x');
   assert.equal(redactEntryPointPath(`${PREFIX}/${K}/${T}/`, undefined), `${PREFIX}/${K}/${T}/`);
+});
+
+test('EntryPointRouter behind the router seam: route, credential (the token, logged by tag only), entry point key, redacted log path, header rewrite', () => {
+  const table = new EntryPointTable();
+  table.replace([row({ requiresPathInHeaderNamed: 'X-P' })]);
+  const options = { pathPrefix: PREFIX, forwardIP: undefined, forwardPort: undefined, headerMode: false, allow: undefined };
+  const router = new EntryPointRouter(options, (k) => table.lookup(k));
+  assert.equal(router.description, `interactive tools: path ${PREFIX}, then host`);
+  const req = (url: string, headers: IncomingHttpHeaders = {}) => ({ url, headers }) as unknown as IncomingMessage;
+  const routedResult = router.route(req(`${PREFIX}/${K}/${T}/a?b`, { 'x-p': 'spoof', 'x-interactive-tool-host': 'evil' }));
+  assert.ok(!isRefusal(routedResult));
+  assert.equal(routedResult.route.label, '10.0.0.5:8888');
+  assert.equal(routedResult.credential, T);
+  assert.equal(routedResult.entryPoint, K);
+  assert.equal(routedResult.logPath, `${PREFIX}/${K}/*/a?b`);
+  assert.equal(routedResult.url, '/a?b');
+  const headers: IncomingHttpHeaders = { 'x-p': 'spoof', 'x-interactive-tool-host': 'evil', host: 'h' };
+  routedResult.rewriteHeaders?.(headers);
+  assert.deepEqual(headers, { host: 'h', 'X-P': `${PREFIX}/${K}/${T}` });
+  const byHost = router.route(req('/x', { host: `${K}-${T}.example` }));
+  assert.ok(!isRefusal(byHost));
+  assert.equal(byHost.url, undefined, 'the request target is unchanged');
+  const refusedResult = router.route(req(`${PREFIX}/${K}/guess/`));
+  assert.ok(isRefusal(refusedResult));
+  assert.equal(refusedResult.refusal, 'wrong-token');
+  assert.equal(refusedResult.credential, undefined, 'a wrong token is not kept');
+  assert.equal(refusedResult.logPath, `${PREFIX}/${K}/*/`);
+  // Without --verbose nothing is logged per request, so no log path is worked out.
+  const quiet = new EntryPointRouter({ ...options, logPaths: false }, (k) => table.lookup(k));
+  assert.equal(quiet.route(req(`${PREFIX}/${K}/${T}/`)).logPath, undefined);
+  assert.match(new EntryPointRouter({ ...options, headerMode: true }, () => undefined).description, /^interactive tools: header mode \(open relay\)$/);
 });
