@@ -180,7 +180,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
   }
 
   server.on('upgrade', (req: RoutedRequest, socket: Duplex, head: Buffer) => {
-    socket.on('error', (err) => log.debug({ err: brief(err) }, 'client socket error'));
+    socket.on('error', (err) => log.debug(brief(err), 'client socket error'));
     if (req.method !== 'GET' || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       refuseUpgrade(req, socket, 'not-websocket');
       return;
@@ -224,7 +224,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     }
     const answerCase = caseForClientError(err.code);
     const answer = ANSWERS[answerCase];
-    log.debug({ err: brief(err), status: answer.status }, answer.message);
+    log.debug({ ...brief(err), status: answer.status }, answer.message);
     answerOnSocket(socket, answerCase, 'destroy');
   });
 
@@ -399,8 +399,13 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
   };
 }
 
-function brief(err: NodeJS.ErrnoException): { code?: string; message: string } {
-  return { code: err.code, message: err.message };
+/**
+ * A client-side error as log fields: its code and message only. (Under `err`
+ * the logger's serializer would take it for a non-error value; parser errors
+ * also carry the raw request bytes, cookies included, which must not be logged.)
+ */
+function brief(err: NodeJS.ErrnoException): { code?: string; detail: string } {
+  return { code: err.code, detail: err.message };
 }
 
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);

@@ -13,6 +13,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -94,6 +95,26 @@ interface Slot {
   restarting: boolean;
 }
 
+/**
+ * A port where nothing listens and no container of this run can be started:
+ * below the ephemeral range the containers' port 0 draws from (a free
+ * ephemeral port, once released, was sometimes given to a restarted
+ * container, which then answered for the "dead" session).
+ */
+async function portNobodyGets(): Promise<number> {
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  for (let port = (low ?? 32768) - 1; port > 1024; port--) {
+    const socket = net.connect(port, '127.0.0.1');
+    const refused = await new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(false));
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    socket.destroy();
+    if (refused) return port;
+  }
+  throw new Error('no port below the ephemeral range is free');
+}
+
 const tmp = tempDir('gie-soak-');
 cleanups.push(() => tmp.remove());
 const map = new GalaxySqliteWriter(join(tmp.dir, 'session_map.sqlite'));
@@ -109,7 +130,7 @@ for (let i = 0; i < CONTAINERS; i++) {
   slots.push({ container, sessions, entryPoints, epoch: 0, restarting: false });
 }
 const deadSession = random.hex(32);
-const deadPort = await freePort();
+const deadPort = await portNobodyGets();
 map.addSession(deadSession, '127.0.0.1', deadPort);
 const deadEntryPoint = newEntryPoint();
 itMap.save({ ...deadEntryPoint, host: '127.0.0.1', port: deadPort });
