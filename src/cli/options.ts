@@ -280,7 +280,7 @@ export const OPTION_TABLE = {
    */
   sessionsPath: spec<string | undefined>({
     flag: '--sessions <file>',
-    help: 'Routes file to monitor (SQLite or JSON), or a postgresql:// URL',
+    help: 'Routes file to monitor (SQLite or JSON), or the postgresql:// URL of an Interactive Tools map',
     kind: optional<string, undefined>(sessions, undefined),
     default: 'database/session_map.sqlite',
     absent: 'none: header mode',

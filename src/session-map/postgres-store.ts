@@ -1,6 +1,15 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import pg from 'pg';
+import type pg from 'pg';
+
+/**
+ * `pg`, loaded on first use: a proxy on a file map never pays for it (its
+ * import takes a noticeable part of a start-up).
+ */
+let pgModule: Promise<typeof pg> | undefined;
+function loadPg(): Promise<typeof pg> {
+  return (pgModule ??= import('pg').then((m) => m.default));
+}
 import type { Logger } from '../log.js';
 import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK } from './rows.js';
 import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapRead, type MapStore, type StoreKind } from './store.js';
@@ -276,7 +285,8 @@ class PgConnection {
     const { config } = this.location;
     const { tuning } = this;
     let socket: net.Socket | undefined;
-    const client = new pg.Client({
+    const { Client } = await loadPg();
+    const client = new Client({
       ...config,
       application_name: config.application_name ?? 'galaxy-gie-proxy',
       keepAlive: true,
@@ -581,7 +591,8 @@ export class TriggerInstallError extends Error {
  * Throws TriggerInstallError.
  */
 export async function installTrigger(location: PostgresLocation, tuning: PostgresTuning = POSTGRES_TUNING): Promise<TriggerReport> {
-  const client = new pg.Client({
+  const { Client } = await loadPg();
+  const client = new Client({
     ...location.config,
     application_name: location.config.application_name ?? 'galaxy-gie-proxy --install-trigger',
     connectionTimeoutMillis: tuning.connectTimeoutMs,

@@ -57,6 +57,13 @@ process.on('exit', () => {
   // A test process that dies must not leave a postmaster behind.
   for (const cluster of running) cluster.destroySync();
 });
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  // Killed (a time-out, Ctrl-C): stop the clusters, then die of the same signal.
+  process.once(signal, () => {
+    for (const cluster of running) cluster.destroySync();
+    process.kill(process.pid, signal);
+  });
+}
 
 /**
  * A throw-away PostgreSQL cluster in a temp dir: initdb as the `postgres`
