@@ -2,8 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { CommanderError } from 'commander';
-import { CLI_ONLY_DEFAULTS, CLI_ONLY_TABLE, ConfigError, DEFAULTS, MAX_TIMER_MS, OPTION_TABLE, resolveOptions } from '../../../src/cli/options.js';
+import {
+  CLI_ONLY_DEFAULTS,
+  CLI_ONLY_TABLE,
+  ConfigError,
+  DEFAULTS,
+  MAX_TIMER_MS,
+  OPTION_TABLE,
+  resolveOptions,
+} from '../../../src/cli/options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from '../../../src/cli/program.js';
+import { MIN_FILE_POLL_MS } from '../../../src/session-map/file-store.js';
 
 /** Parses `args` in process; resolves what commander wrote to stderr, or the options. */
 function parse(args: string[], door: FrontDoor = GIE_FRONT_DOOR): ReturnType<typeof optionsFromProgram> | { error: string } {
@@ -33,10 +42,18 @@ function refused(args: string[]): string {
 
 const sessionsPath = '/m.sqlite';
 
-test('the poll interval has one floor, 10 ms, for the API and the command line alike', () => {
-  for (const [given, used] of [[0, 10], [9, 10], [10, 10], [11, 11], [1000, 1000]]) {
-    assert.equal(resolveOptions({ sessionsPath, pollIntervalMs: given }).pollIntervalMs, used, `API ${given}`);
-    assert.equal(parsed(['--poll-interval', String(given)]).options.pollIntervalMs, used, `--poll-interval ${given}`);
+test('the poll interval is taken as given (0: a PostgreSQL map polls not at all); a file watch never polls more often than every 10 ms', () => {
+  for (const given of [0, 9, 10, 11, 1000]) {
+    assert.equal(resolveOptions({ sessionsPath, pollIntervalMs: given }).pollIntervalMs, given, `API ${given}`);
+    assert.equal(parsed(['--poll-interval', String(given)]).options.pollIntervalMs, given, `--poll-interval ${given}`);
+  }
+  assert.equal(MIN_FILE_POLL_MS, 10);
+});
+
+test('--sessions: a file path is made absolute, a PostgreSQL URL is kept as written', () => {
+  assert.equal(parsed(['--sessions', 'rel/map.sqlite']).options.sessionsPath, resolve('rel/map.sqlite'));
+  for (const url of ['postgresql:///gxitproxy?host=/var/run/postgresql', 'postgres://u:p@db/gx', 'postgresql+psycopg2://db/gx']) {
+    assert.equal(parsed(['--sessions', url]).options.sessionsPath, url);
   }
 });
 
@@ -62,6 +79,7 @@ test('a bad value of every flag is refused naming the flag as --help shows it', 
     ['--metrics-port <n>', '65536'],
     ['--metrics-ip <n>', ''],
     ['--pid-file <path>', ''],
+    ['--log-mask-params <names>', 'api_key,a&b'],
     ['--proxyPathPrefix <path>', '/a b'],
     ['--forwardIP <n>', ''],
     ['--forwardPort <n>', '0'],
@@ -85,7 +103,7 @@ test('flags reach the options; paths become absolute against the working directo
     '--ip', '0.0.0.0', '--port', '81', '--cookie', 'gx', '--sessions', 'rel/map.sqlite', '--reverseProxy', '--verbose',
     '--shutdown-grace', '1', '--poll-interval', '20', '--headers-timeout', '2', '--proxy-timeout', '3', '--ws-idle-timeout', '4',
     '--xfwd', '--cors-origin', 'https://A.example:443, http://b.example:81', '--metrics-port', '9', '--metrics-ip', '::1',
-    '--pid-file', 'run/p.pid', '--check', '--check-limit', '0',
+    '--pid-file', 'run/p.pid', '--check', '--check-limit', '0', '--log-mask-params', 'api_key, key',
   ]);
   assert.deepEqual(options, {
     ...DEFAULTS,
@@ -95,6 +113,7 @@ test('flags reach the options; paths become absolute against the working directo
     sessionsPath: resolve('rel/map.sqlite'),
     reverseProxy: true,
     verbose: true,
+    logMaskParams: ['api_key', 'key'],
     shutdownGraceMs: 1,
     pollIntervalMs: 20,
     headersTimeoutMs: 2,
@@ -106,7 +125,7 @@ test('flags reach the options; paths become absolute against the working directo
     metricsIp: '::1',
     pidFile: resolve('run/p.pid'),
   });
-  assert.deepEqual(cli, { pollingInterval: undefined, check: true, checkLimit: 0 });
+  assert.deepEqual(cli, { pollingInterval: undefined, check: true, checkLimit: 0, installTrigger: false });
   const none = parsed([]);
   assert.deepEqual(none.options, { ...DEFAULTS, sessionsPath: resolve(DEFAULTS.sessionsPath ?? '') });
   assert.deepEqual(none.cli, CLI_ONLY_DEFAULTS);
@@ -124,7 +143,7 @@ test('a front door has its own name, description and defaults, and the same flag
   const program = buildProgram(door);
   const help = program.helpInformation();
   assert.match(help, /^Usage: other-proxy \[options\]\n\nAnother door\.\n/);
-  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\)\s+\(default:\s+"\/srv\/other\.sqlite"\)/);
+  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\), or the\s+postgresql:\/\/ URL of an Interactive Tools map\s+\(default:\s+"\/srv\/other\.sqlite"\)/);
   assert.match(help, /\(default: 5000\)/);
   assert.deepEqual(
     program.options.map((o) => o.flags),
@@ -134,7 +153,7 @@ test('a front door has its own name, description and defaults, and the same flag
   assert.equal(options.sessionsPath, '/srv/other.sqlite');
   assert.equal(options.pollIntervalMs, 5000);
   assert.equal(cli.checkLimit, 3);
-  assert.equal(parsed(['--poll-interval', '7'], door).options.pollIntervalMs, 10, 'the clamp holds for every door');
+  assert.equal(parsed(['--poll-interval', '7'], door).options.pollIntervalMs, 7, 'the same rule for every door');
 });
 
 test('the commander options are the table rows with a flag, in table order', () => {
@@ -175,5 +194,6 @@ test('Interactive Tools options: the gx-it-proxy door, the prefix normalised, th
   // gx-it-proxy 0.2.3 parsed --pollingInterval N as NaN (polling off); here it is --poll-interval's number, and wins.
   assert.equal(parsed(['--pollingInterval', '2500']).options.pollIntervalMs, 2500);
   assert.equal(parsed(['--poll-interval', '100', '--pollingInterval', '2500']).options.pollIntervalMs, 2500);
-  assert.equal(parsed(['--pollingInterval', '0']).options.pollIntervalMs, 10);
+  // 0: a PostgreSQL map relies on LISTEN alone; a file watch still checks every 10 ms at most.
+  assert.equal(parsed(['--pollingInterval', '0']).options.pollIntervalMs, 0);
 });
