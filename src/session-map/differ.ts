@@ -1,4 +1,4 @@
-import { checkRow, forEachLine, SkipCounter } from './rows.js';
+import { checkRow, forEachLine, identityList, isRoutableLine, routableLine, SkipCounter } from './rows.js';
 import type { MapRead, MapRouting } from './store.js';
 
 /** What the route table must do to match the latest read (rows in the form of rows.ts). */
@@ -93,22 +93,22 @@ export class MapDiffer {
     const after = routable(routing, inserted);
     if (after.repeated) return this.rebuild(read);
     const upserts: string[] = [];
-    const removals: string[] = [];
+    const gone: string[] = [];
     for (const [key, target] of after.entries) {
-      if (before.entries.get(key) !== target) upserts.push(`${key}\t${target}\n`);
+      if (before.entries.get(key) !== target) upserts.push(routableLine(key, target));
     }
     for (const key of before.entries.keys()) {
-      if (!after.entries.has(key)) removals.push(`${key}\n`);
+      if (!after.entries.has(key)) gone.push(key);
     }
-    if (upserts.length + removals.length > MAX_DIFF_ENTRIES) return this.rebuild(read);
+    if (upserts.length + gone.length > MAX_DIFF_ENTRIES) return this.rebuild(read);
 
     const rowSkips = new SkipCounter(prev.rowSkips.byReason);
     for (const [reason, n] of before.skips.byReason) rowSkips.add(reason, -n);
     for (const [reason, n] of after.skips.byReason) rowSkips.add(reason, n);
     const sessions = prev.sessions - before.entries.size + after.entries.size;
     this.previous = { format: read.format, rows: read.rows, sessions, rowSkips };
-    if (upserts.length === 0 && removals.length === 0) return { kind: 'same', format: read.format, routing, sessions, skipped: total(rowSkips, read) };
-    return { kind: 'diff', upserts: upserts.join(''), removals: removals.join(''), format: read.format, routing, sessions, skipped: total(rowSkips, read) };
+    if (upserts.length === 0 && gone.length === 0) return { kind: 'same', format: read.format, routing, sessions, skipped: total(rowSkips, read) };
+    return { kind: 'diff', upserts: upserts.join(''), removals: identityList(gone), format: read.format, routing, sessions, skipped: total(rowSkips, read) };
   }
 
   private rebuild(read: MapRead): MapUpdate {
@@ -122,7 +122,7 @@ export class MapDiffer {
 function lastRowsWin(routing: MapRouting, raw: string): { rows: string; sessions: number; skips: SkipCounter } {
   const { entries, skips } = routable(routing, raw);
   const rows: string[] = [];
-  for (const [key, target] of entries) rows.push(`${key}\t${target}\n`);
+  for (const [key, target] of entries) rows.push(routableLine(key, target));
   return { rows: rows.join(''), sessions: entries.size, skips };
 }
 
@@ -151,8 +151,8 @@ function routableRows(routing: MapRouting, raw: string): { rows: string; session
       runFrom = end + 1;
     } else {
       sessions++;
-      if (!inRoutableForm(line, checked.id, checked.value)) {
-        pieces.push(raw.slice(runFrom, at), `${checked.id}\t${checked.value}\n`);
+      if (!isRoutableLine(line, checked.id, checked.value)) {
+        pieces.push(raw.slice(runFrom, at), routableLine(checked.id, checked.value));
         runFrom = end + 1;
       }
     }
@@ -163,10 +163,6 @@ function routableRows(routing: MapRouting, raw: string): { rows: string; session
   return { rows: rows === '' || rows.endsWith('\n') ? rows : `${rows}\n`, sessions, skips };
 }
 
-/** True when `line` is `id TAB value` already (checked without building that string). */
-function inRoutableForm(line: string, id: string, value: string): boolean {
-  return line.length === id.length + 1 + value.length && line.charCodeAt(id.length) === 9 && line.startsWith(id) && line.endsWith(value);
-}
 
 /** The routable entries (identity → routable value, see rows.ts) of raw `rows`. */
 function routable(routing: MapRouting, rows: string): { entries: Map<string, string>; skips: SkipCounter; repeated: boolean } {

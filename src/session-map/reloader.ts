@@ -5,7 +5,7 @@ import type { RouteTable, Target } from '../routing/route-table.js';
 import type { MapUpdate } from './differ.js';
 import { InlineMapReader, WorkerMapReader, type MapReader } from './reader.js';
 import type { ReloadReporter } from './reload-report.js';
-import { forEachLine, forEachRow, parseRoutableEntryPoint, splitIdentity } from './rows.js';
+import { forEachLine, forEachRow, linesOf, parseRoutableEntryPoint, splitIdentity } from './rows.js';
 import type { MapRouting } from './store.js';
 
 /** Retry delay after a busy database or a half-written JSON file. */
@@ -154,7 +154,7 @@ export class MapReloader {
     if (update.kind === 'diff') {
       const upserts = new Map<string, Target>();
       forEachRow(update.upserts, 0, Infinity, (key, host, port) => upserts.set(key, { host, port: Number(port) }));
-      this.table.apply(upserts, lines(update.removals));
+      this.table.apply(upserts, linesOf(update.removals));
       return true;
     }
     const next = this.table.builder();
@@ -167,7 +167,7 @@ export class MapReloader {
 
   private async applyEntryPoints(update: Exclude<MapUpdate, { kind: 'same' }>): Promise<boolean> {
     if (update.kind === 'diff') {
-      this.entryPoints.apply(lines(update.upserts).map(parseRoutableEntryPoint), lines(update.removals).map(splitIdentity));
+      this.entryPoints.apply(linesOf(update.upserts).map(parseRoutableEntryPoint), linesOf(update.removals).map(splitIdentity));
       return true;
     }
     const next = this.entryPoints.builder();
@@ -219,9 +219,4 @@ export class MapReloader {
       this.retry.unref();
     }
   }
-}
-
-/** The lines of a list with one item per line (each ending in LF). */
-function lines(list: string): string[] {
-  return list === '' ? [] : list.slice(0, -1).split('\n');
 }

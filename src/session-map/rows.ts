@@ -147,6 +147,28 @@ export function checkRow(routing: MapRouting, line: string): { id: string; value
   return problem === undefined ? { id: key, value: `${host}\t${port}` } : { problem };
 }
 
+/** A routable row, the form updates carry: `id TAB value LF`. */
+export function routableLine(id: string, value: string): string {
+  return `${id}\t${value}\n`;
+}
+
+/** True when `line` (without its LF) is `id TAB value` already, checked without building that string. */
+export function isRoutableLine(line: string, id: string, value: string): boolean {
+  return line.length === id.length + 1 + value.length && line.charCodeAt(id.length) === 9 && line.startsWith(id) && line.endsWith(value);
+}
+
+/** A list of identities (an update's removals), one per line. */
+export function identityList(ids: Iterable<string>): string {
+  let list = '';
+  for (const id of ids) list += `${id}\n`;
+  return list;
+}
+
+/** The lines of a list of rows or identities (each ending in LF), without their LF. */
+export function linesOf(list: string): string[] {
+  return list === '' ? [] : list.slice(0, -1).split('\n');
+}
+
 /**
  * Calls `fn` with each of up to `maxLines` lines of `rows` (without the LF)
  * from offset `from`; returns the offset after the last line handled.
