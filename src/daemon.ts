@@ -6,7 +6,7 @@ import { ProxyMetrics } from './admin/metrics.js';
 import { startMetricsServer, type MetricsServer } from './admin/metrics.js';
 import { combineObservers, type ProxyObserver } from './observer.js';
 import { MapReloader, type ReloadOutcome } from './session-map/reloader.js';
-import type { ProxyOptions } from './cli/options.js';
+import type { ProxyOptions } from './options.js';
 import { removePidFile, writePidFile } from './admin/pid-file.js';
 import { createGieProxy } from './http/server.js';
 import { RouteTable } from './routing/route-table.js';

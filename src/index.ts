@@ -16,9 +16,9 @@
  *   SessionMapError, PidFileError.
  */
 export { startDaemon, type Daemon } from './daemon.js';
-export { resolveOptions, DEFAULTS, type ProxyOptions } from './cli/options.js';
+export { resolveOptions, DEFAULTS, type ProxyOptions } from './options.js';
 export { createLogger, type Logger } from './log.js';
-export { ConfigError } from './cli/options.js';
+export { ConfigError } from './options.js';
 export { ListenError } from './http/server.js';
 export { SessionMapError } from './session-map/store.js';
 export { PidFileError } from './admin/pid-file.js';

@@ -11,7 +11,7 @@ import {
   type OptionKey,
   type OptionSpec,
   type ProxyOptions,
-} from './options.js';
+} from '../options.js';
 
 /**
  * A program that runs the proxy: the same flags, its own name, description

@@ -2,16 +2,16 @@ import { CommanderError } from 'commander';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { ListenError } from '../http/server.js';
 import { PidFileError } from '../admin/pid-file.js';
-import { ConfigError } from './options.js';
+import { ConfigError } from '../options.js';
 import { createLogger, type Logger } from '../log.js';
 import { checkSessionMap, formatCheckReport } from '../admin/check.js';
-import { type CliOnlyOptions, type ProxyOptions } from './options.js';
+import { type CliOnlyOptions, type ProxyOptions } from '../options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from './program.js';
 import { removePidFile } from '../admin/pid-file.js';
 import { logProcessWarnings } from './process-warnings.js';
 import { formatTriggerReport, installTrigger } from '../session-map/postgres-store.js';
 import { isPostgresUrl, parsePostgresUrl, PostgresUrlError } from '../session-map/postgres-url.js';
-import { resolveOptions } from './options.js';
+import { resolveOptions } from '../options.js';
 
 /** How often a PostgreSQL map is polled unless --poll-interval says otherwise (gx-it-proxy's --pollingInterval default). */
 const POSTGRES_POLL_DEFAULT_MS = 5000;

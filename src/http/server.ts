@@ -4,7 +4,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
-import type { ProxyOptions } from '../cli/options.js';
+import type { ProxyOptions } from '../options.js';
 import { sessionTag, type Logger } from '../log.js';
 import type { ProxyObserver } from '../observer.js';
 import type { Route } from '../routing/route-table.js';

@@ -13,7 +13,7 @@ import { startUpstream, upstreamFor, type Handler } from '../helpers/upstream.js
 import { cookie, rawExchange, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
 import { MAIN_JS, spawnProxy, startSpawnedProxy, type ProxyProcess } from '../helpers/spawned-proxy.js';
-import { MAX_TIMER_MS } from '../../src/cli/options.js';
+import { MAX_TIMER_MS } from '../../src/options.js';
 import { DAEMON_LOG } from '../../src/daemon.js';
 import { CLI_LOG } from '../../src/cli/run.js';
 import { MAP_LOG } from '../../src/session-map/reload-report.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/log.js';
-import { resolveOptions, type ProxyOptions } from '../../src/cli/options.js';
+import { resolveOptions, type ProxyOptions } from '../../src/options.js';
 import type { ProxyObserver } from '../../src/observer.js';
 import { GalaxySqliteWriter, tempDir } from './galaxy-map.js';
 import { LogCapture } from './logs.js';

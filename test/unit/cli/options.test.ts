@@ -8,7 +8,7 @@ import {
   OPTION_TABLE,
   resolveOptions,
   type ProxyOptions,
-} from '../../../src/cli/options.js';
+} from '../../../src/options.js';
 
 
 

@@ -10,7 +10,7 @@ import {
   MAX_TIMER_MS,
   OPTION_TABLE,
   resolveOptions,
-} from '../../../src/cli/options.js';
+} from '../../../src/options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from '../../../src/cli/program.js';
 import { MIN_FILE_POLL_MS } from '../../../src/session-map/file-store.js';
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI_ONLY_TABLE, OPTION_TABLE, type OptionSpec } from '../../../src/cli/options.js';
+import { CLI_ONLY_TABLE, OPTION_TABLE, type OptionSpec } from '../../../src/options.js';
 import { REPO_ROOT } from '../../helpers/package.js';
 
 interface ReadmeRow {

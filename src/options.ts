@@ -9,9 +9,9 @@
  * free port; a flag must name a real one).
  */
 import { resolve } from 'node:path';
-import { normalizePathPrefix } from '../routing/entry-point-router.js';
-import { AllowListSyntaxError, TargetAllowList } from '../routing/target-allow-list.js';
-import { isPostgresUrl } from '../session-map/postgres-url.js';
+import { normalizePathPrefix } from './routing/entry-point-router.js';
+import { AllowListSyntaxError, TargetAllowList } from './routing/target-allow-list.js';
+import { isPostgresUrl } from './session-map/postgres-url.js';
 
 /**
  * A configuration value that cannot be used. `option` is the name the caller
