@@ -158,6 +158,10 @@ export class ProxyTimeoutError extends Error {
  * started: then the connection is cut, which is all that can still be said.
  */
 export function sendAnswer(res: ServerResponse, answerCase: AnswerCase, origin: string | undefined, cors: CorsPolicy = addCorsEcho): void {
+  // Already answered in full (a second failure reported for the same
+  // request): leave that answer alone. Cutting the connection now could
+  // discard it before the client has read it.
+  if (res.writableEnded) return;
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
