@@ -1,5 +1,8 @@
 import type { Logger } from '../log.js';
 
+/** The message of a Node process warning's log line. */
+export const PROCESS_WARNING_LOG = 'Node.js process warning (logged once per code)';
+
 /**
  * Node's own process warnings (deprecations such as DEP0060, which
  * http-proxy 1.18.1 triggers on every request from Node 22 on, experimental
@@ -15,6 +18,6 @@ export function logProcessWarnings(log: Logger): void {
     const code = warning.code ?? warning.name;
     if (seen.has(code)) return;
     seen.add(code);
-    log.warn({ code, type: warning.name, detail: warning.message }, 'Node.js process warning (logged once per code)');
+    log.warn({ code, type: warning.name, detail: warning.message }, PROCESS_WARNING_LOG);
   });
 }
