@@ -42,6 +42,7 @@ export interface Answer {
 export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 const BAD_REQUEST = 'Bad request.\n';
+const UNREACHABLE_BODY = 'The interactive environment for this session is not reachable.\n';
 const NO_ENTRY_POINT = 'No interactive tool is registered for this address.\n';
 
 /** The table. Log messages here are the ones tests and admins match on. */
@@ -70,7 +71,7 @@ export const ANSWERS: Readonly<Record<AnswerCase, Answer>> = Object.freeze({
   },
   'container-unreachable': {
     status: 502,
-    body: 'The interactive environment for this session is not reachable.\n',
+    body: UNREACHABLE_BODY,
     level: 'warn',
     message: 'container unreachable; answered with an error status',
   },
@@ -83,7 +84,7 @@ export const ANSWERS: Readonly<Record<AnswerCase, Answer>> = Object.freeze({
   // A bug while forwarding: the client learns only that its container could not be reached.
   internal: {
     status: 502,
-    body: 'The interactive environment for this session is not reachable.\n',
+    body: UNREACHABLE_BODY,
     level: 'error',
     message: 'proxy error',
   },
