@@ -1,5 +1,5 @@
 import { checkRow, forEachLine, identityList, isRoutableLine, routableLine, SkipCounter } from './rows.js';
-import type { MapRead, MapRouting } from './store.js';
+import type { MapChanges, MapRead, MapRouting } from './store.js';
 
 /** What the route table must do to match the latest read (rows in the form of rows.ts). */
 export type MapUpdate = UpdateOutline &
@@ -30,6 +30,9 @@ interface UpdateOutline {
  */
 export const MAX_DIFF_ENTRIES = 2000;
 
+/** Most changes read on their own (readChanges) kept to spell out the map for the next whole read. */
+const MAX_EDITS = 1024;
+
 /** Characters compared per step while looking for the first difference. */
 const COMPARE_CHUNK = 8192;
 
@@ -41,16 +44,22 @@ const MAX_ALIGN_STEPS = 64;
 
 interface Previous {
   readonly format: string;
-  readonly rows: string;
+  /**
+   * The raw rows of the last whole read, as the map is now once `edits` are
+   * made; undefined when that cannot be told (the next whole read rebuilds).
+   */
+  readonly rows: string | undefined;
   readonly sessions: number;
-  /** Invalid rows in `rows`, by reason (without the format's own skips). */
+  /** Invalid rows in the map now, by reason (without the format's own skips). */
   readonly rowSkips: SkipCounter;
+  /** Changes read since the whole read (readChanges), oldest first. */
+  readonly edits: readonly MapChanges[];
 }
 
 /** What a differ remembers, in a form that can be sent to another thread. */
 export interface DifferState {
   readonly format: string;
-  readonly rows: string;
+  readonly rows: string | undefined;
   readonly sessions: number;
   readonly rowSkips: [string, number][];
 }
@@ -72,26 +81,60 @@ export class MapDiffer {
 
   /** Starts from a state another differ handed over (see `state`), or from nothing. */
   constructor(state?: DifferState) {
-    if (state !== undefined) this.previous = { ...state, rowSkips: new SkipCounter(state.rowSkips) };
+    if (state !== undefined) this.previous = { ...state, rowSkips: new SkipCounter(state.rowSkips), edits: [] };
   }
 
   /** The last read, for a differ on another thread to carry on from. */
   state(): DifferState | undefined {
     const prev = this.previous;
-    return prev === undefined ? undefined : { ...prev, rowSkips: [...prev.rowSkips.byReason] };
+    if (prev === undefined) return undefined;
+    return { format: prev.format, rows: currentRows(prev), sessions: prev.sessions, rowSkips: [...prev.rowSkips.byReason] };
   }
 
   /** The update that takes the table from the previous read to `read`; `full` forces a rebuild. */
   next(read: MapRead, full = false): MapUpdate {
     const prev = this.previous;
-    if (full || prev === undefined || !read.uniqueKeys || prev.format !== read.format) return this.rebuild(read);
+    const rows = prev === undefined ? undefined : currentRows(prev);
+    if (full || prev === undefined || rows === undefined || !read.uniqueKeys || prev.format !== read.format) return this.rebuild(read);
     const { routing } = read;
-    if (prev.rows === read.rows) return { kind: 'same', format: read.format, routing, sessions: prev.sessions, skipped: total(prev.rowSkips, read) };
+    if (rows === read.rows) {
+      // Keep the new read's text: the store's ledger holds that one, so the two share it.
+      this.previous = { ...prev, rows: read.rows, edits: [] };
+      return { kind: 'same', format: read.format, routing, sessions: prev.sessions, skipped: total(prev.rowSkips, read) };
+    }
+    const { removed, inserted } = align(rows, read.rows);
+    return this.change(prev, read, removed, inserted, read.rows) ?? this.rebuild(read);
+  }
 
-    const { removed, inserted } = align(prev.rows, read.rows);
+  /**
+   * The update for changes a store read without reading the whole map
+   * (MapStore.readChanges), or undefined when they need a whole read instead
+   * (no earlier read of that format, or too many to send as a diff).
+   */
+  changes(changes: MapChanges): MapUpdate | undefined {
+    const prev = this.previous;
+    if (prev === undefined || prev.format !== changes.format) return undefined;
+    const read = { format: changes.format, routing: changes.routing, skipped: new Map<string, number>() };
+    return this.change(prev, read, changes.removed, changes.inserted, undefined, changes);
+  }
+
+  /**
+   * The update from `removed` rows to `inserted` ones, remembered as the new
+   * previous state: `rows` is the whole read it comes from, or undefined for
+   * changes read on their own (`edit`). Undefined when it must be a rebuild.
+   */
+  private change(
+    prev: Previous,
+    read: Pick<MapRead, 'format' | 'routing' | 'skipped'>,
+    removed: string,
+    inserted: string,
+    rows: string | undefined,
+    edit?: MapChanges,
+  ): MapUpdate | undefined {
+    const { routing } = read;
     const before = routable(routing, removed);
     const after = routable(routing, inserted);
-    if (after.repeated) return this.rebuild(read);
+    if (after.repeated) return undefined;
     const upserts: string[] = [];
     const gone: string[] = [];
     for (const [key, target] of after.entries) {
@@ -100,22 +143,76 @@ export class MapDiffer {
     for (const key of before.entries.keys()) {
       if (!after.entries.has(key)) gone.push(key);
     }
-    if (upserts.length + gone.length > MAX_DIFF_ENTRIES) return this.rebuild(read);
+    if (upserts.length + gone.length > MAX_DIFF_ENTRIES) return undefined;
 
     const rowSkips = new SkipCounter(prev.rowSkips.byReason);
     for (const [reason, n] of before.skips.byReason) rowSkips.add(reason, -n);
     for (const [reason, n] of after.skips.byReason) rowSkips.add(reason, n);
     const sessions = prev.sessions - before.entries.size + after.entries.size;
-    this.previous = { format: read.format, rows: read.rows, sessions, rowSkips };
+    if (edit === undefined) this.previous = { format: read.format, rows, sessions, rowSkips, edits: [] };
+    else {
+      // Past MAX_EDITS the map as it is now is no longer worth spelling out: the next whole read rebuilds.
+      const edits = prev.rows === undefined || prev.edits.length >= MAX_EDITS ? [] : [...prev.edits, edit];
+      this.previous = { format: read.format, rows: edits.length === 0 ? undefined : prev.rows, sessions, rowSkips, edits };
+    }
     if (upserts.length === 0 && gone.length === 0) return { kind: 'same', format: read.format, routing, sessions, skipped: total(rowSkips, read) };
     return { kind: 'diff', upserts: upserts.join(''), removals: identityList(gone), format: read.format, routing, sessions, skipped: total(rowSkips, read) };
   }
 
   private rebuild(read: MapRead): MapUpdate {
     const { rows, sessions, skips } = read.uniqueKeys ? routableRows(read.routing, read.rows) : lastRowsWin(read.routing, read.rows);
-    this.previous = { format: read.format, rows: read.rows, sessions, rowSkips: skips };
+    this.previous = { format: read.format, rows: read.rows, sessions, rowSkips: skips, edits: [] };
     return { kind: 'full', rows, format: read.format, routing: read.routing, sessions, skipped: total(skips, read) };
   }
+}
+
+/**
+ * The raw rows of the map as they are now: the last whole read with the
+ * changes read since made, as a whole read would return them (rows in rowid
+ * order: a changed row is deleted where it was, and the rows read as changes
+ * all come after every earlier row). Undefined when an edit does not fit
+ * (then the next whole read is a rebuild).
+ */
+function currentRows(prev: Previous): string | undefined {
+  if (prev.rows === undefined || prev.edits.length === 0) return prev.rows;
+  const base = prev.rows;
+  const appended: string[] = [];
+  /** Offsets of base rows deleted since. */
+  const cut = new Set<number>();
+  for (const edit of prev.edits) {
+    for (const line of linesWithLf(edit.removed)) {
+      const i = appended.indexOf(line);
+      if (i >= 0) {
+        appended.splice(i, 1);
+        continue;
+      }
+      const at = rowStart(base, line, cut);
+      if (at < 0) return undefined;
+      cut.add(at);
+    }
+    appended.push(...linesWithLf(edit.inserted));
+  }
+  const pieces: string[] = [];
+  let from = 0;
+  for (const at of [...cut].sort((a, b) => a - b)) {
+    pieces.push(base.slice(from, at));
+    from = rowEnd(base, at);
+  }
+  pieces.push(base.slice(from), ...appended);
+  return pieces.join('');
+}
+
+/** Offset of a row of `rows` that is exactly `line` (with its LF) and not among `cut`, or -1. */
+function rowStart(rows: string, line: string, cut: ReadonlySet<number>): number {
+  if (rows.startsWith(line) && !cut.has(0)) return 0;
+  const needle = `\n${line}`;
+  for (let at = rows.indexOf(needle); at >= 0; at = rows.indexOf(needle, at + 1)) if (!cut.has(at + 1)) return at + 1;
+  return -1;
+}
+
+/** Each row of a list of raw rows, with its LF. */
+function linesWithLf(rows: string): string[] {
+  return rows === '' ? [] : rows.slice(0, -1).split('\n').map((l) => `${l}\n`);
 }
 
 /** The routable rows of a read whose identities may repeat: one per identity, the last one's value. */
@@ -242,7 +339,7 @@ function rowEnd(rows: string, at: number): number {
   return end < 0 ? rows.length : end + 1;
 }
 
-function total(rowSkips: SkipCounter, read: MapRead): [string, number][] {
+function total(rowSkips: SkipCounter, read: Pick<MapRead, 'skipped'>): [string, number][] {
   const all = new SkipCounter(rowSkips.byReason);
   for (const [reason, n] of read.skipped) all.add(reason, n);
   return [...all.byReason];

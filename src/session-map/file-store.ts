@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { JsonSessionMap } from './json-store.js';
 import { SqliteSessionMap } from './sqlite-store.js';
-import type { ChangeWatch, ChangeWatchOptions, FileMap, MapRead, MapStore, StoreKind } from './store.js';
+import type { ChangeWatch, ChangeWatchOptions, FileMap, MapChanges, MapRead, MapStore, StoreKind } from './store.js';
 import { MapWatcher } from './watcher.js';
 
 /** The shortest poll of a file map (ms); a shorter --poll-interval counts as this. */
@@ -60,6 +60,10 @@ class FileStore implements MapStore {
 
   read(): Promise<MapRead> {
     return this.attempt(() => this.current().read());
+  }
+
+  readChanges(): Promise<MapChanges | undefined> {
+    return this.attempt(() => this.current().readChanges?.());
   }
 
   close(): void {

@@ -208,6 +208,8 @@ export class MapReloader {
     this.reader = new WorkerMapReader(this.spec, inline.state(), (err) => this.report.threadFailed(err));
     inline.close();
     this.threaded = true;
+    // The thread's first read is whole (its store has read nothing yet): done now, not at Galaxy's next commit.
+    void this.reload();
   }
 
   private failed(err: unknown): void {

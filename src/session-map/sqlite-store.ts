@@ -2,7 +2,9 @@ import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './store.js';
 import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from './rows.js';
-import type { FileMap, MapRead, MapRouting } from './store.js';
+import type { FileMap, MapChanges, MapRead, MapRouting } from './store.js';
+import { RowLedger } from './sqlite-ledger.js';
+import { MAX_DIFF_ENTRIES } from './differ.js';
 
 /**
  * How long one read may wait for Galaxy's writer. better-sqlite3 waits by
@@ -11,42 +13,36 @@ import type { FileMap, MapRead, MapRouting } from './store.js';
  */
 const BUSY_TIMEOUT_MS = 50;
 
-/**
- * The whole current table as one string of row lines, built by SQLite itself:
- * about four times faster than fetching 100,000 rows as JavaScript arrays, so
- * the read (and the shared lock it holds against Galaxy's writer) stays short.
- * A tab inside a value needs no care: whatever follows the second tab is the
- * port, which then is not a number, so the row is skipped. A newline would
- * split a row in two, so the row count is compared (see `readCurrentTable`).
- */
-const ROWS_GXPROXY2 = `SELECT count(*), group_concat(ifnull(key, '') || char(9) || ifnull(host, '') || char(9) || ifnull(port, '') || char(10), '') FROM gxproxy2`;
+/** A column's text for a row line: NULL as empty (rows.ts then says why the row is skipped). */
+const plain = (column: string): string => `ifnull(${column}, '')`;
+/** The same, with a value holding a newline replaced by the \x01 that no check accepts. */
+const sanitised = (column: string): string => `CASE WHEN instr(ifnull(${column}, ''), char(10)) THEN char(1) ELSE ifnull(${column}, '') END`;
 
-/** The same, slower, with every value holding a newline replaced by the \x01 that no check accepts. */
-const ROWS_GXPROXY2_SANITISED = `SELECT count(*), group_concat(${['key', 'host', 'port']
-  .map((c) => `CASE WHEN instr(ifnull(${c}, ''), char(10)) THEN char(1) ELSE ifnull(${c}, '') END`)
-  .join(" || char(9) || ")} || char(10), '') FROM gxproxy2`;
+/**
+ * One gxproxy2 row as a raw row line (rows.ts), built by SQLite itself. A tab
+ * inside a value needs no care: whatever follows the second tab is the port,
+ * which then is not a number, so the row is skipped. A newline would split a
+ * row in two, so whole reads compare the row count (see `readWholeTable`).
+ */
+function gxproxy2Line(value: (column: string) => string): string {
+  return `${['key', 'host', 'port'].map(value).join(' || char(9) || ')} || char(10)`;
+}
 
 /** True when `key` has a one-column unique index (Galaxy's PRIMARY KEY): keys cannot repeat. */
 const KEY_IS_UNIQUE = `SELECT count(*) FROM pragma_index_list('gxproxy2') AS il
   WHERE il."unique" AND (SELECT group_concat(name) FROM pragma_index_info(il.name)) = 'key'`;
 
 /**
- * Every gxitproxy row as raw row lines (rows.ts), built by SQLite itself. The
- * two values nearly every row holds, Galaxy's key type and Galaxy's default
- * `info`, are written in their short forms: a third of the text to build,
- * hand over and compare at 100,000 entry points.
+ * One gxitproxy row as a raw row line (rows.ts). The two values nearly every
+ * row holds, Galaxy's key type and Galaxy's default `info`, are written in
+ * their short forms: a third of the text to build, hand over and compare at
+ * 100,000 entry points.
  */
-function gxitproxyRowsSql(value: (column: string) => string): string {
+function gxitproxyLine(value: (column: string) => string): string {
   const keyType = `CASE key_type WHEN '${DEFAULT_KEY_TYPE}' THEN '${KEY_TYPE_MARK}' ELSE ${value('key_type')} END`;
   const info = `CASE info WHEN '${GALAXY_DEFAULT_INFO}' THEN '' ELSE replace(ifnull(info, ''), char(10), ' ') END`;
-  const fields = [value('"key"'), keyType, value('token'), value('host'), value('port'), info];
-  return `SELECT count(*), group_concat(${fields.join(' || char(9) || ')} || char(10), '') FROM gxitproxy`;
+  return `${[value('"key"'), keyType, value('token'), value('host'), value('port'), info].join(' || char(9) || ')} || char(10)`;
 }
-
-const GXITPROXY_ROWS_SQL = gxitproxyRowsSql((c) => `ifnull(${c}, '')`);
-
-/** The same with every value that holds a newline replaced by \x01, which no check accepts. */
-const GXITPROXY_ROWS_SANITISED_SQL = gxitproxyRowsSql((c) => `CASE WHEN instr(ifnull(${c}, ''), char(10)) THEN char(1) ELSE ifnull(${c}, '') END`);
 
 /** True when (key, key_type) has a unique index (Galaxy's PRIMARY KEY): identities cannot repeat. */
 const GXITPROXY_IDENTITY_IS_UNIQUE_SQL = `SELECT count(*) FROM pragma_index_list('gxitproxy') AS il
@@ -68,6 +64,8 @@ const TABLES = `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN 
 export class SqliteSessionMap implements FileMap {
   private db: Database.Database | undefined;
   private fileId: string | undefined;
+  /** What the reads so far saw, for reads of changes; undefined: the next read must be whole. */
+  private ledger: RowLedger | undefined;
 
   constructor(readonly path: string) {}
 
@@ -86,30 +84,86 @@ export class SqliteSessionMap implements FileMap {
   }
 
   read(): MapRead {
+    this.ledger = undefined;
     try {
-      const id = fileIdentity(this.path);
-      if (id === undefined) {
-        this.close();
-        throw new SessionMapError('missing', this.path, `session map ${this.path} does not exist`);
-      }
+      const id = this.existingFile();
       const db = this.connection(id);
       // One read transaction, so the table list and the rows agree.
       return db.transaction(() => {
-        const tables = db.prepare(TABLES).pluck().all() as string[];
-        if (tables.includes('gxproxy2')) return readWholeTable(db, CURRENT_TABLE);
-        if (tables.includes('gxproxy')) return readOlderTable(db);
-        if (tables.includes('gxitproxy')) return readWholeTable(db, ENTRY_POINT_TABLE);
-        throw new SessionMapError('no-table', this.path, `session map ${this.path} has no gxproxy2, gxproxy or gxitproxy table yet`);
+        const table = this.table(db);
+        if (table === 'gxproxy') return readOlderTable(db);
+        const { read, ledger } = readWholeTable(db, table, sameFile(id));
+        this.ledger = ledger;
+        return read;
       }).deferred();
     } catch (err) {
       throw this.translate(err);
     }
   }
 
+  /**
+   * What changed since the previous read, read without reading the whole
+   * table: Galaxy's writers DELETE a row and INSERT it again, so a new or
+   * replaced row has a rowid past the highest one read so far. One read
+   * transaction fetches those rows, `count(*)`, the highest rowid and the row
+   * at the highest rowid read before, and the ledger (sqlite-ledger.ts) says
+   * which earlier rows they replaced. Anything those figures do not account
+   * for gives undefined, and the caller reads the whole table:
+   *
+   * - rows deleted beyond the replaced ones are found by their rowids (a
+   *   rowid-only scan), and must then account for the count exactly;
+   * - a lower highest rowid, or another row at the old highest rowid
+   *   (VACUUM renumbering, a rowid used again after the top row was deleted);
+   * - a commit with nothing to see (an UPDATE in place), another file or table,
+   *   a row whose identity cannot be told, more than MAX_CHANGED_ROWS rows.
+   *
+   * Blind spot, covered by the caller's periodic whole read (update.ts): an
+   * UPDATE in place in the same interval as other changes, or a rowid below
+   * the top row used again while the top row was written back unchanged.
+   */
+  readChanges(): MapChanges | undefined {
+    const ledger = this.ledger;
+    if (ledger === undefined) return undefined;
+    this.ledger = undefined; // until this read has succeeded
+    try {
+      const id = this.existingFile();
+      if (ledger.file !== sameFile(id)) return undefined; // another file: no earlier read of it
+      const db = this.connection(id);
+      const changes = db.transaction(() => {
+        const table = this.table(db);
+        return table !== 'gxproxy' && table.name === ledger.table ? readTableChanges(db, table, ledger) : undefined;
+      }).deferred();
+      if (changes !== undefined) this.ledger = ledger;
+      return changes;
+    } catch (err) {
+      throw this.translate(err);
+    }
+  }
+
+  /** The file's identity; throws `missing` when there is no file. */
+  private existingFile(): string {
+    const id = fileIdentity(this.path);
+    if (id === undefined) {
+      this.close();
+      throw new SessionMapError('missing', this.path, `session map ${this.path} does not exist`);
+    }
+    return id;
+  }
+
+  /** The table a read uses (inside the read transaction). */
+  private table(db: Database.Database): WholeTable | 'gxproxy' {
+    const tables = db.prepare(TABLES).pluck().all() as string[];
+    if (tables.includes('gxproxy2')) return CURRENT_TABLE;
+    if (tables.includes('gxproxy')) return 'gxproxy';
+    if (tables.includes('gxitproxy')) return ENTRY_POINT_TABLE;
+    throw new SessionMapError('no-table', this.path, `session map ${this.path} has no gxproxy2, gxproxy or gxitproxy table yet`);
+  }
+
   close(): void {
     this.db?.close();
     this.db = undefined;
     this.fileId = undefined;
+    this.ledger = undefined;
   }
 
   private connection(id: string): Database.Database {
@@ -141,44 +195,144 @@ export class SqliteSessionMap implements FileMap {
 
 /** How a table whose rows SQLite itself turns into row lines is read. */
 interface WholeTable {
+  readonly name: string;
   readonly format: string;
   readonly routing: MapRouting;
-  /** `count(*)` and the row lines in one statement (fast; a newline in a value splits a row). */
+  /** `count(*)`, the row lines and the rowids in one statement (fast; a newline in a value splits a row). */
   readonly rows: string;
   /** The same with values holding a newline made unusable (slower; used when the count shows a split). */
   readonly sanitised: string;
   /** Whether the identity has a unique index. */
   readonly unique: string;
+  /** How many leading fields of a row line make its identity. */
+  readonly identityFields: 1 | 2;
+  /** The statements of a read of changes (readChanges). */
+  readonly count: string;
+  readonly max: string;
+  /** The row line at one rowid (values with a newline made unusable, as in every query below). */
+  readonly lineAt: string;
+  /** `count(*)` of the rows past a rowid. */
+  readonly tailCount: string;
+  /** `rowid TAB row line` for each row past a rowid, in rowid order. */
+  readonly tail: string;
+  /** Every rowid up to a rowid, comma-separated. */
+  readonly rowidsUpTo: string;
+}
+
+function wholeTable(name: string, format: string, routing: MapRouting, line: (value: (c: string) => string) => string, unique: string, identityFields: 1 | 2): WholeTable {
+  return {
+    name,
+    format,
+    routing,
+    rows: `SELECT count(*), group_concat(${line(plain)}, ''), group_concat(rowid) FROM ${name}`,
+    sanitised: `SELECT count(*), group_concat(${line(sanitised)}, ''), group_concat(rowid) FROM ${name}`,
+    unique,
+    identityFields,
+    count: `SELECT count(*) FROM ${name}`,
+    max: `SELECT ifnull(max(rowid), 0) FROM ${name}`,
+    lineAt: `SELECT ${line(sanitised)} FROM ${name} WHERE rowid = ?`,
+    tailCount: `SELECT count(*) FROM ${name} WHERE rowid > ?`,
+    tail: `SELECT group_concat(rowid || char(9) || ${line(sanitised)}, '') FROM (SELECT * FROM ${name} WHERE rowid > ? ORDER BY rowid)`,
+    rowidsUpTo: `SELECT group_concat(rowid) FROM (SELECT rowid FROM ${name} WHERE rowid <= ? ORDER BY rowid)`,
+  };
 }
 
 /** Galaxy 17.05 and later: `gxproxy2`. */
-const CURRENT_TABLE: WholeTable = {
-  format: 'sqlite gxproxy2',
-  routing: 'cookie',
-  rows: ROWS_GXPROXY2,
-  sanitised: ROWS_GXPROXY2_SANITISED,
-  unique: KEY_IS_UNIQUE,
-};
+const CURRENT_TABLE = wholeTable('gxproxy2', 'sqlite gxproxy2', 'cookie', gxproxy2Line, KEY_IS_UNIQUE, 1);
 
 /** Galaxy's Interactive Tools map (19.09 and later): `gxitproxy`, keyed by (key, key_type). */
-const ENTRY_POINT_TABLE: WholeTable = {
-  format: 'sqlite gxitproxy',
-  routing: 'entry-point',
-  rows: GXITPROXY_ROWS_SQL,
-  sanitised: GXITPROXY_ROWS_SANITISED_SQL,
-  unique: GXITPROXY_IDENTITY_IS_UNIQUE_SQL,
-};
+const ENTRY_POINT_TABLE = wholeTable('gxitproxy', 'sqlite gxitproxy', 'entry-point', gxitproxyLine, GXITPROXY_IDENTITY_IS_UNIQUE_SQL, 2);
 
-function readWholeTable(db: Database.Database, table: WholeTable): MapRead {
-  let [count, rows] = db.prepare(table.rows).raw(true).get() as [number, string | null];
-  if (countLines(rows ?? '') !== count) [count, rows] = db.prepare(table.sanitised).raw(true).get() as [number, string | null];
-  return {
-    format: table.format,
-    routing: table.routing,
-    rows: rows ?? '',
-    uniqueKeys: (db.prepare(table.unique).pluck().get() as number) > 0,
-    skipped: new Map(),
-  };
+/** A whole read, and the ledger for reads of changes after it (when identities cannot repeat). */
+function readWholeTable(db: Database.Database, table: WholeTable, fileId: string): { read: MapRead; ledger: RowLedger | undefined } {
+  let [count, rows, rowids] = db.prepare(table.rows).raw(true).get() as [number, string | null, string | null];
+  if (countLines(rows ?? '') !== count) [count, rows, rowids] = db.prepare(table.sanitised).raw(true).get() as [number, string | null, string | null];
+  const uniqueKeys = (db.prepare(table.unique).pluck().get() as number) > 0;
+  const read: MapRead = { format: table.format, routing: table.routing, rows: rows ?? '', uniqueKeys, skipped: new Map() };
+  const ledger = uniqueKeys ? new RowLedger(table.name, fileId, read.rows, parseRowids(rowids), table.identityFields) : undefined;
+  return { read, ledger };
+}
+
+/** Comma-separated rowids (group_concat) as numbers. */
+function parseRowids(list: string | null): Float64Array {
+  if (list === null || list === '') return new Float64Array(0);
+  const parts = list.split(',');
+  const out = new Float64Array(parts.length);
+  for (let i = 0; i < parts.length; i++) out[i] = Number(parts[i]);
+  return out;
+}
+
+/** Most rows a read of changes takes (past it, a whole read): what the differ sends as a diff at most. */
+const MAX_CHANGED_ROWS = MAX_DIFF_ENTRIES;
+
+/** The changes since `ledger` (see SqliteSessionMap.readChanges), recorded in it; undefined when they cannot be told. */
+function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowLedger): MapChanges | undefined {
+  const count = db.prepare(table.count).pluck().get() as number;
+  const max = db.prepare(table.max).pluck().get() as number;
+  if (max < ledger.max) return undefined;
+  if (ledger.max > 0 && (db.prepare(table.lineAt).pluck().get(ledger.max) as string | undefined) !== ledger.lineAt(ledger.max)) return undefined;
+  const tailCount = db.prepare(table.tailCount).pluck().get(ledger.max) as number;
+  if (tailCount > MAX_CHANGED_ROWS) return undefined;
+  const tail = tailCount === 0 ? [] : parseTail(db.prepare(table.tail).pluck().get(ledger.max) as string);
+  if (tail === undefined || tail.length !== tailCount) return undefined;
+
+  // The earlier row of each identity in the tail is gone: identities cannot repeat.
+  const replaced: number[] = [];
+  const seen = new Set<string>();
+  for (const [, line] of tail) {
+    const identity = identityOf(line, ledger.identityFields);
+    if (identity === undefined || seen.has(identity)) return undefined;
+    seen.add(identity);
+    const rowid = ledger.rowidOf(identity);
+    if (rowid !== undefined) replaced.push(rowid);
+  }
+  let removed = replaced;
+  const expected = ledger.count + tail.length - replaced.length;
+  if (count > expected) return undefined; // rows below the highest rowid that the ledger does not know
+  if (count < expected) {
+    // Other rows were deleted: which ones, by their rowids.
+    const now = new Set(parseRowids(db.prepare(table.rowidsUpTo).pluck().get(ledger.max) as string | null));
+    removed = [];
+    for (const rowid of ledger.liveRowids()) if (!now.has(rowid)) removed.push(rowid);
+    if (removed.length > MAX_CHANGED_ROWS || ledger.count - removed.length + tail.length !== count) return undefined;
+    const gone = new Set(removed);
+    if (!replaced.every((r) => gone.has(r))) return undefined;
+  } else {
+    for (const rowid of replaced) if (db.prepare(table.lineAt).pluck().get(rowid) !== undefined) return undefined;
+  }
+  // The version moved but nothing shows: an UPDATE in place, which only a whole read sees.
+  if (tail.length === 0 && removed.length === 0) return undefined;
+
+  const removedRows = removed.map((rowid) => ledger.lineAt(rowid) ?? '').join('');
+  ledger.record(removed, tail, count, max);
+  return { format: table.format, routing: table.routing, removed: removedRows, inserted: tail.map(([, line]) => line).join('') };
+}
+
+/** `rowid TAB row LF` lines as [rowid, row with its LF]; undefined when one is not of that form. */
+function parseTail(text: string | null): [number, string][] | undefined {
+  const rows: [number, string][] = [];
+  let at = 0;
+  const all = text ?? '';
+  while (at < all.length) {
+    const tab = all.indexOf('\t', at);
+    const end = all.indexOf('\n', at);
+    if (tab < 0 || end < tab) return undefined;
+    const rowid = Number(all.slice(at, tab));
+    if (!Number.isSafeInteger(rowid)) return undefined;
+    rows.push([rowid, all.slice(tab + 1, end + 1)]);
+    at = end + 1;
+  }
+  return rows;
+}
+
+/** A row's identity fields with the TAB after them, or undefined when they cannot identify a row (empty, unusable). */
+function identityOf(line: string, fields: 1 | 2): string | undefined {
+  const first = line.indexOf('\t');
+  const end = fields === 1 ? first : line.indexOf('\t', first + 1);
+  if (first <= 0 || end < 0) return undefined;
+  const identity = line.slice(0, end + 1);
+  // eslint-disable-next-line no-control-regex -- the unusable-value mark \x01 (rows.ts); KEY_TYPE_MARK \x02 is an identity
+  return /[\u0000\u0001\n]/.test(identity) ? undefined : identity;
 }
 
 function countLines(text: string): number {
@@ -208,4 +362,9 @@ function readOlderTable(db: Database.Database): MapRead {
 function fileIdentity(path: string): string | undefined {
   const st = statSync(path, { bigint: true, throwIfNoEntry: false });
   return st === undefined ? undefined : `${st.dev}:${st.ino}:${st.birthtimeNs}:${st.ctimeNs}`;
+}
+
+/** The part of a file identity that stays while the file is the same file (commits move the change time). */
+function sameFile(id: string): string {
+  return id.slice(0, id.lastIndexOf(':'));
 }

@@ -60,6 +60,19 @@ export interface MapRead {
 }
 
 /**
+ * What changed in a map since the store's previous read, told without reading
+ * the whole map (see MapStore.readChanges). Rows are raw rows (rows.ts) whose
+ * identities cannot repeat; `removed` holds each removed or replaced row as it
+ * was, `inserted` each new or replacing row as it is now.
+ */
+export interface MapChanges {
+  readonly format: string;
+  readonly routing: MapRouting;
+  readonly removed: string;
+  readonly inserted: string;
+}
+
+/**
  * One opened map store. Each thread that reads the map opens the store once
  * and keeps it; `read()` either resolves with a complete read or rejects with
  * SessionMapError, never with part of a map.
@@ -75,6 +88,14 @@ export interface MapStore {
   version(): Promise<string | undefined>;
   /** Reads the whole map. Rejects with SessionMapError. */
   read(): Promise<MapRead>;
+  /**
+   * Optional: what changed since this store's previous read (whole or not),
+   * when the store can tell that cheaply and for certain within what it
+   * checks; undefined when it cannot, and the caller then reads the whole map.
+   * A store that has blind spots says so, and its caller covers them with a
+   * periodic whole read (update.ts). Rejects with SessionMapError.
+   */
+  readChanges?(): Promise<MapChanges | undefined>;
   /** Releases handles and connections; the store may be used again afterwards (it reopens). */
   close(): void;
 }
@@ -91,6 +112,8 @@ export interface FileMap {
   version(): string | undefined;
   /** As MapStore.read, synchronously. Throws SessionMapError. */
   read(): MapRead;
+  /** As MapStore.readChanges, synchronously, for the formats that can tell. */
+  readChanges?(): MapChanges | undefined;
   close(): void;
 }
 

@@ -1,0 +1,119 @@
+/**
+ * What the SQLite store's reads saw of a table whose identities cannot repeat
+ * (`gxproxy2`, `gxitproxy`), by rowid: the raw rows of the last whole read, the
+ * rows read since past its highest rowid, and the rows gone since. It lets a
+ * read after a Galaxy commit fetch only the rows past the highest rowid and
+ * still say which earlier rows that commit replaced or deleted (see
+ * SqliteSessionMap.readChanges for the checks, and what they cannot see).
+ *
+ * The rows of the last whole read are kept as the read's own text, which the
+ * differ keeps anyway (one string, no copy), plus two typed arrays.
+ */
+export class RowLedger {
+  /** Offset of each row of `base` (one more entry: the end of the text). */
+  private readonly starts: Uint32Array;
+  /** Rows of `base` deleted or replaced since. */
+  private readonly gone: Uint8Array;
+  /** Rows read since the whole read (all past its highest rowid), by rowid, each with its LF. */
+  private readonly added = new Map<number, string>();
+  /** Rows now in the table, as far as the reads can tell. */
+  count: number;
+  /** Highest rowid read so far (0 for an empty table). */
+  max: number;
+
+  /**
+   * `base`: the raw rows of a whole read in rowid order, each ending in LF;
+   * `rowids`: their rowids, ascending; `identityFields`: how many leading
+   * fields of a row make its identity (1: `key`; 2: `key TAB key_type`).
+   */
+  constructor(
+    /** The table read, and the file it was read from: the ledger holds only while both stay. */
+    readonly table: string,
+    readonly file: string,
+    private readonly base: string,
+    private readonly rowids: Float64Array,
+    readonly identityFields: 1 | 2,
+  ) {
+    this.starts = new Uint32Array(rowids.length + 1);
+    let at = 0;
+    for (let i = 0; i < rowids.length; i++) {
+      this.starts[i] = at;
+      at = base.indexOf('\n', at) + 1;
+      if (at === 0) throw new Error('ledger: fewer rows than rowids');
+    }
+    this.starts[rowids.length] = at;
+    this.gone = new Uint8Array(rowids.length);
+    this.count = rowids.length;
+    this.max = rowids.length === 0 ? 0 : rowids[rowids.length - 1];
+  }
+
+  /** The row now at `rowid` (with its LF), or undefined when there is none. */
+  lineAt(rowid: number): string | undefined {
+    const added = this.added.get(rowid);
+    if (added !== undefined) return added;
+    const i = this.indexOf(rowid);
+    return i < 0 || this.gone[i] === 1 ? undefined : this.base.slice(this.starts[i], this.starts[i + 1]);
+  }
+
+  /** Every rowid now in the table, ascending. */
+  *liveRowids(): IterableIterator<number> {
+    for (let i = 0; i < this.rowids.length; i++) if (this.gone[i] === 0) yield this.rowids[i];
+    yield* [...this.added.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * The rowid of the row whose identity is `identity` (a row's first
+   * `identityFields` fields followed by a TAB), or undefined when no row has it.
+   */
+  rowidOf(identity: string): number | undefined {
+    for (const [rowid, line] of this.added) if (line.startsWith(identity)) return rowid;
+    // Rows of the base text start at offset 0 or after a LF.
+    if (this.base.startsWith(identity) && this.gone[0] === 0) return this.rowids[0];
+    const needle = `\n${identity}`;
+    for (let at = this.base.indexOf(needle); at >= 0; at = this.base.indexOf(needle, at + 1)) {
+      const i = this.startIndex(at + 1);
+      if (i >= 0 && this.gone[i] === 0) return this.rowids[i];
+    }
+    return undefined;
+  }
+
+  /** Records a read of changes: `removed` rowids are gone, `inserted` rows (rowid, row) are new. */
+  record(removed: readonly number[], inserted: readonly (readonly [number, string])[], count: number, max: number): void {
+    for (const rowid of removed) {
+      if (this.added.delete(rowid)) continue;
+      const i = this.indexOf(rowid);
+      if (i >= 0) this.gone[i] = 1;
+    }
+    for (const [rowid, line] of inserted) this.added.set(rowid, line);
+    this.count = count;
+    this.max = max;
+  }
+
+  /** Index of `rowid` among the base rows, or -1. */
+  private indexOf(rowid: number): number {
+    let lo = 0;
+    let hi = this.rowids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.rowids[mid];
+      if (v === rowid) return mid;
+      if (v < rowid) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** Index of the base row that starts at `offset`, or -1 when no row starts there. */
+  private startIndex(offset: number): number {
+    let lo = 0;
+    let hi = this.rowids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.starts[mid];
+      if (v === offset) return mid;
+      if (v < offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+}
