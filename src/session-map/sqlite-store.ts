@@ -213,9 +213,9 @@ interface WholeTable {
   readonly lineAt: string;
   /** `count(*)` of the rows past a rowid. */
   readonly tailCount: string;
-  /** `rowid TAB row line` for each row past a rowid, in rowid order. */
+  /** `rowid TAB row line` for each row past a rowid (sorted by rowid afterwards). */
   readonly tail: string;
-  /** Every rowid up to a rowid, comma-separated. */
+  /** Every rowid up to a rowid, comma-separated, in any order. */
   readonly rowidsUpTo: string;
 }
 
@@ -232,8 +232,8 @@ function wholeTable(name: string, format: string, routing: MapRouting, line: (va
     max: `SELECT ifnull(max(rowid), 0) FROM ${name}`,
     lineAt: `SELECT ${line(sanitised)} FROM ${name} WHERE rowid = ?`,
     tailCount: `SELECT count(*) FROM ${name} WHERE rowid > ?`,
-    tail: `SELECT group_concat(rowid || char(9) || ${line(sanitised)}, '') FROM (SELECT * FROM ${name} WHERE rowid > ? ORDER BY rowid)`,
-    rowidsUpTo: `SELECT group_concat(rowid) FROM (SELECT rowid FROM ${name} WHERE rowid <= ? ORDER BY rowid)`,
+    tail: `SELECT group_concat(rowid || char(9) || ${line(sanitised)}, '') FROM ${name} WHERE rowid > ?`,
+    rowidsUpTo: `SELECT group_concat(rowid) FROM ${name} WHERE rowid <= ?`,
   };
 }
 
@@ -322,7 +322,8 @@ function parseTail(text: string | null): [number, string][] | undefined {
     rows.push([rowid, all.slice(tab + 1, end + 1)]);
     at = end + 1;
   }
-  return rows;
+  // A whole read lists rows in rowid order; so must the rows read as changes.
+  return rows.sort((a, b) => a[0] - b[0]);
 }
 
 /** A row's identity fields with the TAB after them, or undefined when they cannot identify a row (empty, unusable). */

@@ -1,0 +1,162 @@
+/**
+ * Reads of changes from an SQLite map (SqliteSessionMap.readChanges and its
+ * ledger): Galaxy's own statements are read as the rows they changed, and
+ * everything the cheap checks cannot account for comes back as undefined, so
+ * that the caller reads the whole table.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
+import { rowLine } from '../../../src/session-map/rows.js';
+import { GalaxySqliteWriter, writeSqliteMapFile } from '../../helpers/galaxy-map.js';
+import { galaxyItWriter, KEY_TYPE } from '../../helpers/galaxy-it-map.js';
+import { temp } from '../../helpers/map-read.js';
+
+/** A map of `n` sessions (s0…) written with Galaxy's statements, read whole once. */
+function galaxyMap(t: TestContext, n: number): { galaxy: GalaxySqliteWriter; store: SqliteSessionMap; path: string } {
+  const path = join(temp(t), 'session_map.sqlite');
+  const galaxy = new GalaxySqliteWriter(path);
+  for (let i = 0; i < n; i++) galaxy.addSession(`s${i}`, 'localhost', 9000 + i);
+  const store = new SqliteSessionMap(path);
+  t.after(() => store.close());
+  store.read();
+  return { galaxy, store, path };
+}
+
+const row = (key: string, port: number, host = 'localhost'): string => rowLine(key, host, port);
+
+test("Galaxy's add, re-add and removal of sessions below the top row are read as the rows they changed", (t) => {
+  const { galaxy, store } = galaxyMap(t, 5);
+  galaxy.addSession('new', '10.0.0.1', 8000);
+  assert.deepEqual(store.readChanges(), { format: 'sqlite gxproxy2', routing: 'cookie', removed: '', inserted: row('new', 8000, '10.0.0.1') });
+  galaxy.addSession('s1', 'localhost', 7001); // DELETE + INSERT: the new row comes last
+  assert.deepEqual(store.readChanges(), { format: 'sqlite gxproxy2', routing: 'cookie', removed: row('s1', 9001), inserted: row('s1', 7001) });
+  galaxy.addSession('later', 'localhost', 7100);
+  assert.equal(store.readChanges()?.inserted, row('later', 7100));
+  galaxy.addSession('s1', 'localhost', 7002); // again: now the earlier row is one read as a change
+  assert.deepEqual(store.readChanges(), { format: 'sqlite gxproxy2', routing: 'cookie', removed: row('s1', 7001), inserted: row('s1', 7002) });
+  galaxy.removeSession('s2'); // found by the rowids that are gone
+  assert.deepEqual(store.readChanges(), { format: 'sqlite gxproxy2', routing: 'cookie', removed: row('s2', 9002), inserted: '' });
+  galaxy.removeSession('s0');
+  galaxy.addSession('s3', 'localhost', 7003);
+  galaxy.addSession('another', 'localhost', 7004);
+  assert.deepEqual(store.readChanges(), {
+    format: 'sqlite gxproxy2',
+    routing: 'cookie',
+    removed: row('s0', 9000) + row('s3', 9003),
+    inserted: row('s3', 7003) + row('another', 7004),
+  });
+  assert.equal(store.readChanges(), undefined, 'nothing committed since: nothing to tell, so a whole read');
+});
+
+test('what the checks cannot account for is a whole read: UPDATE in place, the top row deleted or rewritten, rowids below the top, VACUUM, another file', async (t) => {
+  await t.test('an UPDATE in place (Galaxy update_requests) shows nothing to the checks', (t) => {
+    const { galaxy, store } = galaxyMap(t, 3);
+    galaxy.updateSession('s1', 'otherhost', 9999);
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('the top row deleted: the highest rowid went down', (t) => {
+    const { galaxy, store } = galaxyMap(t, 3);
+    galaxy.removeSession('s2');
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('the top session re-added: its rowid is used again for another row', (t) => {
+    const { galaxy, store } = galaxyMap(t, 3);
+    galaxy.addSession('s2', 'localhost', 7777);
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('the top row deleted and another session added: same rowid, another row', (t) => {
+    const { galaxy, store } = galaxyMap(t, 3);
+    galaxy.removeSession('s2');
+    galaxy.addSession('x', 'localhost', 7777);
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('a row written below the top rowid by an admin (an explicit rowid): more rows than accounted for', (t) => {
+    const { galaxy, store } = galaxyMap(t, 4);
+    galaxy.removeSession('s1');
+    assert.notEqual(store.readChanges(), undefined);
+    galaxy.exec("INSERT INTO gxproxy2 (rowid, key, host, port) VALUES (2, 'sneaky', 'localhost', 1234)");
+    galaxy.addSession('new', 'localhost', 8000);
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('VACUUM after deletions renumbers the rowids: a whole read', (t) => {
+    const { galaxy, store } = galaxyMap(t, 6);
+    galaxy.removeSession('s1');
+    galaxy.removeSession('s3');
+    assert.notEqual(store.readChanges(), undefined);
+    galaxy.exec('VACUUM');
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('the file replaced by another one (renamed into place)', (t) => {
+    const { path, store } = galaxyMap(t, 3);
+    const other = `${path}.new`;
+    writeSqliteMapFile(other, 'gxproxy2', [['s0', 'localhost', 9000], ['s1', 'localhost', 9001], ['s2', 'localhost', 9002], ['s3', 'localhost', 1]]);
+    renameSync(other, path);
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('before any whole read, and after a failed one', (t) => {
+    const path = join(temp(t), 'session_map.sqlite');
+    const store = new SqliteSessionMap(path);
+    t.after(() => store.close());
+    assert.equal(store.readChanges(), undefined);
+    assert.throws(() => store.read(), { failure: 'missing' });
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('older Galaxy (gxproxy: cookies may repeat) is always read whole', (t) => {
+    const path = join(temp(t), 'session_map.sqlite');
+    writeSqliteMapFile(path, 'gxproxy', [['a', 'localhost', 1]]);
+    const store = new SqliteSessionMap(path);
+    t.after(() => store.close());
+    store.read();
+    assert.equal(store.readChanges(), undefined);
+  });
+});
+
+test('a read of changes that is refused leaves no ledger: the next read of changes waits for a whole read', (t) => {
+  const { galaxy, store } = galaxyMap(t, 3);
+  galaxy.updateSession('s0', 'elsewhere', 1);
+  assert.equal(store.readChanges(), undefined);
+  galaxy.addSession('later', 'localhost', 2);
+  assert.equal(store.readChanges(), undefined, 'the UPDATE was never read: no change may be told on top of it');
+  store.read();
+  galaxy.addSession('after', 'localhost', 3);
+  assert.deepEqual(store.readChanges()?.inserted, row('after', 3));
+});
+
+test('rows with a newline in a value, or without a usable key, are never told as changes', (t) => {
+  const { galaxy, store } = galaxyMap(t, 2);
+  galaxy.exec("INSERT INTO gxproxy2 (key, host, port) VALUES ('bad' || char(10) || 'key', 'localhost', 1)");
+  assert.equal(store.readChanges(), undefined, 'the identity is unusable: a whole read counts it as skipped');
+  store.read();
+  galaxy.exec("INSERT INTO gxproxy2 (key, host, port) VALUES ('fine', 'two' || char(10) || 'lines', 1)");
+  assert.deepEqual(store.readChanges()?.inserted, 'fine\t\u0001\t1\n', 'a value with a newline becomes the unusable mark, as in a whole read');
+});
+
+test("Interactive Tools (gxitproxy), both of Galaxy's writers: save, save again and remove are read as changes of (key, key_type)", async (t) => {
+  for (const kind of ['sqlalchemy', 'legacy'] as const) {
+    await t.test(kind, (t) => {
+      const path = join(temp(t), 'interactivetools_map.sqlite');
+      const galaxy = galaxyItWriter(kind, path);
+      t.after(() => galaxy.close());
+      for (const key of ['a', 'b', 'c']) galaxy.save({ key, token: `${key}-token`, host: 'localhost', port: 1 });
+      galaxy.save({ key: 'a', keyType: 'other', token: 'a-other', host: 'localhost', port: 2 });
+      const store = new SqliteSessionMap(path);
+      t.after(() => store.close());
+      store.read();
+      galaxy.save({ key: 'a', token: 'a-token-2', host: 'localhost', port: 3 });
+      const saved = store.readChanges();
+      assert.equal(saved?.format, 'sqlite gxitproxy');
+      assert.equal(saved?.routing, 'entry-point');
+      assert.match(saved!.removed, /^a\t\u0002\ta-token\tlocalhost\t1\t\n$/, 'the row of (a, default type), not of (a, other)');
+      assert.match(saved!.inserted, /^a\t\u0002\ta-token-2\tlocalhost\t3\t\n$/);
+      galaxy.remove('b', KEY_TYPE);
+      assert.match(store.readChanges()!.removed, /^b\t\u0002\tb-token\t/);
+      galaxy.remove('a', 'other');
+      assert.match(store.readChanges()!.removed, /^a	other	a-other	/);
+      galaxy.remove('a', KEY_TYPE);
+      assert.equal(store.readChanges(), undefined, 'that was the top row');
+    });
+  }
+});
