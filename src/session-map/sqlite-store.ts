@@ -160,15 +160,20 @@ export class SqliteSessionMap implements FileMap {
   }
 
   close(): void {
+    this.disconnect();
+    this.ledger = undefined;
+  }
+
+  /** Closes the connection but keeps the ledger: it stays good while the file stays the same file (its `file` says). */
+  private disconnect(): void {
     this.db?.close();
     this.db = undefined;
     this.fileId = undefined;
-    this.ledger = undefined;
   }
 
   private connection(id: string): Database.Database {
     if (this.db !== undefined && id === this.fileId) return this.db;
-    this.close();
+    this.disconnect();
     this.db = new Database(this.path, { readonly: true, fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     this.fileId = id;
     return this.db;

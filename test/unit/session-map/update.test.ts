@@ -1,0 +1,176 @@
+/**
+ * The update producer on a real SQLite map written with Galaxy's statements:
+ * changes are read on their own where the store can tell them, whole reads
+ * cover the rest, and the updates always add up to exactly the map a fresh
+ * whole read gives, including after a change in the store's blind spot once
+ * the periodic whole read has run.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { MapDiffer, type MapUpdate } from '../../../src/session-map/differ.js';
+import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
+import { forEachRow, linesOf, toSnapshot } from '../../../src/session-map/rows.js';
+import { fileStores } from '../../../src/session-map/file-store.js';
+import type { MapStore, StoreKind } from '../../../src/session-map/store.js';
+import { UpdateProducer } from '../../../src/session-map/update.js';
+import { GalaxySqliteWriter } from '../../helpers/galaxy-map.js';
+import { read, temp } from '../../helpers/map-read.js';
+
+/** The file store kind, counting which kind of read each produce made. */
+function countingKind(): { kind: StoreKind; counts: { whole: number; changes: number } } {
+  const counts = { whole: 0, changes: 0 };
+  const kind: StoreKind = {
+    open(spec: string): MapStore {
+      const inner = fileStores.open(spec);
+      return {
+        label: inner.label,
+        version: () => inner.version(),
+        read: () => {
+          counts.whole++;
+          return inner.read();
+        },
+        readChanges: async () => {
+          const changes = await inner.readChanges!();
+          if (changes !== undefined) counts.changes++;
+          return changes;
+        },
+        close: () => inner.close(),
+      };
+    },
+    watch: fileStores.watch,
+  };
+  return { kind, counts };
+}
+
+/** Applies an update the way the reloader does, to a plain map key → `host:port`. */
+function apply(map: Map<string, string>, update: MapUpdate | undefined): Map<string, string> {
+  if (update === undefined || update.kind === 'same') return map;
+  const next = update.kind === 'full' ? new Map<string, string>() : map;
+  if (update.kind === 'diff') for (const key of linesOf(update.removals)) next.delete(key);
+  forEachRow(update.kind === 'full' ? update.rows : update.upserts, 0, Infinity, (k, h, p) => next.set(k, `${h}:${p}`));
+  return next;
+}
+
+async function truth(path: string): Promise<Map<string, string>> {
+  return new Map([...(await read(path)).routes].map(([k, { host, port }]) => [k, `${host}:${port}`]));
+}
+
+function setup(t: TestContext, verifyAfterMs: number) {
+  const path = join(temp(t), 'session_map.sqlite');
+  const galaxy = new GalaxySqliteWriter(path);
+  const { kind, counts } = countingKind();
+  const producer = new UpdateProducer(path, undefined, kind, verifyAfterMs);
+  t.after(() => producer.close());
+  return { path, galaxy, counts, producer };
+}
+
+/** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test("random runs of Galaxy's statements (add, re-add, remove, update in place, VACUUM, bad rows): the updates always give the map a whole read gives", async (t) => {
+  for (const seed of [1, 2, 3]) {
+    const { path, galaxy, counts, producer } = setup(t, Infinity);
+    const rnd = random(seed);
+    const keys: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      keys.push(`k${i}`);
+      galaxy.addSession(`k${i}`, 'localhost', 9000 + i);
+    }
+    let map = apply(new Map(), await producer.produce(false));
+    let fresh = 40;
+    for (let step = 0; step < 120; step++) {
+      const r = rnd();
+      const key = keys[Math.floor(rnd() * keys.length)];
+      if (r < 0.35) {
+        const k = `n${fresh++}`;
+        keys.push(k);
+        galaxy.addSession(k, 'localhost', 1000 + step);
+      } else if (r < 0.65) galaxy.addSession(key, '10.0.0.1', 2000 + step);
+      else if (r < 0.8) galaxy.removeSession(key);
+      else if (r < 0.9) {
+        map = apply(map, await producer.produce(false)); // an UPDATE in place in an interval of its own
+        galaxy.updateSession(key, '10.0.0.2', 3000 + step);
+      }
+      else if (r < 0.95) galaxy.exec(`INSERT OR REPLACE INTO gxproxy2 (key, host, port) VALUES ('${key}', NULL, 1)`);
+      else galaxy.exec('VACUUM');
+      // Sometimes two commits between reads (Galaxy writes faster than the debounce); never
+      // after an UPDATE in place, whose blind spot the next test shows.
+      if (r >= 0.8 && r < 0.9) {
+        map = apply(map, await producer.produce(false));
+      } else if (rnd() < 0.2) continue;
+      map = apply(map, await producer.produce(false));
+      assert.deepEqual(map, await truth(path), `seed ${seed}, step ${step}`);
+    }
+    map = apply(map, await producer.produce(false));
+    assert.deepEqual(map, await truth(path), `seed ${seed}, the end`);
+    assert.ok(counts.changes > 20, `most commits were read as changes (seed ${seed}: ${counts.changes} of them, ${counts.whole} whole reads)`);
+  }
+});
+
+test('an UPDATE in place among other changes is the blind spot: the periodic whole read routes it, as a diff', async (t) => {
+  const { path, galaxy, producer } = setup(t, 0);
+  for (let i = 0; i < 5; i++) galaxy.addSession(`s${i}`, 'localhost', 9000 + i);
+  let map = apply(new Map(), await producer.produce(false));
+  // One interval: Galaxy's update_requests, then a new session.
+  galaxy.updateSession('s1', 'moved', 7001);
+  galaxy.addSession('new', 'localhost', 8000);
+  const update = await producer.produce(false);
+  assert.equal(update?.kind, 'diff');
+  map = apply(map, update);
+  assert.equal(map.get('new'), 'localhost:8000');
+  assert.equal(map.get('s1'), 'localhost:9001', 'the UPDATE is not seen by the read of changes');
+  // Nothing committed since; the whole read is due (verifyAfterMs 0) and finds it.
+  const verify = await producer.produce(false);
+  assert.equal(verify?.kind, 'diff');
+  map = apply(map, verify);
+  assert.deepEqual(map, await truth(path));
+  assert.equal(await producer.produce(false), undefined, 'verified: nothing more to read until the next commit');
+});
+
+test('a whole read after changes read on their own finds the map as they left it: a "same" update, no rebuild', (t) => {
+  const path = join(temp(t), 'session_map.sqlite');
+  const galaxy = new GalaxySqliteWriter(path);
+  for (let i = 0; i < 6; i++) galaxy.addSession(`s${i}`, 'localhost', 9000 + i);
+  const store = new SqliteSessionMap(path);
+  t.after(() => store.close());
+  const differ = new MapDiffer();
+  assert.equal(differ.next(store.read()).kind, 'full');
+  const edits: (() => void)[] = [
+    () => galaxy.addSession('a', 'localhost', 1),
+    () => galaxy.addSession('s1', 'localhost', 2),
+    () => galaxy.removeSession('s3'),
+    () => galaxy.addSession('b', 'localhost', 3),
+    () => galaxy.addSession('s1', 'localhost', 4), // the row read as a change is replaced again
+    () => galaxy.removeSession('a'),
+    () => galaxy.addSession('c', 'localhost', 5),
+  ];
+  for (const edit of edits) {
+    edit();
+    const changes = store.readChanges();
+    assert.notEqual(changes, undefined);
+    assert.equal(differ.changes(changes!)?.kind, 'diff');
+  }
+  assert.equal(differ.next(store.read()).kind, 'same');
+  galaxy.updateSession('s0', 'moved', 1);
+  const found = differ.next(store.read());
+  assert.equal(found.kind, 'diff', 'and a whole read after that is a diff again');
+});
+
+test('a forced read (SIGHUP) is whole and a rebuild, even when changes could be read on their own', async (t) => {
+  const { galaxy, counts, producer } = setup(t, Infinity);
+  galaxy.addSession('s0', 'localhost', 1);
+  await producer.produce(false);
+  galaxy.addSession('s1', 'localhost', 2);
+  assert.equal((await producer.produce(true))?.kind, 'full');
+  assert.deepEqual(counts, { whole: 2, changes: 0 });
+  const snapshot = toSnapshot(await fileStores.open(galaxy.path).read());
+  assert.equal(snapshot.routes.size, 2);
+});
