@@ -30,6 +30,8 @@ export class RowLedger {
     /** The table read, and the file it was read from: the ledger holds only while both stay. */
     readonly table: string,
     readonly file: string,
+    /** The file change counter at the read (SQLite's count of commits, see sqlite-store.ts). */
+    public commits: number,
     private readonly base: string,
     private readonly rowids: Float64Array,
     readonly identityFields: 1 | 2,
@@ -77,8 +79,9 @@ export class RowLedger {
     return undefined;
   }
 
-  /** Records a read of changes: `removed` rowids are gone, `inserted` rows (rowid, row) are new. */
-  record(removed: readonly number[], inserted: readonly (readonly [number, string])[], count: number, max: number): void {
+  /** Records a read of changes: `removed` rowids are gone, `inserted` rows (rowid, row) are new; the figures as read. */
+  record(removed: readonly number[], inserted: readonly (readonly [number, string])[], count: number, max: number, commits: number): void {
+    this.commits = commits;
     for (const rowid of removed) {
       if (this.added.delete(rowid)) continue;
       const i = this.indexOf(rowid);

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './store.js';
 import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from './rows.js';
@@ -92,7 +92,7 @@ export class SqliteSessionMap implements FileMap {
       return db.transaction(() => {
         const table = this.table(db);
         if (table === 'gxproxy') return readOlderTable(db);
-        const { read, ledger } = readWholeTable(db, table, sameFile(id));
+        const { read, ledger } = readWholeTable(db, table, sameFile(id), () => commitCounter(this.path));
         this.ledger = ledger;
         return read;
       }).deferred();
@@ -105,21 +105,24 @@ export class SqliteSessionMap implements FileMap {
    * What changed since the previous read, read without reading the whole
    * table: Galaxy's writers DELETE a row and INSERT it again, so a new or
    * replaced row has a rowid past the highest one read so far. One read
-   * transaction fetches those rows, `count(*)`, the highest rowid and the row
-   * at the highest rowid read before, and the ledger (sqlite-ledger.ts) says
-   * which earlier rows they replaced. Anything those figures do not account
-   * for gives undefined, and the caller reads the whole table:
+   * transaction fetches those rows, `count(*)`, the highest rowid, the row at
+   * the highest rowid read before and the file change counter (SQLite's count
+   * of commits), and the ledger (sqlite-ledger.ts) says which earlier rows the
+   * new ones replaced. Anything those figures do not account for gives
+   * undefined, and the caller reads the whole table:
    *
    * - rows deleted beyond the replaced ones are found by their rowids (a
    *   rowid-only scan), and must then account for the count exactly;
+   * - more commits than rows added, replaced or deleted: a commit changed rows
+   *   in place (an UPDATE), or did nothing the checks can see;
    * - a lower highest rowid, or another row at the old highest rowid
    *   (VACUUM renumbering, a rowid used again after the top row was deleted);
-   * - a commit with nothing to see (an UPDATE in place), another file or table,
+   * - WAL mode (SQLite keeps no change counter there), another file or table,
    *   a row whose identity cannot be told, more than MAX_CHANGED_ROWS rows.
    *
-   * Blind spot, covered by the caller's periodic whole read (update.ts): an
-   * UPDATE in place in the same interval as other changes, or a rowid below
-   * the top row used again while the top row was written back unchanged.
+   * Blind spot, covered by the caller's periodic whole read (update.ts): one
+   * transaction that both changes rows in place and adds or deletes rows
+   * (Galaxy never writes one; an admin's script may).
    */
   readChanges(): MapChanges | undefined {
     const ledger = this.ledger;
@@ -131,7 +134,7 @@ export class SqliteSessionMap implements FileMap {
       const db = this.connection(id);
       const changes = db.transaction(() => {
         const table = this.table(db);
-        return table !== 'gxproxy' && table.name === ledger.table ? readTableChanges(db, table, ledger) : undefined;
+        return table !== 'gxproxy' && table.name === ledger.table ? readTableChanges(db, table, ledger, () => commitCounter(this.path)) : undefined;
       }).deferred();
       if (changes !== undefined) this.ledger = ledger;
       return changes;
@@ -249,13 +252,44 @@ const CURRENT_TABLE = wholeTable('gxproxy2', 'sqlite gxproxy2', 'cookie', gxprox
 const ENTRY_POINT_TABLE = wholeTable('gxitproxy', 'sqlite gxitproxy', 'entry-point', gxitproxyLine, GXITPROXY_IDENTITY_IS_UNIQUE_SQL, 2);
 
 /** A whole read, and the ledger for reads of changes after it (when identities cannot repeat). */
-function readWholeTable(db: Database.Database, table: WholeTable, fileId: string): { read: MapRead; ledger: RowLedger | undefined } {
+function readWholeTable(
+  db: Database.Database,
+  table: WholeTable,
+  fileId: string,
+  counter: () => number | undefined,
+): { read: MapRead; ledger: RowLedger | undefined } {
   let [count, rows, rowids] = db.prepare(table.rows).raw(true).get() as [number, string | null, string | null];
   if (countLines(rows ?? '') !== count) [count, rows, rowids] = db.prepare(table.sanitised).raw(true).get() as [number, string | null, string | null];
   const uniqueKeys = (db.prepare(table.unique).pluck().get() as number) > 0;
   const read: MapRead = { format: table.format, routing: table.routing, rows: rows ?? '', uniqueKeys, skipped: new Map() };
-  const ledger = uniqueKeys ? new RowLedger(table.name, fileId, read.rows, parseRowids(rowids), table.identityFields) : undefined;
+  // Read under the same shared lock as the rows (taken by the first SELECT): no commit can come between.
+  const commits = counter();
+  const ledger = uniqueKeys && commits !== undefined ? new RowLedger(table.name, fileId, commits, read.rows, parseRowids(rowids), table.identityFields) : undefined;
   return { read, ledger };
+}
+
+/**
+ * The file change counter of a database in rollback-journal mode (Galaxy's
+ * default): SQLite adds one to it for every transaction that changes the
+ * file, so it counts Galaxy's commits. Undefined in WAL mode, where SQLite
+ * does not keep it, and when the header cannot be read: no reads of changes
+ * then. Read inside a read transaction, while the shared lock keeps writers
+ * from changing the file.
+ */
+function commitCounter(path: string): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const header = Buffer.alloc(28);
+    if (readSync(fd, header, 0, header.length, 0) !== header.length) return undefined;
+    // Offsets 18 and 19: file format write and read versions, 1 for rollback journal, 2 for WAL.
+    if (header[18] !== 1 || header[19] !== 1) return undefined;
+    return header.readUInt32BE(24);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** Comma-separated rowids (group_concat) as numbers. */
@@ -271,8 +305,10 @@ function parseRowids(list: string | null): Float64Array {
 const MAX_CHANGED_ROWS = MAX_DIFF_ENTRIES;
 
 /** The changes since `ledger` (see SqliteSessionMap.readChanges), recorded in it; undefined when they cannot be told. */
-function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowLedger): MapChanges | undefined {
+function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowLedger, counter: () => number | undefined): MapChanges | undefined {
   const count = db.prepare(table.count).pluck().get() as number;
+  const commits = counter();
+  if (commits === undefined || commits < ledger.commits) return undefined;
   const max = db.prepare(table.max).pluck().get() as number;
   if (max < ledger.max) return undefined;
   if (ledger.max > 0 && (db.prepare(table.lineAt).pluck().get(ledger.max) as string | undefined) !== ledger.lineAt(ledger.max)) return undefined;
@@ -305,11 +341,13 @@ function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowL
   } else {
     for (const rowid of replaced) if (db.prepare(table.lineAt).pluck().get(rowid) !== undefined) return undefined;
   }
-  // The version moved but nothing shows: an UPDATE in place, which only a whole read sees.
-  if (tail.length === 0 && removed.length === 0) return undefined;
+  // Each of Galaxy's commits adds, replaces or deletes a row. A commit that
+  // shows in none of them changed rows in place (an UPDATE): a whole read.
+  const shown = tail.length + removed.length - replaced.length;
+  if (commits - ledger.commits > shown || shown === 0) return undefined;
 
   const removedRows = removed.map((rowid) => ledger.lineAt(rowid) ?? '').join('');
-  ledger.record(removed, tail, count, max);
+  ledger.record(removed, tail, count, max, commits);
   return { format: table.format, routing: table.routing, removed: removedRows, inserted: tail.map(([, line]) => line).join('') };
 }
 

@@ -49,12 +49,33 @@ test("Galaxy's add, re-add and removal of sessions below the top row are read as
     inserted: row('s3', 7003) + row('another', 7004),
   });
   assert.equal(store.readChanges(), undefined, 'nothing committed since: nothing to tell, so a whole read');
+  store.read();
+  galaxy.addMany([['m1', 'localhost', 1], ['m2', 'localhost', 2], ['s4', 'localhost', 3]]); // one commit, three rows
+  assert.deepEqual(store.readChanges(), {
+    format: 'sqlite gxproxy2',
+    routing: 'cookie',
+    removed: row('s4', 9004),
+    inserted: row('m1', 1) + row('m2', 2) + row('s4', 3),
+  });
 });
 
 test('what the checks cannot account for is a whole read: UPDATE in place, the top row deleted or rewritten, rowids below the top, VACUUM, another file', async (t) => {
   await t.test('an UPDATE in place (Galaxy update_requests) shows nothing to the checks', (t) => {
     const { galaxy, store } = galaxyMap(t, 3);
     galaxy.updateSession('s1', 'otherhost', 9999);
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test("Galaxy's update_requests and add_requests in one interval: more commits than rows shown", (t) => {
+    const { galaxy, store } = galaxyMap(t, 3);
+    galaxy.updateSession('s1', 'otherhost', 9999);
+    galaxy.addSession('new', 'localhost', 1);
+    assert.equal(store.readChanges(), undefined);
+  });
+  await t.test('WAL mode: SQLite keeps no commit counter, so every change is a whole read', (t) => {
+    const { galaxy, store } = galaxyMap(t, 3);
+    galaxy.exec('PRAGMA journal_mode = WAL');
+    store.read();
+    galaxy.addSession('new', 'localhost', 1);
     assert.equal(store.readChanges(), undefined);
   });
   await t.test('the top row deleted: the highest rowid went down', (t) => {
