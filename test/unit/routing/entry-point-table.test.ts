@@ -50,7 +50,10 @@ test('token compare: equal only for the same bytes; different lengths never matc
 });
 
 test('targets: names, IPv4, IPv6 with or without brackets', () => {
-  assert.deepEqual(toRoute({ host: 'node7', port: 80 }), { host: 'node7', port: 80, label: 'node7:80', proxyTarget: { protocol: 'http:', host: 'node7', hostname: 'node7', port: 80 } });
+  const route = toRoute({ host: 'node7', port: 80 });
+  assert.deepEqual({ ...route.proxyTarget }, { protocol: 'http:', host: 'node7', hostname: 'node7', port: 80 });
+  assert.deepEqual([route.host, route.port, route.label], ['node7', 80, 'node7:80']);
+  assert.deepEqual({ ...toRoute({ host: '[::1]', port: 80 }).proxyTarget }, { protocol: 'http:', host: '::1', hostname: '::1', port: 80 });
   assert.equal(toRoute({ host: '[::1]', port: 80 }).label, '[::1]:80');
   assert.equal(toRoute({ host: '::1', port: 80 }).host, '::1');
   assert.equal(toRoute({ host: '10.0.0.1', port: 1 }).label, '10.0.0.1:1');
