@@ -13,6 +13,14 @@ import { MAX_DIFF_ENTRIES } from './differ.js';
  */
 const BUSY_TIMEOUT_MS = 50;
 
+/**
+ * Rows per statement of a whole read. One statement for 100,000 rows makes
+ * SQLite grow one buffer to 16 MiB, which the C allocator then keeps for good;
+ * chunks of this size reuse a buffer of a few hundred KiB. All chunks are
+ * read in one read transaction.
+ */
+export const WHOLE_READ_CHUNK = 4096;
+
 /** SQLite's page cache for our connection, in KiB (a whole read passes through it; the OS caches the file). */
 const PAGE_CACHE_KIB = 1024;
 
@@ -212,7 +220,10 @@ interface WholeTable {
   readonly name: string;
   readonly format: string;
   readonly routing: MapRouting;
-  /** `count(*)`, the row lines and the rowids in one statement (fast; a newline in a value splits a row). */
+  /**
+   * `count(*)`, the row lines and the rowids of the next WHOLE_READ_CHUNK rows
+   * past a rowid, in rowid order (fast; a newline in a value splits a row).
+   */
   readonly rows: string;
   /** The same with values holding a newline made unusable (slower; used when the count shows a split). */
   readonly sanitised: string;
@@ -238,8 +249,8 @@ function wholeTable(name: string, format: string, routing: MapRouting, line: (va
     name,
     format,
     routing,
-    rows: `SELECT count(*), group_concat(${line(plain)}, ''), group_concat(rowid) FROM ${name}`,
-    sanitised: `SELECT count(*), group_concat(${line(sanitised)}, ''), group_concat(rowid) FROM ${name}`,
+    rows: `SELECT count(*), group_concat(line, ''), group_concat(id) FROM (SELECT rowid AS id, ${line(plain)} AS line FROM ${name} WHERE rowid > ? ORDER BY rowid LIMIT ${WHOLE_READ_CHUNK})`,
+    sanitised: `SELECT count(*), group_concat(line, ''), group_concat(id) FROM (SELECT rowid AS id, ${line(sanitised)} AS line FROM ${name} WHERE rowid > ? ORDER BY rowid LIMIT ${WHOLE_READ_CHUNK})`,
     unique,
     identityFields,
     count: `SELECT count(*) FROM ${name}`,
@@ -264,13 +275,24 @@ function readWholeTable(
   fileId: string,
   counter: () => number | undefined,
 ): { read: MapRead; ledger: RowLedger | undefined } {
-  let [count, rows, rowids] = db.prepare(table.rows).raw(true).get() as [number, string | null, string | null];
-  if (countLines(rows ?? '') !== count) [count, rows, rowids] = db.prepare(table.sanitised).raw(true).get() as [number, string | null, string | null];
+  const fast = db.prepare(table.rows).raw(true);
+  const slow = db.prepare(table.sanitised).raw(true);
+  const chunks: string[] = [];
+  const rowidChunks: string[] = [];
+  for (let after = 0; ; ) {
+    let [count, rows, rowids] = fast.get(after) as [number, string | null, string | null];
+    if (count === 0) break;
+    if (countLines(rows ?? '') !== count) [count, rows, rowids] = slow.get(after) as [number, string | null, string | null];
+    chunks.push(rows ?? '');
+    rowidChunks.push(rowids ?? '');
+    after = Number(rowids!.slice(rowids!.lastIndexOf(',') + 1));
+    if (count < WHOLE_READ_CHUNK) break;
+  }
   const uniqueKeys = (db.prepare(table.unique).pluck().get() as number) > 0;
-  const read: MapRead = { format: table.format, routing: table.routing, rows: rows ?? '', uniqueKeys, skipped: new Map() };
+  const read: MapRead = { format: table.format, routing: table.routing, rows: flat(chunks.join('')), uniqueKeys, skipped: new Map() };
   // Read under the same shared lock as the rows (taken by the first SELECT): no commit can come between.
   const commits = counter();
-  const ledger = uniqueKeys && commits !== undefined ? new RowLedger(table.name, fileId, commits, read.rows, parseRowids(rowids), table.identityFields) : undefined;
+  const ledger = uniqueKeys && commits !== undefined ? new RowLedger(table.name, fileId, commits, read.rows, parseRowids(rowidChunks.join(',')), table.identityFields) : undefined;
   return { read, ledger };
 }
 
@@ -296,6 +318,17 @@ function commitCounter(path: string): number | undefined {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/**
+ * `text` as one flat string, not a tree of the pieces it was joined from:
+ * every later look at it (indexOf, slices, the comparison with the next
+ * read) would flatten it anyway, once per copy.
+ */
+function flat(text: string): string {
+  // A search flattens the string in place (V8 keeps the flat form).
+  text.indexOf('\u0000');
+  return text;
 }
 
 /** Comma-separated rowids (group_concat) as numbers. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
+import { SqliteSessionMap, WHOLE_READ_CHUNK } from '../../../src/session-map/sqlite-store.js';
 import { toSnapshot } from '../../../src/session-map/rows.js';
 import { GalaxySqliteWriter, GXPROXY2, OlderGalaxySqliteWriter, tempDir } from '../../helpers/galaxy-map.js';
 import { openSessionMap, read, targets, temp } from '../../helpers/map-read.js';
@@ -114,4 +114,28 @@ test('sqlite in WAL mode: commits still in the -wal file are read and change ver
   assert.deepEqual(targets(toSnapshot(await source.read())), { alice: '127.0.0.1:8001', bob: '127.0.0.1:8002' });
   assert.equal(writer.pragma('journal_mode', { simple: true }), 'wal');
   assert.ok(statSync(`${path}-wal`).size > 0, 'the commits are still in the WAL file');
+});
+
+test('a whole read goes through the table in chunks, in rowid order, within one read transaction; a newline in one chunk spoils no other', async (t) => {
+  const path = join(temp(t), 'session_map.sqlite');
+  const galaxy = new GalaxySqliteWriter(path);
+  const n = WHOLE_READ_CHUNK * 2 + 5;
+  const rows: [string, string, number][] = [];
+  for (let i = 0; i < n; i++) rows.push([`k${i}`, 'localhost', 1 + (i % 60000)]);
+  galaxy.addMany(rows);
+  galaxy.exec(`UPDATE gxproxy2 SET host = 'two' || char(10) || 'lines' WHERE key = 'k${WHOLE_READ_CHUNK + 3}'`);
+  galaxy.removeSession('k0'); // the first rowid is not 1
+  const store = new SqliteSessionMap(path);
+  t.after(() => store.close());
+  const read = store.read();
+  const lines = read.rows.split('\n').slice(0, -1);
+  assert.equal(lines.length, n - 1);
+  assert.equal(lines[0], 'k1\tlocalhost\t2');
+  assert.equal(lines[WHOLE_READ_CHUNK + 2], `k${WHOLE_READ_CHUNK + 3}\t\u0001\t${WHOLE_READ_CHUNK + 4}`);
+  assert.equal(lines.at(-1), `k${n - 1}\tlocalhost\t${n}`);
+  const snap = toSnapshot(read);
+  assert.equal(snap.routes.size, n - 2);
+  assert.deepEqual(Object.fromEntries(snap.skipped), { 'malformed host': 1 });
+  galaxy.addSession('k5', 'localhost', 5); // the ledger of a chunked read tells what it replaced
+  assert.deepEqual(store.readChanges(), { format: 'sqlite gxproxy2', routing: 'cookie', removed: 'k5\tlocalhost\t6\n', inserted: 'k5\tlocalhost\t5\n' });
 });
