@@ -29,6 +29,8 @@ export interface MapReloaderOptions {
   readonly workerThreshold: number;
   /** Reads through this reader instead of the built-in ones (and never moves to a thread). */
   readonly reader?: MapReader;
+  /** Called after every successful read or change check (the store's status keeps the time). */
+  readonly onSynced?: () => void;
   /** Where an Interactive Tools map (`gxitproxy`) goes; default: a table of the reloader's own. */
   readonly entryPoints?: EntryPointTable;
 }
@@ -53,6 +55,7 @@ export class MapReloader {
   private retry: NodeJS.Timeout | undefined;
   private retries = 0;
   private readonly workerThreshold: number;
+  private readonly onSynced: () => void;
   /** The entry points of an Interactive Tools map (the cookie routes go to `table`). */
   readonly entryPoints: EntryPointTable;
   /** What the last successful read routes by; undefined before the first. */
@@ -68,6 +71,7 @@ export class MapReloader {
     this.workerThreshold = options.reader === undefined ? options.workerThreshold : Infinity;
     this.reader = options.reader ?? new InlineMapReader(spec);
     this.entryPoints = options.entryPoints ?? new EntryPointTable();
+    this.onSynced = options.onSynced ?? (() => {});
   }
 
   /** Entries in the table the map fills: sessions, or entry points. */
@@ -127,6 +131,7 @@ export class MapReloader {
       this.failed(err);
       return 'failed';
     }
+    this.onSynced();
     if (update === undefined) return 'unchanged';
     const changed = await this.apply(update);
     if (this.closed) return 'unchanged';
