@@ -82,7 +82,7 @@ export class MapReloader {
   /**
    * Reads the map if it may have changed (always with `force`, which also
    * rebuilds the table from scratch). Resolves when the read, and any read
-   * asked for meanwhile, is done.
+   * asked for meanwhile, is done: `reloaded` when any of them changed the routes.
    */
   reload(force = false): Promise<ReloadOutcome> {
     this.wanted = true;
@@ -106,17 +106,20 @@ export class MapReloader {
     // Yield once, so that `running` is set before this can finish.
     await Promise.resolve();
     let outcome: ReloadOutcome = 'unchanged';
+    let reloaded = false;
     try {
       while (this.wanted && !this.closed) {
         const full = this.wantFull;
         this.wanted = false;
         this.wantFull = false;
         outcome = await this.reloadOnce(full);
+        reloaded ||= outcome === 'reloaded';
       }
     } finally {
       this.running = undefined;
     }
-    return outcome;
+    // A read that changed the routes, followed by one that found nothing new, still changed them.
+    return outcome === 'unchanged' && reloaded ? 'reloaded' : outcome;
   }
 
   private async reloadOnce(full: boolean): Promise<ReloadOutcome> {
@@ -213,6 +216,10 @@ export class MapReloader {
     this.reader = new WorkerMapReader(this.spec, inline.state(), (err) => this.report.threadFailed(err));
     inline.close();
     this.threaded = true;
+    // A first read on the thread now, not at the next change: the thread's
+    // store starts with nothing (a database store reads the whole table), so
+    // the next change is then read as quickly as later ones.
+    setImmediate(() => void this.reload());
   }
 
   private failed(err: unknown): void {
