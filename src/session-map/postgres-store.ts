@@ -137,9 +137,9 @@ FROM gxitproxy`;
  * ages count from the same point, so the comparison is exact. A deletion
  * leaves no row to find: the count shows it (see readChanges).
  */
-const CHANGED_QUERY = `SELECT ${HORIZON} AS horizon, (SELECT count(*) FROM gxitproxy)::int AS n,
-  (SELECT coalesce(string_agg(${ROW_LINE}, ''), '') FROM gxitproxy
-    WHERE age(xmin) <= age(($1::bigint % 4294967296)::text::xid)) AS rows`;
+const CHANGED_QUERY = `SELECT ${HORIZON} AS horizon, count(*)::int AS n,
+  coalesce(string_agg(${ROW_LINE}, '') FILTER (WHERE age(xmin) <= age(($1::bigint % 4294967296)::text::xid)), '') AS rows
+FROM gxitproxy`;
 
 interface RowsRead {
   horizon: string;
@@ -548,14 +548,19 @@ export class PostgresMapStore implements MapStore {
       rows.push([id, `${line}\n`]);
     });
     if (changed.n !== cache.count + added) return false;
-    let moved = false;
+    // In place: an entry point Galaxy saved again stays where it was; a new one goes last.
+    const appended: string[] = [];
+    let inPlace = false;
     for (const [id, line] of rows) {
-      if (cache.rows.get(id) === line) continue;
-      // In place: an entry point Galaxy saved again stays where it was; a new one goes last.
+      const before = cache.rows.get(id);
+      if (before === line) continue;
+      if (before === undefined) appended.push(line);
+      else inPlace = true;
       cache.rows.set(id, line);
-      moved = true;
     }
-    if (moved) cache.text = [...cache.rows.values()].join('');
+    // New entry points only (the usual change): the text grows at its end, no rebuild of it.
+    if (inPlace) cache.text = [...cache.rows.values()].join('');
+    else if (appended.length > 0) cache.text += appended.join('');
     cache.horizon = changed.horizon;
     cache.count = changed.n;
     return true;
