@@ -63,7 +63,7 @@ export class UpdateProducer {
     }
     if (update === undefined) {
       // A whole read: after changes read on their own, its diff is whatever they missed.
-      update = this.differ.next(await this.store.read(), full);
+      update = this.differ.next(await this.store.read(full || verify), full);
       this.unverifiedSince = undefined;
     }
     this.readVersion = version;

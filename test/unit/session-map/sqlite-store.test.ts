@@ -116,7 +116,7 @@ test('sqlite in WAL mode: commits still in the -wal file are read and change ver
   assert.ok(statSync(`${path}-wal`).size > 0, 'the commits are still in the WAL file');
 });
 
-test('a whole read goes through the table in chunks, in rowid order, within one read transaction; a newline in one chunk spoils no other', async (t) => {
+test('a whole read goes through the table in chunks, in rowid order, within one read transaction; a newline in one chunk spoils no other', (t) => {
   const path = join(temp(t), 'session_map.sqlite');
   const galaxy = new GalaxySqliteWriter(path);
   const n = WHOLE_READ_CHUNK * 2 + 5;

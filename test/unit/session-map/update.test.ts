@@ -38,7 +38,7 @@ function countingKind(): { kind: StoreKind; counts: { whole: number; changes: nu
         close: () => inner.close(),
       };
     },
-    watch: fileStores.watch,
+    watch: (spec, options, onMaybeChanged) => fileStores.watch(spec, options, onMaybeChanged),
   };
   return { kind, counts };
 }
