@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './store.js';
 import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from './rows.js';
@@ -75,6 +75,8 @@ const TABLES = `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN 
 export class SqliteSessionMap implements FileMap {
   private db: Database.Database | undefined;
   private fileId: string | undefined;
+  /** A descriptor of the file for its header (commitCounter), opened and closed with the connection. */
+  private headerFd: number | undefined;
   /** What the reads so far saw, for reads of changes; undefined: the next read must be whole. */
   private ledger: RowLedger | undefined;
 
@@ -103,7 +105,7 @@ export class SqliteSessionMap implements FileMap {
       return db.transaction(() => {
         const table = this.table(db);
         if (table === 'gxproxy') return readOlderTable(db);
-        const { read, ledger } = readWholeTable(db, table, sameFile(id), () => commitCounter(this.path));
+        const { read, ledger } = readWholeTable(db, table, sameFile(id), () => this.commitCounter());
         this.ledger = ledger;
         return read;
       }).deferred();
@@ -145,7 +147,7 @@ export class SqliteSessionMap implements FileMap {
       const db = this.connection(id);
       const changes = db.transaction(() => {
         const table = this.table(db);
-        return table !== 'gxproxy' && table.name === ledger.table ? readTableChanges(db, table, ledger, () => commitCounter(this.path)) : undefined;
+        return table !== 'gxproxy' && table.name === ledger.table ? readTableChanges(db, table, ledger, () => this.commitCounter()) : undefined;
       }).deferred();
       if (changes !== undefined) this.ledger = ledger;
       return changes;
@@ -183,6 +185,32 @@ export class SqliteSessionMap implements FileMap {
     this.db?.close();
     this.db = undefined;
     this.fileId = undefined;
+    // Only now: closing any descriptor of the file drops every POSIX lock this
+    // process holds on it, SQLite's shared lock of a read under way included.
+    if (this.headerFd !== undefined) closeSync(this.headerFd);
+    this.headerFd = undefined;
+  }
+
+  /**
+   * The file change counter of a database in rollback-journal mode (Galaxy's
+   * default): SQLite adds one to it for every transaction that changes the
+   * file, so it counts Galaxy's commits. Undefined in WAL mode, where SQLite
+   * does not keep it, and when the header cannot be read: no reads of changes
+   * then. Called inside a read transaction, while the shared lock keeps
+   * writers from changing the file, through a descriptor opened with the
+   * connection and closed with it, never in between (see disconnect).
+   */
+  private commitCounter(): number | undefined {
+    try {
+      if (this.headerFd === undefined) return undefined;
+      const header = Buffer.alloc(28);
+      if (readSync(this.headerFd, header, 0, header.length, 0) !== header.length) return undefined;
+      // Offsets 18 and 19: file format write and read versions, 1 for rollback journal, 2 for WAL.
+      if (header[18] !== 1 || header[19] !== 1) return undefined;
+      return header.readUInt32BE(24);
+    } catch {
+      return undefined;
+    }
   }
 
   private connection(id: string): Database.Database {
@@ -193,6 +221,7 @@ export class SqliteSessionMap implements FileMap {
     // large page cache buys nothing but memory (SQLite's default: 16 MiB).
     this.db.pragma(`cache_size = -${PAGE_CACHE_KIB}`);
     this.fileId = id;
+    this.headerFd = openSameFile(this.path, id);
     return this.db;
   }
 
@@ -296,29 +325,6 @@ function readWholeTable(
   return { read, ledger };
 }
 
-/**
- * The file change counter of a database in rollback-journal mode (Galaxy's
- * default): SQLite adds one to it for every transaction that changes the
- * file, so it counts Galaxy's commits. Undefined in WAL mode, where SQLite
- * does not keep it, and when the header cannot be read: no reads of changes
- * then. Read inside a read transaction, while the shared lock keeps writers
- * from changing the file.
- */
-function commitCounter(path: string): number | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const header = Buffer.alloc(28);
-    if (readSync(fd, header, 0, header.length, 0) !== header.length) return undefined;
-    // Offsets 18 and 19: file format write and read versions, 1 for rollback journal, 2 for WAL.
-    if (header[18] !== 1 || header[19] !== 1) return undefined;
-    return header.readUInt32BE(24);
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 /**
  * `text` as one flat string, not a tree of the pieces it was joined from:
@@ -382,8 +388,10 @@ function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowL
   }
   // Each of Galaxy's commits adds, replaces or deletes a row. A commit that
   // shows in none of them changed rows in place (an UPDATE): a whole read.
+  // No commit and nothing shown: nothing changed (the file's times moved, or
+  // the store was asked again after a read that already saw the commit).
   const shown = tail.length + removed.length - replaced.length;
-  if (commits - ledger.commits > shown || shown === 0) return undefined;
+  if (commits - ledger.commits > shown) return undefined;
 
   const removedRows = removed.map((rowid) => ledger.lineAt(rowid) ?? '').join('');
   ledger.record(removed, tail, count, max, commits);
@@ -445,6 +453,21 @@ function readOlderTable(db: Database.Database): MapRead {
 function fileIdentity(path: string): string | undefined {
   const st = statSync(path, { bigint: true, throwIfNoEntry: false });
   return st === undefined ? undefined : `${st.dev}:${st.ino}:${st.birthtimeNs}:${st.ctimeNs}`;
+}
+
+/** A read-only descriptor of `path` if it is still the file `id` names (it may have been replaced since); else undefined. */
+function openSameFile(path: string, id: string): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const st = fstatSync(fd, { bigint: true });
+    if (`${st.dev}:${st.ino}:${st.birthtimeNs}` === sameFile(id)) return fd;
+  } catch {
+    // no counter: every change is then a whole read
+  }
+  // Not the connection's file. Closing a descriptor of another file drops no lock of ours.
+  if (fd !== undefined) closeSync(fd);
+  return undefined;
 }
 
 /** The part of a file identity that stays while the file is the same file (commits move the change time). */

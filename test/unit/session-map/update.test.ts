@@ -7,6 +7,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { MapDiffer, type MapUpdate } from '../../../src/session-map/differ.js';
 import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
@@ -182,4 +183,16 @@ test('a forced read (SIGHUP) is whole and a rebuild, even when changes could be 
   assert.deepEqual(counts, { whole: 2, changes: 0 });
   const snapshot = toSnapshot(await fileStores.open(galaxy.path).read());
   assert.equal(snapshot.routes.size, 2);
+});
+
+test('the file touched without a commit (its times move, so the version does): a read of changes finds nothing, no whole read', async (t) => {
+  const { path, galaxy, counts, producer } = setup(t, Infinity);
+  for (let i = 0; i < 3; i++) galaxy.addSession(`s${i}`, 'localhost', 9000 + i);
+  await producer.produce(false);
+  galaxy.addSession('a', 'localhost', 1);
+  assert.equal((await producer.produce(false))?.kind, 'diff');
+  chmodSync(path, 0o640); // the change time moves
+  chmodSync(path, 0o644);
+  assert.equal((await producer.produce(false))?.kind, 'same');
+  assert.deepEqual(counts, { whole: 1, changes: 2 });
 });
