@@ -14,6 +14,11 @@ export class RowLedger {
   private readonly starts: Uint32Array;
   /** Rows of `base` deleted or replaced since. */
   private readonly gone: Uint8Array;
+  /**
+   * Hashes of the identities in `base`, sorted: a new identity (a new session,
+   * the usual commit) is told absent without searching the whole text.
+   */
+  private readonly hashes: Uint32Array;
   /** Rows read since the whole read (all past its highest rowid), by rowid, each with its LF. */
   private readonly added = new Map<number, string>();
   /** Rows now in the table, as far as the reads can tell. */
@@ -37,13 +42,16 @@ export class RowLedger {
     readonly identityFields: 1 | 2,
   ) {
     this.starts = new Uint32Array(rowids.length + 1);
+    this.hashes = new Uint32Array(rowids.length);
     let at = 0;
     for (let i = 0; i < rowids.length; i++) {
       this.starts[i] = at;
+      this.hashes[i] = identityHash(base, at, identityFields);
       at = base.indexOf('\n', at) + 1;
       if (at === 0) throw new Error('ledger: fewer rows than rowids');
     }
     this.starts[rowids.length] = at;
+    this.hashes.sort();
     this.gone = new Uint8Array(rowids.length);
     this.count = rowids.length;
     this.max = rowids.length === 0 ? 0 : rowids[rowids.length - 1];
@@ -69,6 +77,7 @@ export class RowLedger {
    */
   rowidOf(identity: string): number | undefined {
     for (const [rowid, line] of this.added) if (line.startsWith(identity)) return rowid;
+    if (!sortedHas(this.hashes, identityHash(identity, 0, this.identityFields))) return undefined;
     // Rows of the base text start at offset 0 or after a LF.
     if (this.base.startsWith(identity) && this.gone[0] === 0) return this.rowids[0];
     const needle = `\n${identity}`;
@@ -119,4 +128,29 @@ export class RowLedger {
     }
     return -1;
   }
+}
+
+/** FNV-1a of the identity (the first `fields` fields) of the row that starts at `at` in `text`. */
+function identityHash(text: string, at: number, fields: 1 | 2): number {
+  let h = 0x811c9dc5;
+  let tabs = 0;
+  for (let i = at; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 9 && ++tabs === fields) break;
+    if (c === 10) break;
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function sortedHas(sorted: Uint32Array, value: number): boolean {
+  let lo = 0;
+  let hi = sorted.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] === value) return true;
+    if (sorted[mid] < value) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return false;
 }
