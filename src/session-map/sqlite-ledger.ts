@@ -77,7 +77,7 @@ export class RowLedger {
    */
   rowidOf(identity: string): number | undefined {
     for (const [rowid, line] of this.added) if (line.startsWith(identity)) return rowid;
-    if (!sortedHas(this.hashes, identityHash(identity, 0, this.identityFields))) return undefined;
+    if (search(this.hashes, this.hashes.length, identityHash(identity, 0, this.identityFields)) < 0) return undefined;
     // Rows of the base text start at offset 0 or after a LF.
     if (this.base.startsWith(identity) && this.gone[0] === 0) return this.rowids[0];
     const needle = `\n${identity}`;
@@ -103,30 +103,12 @@ export class RowLedger {
 
   /** Index of `rowid` among the base rows, or -1. */
   private indexOf(rowid: number): number {
-    let lo = 0;
-    let hi = this.rowids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.rowids[mid];
-      if (v === rowid) return mid;
-      if (v < rowid) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    return search(this.rowids, this.rowids.length, rowid);
   }
 
   /** Index of the base row that starts at `offset`, or -1 when no row starts there. */
   private startIndex(offset: number): number {
-    let lo = 0;
-    let hi = this.rowids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.starts[mid];
-      if (v === offset) return mid;
-      if (v < offset) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    return search(this.starts, this.rowids.length, offset);
   }
 }
 
@@ -143,14 +125,16 @@ function identityHash(text: string, at: number, fields: 1 | 2): number {
   return h >>> 0;
 }
 
-function sortedHas(sorted: Uint32Array, value: number): boolean {
+/** Index of `value` among the first `length` entries of ascending `sorted`, or -1. */
+function search(sorted: Float64Array | Uint32Array, length: number, value: number): number {
   let lo = 0;
-  let hi = sorted.length - 1;
+  let hi = length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
-    if (sorted[mid] === value) return true;
-    if (sorted[mid] < value) lo = mid + 1;
+    const v = sorted[mid];
+    if (v === value) return mid;
+    if (v < value) lo = mid + 1;
     else hi = mid - 1;
   }
-  return false;
+  return -1;
 }

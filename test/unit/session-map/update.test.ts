@@ -17,6 +17,7 @@ import type { MapStore, StoreKind } from '../../../src/session-map/store.js';
 import { UpdateProducer } from '../../../src/session-map/update.js';
 import { GalaxySqliteWriter } from '../../helpers/galaxy-map.js';
 import { read, temp } from '../../helpers/map-read.js';
+import { Random } from '../../helpers/random.js';
 
 /** The file store kind, counting which kind of read each produce made. */
 function countingKind(): { kind: StoreKind; counts: { whole: number; changes: number } } {
@@ -66,20 +67,11 @@ function setup(t: TestContext, verifyAfterMs: number) {
   return { path, galaxy, counts, producer };
 }
 
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test("random runs of Galaxy's statements (add, re-add, remove, update in place, VACUUM, bad rows): the updates always give the map a whole read gives", async (t) => {
   for (const seed of [1, 2, 3]) {
     const { path, galaxy, counts, producer } = setup(t, Infinity);
-    const rnd = random(seed);
+    const random = new Random(seed);
+    const rnd = (): number => random.next();
     const keys: string[] = [];
     for (let i = 0; i < 40; i++) {
       keys.push(`k${i}`);
