@@ -1,5 +1,6 @@
 import { parse } from 'pg-connection-string';
 import type { ClientConfig } from 'pg';
+import { pgpassPassword, pgpassPath, PgpassUnusableError, type PgpassTarget } from './pgpass.js';
 
 /**
  * `--sessions postgresql://…`: the connection settings, and a label for logs,
@@ -37,27 +38,56 @@ export class PostgresUrlError extends Error {
   readonly code = 'ERR_GIE_POSTGRES_URL';
 }
 
-/** Parses `--sessions`. Throws PostgresUrlError. */
-export function parsePostgresUrl(value: string): PostgresLocation {
+/** The password was not found, or the password file cannot be used; says where it looked, never a password. */
+export class PostgresPasswordError extends Error {
+  override readonly name = 'PostgresPasswordError';
+  readonly code = 'ERR_GIE_POSTGRES_PASSWORD';
+}
+
+/** libpq's SSL settings from the environment, for a URL that has none of its own. */
+const SSL_ENV: readonly (readonly [string, string])[] = [
+  ['sslmode', 'PGSSLMODE'],
+  ['sslrootcert', 'PGSSLROOTCERT'],
+  ['sslcert', 'PGSSLCERT'],
+  ['sslkey', 'PGSSLKEY'],
+];
+
+/** The `sslmode` values libpq knows. */
+const SSL_MODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
+
+/**
+ * Parses `--sessions`, with the `PG*` variables of `env` (libpq's) for what
+ * the URL leaves out. Throws PostgresUrlError.
+ */
+export function parsePostgresUrl(value: string, env: NodeJS.ProcessEnv = process.env): PostgresLocation {
   if (!isPostgresUrl(value)) throw new PostgresUrlError('--sessions: not a postgresql:// or postgres:// URL');
   // pg-connection-string knows postgres:// and postgresql:// only.
-  const url = value.replace(SCHEME, 'postgresql://');
+  let url = value.replace(SCHEME, 'postgresql://');
+  // PGSSLMODE and friends, as libpq reads them (pg's own reading gives PGSSLMODE=require a certificate check libpq does not make).
+  const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
+  const fromEnv = SSL_ENV.filter(([param, name]) => !query.has(param) && env[name] !== undefined && env[name] !== '').map(([param, name]) => `${param}=${encodeURIComponent(env[name] ?? '')}`);
+  if (fromEnv.length > 0) url += `${url.includes('?') ? '&' : '?'}${fromEnv.join('&')}`;
+  const sslmode = query.get('sslmode') ?? (env.PGSSLMODE !== undefined && env.PGSSLMODE !== '' ? env.PGSSLMODE : undefined);
+  if (sslmode !== undefined && !SSL_MODES.has(sslmode)) {
+    throw new PostgresUrlError(`--sessions: sslmode ${JSON.stringify(sslmode)} is not one of libpq's (${[...SSL_MODES].join(', ')})`);
+  }
   let parsed: ReturnType<typeof parse>;
   try {
     // libpq's sslmode meanings (require: encrypt, no certificate check), as Galaxy's psycopg2 has them.
-    parsed = parse(url, { useLibpqCompat: true });
+    // `allow` is read as `prefer` there; it is handled below.
+    parsed = parse(sslmode === 'allow' ? url.replace(/([?&]sslmode=)allow/, '$1prefer') : url, { useLibpqCompat: true });
   } catch (err) {
     throw new PostgresUrlError(`--sessions: the PostgreSQL URL cannot be used: ${safeReason(err, value)}`);
   }
   const config: ClientConfig = {};
   const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
-  const user = text(parsed.user);
+  // What the URL leaves out, from libpq's variables: pg would read the same, but the label must name what is used.
+  const user = text(parsed.user) ?? text(env.PGUSER);
   const password = text(parsed.password);
-  const host = text(parsed.host);
-  const database = text(parsed.database);
-  const port = text(parsed.port);
+  const host = text(parsed.host) ?? text(env.PGHOST);
+  const database = text(parsed.database) ?? text(env.PGDATABASE);
+  const port = text(parsed.port) ?? text(env.PGPORT);
   if (user !== undefined) config.user = user;
-  if (password !== undefined) config.password = password;
   if (host !== undefined) config.host = host;
   if (database !== undefined) config.database = database;
   if (port !== undefined) {
@@ -65,18 +95,55 @@ export function parsePostgresUrl(value: string): PostgresLocation {
     if (!Number.isInteger(n) || n < 1 || n > 65535) throw new PostgresUrlError(`--sessions: port ${JSON.stringify(port)} is not a port number`);
     config.port = n;
   }
-  const applicationName = text(parsed.application_name);
+  // libpq's order: the URL, PGPASSWORD, then the password file; looked up only when the server asks.
+  config.password = password ?? passwordSource(env);
+  const applicationName = text(parsed.application_name) ?? text(env.PGAPPNAME);
   if (applicationName !== undefined) config.application_name = applicationName;
-  const options = text(parsed.options);
+  const options = text(parsed.options) ?? text(env.PGOPTIONS);
   if (options !== undefined) config.options = options;
   // Over a unix socket libpq never uses SSL; pg would ask the server for it and fail.
-  const socket = (host ?? process.env.PGHOST ?? '').startsWith('/');
-  if (parsed.ssl !== undefined && !socket) {
+  const socket = (host ?? '').startsWith('/');
+  if (socket) {
+    config.ssl = false;
+  } else if (sslmode === 'allow') {
+    // libpq tries without SSL first; pg cannot fall back, so the one try is the first.
+    config.ssl = false;
+  } else if (parsed.ssl !== undefined) {
     const ssl = parsed.ssl;
     // The parser's SSL settings hold nulls for what the URL leaves out; tls wants them absent.
-    config.ssl = typeof ssl === 'object' && ssl !== null ? (Object.fromEntries(Object.entries(ssl).filter(([, v]) => v !== null && v !== undefined))) : Boolean(ssl);
+    config.ssl = typeof ssl === 'object' && ssl !== null ? Object.fromEntries(Object.entries(ssl).filter(([, v]) => v !== null && v !== undefined)) : Boolean(ssl);
+  } else {
+    // No sslmode: pg would otherwise read PGSSLMODE itself (with its own meanings); none set, libpq's default
+    // is `prefer`, which pg cannot do (no fall-back): plain, as pg does.
+    config.ssl = false;
   }
   return { config, label: labelFor(config) };
+}
+
+/**
+ * The password when the URL has none, as libpq finds it: PGPASSWORD, else
+ * the password file. Called by pg when the server asks for a password
+ * (never before), with the connection's settings, defaults applied.
+ */
+function passwordSource(env: NodeJS.ProcessEnv): (target?: PgpassTarget) => Promise<string> {
+  const fromEnv = env.PGPASSWORD;
+  const file = pgpassPath(env);
+  return async (target: PgpassTarget = {}) => {
+    if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+    const role = target.user === undefined ? 'the role' : `role ${JSON.stringify(target.user)}`;
+    let found: string | undefined;
+    try {
+      found = file === undefined ? undefined : await pgpassPassword(file, target);
+    } catch (err) {
+      if (err instanceof PgpassUnusableError) {
+        throw new PostgresPasswordError(`the server asks for a password for ${role} and none is in the URL or PGPASSWORD; ${err.message}`, { cause: err });
+      }
+      throw err;
+    }
+    if (found !== undefined) return found;
+    const where = file === undefined ? 'no password file (neither PGPASSFILE nor HOME is set)' : `none in ${file} for ${target.host ?? 'localhost'}:${target.port ?? 5432}:${target.database ?? ''}:${target.user ?? ''}`;
+    throw new PostgresPasswordError(`the server asks for a password for ${role} and none was given: not in the URL, no PGPASSWORD, ${where} (add a line host:port:database:user:password to ~/.pgpass or PGPASSFILE, mode 0600)`);
+  };
 }
 
 /** The URL without a password, with whatever the environment will fill in left out. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -7,7 +7,9 @@ import { spawnProxy } from '../helpers/spawned-proxy.js';
 import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { routedPort, startPgProxy, type PgProxy } from '../helpers/postgres-proxy.js';
 import { PgCluster } from '../helpers/postgres.js';
+import { makeCa, requireOpenssl } from '../helpers/tls-certs.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { waitUntil } from '../helpers/wait.js';
 import { PROCESS_WARNING_LOG } from '../../src/cli/process-warnings.js';
 
 /**
@@ -21,7 +23,7 @@ import { PROCESS_WARNING_LOG } from '../../src/cli/process-warnings.js';
  */
 
 /** A server that takes TCP only with TLS, and then only with a password. */
-const tlsCluster = new PgCluster({ tcp: true, tls: true, hba: ['hostssl all all 127.0.0.1/32 scram-sha-256'] });
+const tlsCluster = new PgCluster({ tcp: true, tls: true, hba: ['hostssl all all 127.0.0.1/32 scram-sha-256'], settings: { log_connections: 'on' } });
 /** A server that asks for a password over TCP (no TLS). */
 const pwCluster = new PgCluster({ tcp: true, hostAuth: 'scram-sha-256' });
 after(() => Promise.all([tlsCluster.destroy(), pwCluster.destroy()]));
@@ -103,9 +105,14 @@ async function backendSsl(cluster: PgCluster, db: string): Promise<{ ssl: boolea
 
 const TLS_PASSWORD = 'tls-Pw:9@k/x';
 
-describe('--sessions postgresql://…?sslmode=…: TLS against a server that takes only TLS', () => {
+/** Lines in the server's log for TCP connections received (log_connections): how often a client tried. */
+function tcpAttempts(cluster: PgCluster): number {
+  return readFileSync(cluster.logFile, 'utf8').split('\n').filter((l) => l.includes('connection received: host=127.0.0.1')).length;
+}
+
+describe('--sessions postgresql://…?sslmode=…: TLS against a server that takes only TLS (hostssl, scram-sha-256)', () => {
   test('sslmode=require: connected encrypted, routed, the password nowhere', async (t) => {
-    if (!(await tlsCluster.ready(t))) return;
+    if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
     const { db, role } = await mapFor(tlsCluster, 'tlsreq', TLS_PASSWORD);
     const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=require`;
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
@@ -121,8 +128,8 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
     assertSecretFree(TLS_PASSWORD, checked.out, '--check');
   });
 
-  test('sslmode=verify-full with sslrootcert: the certificate checked, connected, routed', async (t) => {
-    if (!(await tlsCluster.ready(t))) return;
+  test('sslmode=verify-full with sslrootcert: the certificate checked, connected encrypted, routed', async (t) => {
+    if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
     const { db, role } = await mapFor(tlsCluster, 'tlsfull', TLS_PASSWORD);
     const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(tlsCluster.caFile)}`;
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
@@ -130,65 +137,89 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
     assert.equal((await backendSsl(tlsCluster, db))[0]?.ssl, true);
     assert.deepEqual(warnings(proxy), []);
     await assertProxySecretFree(proxy, TLS_PASSWORD);
+    const checked = await check(url, childEnv());
+    assert.equal(checked.code, 0, checked.out);
   });
 
-  test('sslmode=verify-full with a CA that did not sign the server: no-map (503), one warning saying why, still trying; --check fails', async (t) => {
-    if (!(await tlsCluster.ready(t))) return;
+  test('PGSSLMODE=verify-full and PGSSLROOTCERT (libpq variables) when the URL has no sslmode; PGSSLMODE=require encrypts without a CA', async (t) => {
+    if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
+    const { db, role } = await mapFor(tlsCluster, 'tlsenv', TLS_PASSWORD);
+    const url = tlsCluster.tcpUrl(db, role, TLS_PASSWORD);
+    const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: tlsCluster.caFile }) });
+    await routedPort(proxy, 'tlsenv', 'tok');
+    assert.equal((await backendSsl(tlsCluster, db))[0]?.ssl, true);
+    assert.deepEqual(warnings(proxy), []);
+    // libpq's require checks no certificate (pg alone would, and fail on this private CA).
+    const checked = await check(url, childEnv({ PGSSLMODE: 'require' }));
+    assert.equal(checked.code, 0, checked.out);
+    const wrongCa = await check(url, childEnv({ PGSSLMODE: 'verify-full' }));
+    assert.equal(wrongCa.code, 1, wrongCa.out);
+  });
+
+  test('sslmode=verify-full with a CA that did not sign the server: starts, no-map (503), one warning saying why, keeps trying; --check fails; no password', async (t) => {
+    if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
     const { db, role } = await mapFor(tlsCluster, 'tlswrong', TLS_PASSWORD);
-    const otherDir = tempHome();
-    const { makeCa } = await import('../helpers/tls-certs.js');
-    const other = makeCa(otherDir, 'other-ca');
+    const other = makeCa(tempHome(), 'other-ca');
     const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(other.certFile)}`;
+    const before = tcpAttempts(tlsCluster);
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
     const warning = await proxy.proc.logs.waitFor((l) => l.level === 'warn' && l.msg !== PROCESS_WARNING_LOG, 15_000);
+    assert.equal(warning.msg, 'session map database unreachable; routing nothing until it answers, retrying');
+    assert.equal(warning.reason, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    assert.match(String(warning.detail), /unable to verify the first certificate/);
     const health = await proxy.health();
     assert.equal(health.status, 503);
     assert.equal(health.body.status, 'no-map');
-    process.stderr.write(`${JSON.stringify(warning)}\n${JSON.stringify(health.body)}\n`);
-    const checked = await check(url, childEnv());
-    process.stderr.write(`${checked.code} ${checked.out}\n`);
-    assertSecretFree(TLS_PASSWORD, checked.out, '--check');
+    assert.equal(health.body.sessionMap.store?.connected, false);
+    assert.match(health.body.sessionMap.lastError?.message ?? '', /not connected to the database: unable to verify the first certificate/);
+    // It keeps trying (the server logs every TCP connection it receives), and says so once.
+    await waitUntil('three more attempts', () => tcpAttempts(tlsCluster) >= before + 3 || undefined, { timeoutMs: 20_000, everyMs: 100 });
+    assert.deepEqual(warnings(proxy), [warning.msg]);
+    assert.equal(proxy.proc.stderr, '');
     await assertProxySecretFree(proxy, TLS_PASSWORD);
+    const checked = await check(url, childEnv());
+    assert.equal(checked.code, 1, checked.out);
+    assert.match(checked.out, /NOT READABLE \(disconnected\): .*unable to verify the first certificate/);
+    assertSecretFree(TLS_PASSWORD, checked.out, '--check');
   });
 
-  test('sslmode=disable against a server that takes only TLS: refused, saying so', async (t) => {
-    if (!(await tlsCluster.ready(t))) return;
+  test('sslmode=disable against a server that takes only TLS: refused, saying so, without the password', async (t) => {
+    if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
     const { db, role } = await mapFor(tlsCluster, 'tlsoff', TLS_PASSWORD);
     const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=disable`;
+    const refusal = new RegExp(`no pg_hba.conf entry for host "127.0.0.1", user "${role}", database "${db}", no encryption`);
     const checked = await check(url, childEnv());
-    process.stderr.write(`${checked.code} ${checked.out}\n`);
+    assert.equal(checked.code, 1, checked.out);
+    assert.match(checked.out, refusal);
     assertSecretFree(TLS_PASSWORD, checked.out, '--check');
-    const none = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}`;
-    const checkedNone = await check(none, childEnv());
-    process.stderr.write(`no sslmode: ${checkedNone.code} ${checkedNone.out}\n`);
-    const prefer = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=prefer`;
-    const checkedPrefer = await check(prefer, childEnv());
-    process.stderr.write(`prefer: ${checkedPrefer.code} ${checkedPrefer.out}\n`);
-    const allow = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=allow`;
-    const checkedAllow = await check(allow, childEnv());
-    process.stderr.write(`allow: ${checkedAllow.code} ${checkedAllow.out}\n`);
-    const envMode = await check(`${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}`, childEnv({ PGSSLMODE: 'require' }));
-    process.stderr.write(`PGSSLMODE=require: ${envMode.code} ${envMode.out}\n`);
+    const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
+    const warning = await proxy.proc.logs.waitFor((l) => l.level === 'warn' && l.msg !== PROCESS_WARNING_LOG, 15_000);
+    assert.equal(warning.reason, '28000');
+    assert.match(String(warning.detail), refusal);
+    assert.equal((await proxy.health()).status, 503);
+    await assertProxySecretFree(proxy, TLS_PASSWORD);
   });
 });
 
-const SPECIAL = 'p@ss:w/rd%?#&= ü+\'"';
+/** Every character a URL must percent-encode, and some a password file must escape. */
+const SPECIAL = 'p@ss:w/rd%?#&= ü+\'"\\';
 
 describe('where the password comes from, against a server that asks for one (scram-sha-256)', () => {
-  test('in the URL, percent-encoded special characters', async (t) => {
+  test('in the URL, with percent-encoded special characters', async (t) => {
     if (!(await pwCluster.ready(t))) return;
     const { db, role } = await mapFor(pwCluster, 'pwurl', SPECIAL);
     const url = pwCluster.tcpUrl(db, role, SPECIAL);
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
     await routedPort(proxy, 'pwurl', 'tok');
     assert.deepEqual(warnings(proxy), []);
+    assert.equal(proxy.proc.stderr, '');
     await assertProxySecretFree(proxy, SPECIAL);
     const checked = await check(url, childEnv());
     assert.equal(checked.code, 0, checked.out);
     assertSecretFree(SPECIAL, checked.out, '--check');
   });
 
-  test('PGPASSWORD, and PGHOST, PGPORT, PGUSER, PGDATABASE for what the URL leaves out', async (t) => {
+  test('PGPASSWORD, with PGHOST, PGPORT, PGUSER and PGDATABASE for what the URL leaves out; /health names them', async (t) => {
     if (!(await pwCluster.ready(t))) return;
     const { db, role } = await mapFor(pwCluster, 'pwenv', SPECIAL);
     const env = childEnv({ PGHOST: '127.0.0.1', PGPORT: String(pwCluster.port), PGUSER: role, PGDATABASE: db, PGPASSWORD: SPECIAL });
@@ -196,8 +227,9 @@ describe('where the password comes from, against a server that asks for one (scr
       const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env });
       await routedPort(proxy, 'pwenv', 'tok');
       assert.deepEqual(warnings(proxy), []);
+      assert.equal(proxy.proc.stderr, '');
+      assert.equal((await proxy.health()).body.sessionMap.path, `postgresql://${role}@127.0.0.1:${pwCluster.port}/${db}`);
       await assertProxySecretFree(proxy, SPECIAL);
-      process.stderr.write(`${url}: ${JSON.stringify((await proxy.health()).body.sessionMap.path)}\n`);
       proxy.proc.kill();
       const checked = await check(url, env);
       assert.equal(checked.code, 0, checked.out);
@@ -205,51 +237,67 @@ describe('where the password comes from, against a server that asks for one (scr
     }
   });
 
-  test('~/.pgpass (0600) and PGPASSFILE', async (t) => {
+  test('~/.pgpass (mode 0600) and PGPASSFILE: routed with no warning; a file others may read, or no password at all, is said clearly', async (t) => {
     if (!(await pwCluster.ready(t))) return;
     const { db, role } = await mapFor(pwCluster, 'pwfile', SPECIAL);
     const escaped = SPECIAL.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
-    const home = tempHome();
     const line = `127.0.0.1:${pwCluster.port}:${db}:${role}:${escaped}\n`;
-    writeFileSync(join(home, '.pgpass'), `# a comment\nother:5432:*:*:nope\n${line}`, { mode: 0o600 });
+    const home = tempHome();
+    writeFileSync(join(home, '.pgpass'), `# host:port:database:user:password\nelsewhere:5432:*:*:not-this\n${line}`, { mode: 0o600 });
     const url = `postgresql://${role}@127.0.0.1:${pwCluster.port}/${db}`;
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv({ HOME: home }) });
     await routedPort(proxy, 'pwfile', 'tok');
-    process.stderr.write(`pgpass warnings: ${JSON.stringify(proxy.proc.logs.lines.filter((l) => l.level !== 'info'))}\n`);
+    // No warning of any kind (pg's own look-up raises a deprecation warning).
+    assert.deepEqual(proxy.proc.logs.lines.filter((l) => l.level !== 'info' && l.level !== 'debug'), []);
+    assert.equal(proxy.proc.stderr, '');
     await assertProxySecretFree(proxy, SPECIAL);
     const checked = await check(url, childEnv({ HOME: home }));
     assert.equal(checked.code, 0, checked.out);
     assertSecretFree(SPECIAL, checked.out, '--check');
     proxy.proc.kill();
 
-    const elsewhere = join(tempHome(), 'passfile');
-    writeFileSync(elsewhere, line, { mode: 0o600 });
-    const viaEnv = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv({ PGPASSFILE: elsewhere }) });
+    const passfile = join(tempHome(), 'passfile');
+    writeFileSync(passfile, line, { mode: 0o600 });
+    const viaEnv = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv({ PGPASSFILE: passfile }) });
     await routedPort(viaEnv, 'pwfile', 'tok');
+    assert.deepEqual(warnings(viaEnv), []);
     await assertProxySecretFree(viaEnv, SPECIAL);
     viaEnv.proc.kill();
 
-    chmodSync(elsewhere, 0o644);
-    const open = await check(url, childEnv({ PGPASSFILE: elsewhere }));
-    process.stderr.write(`0644: ${open.code} ${open.out}\n`);
+    chmodSync(passfile, 0o644);
+    const open = await check(url, childEnv({ PGPASSFILE: passfile }));
+    assert.equal(open.code, 1, open.out);
+    assert.match(open.out, /may be read by others \(mode 0644\), so it is not used, as libpq would not use it: chmod 0600 /);
+    assertSecretFree(SPECIAL, open.out, '--check');
     const none = await check(url, childEnv());
-    process.stderr.write(`none: ${none.code} ${none.out}\n`);
+    assert.equal(none.code, 1, none.out);
+    assert.match(none.out, new RegExp(`asks for a password for role "${role}" and none was given: not in the URL, no PGPASSWORD, none in .*\\.pgpass`));
   });
 
-  test('a wrong password: a clear error, without the password', async (t) => {
+  test('a wrong password, from the URL, PGPASSWORD or ~/.pgpass: a clear error, without the password', async (t) => {
     if (!(await pwCluster.ready(t))) return;
     const { db, role } = await mapFor(pwCluster, 'pwwrong', SPECIAL);
     const wrong = `${SPECIAL}-wrong`;
+    const failed = new RegExp(`password authentication failed for user "${role}"`);
     const url = pwCluster.tcpUrl(db, role, wrong);
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
     const warning = await proxy.proc.logs.waitFor((l) => l.level === 'warn' && l.msg !== PROCESS_WARNING_LOG, 15_000);
-    process.stderr.write(`${JSON.stringify(warning)}\n`);
+    assert.equal(warning.reason, '28P01');
+    assert.match(String(warning.detail), failed);
+    assert.equal((await proxy.health()).status, 503);
     await assertProxySecretFree(proxy, wrong);
-    const checked = await check(url, childEnv());
-    process.stderr.write(`${checked.code} ${checked.out}\n`);
-    assertSecretFree(wrong, checked.out, '--check');
-    const env = await check(`postgresql://${role}@127.0.0.1:${pwCluster.port}/${db}`, childEnv({ PGPASSWORD: wrong }));
-    process.stderr.write(`PGPASSWORD wrong: ${env.code} ${env.out}\n`);
-    assertSecretFree(wrong, env.out, '--check');
+    const plain = `postgresql://${role}@127.0.0.1:${pwCluster.port}/${db}`;
+    const home = tempHome();
+    writeFileSync(join(home, '.pgpass'), `*:*:*:*:${wrong.replaceAll('\\', '\\\\').replaceAll(':', '\\:')}\n`, { mode: 0o600 });
+    for (const [what, target, env] of [
+      ['the URL', url, childEnv()],
+      ['PGPASSWORD', plain, childEnv({ PGPASSWORD: wrong })],
+      ['~/.pgpass', plain, childEnv({ HOME: home })],
+    ] as const) {
+      const checked = await check(target, env);
+      assert.equal(checked.code, 1, `${what}: ${checked.out}`);
+      assert.match(checked.out, failed, what);
+      assertSecretFree(wrong, checked.out, `--check, password from ${what}`);
+    }
   });
 });

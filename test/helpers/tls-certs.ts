@@ -1,9 +1,18 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Debian's package for the `openssl` command (.ci/run installs it when missing). */
 export const OPENSSL_INSTALL = 'apt-get install -y openssl';
+
+/** Skips the test without the openssl command (with the install command); fails it in CI. Returns false when skipped. */
+export function requireOpenssl(t: { skip: (reason: string) => void }): boolean {
+  if (spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0) return true;
+  const reason = `openssl is not installed (${OPENSSL_INSTALL})`;
+  if (process.env.CI === 'true') throw new Error(`${reason}; CI must have it: see .ci/run`);
+  t.skip(reason);
+  return false;
+}
 
 /** A certificate authority made for one test run: its certificate (what a client trusts) and key. */
 export interface TestCa {
