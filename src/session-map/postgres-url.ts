@@ -1,4 +1,6 @@
 import { parse } from 'pg-connection-string';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ClientConfig } from 'pg';
 import { pgpassPassword, pgpassPath, PgpassUnusableError, type PgpassTarget } from './pgpass.js';
 
@@ -63,14 +65,35 @@ export function parsePostgresUrl(value: string, env: NodeJS.ProcessEnv = process
   if (!isPostgresUrl(value)) throw new PostgresUrlError('--sessions: not a postgresql:// or postgres:// URL');
   // pg-connection-string knows postgres:// and postgresql:// only.
   let url = value.replace(SCHEME, 'postgresql://');
-  // PGSSLMODE and friends, as libpq reads them (pg's own reading gives PGSSLMODE=require a certificate check libpq does not make).
+  // libpq's SSL settings: the URL's, else PGSSLMODE and friends (pg's own reading of PGSSLMODE
+  // checks certificates where libpq does not), else libpq's default root certificate.
   const query = new URLSearchParams(url.includes('?') ? url.slice(url.indexOf('?') + 1) : '');
-  const fromEnv = SSL_ENV.filter(([param, name]) => !query.has(param) && env[name] !== undefined && env[name] !== '').map(([param, name]) => `${param}=${encodeURIComponent(env[name] ?? '')}`);
-  if (fromEnv.length > 0) url += `${url.includes('?') ? '&' : '?'}${fromEnv.join('&')}`;
-  const sslmode = query.get('sslmode') ?? (env.PGSSLMODE !== undefined && env.PGSSLMODE !== '' ? env.PGSSLMODE : undefined);
+  const extra: string[] = [];
+  for (const [param, name] of SSL_ENV) {
+    const v = env[name];
+    if (query.has(param) || v === undefined || v === '') continue;
+    query.set(param, v);
+    if (!(param === 'sslrootcert' && v === 'system')) extra.push(`${param}=${encodeURIComponent(v)}`);
+  }
+  const rootcert = query.get('sslrootcert');
+  // sslrootcert=system (libpq 16): the system's CAs, and verify-full unless said otherwise.
+  if (rootcert === 'system') {
+    url = url.replace(/([?&])sslrootcert=system(&|$)/, (_m, before: string, after: string) => (after === '&' ? before : ''));
+    if (!query.has('sslmode')) {
+      query.set('sslmode', 'verify-full');
+      extra.push('sslmode=verify-full');
+    }
+  }
+  const sslmode = query.get('sslmode') ?? undefined;
   if (sslmode !== undefined && !SSL_MODES.has(sslmode)) {
     throw new PostgresUrlError(`--sessions: sslmode ${JSON.stringify(sslmode)} is not one of libpq's (${[...SSL_MODES].join(', ')})`);
   }
+  // libpq reads ~/.postgresql/root.crt when there is one and no sslrootcert (require then checks the CA too).
+  if (rootcert === null && (sslmode === 'require' || sslmode === 'verify-ca' || sslmode === 'verify-full') && env.HOME !== undefined && env.HOME !== '') {
+    const defaultRoot = join(env.HOME, '.postgresql', 'root.crt');
+    if (existsSync(defaultRoot)) extra.push(`sslrootcert=${encodeURIComponent(defaultRoot)}`);
+  }
+  if (extra.length > 0) url += `${url.includes('?') ? '&' : '?'}${extra.join('&')}`;
   let parsed: ReturnType<typeof parse>;
   try {
     // libpq's sslmode meanings (require: encrypt, no certificate check), as Galaxy's psycopg2 has them.

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -128,7 +128,7 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
     assertSecretFree(TLS_PASSWORD, checked.out, '--check');
   });
 
-  test('sslmode=verify-full with sslrootcert: the certificate checked, connected encrypted, routed', async (t) => {
+  test('sslmode=verify-full with sslrootcert (or ~/.postgresql/root.crt), and verify-ca: the certificate checked, connected encrypted, routed', async (t) => {
     if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
     const { db, role } = await mapFor(tlsCluster, 'tlsfull', TLS_PASSWORD);
     const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(tlsCluster.caFile)}`;
@@ -139,6 +139,17 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
     await assertProxySecretFree(proxy, TLS_PASSWORD);
     const checked = await check(url, childEnv());
     assert.equal(checked.code, 0, checked.out);
+    // verify-ca: the CA checked, not the host name.
+    const verifyCa = await check(`${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=verify-ca&sslrootcert=${encodeURIComponent(tlsCluster.caFile)}`, childEnv());
+    assert.equal(verifyCa.code, 0, verifyCa.out);
+    // libpq's default root certificate: ~/.postgresql/root.crt.
+    const home = tempHome();
+    mkdirSync(join(home, '.postgresql'));
+    copyFileSync(tlsCluster.caFile, join(home, '.postgresql', 'root.crt'));
+    const defaultRoot = await check(`${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=verify-full`, childEnv({ HOME: home }));
+    assert.equal(defaultRoot.code, 0, defaultRoot.out);
+    const noRoot = await check(`${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=verify-full`, childEnv());
+    assert.equal(noRoot.code, 1, noRoot.out);
   });
 
   test('PGSSLMODE=verify-full and PGSSLROOTCERT (libpq variables) when the URL has no sslmode; PGSSLMODE=require encrypts without a CA', async (t) => {

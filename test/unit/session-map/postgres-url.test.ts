@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -130,6 +130,33 @@ describe('--sessions postgresql://…', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     assert.throws(() => parsePostgresUrl('postgresql://h/gx', { PGSSLMODE: 'on' }), PostgresUrlError);
+  });
+
+  test("libpq's default root certificate ~/.postgresql/root.crt, and sslrootcert=system", () => {
+    const home = mkdtempSync(join(tmpdir(), 'pgroot-unit-'));
+    try {
+      // No file: require checks nothing, verify-full uses the system's CAs.
+      assert.deepEqual(parsePostgresUrl('postgresql://h/gx?sslmode=require', { HOME: home }).config.ssl, { rejectUnauthorized: false });
+      mkdirSync(join(home, '.postgresql'));
+      const root = join(home, '.postgresql', 'root.crt');
+      writeFileSync(root, '-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n');
+      assert.deepEqual(parsePostgresUrl('postgresql://h/gx?sslmode=verify-full', { HOME: home }).config.ssl, { ca: readCa(root) });
+      // require with a root certificate is verify-ca (the CA checked, not the host name).
+      const requireSsl = parsePostgresUrl('postgresql://h/gx?sslmode=require', { HOME: home }).config.ssl as { ca?: string; checkServerIdentity?: unknown };
+      assert.equal(requireSsl.ca, readCa(root));
+      assert.equal(typeof requireSsl.checkServerIdentity, 'function');
+      // No sslmode: no TLS, no file read.
+      assert.equal(parsePostgresUrl('postgresql://h/gx', { HOME: home }).config.ssl, false);
+      for (const [url, env] of [
+        ['postgresql://h/gx?sslrootcert=system', { HOME: home }],
+        ['postgresql://h/gx?application_name=a&sslrootcert=system&sslmode=verify-full', { HOME: home }],
+        ['postgresql://h/gx', { HOME: home, PGSSLROOTCERT: 'system' }],
+      ] as const) {
+        assert.deepEqual(parsePostgresUrl(url, env).config.ssl, {}, url);
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   test('a URL that cannot be used is refused without repeating it (it may hold a password)', () => {
