@@ -1,6 +1,6 @@
-import { parse } from 'pg-connection-string';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse } from 'pg-connection-string';
 import type { ClientConfig } from 'pg';
 import { pgpassPassword, pgpassPath, PgpassUnusableError, type PgpassTarget } from './pgpass.js';
 
@@ -13,9 +13,12 @@ import { pgpassPassword, pgpassPath, PgpassUnusableError, type PgpassTarget } fr
  * `interactivetoolsproxy_map`), user, password, host (a name, an address, or
  * a socket directory as `?host=/var/run/postgresql`), port, database, and
  * libpq's query parameters (`sslmode`, `sslrootcert`, `application_name`,
- * `options`, …). `sslmode` has libpq's meaning. Whatever the URL leaves out
- * comes from the `PG*` environment variables and libpq's defaults, and the
- * password from `~/.pgpass` (or `PGPASSFILE`) when none is given.
+ * `options`, …). `sslmode` has libpq's meaning, except that libpq makes two
+ * tries for `prefer` (its default) and `allow` and pg one: `prefer` is TLS
+ * without a certificate check, `allow` and no sslmode plain text. Whatever
+ * the URL leaves out comes from the `PG*` environment variables (libpq's
+ * meanings), and the password, when the URL has none, from PGPASSWORD or
+ * the password file (pgpass.ts).
  */
 
 /** A URL scheme this store takes (driver suffix and case as SQLAlchemy allows). */
@@ -28,7 +31,11 @@ export function isPostgresUrl(value: string): boolean {
 
 /** Where a PostgreSQL map is, for `pg`, and how to name it without secrets. */
 export interface PostgresLocation {
-  /** Settings for `pg.Client`; `password` only when the URL holds one. */
+  /**
+   * Settings for `pg.Client`, with what the `PG*` variables fill in; `password`
+   * is the URL's, else a look-up (PGPASSWORD, the password file) pg calls when
+   * the server asks for one.
+   */
   readonly config: ClientConfig;
   /** `postgresql://user@host:port/database`, never the password. */
   readonly label: string;
@@ -115,7 +122,8 @@ export function parsePostgresUrl(value: string, env: NodeJS.ProcessEnv = process
   if (database !== undefined) config.database = database;
   if (port !== undefined) {
     const n = Number(port);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new PostgresUrlError(`--sessions: port ${JSON.stringify(port)} is not a port number`);
+    const where = text(parsed.port) === undefined ? 'PGPORT' : '--sessions: port';
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new PostgresUrlError(`${where} ${JSON.stringify(port)} is not a port number`);
     config.port = n;
   }
   // libpq's order: the URL, PGPASSWORD, then the password file; looked up only when the server asks.

@@ -59,7 +59,7 @@ describe('--sessions postgresql://…', () => {
     // The URL wins over the variables.
     assert.equal(parsePostgresUrl('postgresql://other@h:5433/db2', env).label, 'postgresql://other@h:5433/db2');
     assert.equal(parsePostgresUrl('postgresql://', { PGHOST: '/run/postgresql', PGPORT: '5433' }).label, 'postgresql:///?host=/run/postgresql&port=5433');
-    assert.throws(() => parsePostgresUrl('postgresql://', { PGPORT: 'x' }), PostgresUrlError);
+    assert.throws(() => parsePostgresUrl('postgresql://', { PGPORT: 'x' }), /^PostgresUrlError: PGPORT "x" is not a port number$/);
   });
 
   test("the password when the URL has none: PGPASSWORD, else the password file (libpq's order), never stderr", async () => {
