@@ -64,8 +64,11 @@ export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
   backoffMaxMs: 5000,
 });
 
-/** How long a read waits for the very first connection before it reports the map unreadable. */
-const FIRST_CONNECT_WAIT_MS = 1500;
+/**
+ * How long a read waits for a connection (the first one, or the next one
+ * during an outage, tried at once) before it reports the map unreadable.
+ */
+const CONNECT_WAIT_MS = 1500;
 
 /** The channel gx-it-proxy LISTENs on; both triggers notify there. */
 export const CHANNEL = 'gxitproxy';
@@ -179,10 +182,12 @@ class PgConnection {
   private lastQueryAt = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
+  /** Ends the wait before the next connection attempt (see ready()). */
+  private wake: (() => void) | undefined;
+  /** Reads waiting for the connection to come up. */
+  private readonly waiting = new Set<() => void>();
   private lost: ((err: Error) => void) | undefined;
   private queue: Promise<unknown> = Promise.resolve();
-  private firstAttempt: Promise<void>;
-  private firstAttemptDone: () => void = () => {};
   /** Bumped by every successful connection: a version from another epoch never matches. */
   epoch = 0;
   changeDetection: ChangeDetection | undefined;
@@ -196,7 +201,6 @@ class PgConnection {
     readonly location: PostgresLocation,
     readonly tuning: PostgresTuning,
   ) {
-    this.firstAttempt = new Promise((resolve) => (this.firstAttemptDone = resolve));
     void this.connectLoop();
   }
 
@@ -219,16 +223,25 @@ class PgConnection {
   }
 
   /**
-   * The connected client, or a `disconnected` SessionMapError. Before the
-   * first attempt has ended, waits for it (so that a start-up read finds
-   * the database if it is there).
+   * The connected client, or a `disconnected` SessionMapError. While there is
+   * no connection, a read does not wait out the backoff: the next attempt is
+   * made at once, and the read waits for it (bounded), so that a read asked
+   * for because the database is back (the watch's connection came back
+   * first, or the first attempt is under way) finds it.
    */
   async ready(): Promise<pg.Client> {
-    if (!this.everConnected && !this.connected) {
-      // Bounded: a start-up read must not hold the proxy's start for a whole connect time-out.
+    if (!this.connected && !this.closed) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.firstAttempt, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_CONNECT_WAIT_MS)))]);
+      let done: () => void = () => {};
+      const up = new Promise<void>((resolve) => {
+        done = resolve;
+        this.waiting.add(resolve);
+        timer = setTimeout(resolve, CONNECT_WAIT_MS);
+      });
+      this.wake?.();
+      await up;
       clearTimeout(timer);
+      this.waiting.delete(done);
     }
     const client = this.connected ? this.client : undefined;
     if (client === undefined) {
@@ -278,25 +291,30 @@ class PgConnection {
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.retry);
+    this.wake?.();
     clearInterval(this.heartbeat);
     this.lost?.(new ConnectionLost('closed'));
     const client = this.client;
     if (client !== undefined) this.drop(client, this.socket);
     this.connected = false;
-    this.firstAttemptDone();
+    this.attemptEnded();
   }
 
   private async connectLoop(): Promise<void> {
     while (!this.closed) {
       const reason = await this.connectOnce().catch((err: Error) => err);
-      this.firstAttemptDone();
+      this.attemptEnded();
       if (this.closed) return;
       this.disconnected(reason);
       const delay = this.backoff();
       await new Promise<void>((resolve) => {
         this.retry = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(this.retry);
+          resolve();
+        };
       });
+      this.wake = undefined;
     }
   }
 
@@ -344,12 +362,18 @@ class PgConnection {
       return err as Error;
     }
     this.connectedNow();
-    this.firstAttemptDone();
+    this.attemptEnded();
     this.startHeartbeat(client);
     this.tell();
     const reason = await ended;
     this.drop(client, socket);
     return reason;
+  }
+
+  /** An attempt to connect succeeded or failed: the reads waiting for it go on. */
+  private attemptEnded(): void {
+    for (const resolve of this.waiting) resolve();
+    this.waiting.clear();
   }
 
   private tell(): void {

@@ -305,3 +305,40 @@ describe('PostgreSQL store on the reader thread (a large map)', () => {
     await waitUntil('change detection known', async () => (await health()).sessionMap.store.changeDetection === 'row-versions' || undefined, { timeoutMs: 10_000, everyMs: 100 });
   });
 });
+
+describe('PostgreSQL store on the reader thread: the database going away', () => {
+  const outages = {
+    'pg_ctl restart -m fast': async () => injectFault(cluster, 'pg_ctl restart -m fast', '', undefined),
+    pg_terminate_backend: async (db: string) => injectFault(cluster, 'pg_terminate_backend', db, undefined),
+    // Down long enough for both connections to be several backoff steps in, each at its own (jittered) time.
+    'down for 4 s (stop -m fast, start)': async () => {
+      await cluster.stop('fast');
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      cluster.start();
+    },
+  };
+  for (const [fault, inject] of Object.entries(outages)) {
+    test(`${fault}: a save made while the proxy was away is routed once it is back (LISTEN only)`, async (t) => {
+      if (!(await cluster.ready(t))) return;
+      const db = await cluster.createDatabase();
+      const writer = writerFor(t, db);
+      await writer.bulkInsert(200, '127.0.0.1', 5500);
+      await writer.installReadmeTrigger();
+      await writer.close();
+      const proxy = await startInProcessProxy(t, { sessionsPath: cluster.url(db), mapThreadFrom: 100, pollIntervalMs: 0 });
+      await proxy.daemon.reload();
+      assert.ok(proxy.daemon.reloader?.readsOnThread);
+      const lost = proxy.logs.next(PG_LOG.lost, 15_000);
+      const back = proxy.logs.next(PG_LOG.back, 30_000);
+      const during = new GalaxyPgWriter(cluster.config(db));
+      t.after(() => during.close());
+      // Both connections (the watch's and the reader thread's) are cut.
+      await inject(db);
+      await lost;
+      await during.save({ key: 'during', token: 't', host: '127.0.0.1', port: 5501 });
+      await back;
+      await waitUntil('the save made during the outage routed', () => proxy.daemon.entryPoints.lookup('during')?.[0]?.port === 5501 || undefined, { timeoutMs: 20_000, everyMs: 10 });
+      assert.equal(proxy.daemon.entryPoints.lookup('bulk1')?.[0]?.port, 5500, 'the map was kept');
+    });
+  }
+});
