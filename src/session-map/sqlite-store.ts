@@ -251,7 +251,7 @@ interface WholeTable {
   readonly routing: MapRouting;
   /**
    * `count(*)`, the row lines and the rowids of the next WHOLE_READ_CHUNK rows
-   * past a rowid, in rowid order (fast; a newline in a value splits a row).
+   * from a rowid on, in rowid order (fast; a newline in a value splits a row).
    */
   readonly rows: string;
   /** The same with values holding a newline made unusable (slower; used when the count shows a split). */
@@ -278,8 +278,8 @@ function wholeTable(name: string, format: string, routing: MapRouting, line: (va
     name,
     format,
     routing,
-    rows: `SELECT count(*), group_concat(line, ''), group_concat(id) FROM (SELECT rowid AS id, ${line(plain)} AS line FROM ${name} WHERE rowid > ? ORDER BY rowid LIMIT ${WHOLE_READ_CHUNK})`,
-    sanitised: `SELECT count(*), group_concat(line, ''), group_concat(id) FROM (SELECT rowid AS id, ${line(sanitised)} AS line FROM ${name} WHERE rowid > ? ORDER BY rowid LIMIT ${WHOLE_READ_CHUNK})`,
+    rows: `SELECT count(*), group_concat(line, ''), group_concat(id) FROM (SELECT rowid AS id, ${line(plain)} AS line FROM ${name} WHERE rowid >= ? ORDER BY rowid LIMIT ${WHOLE_READ_CHUNK})`,
+    sanitised: `SELECT count(*), group_concat(line, ''), group_concat(id) FROM (SELECT rowid AS id, ${line(sanitised)} AS line FROM ${name} WHERE rowid >= ? ORDER BY rowid LIMIT ${WHOLE_READ_CHUNK})`,
     unique,
     identityFields,
     count: `SELECT count(*) FROM ${name}`,
@@ -308,20 +308,22 @@ function readWholeTable(
   const slow = db.prepare(table.sanitised).raw(true);
   const chunks: string[] = [];
   const rowidChunks: string[] = [];
-  for (let after = 0; ; ) {
-    let [count, rows, rowids] = fast.get(after) as [number, string | null, string | null];
+  // Rowids are 64-bit and may be negative (an admin's explicit rowid): counted as BigInt.
+  for (let from = -(2n ** 63n); ; ) {
+    let [count, rows, rowids] = fast.get(from) as [number, string | null, string | null];
     if (count === 0) break;
-    if (countLines(rows ?? '') !== count) [count, rows, rowids] = slow.get(after) as [number, string | null, string | null];
+    if (countLines(rows ?? '') !== count) [count, rows, rowids] = slow.get(from) as [number, string | null, string | null];
     chunks.push(rows ?? '');
     rowidChunks.push(rowids ?? '');
-    after = Number(rowids!.slice(rowids!.lastIndexOf(',') + 1));
     if (count < WHOLE_READ_CHUNK) break;
+    from = BigInt(rowids!.slice(rowids!.lastIndexOf(',') + 1)) + 1n;
   }
   const uniqueKeys = (db.prepare(table.unique).pluck().get() as number) > 0;
   const read: MapRead = { format: table.format, routing: table.routing, rows: flat(chunks.join('')), uniqueKeys, skipped: new Map() };
   // Read under the same shared lock as the rows (taken by the first SELECT): no commit can come between.
   const commits = counter();
-  const ledger = uniqueKeys && commits !== undefined ? new RowLedger(table.name, fileId, commits, read.rows, parseRowids(rowidChunks.join(',')), table.identityFields) : undefined;
+  const rowids = parseRowids(rowidChunks.join(','));
+  const ledger = uniqueKeys && commits !== undefined && rowids !== undefined ? new RowLedger(table.name, fileId, commits, read.rows, rowids, table.identityFields) : undefined;
   return { read, ledger };
 }
 
@@ -338,11 +340,15 @@ function flat(text: string): string {
 }
 
 /** Comma-separated rowids (group_concat) as numbers. */
-function parseRowids(list: string | null): Float64Array {
+function parseRowids(list: string | null): Float64Array | undefined {
   if (list === null || list === '') return new Float64Array(0);
   const parts = list.split(',');
   const out = new Float64Array(parts.length);
-  for (let i = 0; i < parts.length; i++) out[i] = Number(parts[i]);
+  for (let i = 0; i < parts.length; i++) {
+    out[i] = Number(parts[i]);
+    // Past 2^53 a rowid cannot be told exactly as a number: no ledger, whole reads.
+    if (!Number.isSafeInteger(out[i])) return undefined;
+  }
   return out;
 }
 
@@ -356,7 +362,7 @@ function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowL
   if (commits === undefined || commits < ledger.commits) return undefined;
   const max = db.prepare(table.max).pluck().get() as number;
   if (max < ledger.max) return undefined;
-  if (ledger.max > 0 && (db.prepare(table.lineAt).pluck().get(ledger.max) as string | undefined) !== ledger.lineAt(ledger.max)) return undefined;
+  if ((db.prepare(table.lineAt).pluck().get(ledger.max) as string | undefined) !== ledger.lineAt(ledger.max)) return undefined;
   const tailCount = db.prepare(table.tailCount).pluck().get(ledger.max) as number;
   if (tailCount > MAX_CHANGED_ROWS) return undefined;
   const tail = tailCount === 0 ? [] : parseTail(db.prepare(table.tail).pluck().get(ledger.max) as string);
@@ -377,7 +383,9 @@ function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowL
   if (count > expected) return undefined; // rows below the highest rowid that the ledger does not know
   if (count < expected) {
     // Other rows were deleted: which ones, by their rowids.
-    const now = new Set(parseRowids(db.prepare(table.rowidsUpTo).pluck().get(ledger.max) as string | null));
+    const listed = parseRowids(db.prepare(table.rowidsUpTo).pluck().get(ledger.max) as string | null);
+    if (listed === undefined) return undefined;
+    const now = new Set(listed);
     removed = [];
     for (const rowid of ledger.liveRowids()) if (!now.has(rowid)) removed.push(rowid);
     if (removed.length > MAX_CHANGED_ROWS || ledger.count - removed.length + tail.length !== count) return undefined;

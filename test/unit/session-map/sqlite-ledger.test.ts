@@ -182,3 +182,20 @@ test("Interactive Tools (gxitproxy), both of Galaxy's writers: save, save again 
     });
   }
 });
+
+test('rowids an admin wrote by hand: negative ones are read (whole and as changes), ones past 2^53 mean whole reads', (t) => {
+  const galaxy = new GalaxySqliteWriter(join(temp(t), 'session_map.sqlite'));
+  galaxy.exec("INSERT INTO gxproxy2 (rowid, key, host, port) VALUES (-7, 'neg', 'localhost', 1), (-3, 'neg2', 'localhost', 2)");
+  const store = new SqliteSessionMap(galaxy.path);
+  t.after(() => store.close());
+  assert.equal(store.read().rows, row('neg', 1) + row('neg2', 2));
+  galaxy.addSession('new', 'localhost', 3); // rowid -2
+  assert.deepEqual(store.readChanges()?.inserted, row('new', 3));
+  galaxy.removeSession('neg');
+  assert.deepEqual(store.readChanges()?.removed, row('neg', 1));
+  galaxy.exec("INSERT INTO gxproxy2 (rowid, key, host, port) VALUES (9007199254740993, 'huge', 'localhost', 4)");
+  assert.equal(store.readChanges(), undefined, 'the new top rowid is past 2^53');
+  assert.equal(store.read().rows, row('neg2', 2) + row('new', 3) + row('huge', 4));
+  galaxy.addSession('after', 'localhost', 5);
+  assert.equal(store.readChanges(), undefined, 'no ledger for rowids that large');
+});
