@@ -212,6 +212,38 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
   });
 });
 
+describe("libpq's second try: sslmode=prefer (and none: libpq's default) and allow", () => {
+  test('no sslmode, prefer or allow against a server that takes only TLS: connected encrypted, as libpq (and Galaxy) would', async (t) => {
+    if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
+    const { db, role } = await mapFor(tlsCluster, 'tlsdef', TLS_PASSWORD);
+    for (const query of ['', '?sslmode=prefer', '?sslmode=allow']) {
+      const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}${query}`;
+      const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
+      await routedPort(proxy, 'tlsdef', 'tok');
+      assert.deepEqual((await backendSsl(tlsCluster, db)).map((b) => b.ssl), [true], query);
+      assert.deepEqual(warnings(proxy), [], query);
+      await assertProxySecretFree(proxy, TLS_PASSWORD);
+      proxy.proc.kill();
+      await proxy.proc.exit(5000);
+      await waitUntil('the backend gone', async () => (await backendSsl(tlsCluster, db)).length === 0 || undefined, { timeoutMs: 10_000 });
+    }
+  });
+
+  test('no sslmode, prefer or allow against a server without TLS: connected in plain text', async (t) => {
+    if (!(await pwCluster.ready(t))) return;
+    const { db, role } = await mapFor(pwCluster, 'plaindef', SPECIAL);
+    for (const query of ['', '?sslmode=prefer', '?sslmode=allow']) {
+      const url = `${pwCluster.tcpUrl(db, role, SPECIAL)}${query}`;
+      const checked = await check(url, childEnv());
+      assert.equal(checked.code, 0, `${query}: ${checked.out}`);
+      assertSecretFree(SPECIAL, checked.out, '--check');
+    }
+    const required = await check(`${pwCluster.tcpUrl(db, role, SPECIAL)}?sslmode=require`, childEnv());
+    assert.equal(required.code, 1, required.out);
+    assert.match(required.out, /The server does not support SSL connections/);
+  });
+});
+
 /** Every character a URL must percent-encode, and some a password file must escape. */
 const SPECIAL = 'p@ss:w/rd%?#&= ü+\'"\\';
 
