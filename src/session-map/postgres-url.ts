@@ -76,6 +76,17 @@ const SSL_ENV: readonly (readonly [string, string])[] = [
 const SSL_MODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
 
 /**
+ * Where libpq connects when neither the URL nor PGHOST names a host: its
+ * default socket directory, /var/run/postgresql in Debian's and Red Hat's
+ * builds (and PostgreSQL's own packages for them), /tmp in PostgreSQL's own
+ * default build. (pg alone would go to localhost over TCP: maybe another
+ * server, or another authentication, than Galaxy's `postgresql:///galaxy` reaches.)
+ */
+export function defaultSocketDir(): string {
+  return existsSync('/var/run/postgresql') ? '/var/run/postgresql' : '/tmp';
+}
+
+/**
  * Parses `--sessions`, with the `PG*` variables of `env` (libpq's) for what
  * the URL leaves out. Throws PostgresUrlError.
  */
@@ -125,7 +136,7 @@ export function parsePostgresUrl(value: string, env: NodeJS.ProcessEnv = process
   // What the URL leaves out, from libpq's variables: pg would read the same, but the label must name what is used.
   const user = text(parsed.user) ?? text(env.PGUSER);
   const password = text(parsed.password);
-  const host = text(parsed.host) ?? text(env.PGHOST);
+  const host = text(parsed.host) ?? text(env.PGHOST) ?? defaultSocketDir();
   const database = text(parsed.database) ?? text(env.PGDATABASE);
   const port = text(parsed.port) ?? text(env.PGPORT);
   if (user !== undefined) config.user = user;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -343,5 +343,34 @@ describe('where the password comes from, against a server that asks for one (scr
       assert.match(checked.out, failed, what);
       assertSecretFree(wrong, checked.out, `--check, password from ${what}`);
     }
+  });
+});
+
+describe('no host anywhere: libpq default socket directory', () => {
+  // Root only: the cluster runs as `postgres`, which may create sockets in /var/run/postgresql (Debian's package makes it so).
+  const usable = existsSync('/var/run/postgresql') && process.getuid?.() === 0;
+  const socketCluster = new PgCluster({ extraSocketDirs: usable ? ['/var/run/postgresql'] : [] });
+  after(() => socketCluster.destroy());
+
+  test('postgresql:///db with only PGPORT reaches the server on /var/run/postgresql, as Galaxy (libpq) does', async (t) => {
+    if (!usable) {
+      if (process.env.CI) assert.fail('/var/run/postgresql is missing or not writable here (apt-get install -y postgresql, run as root)');
+      t.skip('needs /var/run/postgresql and root');
+      return;
+    }
+    if (!(await socketCluster.ready(t))) return;
+    const { port } = await container();
+    const db = await socketCluster.createDatabase();
+    const writer = new GalaxyPgWriter(socketCluster.config(db));
+    try {
+      await writer.save({ key: 'nohost', token: 'tok', host: '127.0.0.1', port });
+    } finally {
+      await writer.close();
+    }
+    // pg alone would try localhost over TCP, where this server does not listen.
+    const proxy = await startPgProxy(t, `postgresql:///${db}`, [], { env: childEnv({ PGPORT: String(socketCluster.port), PGUSER: 'postgres' }) });
+    await routedPort(proxy, 'nohost', 'tok');
+    const { body } = await proxy.health();
+    assert.equal(body.sessionMap.path, `postgresql://postgres@/${db}?host=/var/run/postgresql&port=${socketCluster.port}`);
   });
 });

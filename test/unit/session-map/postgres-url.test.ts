@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { ClientConfig } from 'pg';
 
 const readCa = (file: string): string => readFileSync(file, 'utf8');
-import { isPostgresUrl, parsePostgresUrl as parseWith, PostgresPasswordError, PostgresUrlError } from '../../../src/session-map/postgres-url.js';
+import { defaultSocketDir, isPostgresUrl, parsePostgresUrl as parseWith, PostgresPasswordError, PostgresUrlError } from '../../../src/session-map/postgres-url.js';
 
 /** Parsed without this process's PG* variables (the tests below give their own). */
 const parsePostgresUrl = (url: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof parseWith> => parseWith(url, env);
@@ -47,9 +47,12 @@ describe('--sessions postgresql://…', () => {
   });
 
   test('what the URL leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE, and the label names it', () => {
-    assert.deepEqual(settings(parsePostgresUrl('postgresql://').config), { password: 'LOOKUP', ssl: { rejectUnauthorized: false } });
-    assert.deepEqual(settings(parsePostgresUrl('postgresql:///gx').config), { database: 'gx', password: 'LOOKUP', ssl: { rejectUnauthorized: false } });
-    assert.equal(parsePostgresUrl('postgresql://').label, 'postgresql:///');
+    // No host anywhere: libpq's default socket directory, as Galaxy's `postgresql:///galaxy` reaches it (never TCP to localhost).
+    const socket = defaultSocketDir();
+    assert.equal(socket, existsSync('/var/run/postgresql') ? '/var/run/postgresql' : '/tmp');
+    assert.deepEqual(settings(parsePostgresUrl('postgresql://', {}).config), { host: socket, password: 'LOOKUP', ssl: false });
+    assert.deepEqual(settings(parsePostgresUrl('postgresql:///gx', {}).config), { host: socket, database: 'gx', password: 'LOOKUP', ssl: false });
+    assert.equal(parsePostgresUrl('postgresql://', {}).label, `postgresql:///?host=${socket}`);
     const env = { PGHOST: 'db.example.org', PGPORT: '6543', PGUSER: 'gx_proxy', PGDATABASE: 'gxit', PGAPPNAME: 'proxy-a' };
     for (const url of ['postgresql://', 'postgresql:///', 'postgres://']) {
       const { config, label } = parsePostgresUrl(url, env);
