@@ -377,19 +377,20 @@ async function main(): Promise<void> {
 
       if (opts.only.has('streaming')) {
         ctx.progress(`\n== RSS while streaming ${opts.streamMiB} MiB up and down (fresh proxy, then a fresh reference)`);
-        const s = await streamingMemory(ctx, proxyNode.pid, proxyNode.port, nodeKey, opts.streamMiB);
+        const s = await streamingMemory(ctx, 'proxy', proxyNode.pid, proxyNode.port, nodeKey, opts.streamMiB);
         figures.streamGrowthMiB = Math.max(s.uploadGrowthMiB, s.downloadGrowthMiB);
         // The bare reference streams the same bytes, as the yardstick of what
         // Node + http-proxy itself grows by; stopped at once so that the
         // WebSocket phase starts a fresh one.
         const refStream = await startReferenceProxy(resources, { ...onServers, name: 'reference-stream', sessionsPath: nodePath, expectedRoutes: 1 });
-        const r = await streamingMemory(ctx, refStream.pid, refStream.port, nodeKey, opts.streamMiB);
+        const r = await streamingMemory(ctx, 'reference', refStream.pid, refStream.port, nodeKey, opts.streamMiB);
         await resources.stop(refStream.child);
         const line = (who: string, f: typeof s): string =>
           `${who}: RSS before ${fmt(f.baselineMiB, 1)} MiB; peak growth upload +${fmt(f.uploadGrowthMiB, 1)} MiB (${fmt(f.uploadMiBs, 0)} MiB/s), ` +
           `download +${fmt(f.downloadGrowthMiB, 1)} MiB (${fmt(f.downloadMiBs, 0)} MiB/s); VmHWM +${fmt(f.hwmGrowthMiB, 1)} MiB`;
         report.push(`\n## Streaming ${opts.streamMiB} MiB through the proxy (Node backend)\n${line('proxy', s)}\n${line('reference', r)}`);
-        extra.ref_stream_growth_mib = Math.max(r.uploadGrowthMiB, r.downloadGrowthMiB).toFixed(1);
+        figures.refStreamGrowthMiB = Math.max(r.uploadGrowthMiB, r.downloadGrowthMiB);
+        extra.ref_stream_growth_mib = figures.refStreamGrowthMiB.toFixed(1);
       }
 
       if (opts.only.has('websocket')) {
