@@ -81,7 +81,8 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     const storeKind = storeKindFor(spec);
     report = new ReloadReporter(label, log.child({ component: 'session-map' }), observer);
     const mapReloader = new MapReloader(spec, table, report, {
-      workerThreshold: storeKind.readsOnThread === false ? Infinity : options.mapThreadFrom,
+      workerThreshold: options.mapThreadFrom,
+      onSynced: () => watcher?.synced?.(),
       entryPoints,
     });
     reloader = mapReloader;

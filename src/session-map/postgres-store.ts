@@ -11,7 +11,7 @@ function loadPg(): Promise<typeof pg> {
   return (pgModule ??= import('pg').then((m) => m.default));
 }
 import type { Logger } from '../log.js';
-import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK } from './rows.js';
+import { DEFAULT_KEY_TYPE, forEachLine, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, rawEntryPointIdentity } from './rows.js';
 import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapRead, type MapStore, type StoreKind } from './store.js';
 import { parsePostgresUrl, type PostgresLocation } from './postgres-url.js';
 
@@ -64,8 +64,11 @@ export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
   backoffMaxMs: 5000,
 });
 
-/** How long a read waits for the very first connection before it reports the map unreadable. */
-const FIRST_CONNECT_WAIT_MS = 1500;
+/**
+ * How long a read waits for a connection (the first one, or the next one
+ * during an outage, tried at once) before it reports the map unreadable.
+ */
+const CONNECT_WAIT_MS = 1500;
 
 /** The channel gx-it-proxy LISTENs on; both triggers notify there. */
 export const CHANNEL = 'gxitproxy';
@@ -89,8 +92,11 @@ export interface PostgresStatus {
   readonly lastSyncAt: string | null;
   readonly lastSyncAtMs: number | null;
   readonly lastSyncAgeSeconds: number | null;
-  /** How the poll looks for changes: our counter, or a digest of the whole table (until the first read: null). */
-  readonly changeDetection: 'counter' | 'table-digest' | null;
+  /**
+   * How a poll looks for changes: our counter (one row), or the rows written
+   * since the last read (without our trigger); null until the database answered.
+   */
+  readonly changeDetection: ChangeDetection | null;
   readonly notifications: number;
   /** Successful connections after the first. */
   readonly reconnects: number;
@@ -116,18 +122,38 @@ const ENTRY_POINT_FIELDS = [
   `coalesce(port::text, '')`,
   `CASE info WHEN '${GALAXY_DEFAULT_INFO}' THEN '' ELSE replace(coalesce(info, ''), E'\n', ' ') END`,
 ];
-const ROWS_QUERY = `SELECT count(*)::int AS n,
-  coalesce(string_agg(${ENTRY_POINT_FIELDS.join(" || E'\t' || ")} || E'\n', '' ORDER BY key, key_type), '') AS rows
+const ROW_LINE = `${ENTRY_POINT_FIELDS.join(" || E'\\t' || ")} || E'\\n'`;
+/**
+ * Where the snapshot of a read stands in the server's transaction history:
+ * every transaction older than it had ended, so its rows were in that read.
+ * (txid_* rather than pg_* names: PostgreSQL 12 has only these.)
+ */
+const HORIZON = `txid_snapshot_xmin(txid_current_snapshot())::text`;
+/** The whole table, with its horizon and row count (one statement: one snapshot). */
+const ROWS_QUERY = `SELECT ${HORIZON} AS horizon, count(*)::int AS n,
+  coalesce(string_agg(${ROW_LINE}, '' ORDER BY key, key_type), '') AS rows
+FROM gxitproxy`;
+/**
+ * The rows written since a read with horizon $1: a row inserted or updated
+ * by a transaction that had not ended by then has an xmin at or after the
+ * horizon, i.e. at most as old (age(), in transactions) as the horizon. Both
+ * ages count from the same point, so the comparison is exact. A deletion
+ * leaves no row to find: the count shows it (see readChanges).
+ */
+const CHANGED_QUERY = `SELECT ${HORIZON} AS horizon, count(*)::int AS n,
+  coalesce(string_agg(${ROW_LINE}, '') FILTER (WHERE age(xmin) <= age(($1::bigint % 4294967296)::text::xid)), '') AS rows
 FROM gxitproxy`;
 
 interface RowsRead {
+  horizon: string;
   n: number;
   rows: string;
 }
-/** Cheap "did anything change" for a table without our trigger: the server hashes every row, one row comes back. */
-const DIGEST = `SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(concat_ws(E'\\x1f', key, key_type, token, host, port::text, info), 0)::numeric), 0)::text AS digest FROM gxitproxy`;
 const COUNTER = 'SELECT version::text AS version FROM gxitproxy_version';
 const HAS_COUNTER = `SELECT to_regclass('gxitproxy_version') IS NOT NULL AS counter`;
+
+/** See PostgresStatus.changeDetection. */
+export type ChangeDetection = 'counter' | 'row-versions';
 
 /** A connection that went away, or was given up on. */
 class ConnectionLost extends Error {
@@ -156,26 +182,25 @@ class PgConnection {
   private lastQueryAt = 0;
   private heartbeat: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
+  /** Ends the wait before the next connection attempt (see ready()). */
+  private wake: (() => void) | undefined;
+  /** Reads waiting for the connection to come up. */
+  private readonly waiting = new Set<() => void>();
   private lost: ((err: Error) => void) | undefined;
   private queue: Promise<unknown> = Promise.resolve();
-  private firstAttempt: Promise<void>;
-  private firstAttemptDone: () => void = () => {};
   /** Bumped by every successful connection: a version from another epoch never matches. */
   epoch = 0;
-  changeDetection: 'counter' | 'table-digest' | undefined;
+  changeDetection: ChangeDetection | undefined;
   /** When a change check or a read last succeeded (ms since epoch). */
   lastSyncAt: number | undefined;
   users = 0;
   private log: Logger | undefined;
-  /** Set by the watch's poll, cleared by the next version(): only a poll computes the digest. */
-  pollDue = false;
   readonly listeners = new Set<() => void>();
 
   constructor(
     readonly location: PostgresLocation,
     readonly tuning: PostgresTuning,
   ) {
-    this.firstAttempt = new Promise((resolve) => (this.firstAttemptDone = resolve));
     void this.connectLoop();
   }
 
@@ -198,16 +223,25 @@ class PgConnection {
   }
 
   /**
-   * The connected client, or a `disconnected` SessionMapError. Before the
-   * first attempt has ended, waits for it (so that a start-up read finds
-   * the database if it is there).
+   * The connected client, or a `disconnected` SessionMapError. While there is
+   * no connection, a read does not wait out the backoff: the next attempt is
+   * made at once, and the read waits for it (bounded), so that a read asked
+   * for because the database is back (the watch's connection came back
+   * first, or the first attempt is under way) finds it.
    */
   async ready(): Promise<pg.Client> {
-    if (!this.everConnected && !this.connected) {
-      // Bounded: a start-up read must not hold the proxy's start for a whole connect time-out.
+    if (!this.connected && !this.closed) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.firstAttempt, new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_CONNECT_WAIT_MS)))]);
+      let done: () => void = () => {};
+      const up = new Promise<void>((resolve) => {
+        done = resolve;
+        this.waiting.add(resolve);
+        timer = setTimeout(resolve, CONNECT_WAIT_MS);
+      });
+      this.wake?.();
+      await up;
       clearTimeout(timer);
+      this.waiting.delete(done);
     }
     const client = this.connected ? this.client : undefined;
     if (client === undefined) {
@@ -257,25 +291,30 @@ class PgConnection {
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.retry);
+    this.wake?.();
     clearInterval(this.heartbeat);
     this.lost?.(new ConnectionLost('closed'));
     const client = this.client;
     if (client !== undefined) this.drop(client, this.socket);
     this.connected = false;
-    this.firstAttemptDone();
+    this.attemptEnded();
   }
 
   private async connectLoop(): Promise<void> {
     while (!this.closed) {
       const reason = await this.connectOnce().catch((err: Error) => err);
-      this.firstAttemptDone();
+      this.attemptEnded();
       if (this.closed) return;
       this.disconnected(reason);
       const delay = this.backoff();
       await new Promise<void>((resolve) => {
         this.retry = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(this.retry);
+          resolve();
+        };
       });
+      this.wake = undefined;
     }
   }
 
@@ -323,12 +362,18 @@ class PgConnection {
       return err as Error;
     }
     this.connectedNow();
-    this.firstAttemptDone();
+    this.attemptEnded();
     this.startHeartbeat(client);
     this.tell();
     const reason = await ended;
     this.drop(client, socket);
     return reason;
+  }
+
+  /** An attempt to connect succeeded or failed: the reads waiting for it go on. */
+  private attemptEnded(): void {
+    for (const resolve of this.waiting) resolve();
+    this.waiting.clear();
   }
 
   private tell(): void {
@@ -389,7 +434,11 @@ class PgConnection {
     this.heartbeat = setInterval(() => {
       if (Date.now() - this.lastQueryAt < heartbeatMs) return;
       // A live server answers in well under a millisecond: a short limit.
-      this.query(client, 'SELECT 1', heartbeatMs + 1000).catch(() => {});
+      // The heartbeat also says whether our trigger's counter is there (for
+      // /health, whichever thread reads the map).
+      this.query<{ counter: boolean }>(client, HAS_COUNTER, heartbeatMs + 1000)
+        .then((r) => (this.changeDetection = detection(r.rows[0]?.counter === true)))
+        .catch(() => {});
     }, heartbeatMs);
     this.heartbeat.unref();
   }
@@ -406,6 +455,10 @@ class PgConnection {
     socket?.destroy();
     void client.end().catch(() => {});
   }
+}
+
+function detection(counter: boolean): ChangeDetection {
+  return counter ? 'counter' : 'row-versions';
 }
 
 /** The connections of this thread, one per map, shared by its store and its watch. */
@@ -427,9 +480,26 @@ function release(spec: string, connection: PgConnection): void {
   connection.close();
 }
 
+/**
+ * What a store remembers of its last read, to read only what changed since:
+ * the rows by identity (in the order they came), the row count and the
+ * horizon of that read, and the rows as one text (what the differ compares).
+ */
+interface Cache {
+  /** The connection it was read over: another one (a reconnection) reads in full. */
+  readonly epoch: number;
+  horizon: string;
+  count: number;
+  readonly rows: Map<string, string>;
+  text: string;
+}
+
 /** The map store: reads and versions through the shared connection. */
-class PostgresMapStore implements MapStore {
+export class PostgresMapStore implements MapStore {
   private connection: PgConnection | undefined;
+  private cache: Cache | undefined;
+  /** Reads of the whole table, and reads of only the rows written since the last read. */
+  readonly reads = { full: 0, changes: 0 };
 
   constructor(
     private readonly spec: string,
@@ -441,23 +511,18 @@ class PostgresMapStore implements MapStore {
   }
 
   /**
-   * `epoch:counter` with our trigger; without it `epoch:digest` when the
-   * watch's poll asks, else undefined (a notification or a reconnection:
-   * read). The epoch makes the first check after a reconnect a full read.
+   * `epoch:counter` with our trigger, else undefined (then every notification
+   * and poll reads what changed: see read()). The epoch makes the first check
+   * after a reconnect a read.
    */
   async version(): Promise<string | undefined> {
     const connection = this.acquired();
     const client = await connection.ready();
     try {
       const counter = (await connection.query<{ counter: boolean }>(client, HAS_COUNTER)).rows[0]?.counter === true;
-      connection.changeDetection = counter ? 'counter' : 'table-digest';
-      const polled = connection.pollDue;
-      connection.pollDue = false;
+      connection.changeDetection = detection(counter);
       let version: string | undefined;
       if (counter) version = `${connection.epoch}:c${(await connection.query<{ version: string }>(client, COUNTER)).rows[0]?.version ?? ''}`;
-      // Without the counter only a poll asks for the digest (a scan of the
-      // table on the server): after a notification the read is due anyway.
-      else if (polled) version = `${connection.epoch}:d${(await connection.query<{ digest: string }>(client, DIGEST)).rows[0]?.digest ?? ''}`;
       connection.lastSyncAt = Date.now();
       return version;
     } catch (err) {
@@ -465,19 +530,70 @@ class PostgresMapStore implements MapStore {
     }
   }
 
-  /** The whole table, in one statement (one snapshot). */
-  async read(): Promise<MapRead> {
+  /**
+   * The whole map. After a first read in full (one statement: one snapshot),
+   * only the rows written since are read (see CHANGED_QUERY); when the count
+   * says rows were deleted as well, or `fresh` asks for it, or the
+   * connection is not the one of the last read (a reconnection: the server
+   * may even be another one), the whole table again.
+   */
+  async read(fresh = false): Promise<MapRead> {
     const connection = this.acquired();
     const client = await connection.ready();
-    let read: RowsRead | undefined;
+    const cache = this.cache;
     try {
-      read = (await connection.query<RowsRead>(client, ROWS_QUERY)).rows[0];
+      if (!fresh && cache !== undefined && cache.epoch === connection.epoch) {
+        const changed = (await connection.query<RowsRead>(client, CHANGED_QUERY, undefined, [cache.horizon])).rows[0];
+        this.reads.changes++;
+        if (changed !== undefined && this.applyChanges(cache, changed)) return this.mapRead(connection, cache.text);
+      }
+      this.cache = undefined;
+      const read = (await connection.query<RowsRead>(client, ROWS_QUERY)).rows[0];
+      this.reads.full++;
+      const next: Cache = { epoch: connection.epoch, horizon: read?.horizon ?? '0', count: read?.n ?? 0, rows: new Map(), text: read?.rows ?? '' };
+      forEachLine(next.text, 0, Infinity, (line) => next.rows.set(rawEntryPointIdentity(line), `${line}\n`));
+      this.cache = next;
+      return this.mapRead(connection, next.text);
     } catch (err) {
       throw this.readError(err);
     }
+  }
+
+  /**
+   * Brings the cache up to `changed`; false when that cannot be done (rows
+   * were deleted: the count is short of what the cache plus the new rows make).
+   */
+  private applyChanges(cache: Cache, changed: RowsRead): boolean {
+    const rows: [string, string][] = [];
+    let added = 0;
+    forEachLine(changed.rows, 0, Infinity, (line) => {
+      const id = rawEntryPointIdentity(line);
+      if (!cache.rows.has(id)) added++;
+      rows.push([id, `${line}\n`]);
+    });
+    if (changed.n !== cache.count + added) return false;
+    // In place: an entry point Galaxy saved again stays where it was; a new one goes last.
+    const appended: string[] = [];
+    let inPlace = false;
+    for (const [id, line] of rows) {
+      const before = cache.rows.get(id);
+      if (before === line) continue;
+      if (before === undefined) appended.push(line);
+      else inPlace = true;
+      cache.rows.set(id, line);
+    }
+    // New entry points only (the usual change): the text grows at its end, no rebuild of it.
+    if (inPlace) cache.text = [...cache.rows.values()].join('');
+    else if (appended.length > 0) cache.text += appended.join('');
+    cache.horizon = changed.horizon;
+    cache.count = changed.n;
+    return true;
+  }
+
+  private mapRead(connection: PgConnection, rows: string): MapRead {
     connection.lastSyncAt = Date.now();
     // (key, key_type) is the table's primary key: identities cannot repeat.
-    return { format: POSTGRES_FORMAT, routing: 'entry-point', rows: read?.rows ?? '', uniqueKeys: true, skipped: new Map() };
+    return { format: POSTGRES_FORMAT, routing: 'entry-point', rows, uniqueKeys: true, skipped: new Map() };
   }
 
   close(): void {
@@ -527,9 +643,7 @@ class PostgresWatch implements ChangeWatch {
     this.connection.listeners.add(onMaybeChanged);
     if (options.pollIntervalMs > 0) {
       this.poll = setInterval(() => {
-        if (!this.connection.status().connected) return;
-        this.connection.pollDue = true;
-        onMaybeChanged();
+        if (this.connection.status().connected) onMaybeChanged();
       }, options.pollIntervalMs);
       this.poll.unref();
     }
@@ -537,6 +651,11 @@ class PostgresWatch implements ChangeWatch {
 
   status(): PostgresStatus {
     return this.connection.status();
+  }
+
+  /** A read on the reader thread (over its own connection) succeeded. */
+  synced(): void {
+    this.connection.lastSyncAt = Date.now();
   }
 
   close(): void {
@@ -547,12 +666,12 @@ class PostgresWatch implements ChangeWatch {
 }
 
 /**
- * The PostgreSQL store kind. Reads stay on the main thread: they are I/O in
- * one value, and the watch's connection is shared with them.
+ * The PostgreSQL store kind. A large map is read on the reader thread like
+ * a file map (the thread opens a connection of its own), so that neither
+ * a full read nor the comparison with the last one holds up requests.
  */
 export function postgresStoreKind(tuning: PostgresTuning = POSTGRES_TUNING): StoreKind {
   return {
-    readsOnThread: false,
     open: (spec) => new PostgresMapStore(spec, tuning),
     watch: (spec, options, onMaybeChanged) => new PostgresWatch(spec, options, onMaybeChanged, tuning),
   };

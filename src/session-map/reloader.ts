@@ -29,6 +29,8 @@ export interface MapReloaderOptions {
   readonly workerThreshold: number;
   /** Reads through this reader instead of the built-in ones (and never moves to a thread). */
   readonly reader?: MapReader;
+  /** Called after every successful read or change check (the store's status keeps the time). */
+  readonly onSynced?: () => void;
   /** Where an Interactive Tools map (`gxitproxy`) goes; default: a table of the reloader's own. */
   readonly entryPoints?: EntryPointTable;
 }
@@ -53,6 +55,7 @@ export class MapReloader {
   private retry: NodeJS.Timeout | undefined;
   private retries = 0;
   private readonly workerThreshold: number;
+  private readonly onSynced: () => void;
   /** The entry points of an Interactive Tools map (the cookie routes go to `table`). */
   readonly entryPoints: EntryPointTable;
   /** What the last successful read routes by; undefined before the first. */
@@ -68,6 +71,7 @@ export class MapReloader {
     this.workerThreshold = options.reader === undefined ? options.workerThreshold : Infinity;
     this.reader = options.reader ?? new InlineMapReader(spec);
     this.entryPoints = options.entryPoints ?? new EntryPointTable();
+    this.onSynced = options.onSynced ?? (() => {});
   }
 
   /** Entries in the table the map fills: sessions, or entry points. */
@@ -78,7 +82,7 @@ export class MapReloader {
   /**
    * Reads the map if it may have changed (always with `force`, which also
    * rebuilds the table from scratch). Resolves when the read, and any read
-   * asked for meanwhile, is done.
+   * asked for meanwhile, is done: `reloaded` when any of them changed the routes.
    */
   reload(force = false): Promise<ReloadOutcome> {
     this.wanted = true;
@@ -102,17 +106,20 @@ export class MapReloader {
     // Yield once, so that `running` is set before this can finish.
     await Promise.resolve();
     let outcome: ReloadOutcome = 'unchanged';
+    let reloaded = false;
     try {
       while (this.wanted && !this.closed) {
         const full = this.wantFull;
         this.wanted = false;
         this.wantFull = false;
         outcome = await this.reloadOnce(full);
+        reloaded ||= outcome === 'reloaded';
       }
     } finally {
       this.running = undefined;
     }
-    return outcome;
+    // A read that changed the routes, followed by one that found nothing new, still changed them.
+    return outcome === 'unchanged' && reloaded ? 'reloaded' : outcome;
   }
 
   private async reloadOnce(full: boolean): Promise<ReloadOutcome> {
@@ -127,6 +134,7 @@ export class MapReloader {
       this.failed(err);
       return 'failed';
     }
+    this.onSynced();
     if (update === undefined) return 'unchanged';
     const changed = await this.apply(update);
     if (this.closed) return 'unchanged';
@@ -208,6 +216,10 @@ export class MapReloader {
     this.reader = new WorkerMapReader(this.spec, inline.state(), (err) => this.report.threadFailed(err));
     inline.close();
     this.threaded = true;
+    // A first read on the thread now, not at the next change: the thread's
+    // store starts with nothing (a database store reads the whole table), so
+    // the next change is then read as quickly as later ones.
+    setImmediate(() => void this.reload());
   }
 
   private failed(err: unknown): void {

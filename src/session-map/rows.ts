@@ -347,6 +347,13 @@ export function parseRoutableEntryPoint(line: string): EntryPointRow {
   };
 }
 
+/** The identity part (`key TAB key_type`, the key type maybe as KEY_TYPE_MARK) of a raw entry-point row. */
+export function rawEntryPointIdentity(line: string): string {
+  const t1 = line.indexOf('\t');
+  const t2 = t1 < 0 ? -1 : line.indexOf('\t', t1 + 1);
+  return t2 < 0 ? line : line.slice(0, t2);
+}
+
 /** An identity (`key TAB key_type`) as the table's removal pair. */
 export function splitIdentity(id: string): readonly [string, string] {
   const tab = id.indexOf('\t');

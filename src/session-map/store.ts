@@ -73,8 +73,12 @@ export interface MapStore {
    * told (no file, an error): the map must then be read.
    */
   version(): Promise<string | undefined>;
-  /** Reads the whole map. Rejects with SessionMapError. */
-  read(): Promise<MapRead>;
+  /**
+   * Reads the whole map. A store may build it from what changed since its
+   * last read; `fresh` asks for everything from the source. Rejects with
+   * SessionMapError.
+   */
+  read(fresh?: boolean): Promise<MapRead>;
   /** Releases handles and connections; the store may be used again afterwards (it reopens). */
   close(): void;
 }
@@ -110,16 +114,13 @@ export interface ChangeWatch {
   readonly watching: boolean;
   /** The store's own state for /health (a database connection), when it has one. */
   status?(): object;
+  /** Told after each successful read or change check, wherever it ran (for status()). */
+  synced?(): void;
   close(): void;
 }
 
 /** A kind of store: how to open one, and how to hear that it may have changed. */
 export interface StoreKind {
-  /**
-   * False for stores whose reads are asynchronous I/O already (a database
-   * connection shared with the watch): they never move to the reader thread.
-   */
-  readonly readsOnThread?: boolean;
   /** Opens the store `spec` names (a path, a URL). Opening does no I/O; reads do. */
   open(spec: string): MapStore;
   /**

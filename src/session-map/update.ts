@@ -35,7 +35,7 @@ export class UpdateProducer {
     const version = await this.store.version();
     if (!full && version !== undefined && version === this.readVersion) return undefined;
     this.readVersion = undefined;
-    const update = this.differ.next(await this.store.read(), full);
+    const update = this.differ.next(await this.store.read(full), full);
     this.readVersion = version;
     return update;
   }

@@ -22,6 +22,7 @@ import { memory, waitUntilIdle } from './proc-stats.js';
 import { BenchResources } from './processes.js';
 import { interleave, interleavedRounds, ratios, type LoadTarget, type Round } from './rounds.js';
 import { itRoutingPhase } from './it-routing.js';
+import { postgresPhase } from './postgres-phase.js';
 import { startNodeBackend, startProxy, startReferenceProxy, type Listening, type RunningProxy } from './servers.js';
 import { choosePinning, pinSelf, SteadyRunner } from './steady.js';
 import { streamingMemory } from './streaming.js';
@@ -29,7 +30,7 @@ import { machineLine, targetsTable, type Figures } from './targets.js';
 import { webSocketRoundTrips, type EchoRound } from './websocket.js';
 import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
-const PHASES = ['throughput', 'latency', 'commit', 'churn', 'memory', 'routing', 'streaming', 'websocket'] as const;
+const PHASES = ['throughput', 'latency', 'commit', 'churn', 'memory', 'routing', 'postgres', 'streaming', 'websocket'] as const;
 type Phase = (typeof PHASES)[number];
 
 const USAGE = `Usage: npm run bench -- [options]
@@ -300,6 +301,17 @@ async function main(): Promise<void> {
       await sampleBig('IT rounds');
     }
     if (proxySmall !== undefined) await resources.stop(proxySmall.proxy.child);
+
+    if (opts.only.has('postgres')) {
+      ctx.progress(`\n== PostgreSQL map: requests/s at 1 and ${opts.sessions} entry points, commit → routed, latency during full re-reads`);
+      const pg = await postgresPhase(ctx, { backendPort: fast.port, entryPoints: opts.sessions, saves: opts.inserts });
+      if (pg.figures !== undefined) {
+        figures.pgBigOverSmall = pg.figures.bigOverSmall;
+        figures.pgCommitMs = pg.figures.commitMs;
+        figures.pgStallP99Ratio = pg.figures.stallP99Ratio;
+      }
+      report.push(`\n## PostgreSQL map (gx-it-proxy's README trigger, routed by Host; ${ctx.connections} connections)\n${pg.report}`);
+    }
 
     if (opts.only.has('commit') && proxyBig !== undefined) {
       ctx.progress(`\n== commit → routed at ${opts.sessions} sessions, ${opts.inserts} inserts`);

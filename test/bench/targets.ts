@@ -18,6 +18,10 @@ export interface Figures {
   /** Interactive Tools routing / cookie routing, requests/s per round, 1 and large entry points. */
   itOverCookieSmall?: Spread;
   itOverCookieBig?: Spread;
+  /** PostgreSQL map: requests/s at the large map / at 1 entry point, per round; commit → routed, ms; p99 during full re-reads / without. */
+  pgBigOverSmall?: Spread;
+  pgCommitMs?: number[];
+  pgStallP99Ratio?: Spread;
   /** Largest RSS growth of the two streamed transfers (upload, download). */
   streamGrowthMiB?: number;
   /** The same for the bare reference streaming the same bytes (V8's share of the growth shows in both). */
@@ -89,6 +93,9 @@ export function targetRows(f: Figures, sessions: number, streamMiB: number): Row
   const commitMedian = f.commitMs === undefined ? undefined : median(f.commitMs);
   const commitMax = f.commitMs === undefined ? undefined : Math.max(...f.commitMs);
   const commitRun = commitMedian !== undefined && commitMax !== undefined;
+  const pgCommitMedian = f.pgCommitMs === undefined ? undefined : median(f.pgCommitMs);
+  const pgCommitMax = f.pgCommitMs === undefined ? undefined : Math.max(...f.pgCommitMs);
+  const entryPoints = `${sessions.toLocaleString('en-US')} entry points`;
   return [
     bound('rps_ratio', 'requests/s at 1 session, proxy / reference', f.rpsRatio, 'least', 0.95),
     bound('cpu_ratio', 'CPU per request, proxy / reference', f.cpuRatio, 'most', 1.05),
@@ -107,6 +114,16 @@ export function targetRows(f: Figures, sessions: number, streamMiB: number): Row
     bound('churn_p99_ratio', `p99 with an insert every 500 ms / without, at ${many}`, f.churnP99Ratio, 'most', 1.5),
     bound('it_over_cookie_1', 'IT routing / cookie routing, requests/s, 1 entry point', f.itOverCookieSmall, 'least', 0.95),
     bound('it_over_cookie_big', `IT routing / cookie routing, requests/s, ${sessions.toLocaleString('en-US')} entry points`, f.itOverCookieBig, 'least', 0.95),
+    bound('pg_big_over_small', `PostgreSQL map: requests/s at ${entryPoints} / at 1`, f.pgBigOverSmall, 'least', 0.95),
+    {
+      key: 'pg_commit_median_ms',
+      figure: `PostgreSQL map: commit → routed at ${entryPoints} (issue 11)`,
+      target: 'median ≤ 100 ms',
+      result: pgCommitMedian !== undefined && pgCommitMax !== undefined ? `median ${fmt(pgCommitMedian, 0)} ms, max ${fmt(pgCommitMax, 0)} ms (n=${f.pgCommitMs!.length})` : 'n/a',
+      verdict: pgCommitMedian === undefined ? 'not run' : pgCommitMedian <= 100 ? 'pass' : 'FAIL',
+      value: pgCommitMedian,
+    },
+    bound('pg_stall_p99_ratio', `PostgreSQL map: p99 during full re-reads / without, ${entryPoints} (issue 11)`, f.pgStallP99Ratio, 'most', 1.5),
     absolute('stream_growth_mib', `streaming ${streamMiB} MiB either way, peak RSS growth`, f.streamGrowthMiB, 32, 'MiB', 0, f.refStreamGrowthMiB),
     reported('added_p50_ms', 'latency added at 1 connection, p50 (proxy − direct)', f.addedP50Ms, f.refAddedP50Ms),
     reported('added_p99_ms', 'latency added at 1 connection, p99 (proxy − direct)', f.addedP99Ms, f.refAddedP99Ms),

@@ -63,7 +63,7 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     await writer.save({ key: 'poll2', token: 'tok', host: '127.0.0.1', port });
     await routedPort(proxy, 'poll2', 'tok');
     const { body } = await proxy.health();
-    assert.equal(body.sessionMap.store?.changeDetection, 'table-digest');
+    assert.equal(body.sessionMap.store?.changeDetection, 'row-versions');
     assert.equal(body.sessionMap.store?.notifications, 0);
   });
 

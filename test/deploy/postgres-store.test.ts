@@ -3,12 +3,15 @@ import { after, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { EntryPointTable } from '../../src/routing/entry-point-table.js';
 import { RouteTable } from '../../src/routing/route-table.js';
-import { installTrigger, PG_LOG, postgresStoreKind, POSTGRES_TUNING, type PostgresStatus, type PostgresTuning } from '../../src/session-map/postgres-store.js';
+import { installTrigger, PG_LOG, PostgresMapStore, postgresStoreKind, POSTGRES_TUNING, type PostgresStatus, type PostgresTuning } from '../../src/session-map/postgres-store.js';
 import { parsePostgresUrl } from '../../src/session-map/postgres-url.js';
 import { InlineMapReader } from '../../src/session-map/reader.js';
 import { MAP_LOG, ReloadReporter } from '../../src/session-map/reload-report.js';
 import { MapReloader } from '../../src/session-map/reloader.js';
 import type { ChangeWatch } from '../../src/session-map/store.js';
+import pg from 'pg';
+import { request } from '../helpers/client.js';
+import { startInProcessProxy } from '../helpers/in-process-proxy.js';
 import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { LogCapture } from '../helpers/logs.js';
 import { injectFault, PG_FAULTS, PgCluster, urlForFault } from '../helpers/postgres.js';
@@ -96,7 +99,7 @@ describe('PostgreSQL store', () => {
     await routedTo(r, 'a', 2001);
     await writer.save({ key: 'a', token: 't', host: '127.0.0.1', port: 2002 });
     await routedTo(r, 'a', 2002);
-    assert.equal(r.status().changeDetection, 'table-digest');
+    assert.equal(r.status().changeDetection, 'row-versions');
     assert.equal(r.status().notifications, 0);
   });
 
@@ -177,4 +180,165 @@ describe('PostgreSQL store', () => {
     relay.restore();
     await routedTo(r, 'x', 6001);
   });
+});
+
+/** The rows of a read, in a canonical order (reads of changes keep the order of the first read). */
+const sorted = (rows: string): string[] => rows.split('\n').filter((l) => l !== '').sort();
+
+describe('PostgreSQL store: reads of what changed', () => {
+  /** A store read by itself, and a check that its read equals a fresh read of the whole table. */
+  function storeFor(t: { after: (fn: () => unknown) => void }, url: string) {
+    const store = postgresStoreKind(FAST).open(url);
+    const fresh = postgresStoreKind(FAST).open(url);
+    t.after(() => {
+      store.close();
+      fresh.close();
+    });
+    assert.ok(store instanceof PostgresMapStore);
+    return {
+      store,
+      /** Reads, checks the read against the whole table, and says how it was read. */
+      readAndCompare: async (what: string): Promise<'full' | 'changes'> => {
+        const { full } = store.reads;
+        const read = await store.read();
+        assert.deepEqual(sorted(read.rows), sorted((await fresh.read(true)).rows), what);
+        return store.reads.full > full ? 'full' : 'changes';
+      },
+    };
+  }
+
+  test('saves, saves again, updates in place and freezes are read as changes; a read equals the whole table every time', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = writerFor(t, db);
+    await writer.bulkInsert(300, '127.0.0.1', 5000);
+    const { readAndCompare } = storeFor(t, cluster.url(db));
+    assert.equal(await readAndCompare('first read'), 'full');
+    assert.equal(await readAndCompare('nothing changed'), 'changes');
+    await writer.save({ key: 'new1', token: 't', host: '127.0.0.1', port: 5001 });
+    assert.equal(await readAndCompare('a new entry point'), 'changes');
+    await writer.save({ key: 'bulk7', token: 't2', host: '127.0.0.1', port: 5002 });
+    assert.equal(await readAndCompare('an entry point saved again (DELETE + INSERT)'), 'changes');
+    await cluster.query(`UPDATE gxitproxy SET port = 5003 WHERE key = 'bulk8'`, [], db);
+    assert.equal(await readAndCompare('an UPDATE in place'), 'changes');
+    await cluster.query('VACUUM FREEZE gxitproxy', [], db);
+    await writer.save({ key: 'new2', token: 't', host: '127.0.0.1', port: 5004 });
+    assert.equal(await readAndCompare('after VACUUM FREEZE'), 'changes');
+  });
+
+  test('a deletion is seen by the count and read in full; so is a deletion hidden behind an insert', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = writerFor(t, db);
+    await writer.bulkInsert(50, '127.0.0.1', 5100);
+    const { readAndCompare } = storeFor(t, cluster.url(db));
+    await readAndCompare('first read');
+    await writer.remove('bulk3');
+    assert.equal(await readAndCompare('a removal'), 'full');
+    await writer.remove('bulk4');
+    await writer.save({ key: 'other', token: 't', host: '127.0.0.1', port: 5101 });
+    assert.equal(await readAndCompare('a removal and a new entry point: the count is the same as before'), 'full');
+    await writer.remove('bulk5');
+    await writer.save({ key: 'bulk5', token: 't', host: '127.0.0.1', port: 5102 });
+    assert.equal(await readAndCompare('removed and saved again'), 'changes');
+  });
+
+  test('rows of a transaction still open during a read are found by the next read', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = writerFor(t, db);
+    await writer.bulkInsert(20, '127.0.0.1', 5200);
+    const { store, readAndCompare } = storeFor(t, cluster.url(db));
+    const open = new pg.Client(cluster.config(db));
+    await open.connect();
+    t.after(() => open.end());
+    // A transaction that writes (and so holds an xid) before the read, and commits after it.
+    await open.query('BEGIN');
+    await open.query(`INSERT INTO gxitproxy (key, key_type, token, host, port, info) VALUES ('slow', 'interactivetoolentrypoint', 't', '127.0.0.1', 5201, NULL)`);
+    await readAndCompare('while a writer is open');
+    // Later transactions commit first.
+    await writer.save({ key: 'quick', token: 't', host: '127.0.0.1', port: 5202 });
+    assert.equal(await readAndCompare('a later transaction committed'), 'changes');
+    await open.query(`UPDATE gxitproxy SET port = 5203 WHERE key = 'bulk1'`);
+    await open.query('COMMIT');
+    assert.equal(await readAndCompare('the older transaction committed last'), 'changes');
+    assert.ok((await store.read()).rows.includes('slow\t'));
+  });
+
+  test('after a reconnection the whole table is read again', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = writerFor(t, db);
+    await writer.bulkInsert(10, '127.0.0.1', 5300);
+    const { store, readAndCompare } = storeFor(t, cluster.url(db));
+    await readAndCompare('first read');
+    await cluster.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'galaxy-gie-proxy'`, [db]);
+    await writer.save({ key: 'during', token: 't', host: '127.0.0.1', port: 5301 });
+    const full = store.reads.full;
+    await waitUntil('read after the reconnection', async () => (await store.read().then(() => true, () => false)) || undefined, { timeoutMs: 15_000, everyMs: 50 });
+    assert.equal(store.reads.full, full + 1);
+    assert.equal(await readAndCompare('after the reconnection'), 'changes');
+  });
+});
+
+describe('PostgreSQL store on the reader thread (a large map)', () => {
+  test('the daemon moves reads to the thread; saves and removals are followed, and /health keeps the sync time and the change detection', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = writerFor(t, db);
+    await writer.bulkInsert(200, '127.0.0.1', 5400);
+    await writer.installReadmeTrigger();
+    const proxy = await startInProcessProxy(t, { sessionsPath: cluster.url(db), mapThreadFrom: 100, pollIntervalMs: 0, metricsPort: 0, metricsIp: '127.0.0.1' });
+    // One read through the thread (it compiles its modules first under tsx).
+    await proxy.daemon.reload();
+    assert.ok(proxy.daemon.reloader?.readsOnThread, 'a map past mapThreadFrom is read on the reader thread');
+    const health = async (): Promise<{ sessions: number; sessionMap: { store: PostgresStatus } }> =>
+      JSON.parse((await request(proxy.daemon.metricsAddress!.port, { path: '/health' })).body) as { sessions: number; sessionMap: { store: PostgresStatus } };
+    const before = (await health()).sessionMap.store.lastSyncAtMs ?? 0;
+    await writer.save({ key: 'threaded', token: 't', host: '127.0.0.1', port: 5401 });
+    await waitUntil('routed through the thread', () => proxy.daemon.entryPoints.lookup('threaded')?.[0]?.port === 5401 || undefined, { timeoutMs: 15_000, everyMs: 5 });
+    await writer.remove('bulk9');
+    await waitUntil('removal followed', () => proxy.daemon.entryPoints.lookup('bulk9') === undefined || undefined, { timeoutMs: 15_000, everyMs: 5 });
+    const { sessions, sessionMap } = await health();
+    assert.equal(sessions, 200);
+    assert.ok((sessionMap.store.lastSyncAtMs ?? 0) > before, 'reads on the thread count as syncs');
+    await waitUntil('change detection known', async () => (await health()).sessionMap.store.changeDetection === 'row-versions' || undefined, { timeoutMs: 10_000, everyMs: 100 });
+  });
+});
+
+describe('PostgreSQL store on the reader thread: the database going away', () => {
+  const outages = {
+    'pg_ctl restart -m fast': async () => injectFault(cluster, 'pg_ctl restart -m fast', '', undefined),
+    pg_terminate_backend: async (db: string) => injectFault(cluster, 'pg_terminate_backend', db, undefined),
+    // Down long enough for both connections to be several backoff steps in, each at its own (jittered) time.
+    'down for 4 s (stop -m fast, start)': async () => {
+      await cluster.stop('fast');
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      cluster.start();
+    },
+  };
+  for (const [fault, inject] of Object.entries(outages)) {
+    test(`${fault}: a save made while the proxy was away is routed once it is back (LISTEN only)`, async (t) => {
+      if (!(await cluster.ready(t))) return;
+      const db = await cluster.createDatabase();
+      const writer = writerFor(t, db);
+      await writer.bulkInsert(200, '127.0.0.1', 5500);
+      await writer.installReadmeTrigger();
+      await writer.close();
+      const proxy = await startInProcessProxy(t, { sessionsPath: cluster.url(db), mapThreadFrom: 100, pollIntervalMs: 0 });
+      await proxy.daemon.reload();
+      assert.ok(proxy.daemon.reloader?.readsOnThread);
+      const lost = proxy.logs.next(PG_LOG.lost, 15_000);
+      const back = proxy.logs.next(PG_LOG.back, 30_000);
+      const during = new GalaxyPgWriter(cluster.config(db));
+      t.after(() => during.close());
+      // Both connections (the watch's and the reader thread's) are cut.
+      await inject(db);
+      await lost;
+      await during.save({ key: 'during', token: 't', host: '127.0.0.1', port: 5501 });
+      await back;
+      await waitUntil('the save made during the outage routed', () => proxy.daemon.entryPoints.lookup('during')?.[0]?.port === 5501 || undefined, { timeoutMs: 20_000, everyMs: 10 });
+      assert.equal(proxy.daemon.entryPoints.lookup('bulk1')?.[0]?.port, 5500, 'the map was kept');
+    });
+  }
 });

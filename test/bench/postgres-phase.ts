@@ -1,0 +1,137 @@
+import { performance } from 'node:perf_hooks';
+import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
+import { PgCluster, postgresInstalled, PG_INSTALL } from '../helpers/postgres.js';
+import { entryPointHost, requestEntryPoint } from '../helpers/postgres-proxy.js';
+import { fmt, fmtSpread, spread, type BenchContext, type Spread } from './context.js';
+import { waitUntilIdle } from './proc-stats.js';
+import { interleavedRounds, loadRound, ratios, type LoadTarget, type Round } from './rounds.js';
+import { startProxy, type RunningProxy } from './servers.js';
+import { MAP_LOG } from '../../src/session-map/reload-report.js';
+
+/** Longest the benchmark waits for one new entry point to be routed. */
+const ROUTE_TIMEOUT_MS = 10_000;
+
+/** The entry point the load asks for (routed by Host, as behind a wildcard domain). */
+const FAST = { key: 'fast', token: 'tok' };
+
+export interface PostgresPhaseResult {
+  readonly figures:
+    | {
+        /** Requests/s, PostgreSQL map at the large size / at 1 entry point, per round. */
+        readonly bigOverSmall: Spread;
+        /** Galaxy's commit → routed, ms, each save. */
+        readonly commitMs: number[];
+        /** p99 while the proxy re-reads the whole table again and again / without, per round. */
+        readonly stallP99Ratio: Spread;
+      }
+    | undefined;
+  readonly report: string;
+}
+
+/**
+ * The PostgreSQL map (issue 11) in `npm run bench`: a throw-away cluster on
+ * the load side's core, Galaxy's statements, gx-it-proxy's README trigger.
+ * Requests/s through a proxy on a 1-entry-point map and one on the large map
+ * (interleaved); Galaxy commit → routed on the large map; and request latency
+ * on the large map while it is read whole again and again (SIGHUP after
+ * SIGHUP), against rounds without, interleaved: reads must not stall requests.
+ */
+export async function postgresPhase(ctx: BenchContext, setup: { backendPort: number; entryPoints: number; saves: number }): Promise<PostgresPhaseResult> {
+  if (!postgresInstalled()) {
+    const report = `not run: PostgreSQL is not installed (${PG_INSTALL})`;
+    ctx.progress(`  ${report}`);
+    return { figures: undefined, report };
+  }
+  const cluster = new PgCluster();
+  const cleanups: (() => unknown)[] = [];
+  const writers: GalaxyPgWriter[] = [];
+  const proxies: RunningProxy[] = [];
+  try {
+    await cluster.ready({ after: (fn: () => unknown) => cleanups.push(fn), skip: () => {} } as never);
+    const mapWith = async (name: string, entryPoints: number): Promise<{ url: string; writer: GalaxyPgWriter }> => {
+      const db = await cluster.createDatabase(name);
+      const writer = new GalaxyPgWriter(cluster.config(db));
+      writers.push(writer);
+      // The other entry points on a port nothing listens on (never requested).
+      if (entryPoints > 1) await writer.bulkInsert(entryPoints - 1, '127.0.0.1', 9, 'e');
+      await writer.save({ ...FAST, host: '127.0.0.1', port: setup.backendPort });
+      await writer.installReadmeTrigger();
+      return { url: cluster.url(db), writer };
+    };
+    const start = (name: string, url: string, entryPoints: number): Promise<RunningProxy> =>
+      startProxy(ctx.resources, { name, sessionsPath: url, expectedRoutes: entryPoints, cores: ctx.pinning.servers, cpuProfDir: ctx.cpuProfDir });
+    const small = await mapWith('small', 1);
+    const big = await mapWith('big', setup.entryPoints);
+    const pgSmall = await start('pg-1', small.url, 1);
+    const pgBig = await start(`pg-${setup.entryPoints}`, big.url, setup.entryPoints);
+    proxies.push(pgSmall, pgBig);
+    const host = entryPointHost(FAST.key, FAST.token);
+    const on = (name: string, p: RunningProxy): LoadTarget => ({ name, port: p.port, cpuPid: p.pid, key: undefined, host });
+    const smallName = 'PostgreSQL 1';
+    const bigName = `PostgreSQL ${setup.entryPoints}`;
+    const lines: string[] = [];
+
+    const rounds = Math.max(3, Math.ceil(ctx.rounds / 2));
+    const results = await interleavedRounds(ctx, [on(smallName, pgSmall), on(bigName, pgBig)], ctx, rounds);
+    const get = (name: string): Round[] => results.get(name) ?? [];
+    const bigOverSmall = spread(ratios(get(bigName), get(smallName), (r) => r.rps));
+    for (const [name, rs] of results) lines.push(`requests/s, ${name} entry point(s): ${fmtSpread(spread(rs.map((r) => r.rps)), 0)}`);
+    lines.push(`requests/s, ${setup.entryPoints} / 1 entry point: ${fmtSpread(bigOverSmall)}`);
+
+    ctx.progress(`  commit → routed, ${setup.saves} Galaxy saves`);
+    const commitMs: number[] = [];
+    for (let i = 0; i < setup.saves; i++) {
+      await waitUntilIdle(pgBig.pid, { windowMs: 200, maxShare: 0.1, timeoutMs: 10_000 });
+      const key = `commit${i}`;
+      await big.writer.save({ key, token: 'tok', host: '127.0.0.1', port: setup.backendPort });
+      // From Galaxy's COMMIT returning to the first request the container answers.
+      const committed = performance.now();
+      let ms = Number.POSITIVE_INFINITY;
+      while (performance.now() - committed < ROUTE_TIMEOUT_MS) {
+        if ((await requestEntryPoint(pgBig.port, key, 'tok')).status === 200) {
+          ms = performance.now() - committed;
+          break;
+        }
+      }
+      commitMs.push(ms);
+    }
+    ctx.progress(`  commit → routed (ms): ${commitMs.map((t) => fmt(t, 0)).join(' ')}`);
+    lines.push(`Galaxy commit → routed at ${setup.entryPoints} entry points, ms: ${fmtSpread(spread(commitMs), 0)}; each ${commitMs.map((t) => fmt(t, 0)).join(' ')}`);
+
+    ctx.progress(`  latency at ${setup.entryPoints} entry points, with and without full re-reads (SIGHUP after SIGHUP)`);
+    const shape = { seconds: Math.max(4, ctx.seconds), connections: ctx.connections };
+    const quiet: Round[] = [];
+    const busy: Round[] = [];
+    const fullMs: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      await waitUntilIdle(pgBig.pid);
+      quiet.push(await loadRound(ctx, { ...on(bigName, pgBig), name: `${bigName} quiet` }, shape));
+      let rereading = true;
+      const rereads = (async () => {
+        while (rereading) {
+          const done = pgBig.proxy.logs.next(MAP_LOG.reloaded, 60_000, (l) => l.update === 'full');
+          pgBig.proxy.child.kill('SIGHUP');
+          fullMs.push(Number((await done).ms));
+        }
+      })();
+      try {
+        busy.push(await loadRound(ctx, { ...on(bigName, pgBig), name: `${bigName} re-reading` }, shape));
+      } finally {
+        rereading = false;
+        await rereads;
+      }
+    }
+    const stallP99Ratio = spread(ratios(busy, quiet, (r) => r.p99));
+    lines.push(
+      `p99 while re-reading the whole table / without, ${setup.entryPoints} entry points: ${fmtSpread(stallP99Ratio)} ` +
+        `(p99 without ${fmtSpread(spread(quiet.map((r) => r.p99)), 2, ' ms')}, with ${fmtSpread(spread(busy.map((r) => r.p99)), 2, ' ms')}; ` +
+        `${fullMs.length} full re-reads, ms by the proxy's log ${fmtSpread(spread(fullMs), 0)})`,
+    );
+    return { figures: { bigOverSmall, commitMs, stallP99Ratio }, report: lines.join('\n') };
+  } finally {
+    for (const p of proxies) await ctx.resources.stop(p.proxy.child);
+    for (const w of writers) await w.close();
+    for (const fn of cleanups.reverse()) await fn();
+    await cluster.destroy();
+  }
+}
