@@ -1,5 +1,5 @@
 import http from 'node:http';
-import { MAIN_JS, spawnProxy, type ProxyProcess } from './spawned-proxy.js';
+import { MAIN_JS, spawnProxy, type ProxyProcess, type SpawnOptions } from './spawned-proxy.js';
 import { request, type Reply } from './client.js';
 import { freePort } from './ports.js';
 import { runBounded, type RunResult } from './processes.js';
@@ -27,11 +27,11 @@ export interface HealthBody {
   };
 }
 
-/** Spawns the proxy on free loopback ports with `--sessions url`; killed in t.after. */
-export async function startPgProxy(t: { after: (fn: () => unknown) => void }, url: string, args: string[] = []): Promise<PgProxy> {
+/** Spawns the proxy on free loopback ports with `--sessions url` (and `options.env`, say); killed in t.after. */
+export async function startPgProxy(t: { after: (fn: () => unknown) => void }, url: string, args: string[] = [], options: SpawnOptions = {}): Promise<PgProxy> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const proc = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', url, '--metrics-port', String(metricsPort), '--metrics-ip', '127.0.0.1', ...args]);
+  const proc = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', url, '--metrics-port', String(metricsPort), '--metrics-ip', '127.0.0.1', ...args], options);
   t.after(() => proc.kill());
   await proc.started(15_000);
   const health = async (): Promise<{ status: number; body: HealthBody }> => {

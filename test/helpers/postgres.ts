@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, chownSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, chownSync, chmodSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import pg from 'pg';
 import { freePort } from './ports.js';
 import { TcpRelay } from './tcp-relay.js';
+import { makeCa, makeServerCert } from './tls-certs.js';
 
 /** Debian's PostgreSQL 15 binaries (`apt-get install -y postgresql`). */
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -47,6 +48,17 @@ export interface ClusterOptions {
   readonly hostAuth?: 'trust' | 'scram-sha-256';
   /** Extra `-c name=value` server settings. */
   readonly settings?: Readonly<Record<string, string>>;
+  /**
+   * `ssl = on` with a server certificate for localhost and 127.0.0.1, signed
+   * by a CA made for this cluster (`caFile`), all made with openssl at start.
+   */
+  readonly tls?: boolean;
+  /**
+   * pg_hba.conf lines for TCP in place of initdb's (`hostAuth` is then
+   * unused), such as `hostssl all all 127.0.0.1/32 scram-sha-256`; the unix
+   * socket stays `trust` (the helper's own connections).
+   */
+  readonly hba?: readonly string[];
 }
 
 /** How a shutdown is asked for (`pg_ctl stop -m …`). */
@@ -79,6 +91,8 @@ export class PgCluster {
   logFile = '';
   /** Port of the socket file (`.s.PGSQL.PORT`) and of 127.0.0.1 with `tcp`. */
   port = 0;
+  /** With `tls`: the CA certificate that signed the server's (a client's `sslrootcert`). */
+  caFile = '';
   private starting: Promise<void> | undefined;
   private admin: pg.Pool | undefined;
 
@@ -206,6 +220,19 @@ export class PgCluster {
       // initdb's pg_hba.conf only admits 127.0.0.1/32 and ::1 over TCP: what the tests use.
       writeFileSync(join(this.dataDir, 'postgresql.auto.conf'), "listen_addresses = '127.0.0.1'\n");
     }
+    if (this.options.hba !== undefined) {
+      writeFileSync(join(this.dataDir, 'pg_hba.conf'), ['local all all trust', ...this.options.hba, ''].join('\n'));
+    }
+    if (this.options.tls === true) {
+      // The CA beside the data dir (clients read it); the server's key inside, the owner's only (the server insists).
+      const ca = makeCa(this.dir, 'ca');
+      this.caFile = ca.certFile;
+      const server = makeServerCert(this.dataDir, ca);
+      chmodSync(server.keyFile, 0o600);
+      if (owner !== undefined) {
+        for (const file of [server.certFile, server.keyFile]) chownSync(file, owner.uid, owner.gid);
+      }
+    }
     this.start();
   }
 
@@ -217,6 +244,7 @@ export class PgCluster {
       max_connections: '200',
       shared_preload_libraries: 'pg_stat_statements',
       ...(this.options.tcp === true ? {} : { listen_addresses: "''" }),
+      ...(this.options.tls === true ? { ssl: 'on', ssl_cert_file: 'server.crt', ssl_key_file: 'server.key' } : {}),
       ...this.options.settings,
     };
     const flags = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`);

@@ -1,6 +1,27 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { isPostgresUrl, parsePostgresUrl, PostgresUrlError } from '../../../src/session-map/postgres-url.js';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { ClientConfig } from 'pg';
+
+const readCa = (file: string): string => readFileSync(file, 'utf8');
+import { isPostgresUrl, parsePostgresUrl as parseWith, PostgresPasswordError, PostgresUrlError } from '../../../src/session-map/postgres-url.js';
+
+/** Parsed without this process's PG* variables (the tests below give their own). */
+const parsePostgresUrl = (url: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof parseWith> => parseWith(url, env);
+
+/** The settings with a password look-up (no password in the URL) shown as LOOKUP. */
+function settings(config: ClientConfig): Record<string, unknown> {
+  return { ...config, password: typeof config.password === 'function' ? 'LOOKUP' : config.password };
+}
+
+/** What the look-up of a URL without a password finds, for the connection pg would make. */
+async function lookedUp({ config }: { config: ClientConfig }): Promise<string> {
+  const lookup = config.password as unknown as (target: object) => Promise<string>;
+  return lookup({ host: config.host ?? 'localhost', port: config.port ?? 5432, database: config.database, user: config.user });
+}
 
 describe('--sessions postgresql://…', () => {
   test('the schemes libpq and SQLAlchemy accept, and nothing else', () => {
@@ -14,25 +35,71 @@ describe('--sessions postgresql://…', () => {
 
   test("Galaxy's training-material form: a socket directory in ?host=", () => {
     const { config, label } = parsePostgresUrl('postgresql:///gxitproxy?host=/var/run/postgresql');
-    assert.deepEqual(config, { host: '/var/run/postgresql', database: 'gxitproxy' });
+    assert.deepEqual(settings(config), { host: '/var/run/postgresql', database: 'gxitproxy', password: 'LOOKUP', ssl: false });
     assert.equal(label, 'postgresql:///gxitproxy?host=/var/run/postgresql');
   });
 
   test('user, password, host, port, database; the label never holds the password', () => {
     const { config, label } = parsePostgresUrl('postgres://galaxy:s3cr%40t@db.example.org:6543/gxit');
-    assert.deepEqual(config, { user: 'galaxy', password: 's3cr@t', host: 'db.example.org', port: 6543, database: 'gxit' });
+    assert.deepEqual(config, { user: 'galaxy', password: 's3cr@t', host: 'db.example.org', port: 6543, database: 'gxit', ssl: { rejectUnauthorized: false } });
     assert.equal(label, 'postgresql://galaxy@db.example.org:6543/gxit');
     assert.doesNotMatch(label, /s3cr/);
   });
 
-  test('what the URL leaves out is left to PG* variables and ~/.pgpass (pg reads them)', () => {
-    assert.deepEqual(parsePostgresUrl('postgresql://').config, {});
-    assert.deepEqual(parsePostgresUrl('postgresql:///gx').config, { database: 'gx' });
+  test('what the URL leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE, and the label names it', () => {
+    assert.deepEqual(settings(parsePostgresUrl('postgresql://').config), { password: 'LOOKUP', ssl: { rejectUnauthorized: false } });
+    assert.deepEqual(settings(parsePostgresUrl('postgresql:///gx').config), { database: 'gx', password: 'LOOKUP', ssl: { rejectUnauthorized: false } });
     assert.equal(parsePostgresUrl('postgresql://').label, 'postgresql:///');
+    const env = { PGHOST: 'db.example.org', PGPORT: '6543', PGUSER: 'gx_proxy', PGDATABASE: 'gxit', PGAPPNAME: 'proxy-a' };
+    for (const url of ['postgresql://', 'postgresql:///', 'postgres://']) {
+      const { config, label } = parsePostgresUrl(url, env);
+      assert.deepEqual(settings(config), { host: 'db.example.org', port: 6543, user: 'gx_proxy', database: 'gxit', application_name: 'proxy-a', password: 'LOOKUP', ssl: { rejectUnauthorized: false } }, url);
+      assert.equal(label, 'postgresql://gx_proxy@db.example.org:6543/gxit');
+    }
+    // The URL wins over the variables.
+    assert.equal(parsePostgresUrl('postgresql://other@h:5433/db2', env).label, 'postgresql://other@h:5433/db2');
+    assert.equal(parsePostgresUrl('postgresql://', { PGHOST: '/run/postgresql', PGPORT: '5433' }).label, 'postgresql:///?host=/run/postgresql&port=5433');
+    assert.throws(() => parsePostgresUrl('postgresql://', { PGPORT: 'x' }), /^PostgresUrlError: PGPORT "x" is not a port number$/);
+  });
+
+  test("the password when the URL has none: PGPASSWORD, else the password file (libpq's order), never stderr", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgpass-unit-'));
+    try {
+      const file = join(dir, 'passfile');
+      writeFileSync(file, 'db.example.org:5432:gxit:gx_proxy:from-file\n', { mode: 0o600 });
+      const url = 'postgresql://gx_proxy@db.example.org/gxit';
+      assert.equal(await lookedUp(parsePostgresUrl(url, { PGPASSFILE: file })), 'from-file');
+      assert.equal(await lookedUp(parsePostgresUrl(url, { PGPASSFILE: file, PGPASSWORD: 'from-env' })), 'from-env');
+      assert.equal(await lookedUp(parsePostgresUrl(url, { HOME: dir, PGPASSWORD: 'from-env' })), 'from-env');
+      writeFileSync(join(dir, '.pgpass'), '*:*:*:gx_proxy:from-home\n', { mode: 0o600 });
+      assert.equal(await lookedUp(parsePostgresUrl(url, { HOME: dir })), 'from-home');
+      // PGPASSFILE wins over ~/.pgpass.
+      assert.equal(await lookedUp(parsePostgresUrl(url, { HOME: dir, PGPASSFILE: file })), 'from-file');
+      // A password in the URL is used as it is: nothing is looked up.
+      assert.equal(parsePostgresUrl('postgresql://gx_proxy:in-url@db.example.org/gxit', { PGPASSWORD: 'from-env' }).config.password, 'in-url');
+
+      await assert.rejects(lookedUp(parsePostgresUrl('postgresql://someone@db.example.org/gxit', { PGPASSFILE: file })), (err: unknown) => {
+        assert.ok(err instanceof PostgresPasswordError);
+        assert.equal(err.code, 'ERR_GIE_POSTGRES_PASSWORD');
+        assert.match(err.message, /asks for a password for role "someone" and none was given: not in the URL, no PGPASSWORD, none in .*passfile for db\.example\.org:5432:gxit:someone/);
+        assert.doesNotMatch(err.message, /from-file/);
+        return true;
+      });
+      chmodSync(file, 0o644);
+      await assert.rejects(lookedUp(parsePostgresUrl(url, { PGPASSFILE: file })), (err: unknown) => {
+        assert.ok(err instanceof PostgresPasswordError);
+        assert.match(err.message, /passfile may be read by others \(mode 0644\), so it is not used, as libpq would not use it: chmod 0600 /);
+        assert.doesNotMatch(err.message, /from-file/);
+        return true;
+      });
+      await assert.rejects(lookedUp(parsePostgresUrl(url, {})), /no password file \(neither PGPASSFILE nor HOME is set\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('an SQLAlchemy driver suffix is dropped; the socket port and IPv6 hosts are kept', () => {
-    assert.deepEqual(parsePostgresUrl('postgresql+psycopg2://u@/gx?host=/tmp&port=5433').config, { user: 'u', host: '/tmp', port: 5433, database: 'gx' });
+    assert.deepEqual(settings(parsePostgresUrl('postgresql+psycopg2://u@/gx?host=/tmp&port=5433').config), { user: 'u', host: '/tmp', port: 5433, database: 'gx', password: 'LOOKUP', ssl: false });
     assert.equal(parsePostgresUrl('postgresql+psycopg2://u@/gx?host=/tmp&port=5433').label, 'postgresql://u@/gx?host=/tmp&port=5433');
     assert.equal(parsePostgresUrl('postgresql://[::1]:5432/gx').label, 'postgresql://[::1]:5432/gx');
   });
@@ -41,7 +108,70 @@ describe('--sessions postgresql://…', () => {
     assert.deepEqual(parsePostgresUrl('postgresql://h/gx?sslmode=require').config.ssl, { rejectUnauthorized: false });
     assert.equal(parsePostgresUrl('postgresql://h/gx?sslmode=disable').config.ssl, false);
     assert.deepEqual(parsePostgresUrl('postgresql://h/gx?sslmode=verify-full').config.ssl, {});
-    assert.equal(parsePostgresUrl('postgresql:///gx?host=/run/postgresql&sslmode=require').config.ssl, undefined);
+    assert.equal(parsePostgresUrl('postgresql:///gx?host=/run/postgresql&sslmode=require').config.ssl, false);
+    // prefer (libpq's default, also with no sslmode): TLS without a check first, then plain text
+    // when the server has no TLS or refuses the login; allow: the other way round.
+    const noTls = new Error('The server does not support SSL connections');
+    const refused = Object.assign(new Error('no pg_hba.conf entry for host "127.0.0.1", user "u", database "gx", no encryption'), { code: '28000' });
+    const unreachable = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    for (const url of ['postgresql://h/gx', 'postgresql://h/gx?sslmode=prefer']) {
+      const { config, secondTry } = parsePostgresUrl(url);
+      assert.deepEqual(config.ssl, { rejectUnauthorized: false }, url);
+      assert.deepEqual(secondTry?.(noTls), { ssl: false }, url);
+      assert.deepEqual(secondTry?.(refused), { ssl: false }, url);
+      assert.equal(secondTry?.(unreachable), undefined, url);
+    }
+    const allow = parsePostgresUrl('postgresql://h/gx?sslmode=allow');
+    assert.equal(allow.config.ssl, false);
+    assert.deepEqual(allow.secondTry?.(refused), { ssl: { rejectUnauthorized: false } });
+    assert.equal(allow.secondTry?.(unreachable), undefined);
+    for (const url of ['postgresql://h/gx?sslmode=require', 'postgresql://h/gx?sslmode=disable', 'postgresql://h/gx?sslmode=verify-full', 'postgresql:///gx?host=/run/postgresql']) {
+      assert.equal(parsePostgresUrl(url).secondTry, undefined, url);
+    }
+    assert.throws(() => parsePostgresUrl('postgresql://h/gx?sslmode=verify'), /sslmode "verify" is not one of libpq's/);
+  });
+
+  test('PGSSLMODE and PGSSLROOTCERT with libpq meanings when the URL has no sslmode', () => {
+    // pg alone would check the certificate for PGSSLMODE=require; libpq does not.
+    assert.deepEqual(parsePostgresUrl('postgresql://h/gx', { PGSSLMODE: 'require' }).config.ssl, { rejectUnauthorized: false });
+    assert.equal(parsePostgresUrl('postgresql://h/gx?sslmode=disable', { PGSSLMODE: 'require' }).config.ssl, false);
+    assert.equal(parsePostgresUrl('postgresql://h/gx', { PGSSLMODE: 'disable' }).config.ssl, false);
+    const dir = mkdtempSync(join(tmpdir(), 'pgssl-unit-'));
+    try {
+      const ca = join(dir, 'ca.pem');
+      writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n');
+      assert.deepEqual(parsePostgresUrl('postgresql://h/gx', { PGSSLMODE: 'verify-full', PGSSLROOTCERT: ca }).config.ssl, { ca: readCa(ca) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.throws(() => parsePostgresUrl('postgresql://h/gx', { PGSSLMODE: 'on' }), PostgresUrlError);
+  });
+
+  test("libpq's default root certificate ~/.postgresql/root.crt, and sslrootcert=system", () => {
+    const home = mkdtempSync(join(tmpdir(), 'pgroot-unit-'));
+    try {
+      // No file: require checks nothing, verify-full uses the system's CAs.
+      assert.deepEqual(parsePostgresUrl('postgresql://h/gx?sslmode=require', { HOME: home }).config.ssl, { rejectUnauthorized: false });
+      mkdirSync(join(home, '.postgresql'));
+      const root = join(home, '.postgresql', 'root.crt');
+      writeFileSync(root, '-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n');
+      assert.deepEqual(parsePostgresUrl('postgresql://h/gx?sslmode=verify-full', { HOME: home }).config.ssl, { ca: readCa(root) });
+      // require with a root certificate is verify-ca (the CA checked, not the host name).
+      const requireSsl = parsePostgresUrl('postgresql://h/gx?sslmode=require', { HOME: home }).config.ssl as { ca?: string; checkServerIdentity?: unknown };
+      assert.equal(requireSsl.ca, readCa(root));
+      assert.equal(typeof requireSsl.checkServerIdentity, 'function');
+      // No sslmode (prefer): TLS without a check, as libpq, which reads no root certificate for it.
+      assert.deepEqual(parsePostgresUrl('postgresql://h/gx', { HOME: home }).config.ssl, { rejectUnauthorized: false });
+      for (const [url, env] of [
+        ['postgresql://h/gx?sslrootcert=system', { HOME: home }],
+        ['postgresql://h/gx?application_name=a&sslrootcert=system&sslmode=verify-full', { HOME: home }],
+        ['postgresql://h/gx', { HOME: home, PGSSLROOTCERT: 'system' }],
+      ] as const) {
+        assert.deepEqual(parsePostgresUrl(url, env).config.ssl, {}, url);
+      }
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   test('a URL that cannot be used is refused without repeating it (it may hold a password)', () => {
