@@ -302,7 +302,13 @@ class PgConnection {
 
   private async connectLoop(): Promise<void> {
     while (!this.closed) {
-      const reason = await this.connectOnce().catch((err: Error) => err);
+      let reason = await this.connectOnce().catch((err: Error) => err);
+      // libpq's second try (sslmode prefer, the default, or allow), at once, when the first did not get in.
+      const second = this.attempt > 0 && !this.closed ? this.location.secondTry?.(reason) : undefined;
+      if (second !== undefined) {
+        this.attempt--;
+        reason = await this.connectOnce(second).catch((err: Error) => err);
+      }
       this.attemptEnded();
       if (this.closed) return;
       this.disconnected(reason);
@@ -318,8 +324,8 @@ class PgConnection {
     }
   }
 
-  /** Connects and LISTENs, then resolves with whatever ended the connection. */
-  private async connectOnce(): Promise<Error> {
+  /** Connects (with `override`'s TLS setting, for libpq's second try) and LISTENs, then resolves with whatever ended the connection. */
+  private async connectOnce(override?: { readonly ssl: pg.ClientConfig['ssl'] }): Promise<Error> {
     this.attempt++;
     const { config } = this.location;
     const { tuning } = this;
@@ -327,6 +333,7 @@ class PgConnection {
     const { Client } = await loadPg();
     const client = new Client({
       ...config,
+      ...override,
       application_name: config.application_name ?? 'galaxy-gie-proxy',
       keepAlive: true,
       keepAliveInitialDelayMillis: Math.max(1000, tuning.heartbeatMs),
@@ -711,15 +718,29 @@ export class TriggerInstallError extends Error {
  */
 export async function installTrigger(location: PostgresLocation, tuning: PostgresTuning = POSTGRES_TUNING): Promise<TriggerReport> {
   const { Client } = await loadPg();
-  const client = new Client({
-    ...location.config,
-    application_name: location.config.application_name ?? 'galaxy-gie-proxy --install-trigger',
-    connectionTimeoutMillis: tuning.connectTimeoutMs,
-    statement_timeout: tuning.statementTimeoutMs,
-  });
-  client.on('error', () => {});
+  const open = async (override?: { readonly ssl: pg.ClientConfig['ssl'] }): Promise<pg.Client> => {
+    const c = new Client({
+      ...location.config,
+      ...override,
+      application_name: location.config.application_name ?? 'galaxy-gie-proxy --install-trigger',
+      connectionTimeoutMillis: tuning.connectTimeoutMs,
+      statement_timeout: tuning.statementTimeoutMs,
+    });
+    c.on('error', () => {});
+    await c.connect().catch(async (err: unknown) => {
+      await c.end().catch(() => {});
+      throw err;
+    });
+    return c;
+  };
+  let client: pg.Client | undefined;
   try {
-    await client.connect();
+    // libpq's second try (sslmode prefer, the default, or allow).
+    client = await open().catch((err: Error) => {
+      const second = location.secondTry?.(err);
+      if (second === undefined) throw err;
+      return open(second);
+    });
     const before = await client.query<{ exists: boolean }>(`SELECT to_regclass('gxitproxy') IS NOT NULL AS exists`);
     await client.query(triggerSql());
     const counter = await client.query<{ version: string }>(COUNTER);
@@ -736,11 +757,11 @@ export async function installTrigger(location: PostgresLocation, tuning: Postgre
     };
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    await client.query('ROLLBACK').catch(() => {});
+    await client?.query('ROLLBACK').catch(() => {});
     const hint = e.code === '42501' ? ' (run it as a role that may create tables and functions in the map\'s schema)' : '';
     throw new TriggerInstallError(`cannot install the trigger in ${location.label}: ${e.message ?? String(err)}${hint}`, { cause: err });
   } finally {
-    await client.end().catch(() => {});
+    await client?.end().catch(() => {});
   }
 }
 

@@ -13,9 +13,8 @@ import { pgpassPassword, pgpassPath, PgpassUnusableError, type PgpassTarget } fr
  * `interactivetoolsproxy_map`), user, password, host (a name, an address, or
  * a socket directory as `?host=/var/run/postgresql`), port, database, and
  * libpq's query parameters (`sslmode`, `sslrootcert`, `application_name`,
- * `options`, …). `sslmode` has libpq's meaning, except that libpq makes two
- * tries for `prefer` (its default) and `allow` and pg one: `prefer` is TLS
- * without a certificate check, `allow` and no sslmode plain text. Whatever
+ * `options`, …). `sslmode` has libpq's meaning, with libpq's second try for
+ * `prefer` (its default) and `allow` (`secondTry`, which the store makes). Whatever
  * the URL leaves out comes from the `PG*` environment variables (libpq's
  * meanings), and the password, when the URL has none, from PGPASSWORD or
  * the password file (pgpass.ts).
@@ -39,6 +38,18 @@ export interface PostgresLocation {
   readonly config: ClientConfig;
   /** `postgresql://user@host:port/database`, never the password. */
   readonly label: string;
+  /**
+   * libpq's second try, for `sslmode=prefer` (libpq's default: also when no
+   * sslmode is given) and `allow`: given why the first try (`config`) failed,
+   * the `ssl` setting to try once more with at once, or undefined for none.
+   */
+  readonly secondTry?: (err: Error) => { readonly ssl: ClientConfig['ssl'] } | undefined;
+}
+
+/** A first try libpq follows with a second: the server has no TLS, or refused the login (pg_hba.conf, say) during start-up. */
+function libpqRetries(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return err.message === 'The server does not support SSL connections' || (typeof code === 'string' && code.startsWith('28'));
 }
 
 /** A `--sessions` URL that cannot be used; the message never repeats the URL (it may hold a password). */
@@ -63,6 +74,17 @@ const SSL_ENV: readonly (readonly [string, string])[] = [
 
 /** The `sslmode` values libpq knows. */
 const SSL_MODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
+
+/**
+ * Where libpq connects when neither the URL nor PGHOST names a host: its
+ * default socket directory, /var/run/postgresql in Debian's and Red Hat's
+ * builds (and PostgreSQL's own packages for them), /tmp in PostgreSQL's own
+ * default build. (pg alone would go to localhost over TCP: maybe another
+ * server, or another authentication, than Galaxy's `postgresql:///galaxy` reaches.)
+ */
+export function defaultSocketDir(): string {
+  return existsSync('/var/run/postgresql') ? '/var/run/postgresql' : '/tmp';
+}
 
 /**
  * Parses `--sessions`, with the `PG*` variables of `env` (libpq's) for what
@@ -114,7 +136,7 @@ export function parsePostgresUrl(value: string, env: NodeJS.ProcessEnv = process
   // What the URL leaves out, from libpq's variables: pg would read the same, but the label must name what is used.
   const user = text(parsed.user) ?? text(env.PGUSER);
   const password = text(parsed.password);
-  const host = text(parsed.host) ?? text(env.PGHOST);
+  const host = text(parsed.host) ?? text(env.PGHOST) ?? defaultSocketDir();
   const database = text(parsed.database) ?? text(env.PGDATABASE);
   const port = text(parsed.port) ?? text(env.PGPORT);
   if (user !== undefined) config.user = user;
@@ -134,21 +156,23 @@ export function parsePostgresUrl(value: string, env: NodeJS.ProcessEnv = process
   if (options !== undefined) config.options = options;
   // Over a unix socket libpq never uses SSL; pg would ask the server for it and fail.
   const socket = (host ?? '').startsWith('/');
+  let secondTry: PostgresLocation['secondTry'];
   if (socket) {
     config.ssl = false;
   } else if (sslmode === 'allow') {
-    // libpq tries without SSL first; pg cannot fall back, so the one try is the first.
+    // libpq: without TLS first, then with it (no certificate check).
     config.ssl = false;
+    secondTry = (err) => (libpqRetries(err) ? { ssl: { rejectUnauthorized: false } } : undefined);
+  } else if (sslmode === undefined || sslmode === 'prefer') {
+    // libpq's default: TLS without a certificate check, then without TLS.
+    config.ssl = { rejectUnauthorized: false };
+    secondTry = (err) => (libpqRetries(err) ? { ssl: false } : undefined);
   } else if (parsed.ssl !== undefined) {
     const ssl = parsed.ssl;
     // The parser's SSL settings hold nulls for what the URL leaves out; tls wants them absent.
     config.ssl = typeof ssl === 'object' && ssl !== null ? Object.fromEntries(Object.entries(ssl).filter(([, v]) => v !== null && v !== undefined)) : Boolean(ssl);
-  } else {
-    // No sslmode: pg would otherwise read PGSSLMODE itself (with its own meanings); none set, libpq's default
-    // is `prefer`, which pg cannot do (no fall-back): plain, as pg does.
-    config.ssl = false;
   }
-  return { config, label: labelFor(config) };
+  return secondTry === undefined ? { config, label: labelFor(config) } : { config, label: labelFor(config), secondTry };
 }
 
 /**

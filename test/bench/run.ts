@@ -27,7 +27,7 @@ import { startNodeBackend, startProxy, startReferenceProxy, type Listening, type
 import { choosePinning, pinSelf, SteadyRunner } from './steady.js';
 import { streamingMemory } from './streaming.js';
 import { machineLine, targetsTable, type Figures } from './targets.js';
-import { webSocketRoundTrips } from './websocket.js';
+import { webSocketRoundTrips, type EchoRound } from './websocket.js';
 import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 const PHASES = ['throughput', 'latency', 'commit', 'churn', 'memory', 'routing', 'postgres', 'streaming', 'websocket'] as const;
@@ -388,22 +388,29 @@ async function main(): Promise<void> {
       const proxyNode = await startProxy(resources, { ...onServers, name: 'proxy-node', sessionsPath: nodePath, expectedRoutes: 1 });
 
       if (opts.only.has('streaming')) {
-        ctx.progress(`\n== RSS while streaming ${opts.streamMiB} MiB up and down (fresh proxy)`);
-        const s = await streamingMemory(ctx, proxyNode.pid, proxyNode.port, nodeKey, opts.streamMiB);
+        ctx.progress(`\n== RSS while streaming ${opts.streamMiB} MiB up and down (fresh proxy, then a fresh reference)`);
+        const s = await streamingMemory(ctx, 'proxy', proxyNode.pid, proxyNode.port, nodeKey, opts.streamMiB);
         figures.streamGrowthMiB = Math.max(s.uploadGrowthMiB, s.downloadGrowthMiB);
-        report.push(
-          `\n## Streaming ${opts.streamMiB} MiB through the proxy (Node backend)\n` +
-            `RSS before ${fmt(s.baselineMiB, 1)} MiB; peak growth upload +${fmt(s.uploadGrowthMiB, 1)} MiB (${fmt(s.uploadMiBs, 0)} MiB/s), ` +
-            `download +${fmt(s.downloadGrowthMiB, 1)} MiB (${fmt(s.downloadMiBs, 0)} MiB/s); VmHWM +${fmt(s.hwmGrowthMiB, 1)} MiB`,
-        );
+        // The bare reference streams the same bytes, as the yardstick of what
+        // Node + http-proxy itself grows by; stopped at once so that the
+        // WebSocket phase starts a fresh one.
+        const refStream = await startReferenceProxy(resources, { ...onServers, name: 'reference-stream', sessionsPath: nodePath, expectedRoutes: 1 });
+        const r = await streamingMemory(ctx, 'reference', refStream.pid, refStream.port, nodeKey, opts.streamMiB);
+        await resources.stop(refStream.child);
+        const line = (who: string, f: typeof s): string =>
+          `${who}: RSS before ${fmt(f.baselineMiB, 1)} MiB; peak growth upload +${fmt(f.uploadGrowthMiB, 1)} MiB (${fmt(f.uploadMiBs, 0)} MiB/s), ` +
+          `download +${fmt(f.downloadGrowthMiB, 1)} MiB (${fmt(f.downloadMiBs, 0)} MiB/s); VmHWM +${fmt(f.hwmGrowthMiB, 1)} MiB`;
+        report.push(`\n## Streaming ${opts.streamMiB} MiB through the proxy (Node backend)\n${line('proxy', s)}\n${line('reference', r)}`);
+        figures.refStreamGrowthMiB = Math.max(r.uploadGrowthMiB, r.downloadGrowthMiB);
+        extra.ref_stream_growth_mib = figures.refStreamGrowthMiB.toFixed(1);
       }
 
       if (opts.only.has('websocket')) {
         ctx.progress('\n== WebSocket echo round trips on one connection: proxy, reference, nginx');
         const refNode = await startReferenceProxy(resources, { ...onServers, name: 'reference-node', sessionsPath: nodePath, expectedRoutes: 1 });
-        const ports = new Map<string, number>([
-          ['proxy', proxyNode.port],
-          ['reference', refNode.port],
+        const servers = new Map<string, { port: number; pid: number }>([
+          ['proxy', proxyNode],
+          ['reference', refNode],
         ]);
         if (nginx !== undefined) {
           const nginxWs = await startNginx(
@@ -413,19 +420,24 @@ async function main(): Promise<void> {
             (prefix, port) => referenceConfig(prefix, port, COOKIE, [{ key: nodeKey, upstream: `127.0.0.1:${nodeBackend.port}` }], 1),
             pinning.servers,
           );
-          ports.set('nginx', nginxWs.port);
+          servers.set('nginx', { port: nginxWs.port, pid: nginxWs.workerPid });
         }
-        const rates = await interleave(ctx, [...ports.keys()], ctx.rounds, async (name) => {
-          const { rate } = await ctx.steady.measure(name, async () => ({ rate: await webSocketRoundTrips(ctx, name, ports.get(name)!, nodeKey) }));
-          return rate;
+        const echoes = await interleave(ctx, [...servers.keys()], ctx.rounds, async (name) => {
+          const { port, pid } = servers.get(name)!;
+          return ctx.steady.measure(name, () => webSocketRoundTrips(ctx, name, port, pid, nodeKey));
         });
-        const get = (name: string): number[] => rates.get(name) ?? [];
-        const ws = ratios(get('proxy'), get('reference'), (v) => v);
+        const get = (name: string): EchoRound[] => echoes.get(name) ?? [];
+        const ws = ratios(get('proxy'), get('reference'), (r) => r.rate);
         figures.wsRatio = spread(ws);
+        const wsCpu = ratios(get('proxy'), get('reference'), (r) => r.cpuUs);
+        extra.ws_cpu_ratio = spread(wsCpu).median.toFixed(4);
         const lines = ['\n## WebSocket echo round trips/s on one connection (Node echo backend)'];
-        for (const [name, values] of rates) lines.push(`${name}: ${fmtSpread(spread(values), 0)}`);
+        for (const [name, rounds] of echoes) {
+          lines.push(`${name}: ${fmtSpread(spread(rounds.map((r) => r.rate)), 0)}; CPU µs per round trip ${fmtSpread(spread(rounds.map((r) => r.cpuUs)), 1)}`);
+        }
         lines.push(ratioLine('proxy / reference', ws));
-        if (ports.has('nginx')) lines.push(ratioLine('yardstick: proxy / nginx', ratios(get('proxy'), get('nginx'), (v) => v)));
+        lines.push(ratioLine('CPU per round trip, proxy / reference', wsCpu));
+        if (servers.has('nginx')) lines.push(ratioLine('yardstick: proxy / nginx', ratios(get('proxy'), get('nginx'), (r) => r.rate)));
         report.push(lines.join('\n'));
       }
       await resources.stop(proxyNode.proxy.child);

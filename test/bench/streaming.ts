@@ -23,7 +23,7 @@ export interface StreamFigures {
  * samples its RSS meanwhile: a proxy that buffers bodies grows by the body
  * size, one that streams with backpressure by a few socket buffers.
  */
-export async function streamingMemory(ctx: BenchContext, proxyPid: number, proxyPort: number, key: string, mib: number): Promise<StreamFigures> {
+export async function streamingMemory(ctx: BenchContext, name: string, proxyPid: number, proxyPort: number, key: string, mib: number): Promise<StreamFigures> {
   const bytes = mib * MiB;
   const baselineMiB = memory(proxyPid).rssMiB;
 
@@ -50,7 +50,7 @@ export async function streamingMemory(ctx: BenchContext, proxyPid: number, proxy
     downloadMiBs,
   };
   ctx.progress(
-    `  ${mib} MiB up: +${fmt(figures.uploadGrowthMiB, 1)} MiB RSS (${fmt(uploadMiBs, 0)} MiB/s); down: +${fmt(figures.downloadGrowthMiB, 1)} MiB RSS (${fmt(downloadMiBs, 0)} MiB/s); VmHWM +${fmt(figures.hwmGrowthMiB, 1)} MiB over ${fmt(baselineMiB, 1)} MiB`,
+    `  ${name.padEnd(10)} ${mib} MiB up: +${fmt(figures.uploadGrowthMiB, 1)} MiB RSS (${fmt(uploadMiBs, 0)} MiB/s); down: +${fmt(figures.downloadGrowthMiB, 1)} MiB RSS (${fmt(downloadMiBs, 0)} MiB/s); VmHWM +${fmt(figures.hwmGrowthMiB, 1)} MiB over ${fmt(baselineMiB, 1)} MiB`,
   );
   return figures;
 }

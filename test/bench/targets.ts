@@ -24,6 +24,8 @@ export interface Figures {
   pgStallP99Ratio?: Spread;
   /** Largest RSS growth of the two streamed transfers (upload, download). */
   streamGrowthMiB?: number;
+  /** The same for the bare reference streaming the same bytes (V8's share of the growth shows in both). */
+  refStreamGrowthMiB?: number;
   /** Latency added at 1 connection: through the proxy minus direct to the backend, ms, per round. */
   addedP50Ms?: Spread;
   addedP99Ms?: Spread;
@@ -60,13 +62,13 @@ function bound(key: string, figure: string, s: Spread | undefined, at: 'most' | 
   };
 }
 
-function absolute(key: string, figure: string, value: number | undefined, limit: number, unit: string, digits = 0): Row {
+function absolute(key: string, figure: string, value: number | undefined, limit: number, unit: string, digits = 0, reference?: number): Row {
   const run = value !== undefined && Number.isFinite(value);
   return {
     key,
     figure,
     target: `≤ ${fmt(limit, digits)} ${unit}`,
-    result: run ? `${fmt(value, 1)} ${unit}` : 'n/a',
+    result: run ? `${fmt(value, 1)} ${unit}${reference === undefined ? '' : `; reference ${fmt(reference, 1)} ${unit}`}` : 'n/a',
     verdict: !run ? 'not run' : value <= limit ? 'pass' : 'FAIL',
     value: run ? value : undefined,
   };
@@ -122,7 +124,7 @@ export function targetRows(f: Figures, sessions: number, streamMiB: number): Row
       value: pgCommitMedian,
     },
     bound('pg_stall_p99_ratio', `PostgreSQL map: p99 during full re-reads / without, ${entryPoints} (issue 11)`, f.pgStallP99Ratio, 'most', 1.5),
-    absolute('stream_growth_mib', `streaming ${streamMiB} MiB either way, peak RSS growth`, f.streamGrowthMiB, 32, 'MiB'),
+    absolute('stream_growth_mib', `streaming ${streamMiB} MiB either way, peak RSS growth`, f.streamGrowthMiB, 32, 'MiB', 0, f.refStreamGrowthMiB),
     reported('added_p50_ms', 'latency added at 1 connection, p50 (proxy − direct)', f.addedP50Ms, f.refAddedP50Ms),
     reported('added_p99_ms', 'latency added at 1 connection, p99 (proxy − direct)', f.addedP99Ms, f.refAddedP99Ms),
   ];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -212,6 +212,38 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
   });
 });
 
+describe("libpq's second try: sslmode=prefer (and none: libpq's default) and allow", () => {
+  test('no sslmode, prefer or allow against a server that takes only TLS: connected encrypted, as libpq (and Galaxy) would', async (t) => {
+    if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
+    const { db, role } = await mapFor(tlsCluster, 'tlsdef', TLS_PASSWORD);
+    for (const query of ['', '?sslmode=prefer', '?sslmode=allow']) {
+      const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}${query}`;
+      const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
+      await routedPort(proxy, 'tlsdef', 'tok');
+      assert.deepEqual((await backendSsl(tlsCluster, db)).map((b) => b.ssl), [true], query);
+      assert.deepEqual(warnings(proxy), [], query);
+      await assertProxySecretFree(proxy, TLS_PASSWORD);
+      proxy.proc.kill();
+      await proxy.proc.exit(5000);
+      await waitUntil('the backend gone', async () => (await backendSsl(tlsCluster, db)).length === 0 || undefined, { timeoutMs: 10_000 });
+    }
+  });
+
+  test('no sslmode, prefer or allow against a server without TLS: connected in plain text', async (t) => {
+    if (!(await pwCluster.ready(t))) return;
+    const { db, role } = await mapFor(pwCluster, 'plaindef', SPECIAL);
+    for (const query of ['', '?sslmode=prefer', '?sslmode=allow']) {
+      const url = `${pwCluster.tcpUrl(db, role, SPECIAL)}${query}`;
+      const checked = await check(url, childEnv());
+      assert.equal(checked.code, 0, `${query}: ${checked.out}`);
+      assertSecretFree(SPECIAL, checked.out, '--check');
+    }
+    const required = await check(`${pwCluster.tcpUrl(db, role, SPECIAL)}?sslmode=require`, childEnv());
+    assert.equal(required.code, 1, required.out);
+    assert.match(required.out, /The server does not support SSL connections/);
+  });
+});
+
 /** Every character a URL must percent-encode, and some a password file must escape. */
 const SPECIAL = 'p@ss:w/rd%?#&= ü+\'"\\';
 
@@ -311,5 +343,34 @@ describe('where the password comes from, against a server that asks for one (scr
       assert.match(checked.out, failed, what);
       assertSecretFree(wrong, checked.out, `--check, password from ${what}`);
     }
+  });
+});
+
+describe('no host anywhere: libpq default socket directory', () => {
+  // Root only: the cluster runs as `postgres`, which may create sockets in /var/run/postgresql (Debian's package makes it so).
+  const usable = existsSync('/var/run/postgresql') && process.getuid?.() === 0;
+  const socketCluster = new PgCluster({ extraSocketDirs: usable ? ['/var/run/postgresql'] : [] });
+  after(() => socketCluster.destroy());
+
+  test('postgresql:///db with only PGPORT reaches the server on /var/run/postgresql, as Galaxy (libpq) does', async (t) => {
+    if (!usable) {
+      if (process.env.CI) assert.fail('/var/run/postgresql is missing or not writable here (apt-get install -y postgresql, run as root)');
+      t.skip('needs /var/run/postgresql and root');
+      return;
+    }
+    if (!(await socketCluster.ready(t))) return;
+    const { port } = await container();
+    const db = await socketCluster.createDatabase();
+    const writer = new GalaxyPgWriter(socketCluster.config(db));
+    try {
+      await writer.save({ key: 'nohost', token: 'tok', host: '127.0.0.1', port });
+    } finally {
+      await writer.close();
+    }
+    // pg alone would try localhost over TCP, where this server does not listen.
+    const proxy = await startPgProxy(t, `postgresql:///${db}`, [], { env: childEnv({ PGPORT: String(socketCluster.port), PGUSER: 'postgres' }) });
+    await routedPort(proxy, 'nohost', 'tok');
+    const { body } = await proxy.health();
+    assert.equal(body.sessionMap.path, `postgresql://postgres@/${db}?host=/var/run/postgresql&port=${socketCluster.port}`);
   });
 });

@@ -1,8 +1,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
+import diagnostics from 'node:diagnostics_channel';
 import { upstreamFor, type Seen } from '../helpers/upstream.js';
 import { startInProcessProxy, type MappedProxyOptions } from '../helpers/in-process-proxy.js';
 import { cookie, request } from '../helpers/client.js';
@@ -235,6 +236,79 @@ test('streams bodies both ways with backpressure (nothing is buffered whole)', a
   await once(res, 'end');
   assert.equal(got, 64 * 1024 * 1024);
   assert.ok(process.memoryUsage().rss - rssBefore < 48 * 1024 * 1024, 'download was buffered in memory');
+});
+
+test('an upload to a container that does not read holds the client back: the proxy buffers none of it', async (t) => {
+  const total = 64 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 5);
+  let stalled: IncomingMessage | undefined;
+  let received = 0;
+  let arrive: () => void = () => undefined;
+  const arrived = new Promise<void>((resolve) => (arrive = resolve));
+  const sink = await upstreamFor(t, 'not-reading', (req, res) => {
+    // Reads nothing until told: the kernel buffers fill, then the proxy's.
+    req.pause();
+    stalled = req;
+    req.on('data', (c: Buffer) => (received += c.length));
+    req.on('end', () => res.end(String(received)));
+    arrive();
+    return true;
+  });
+  const proxy = await startInProcessProxy(t, { sessions: { alice: sink.port } });
+
+  // The proxy's two ends of this upload: the request it received, and its
+  // connection to the container (among the client sockets opened meanwhile).
+  let fromClient: IncomingMessage | undefined;
+  const opened: net.Socket[] = [];
+  const onServerRequest = ({ request }: { request: IncomingMessage }): void => {
+    if (request.socket.localPort === proxy.port) fromClient = request;
+  };
+  const onClientSocket = ({ socket }: { socket: net.Socket }): void => void opened.push(socket);
+  diagnostics.subscribe('http.server.request.start', onServerRequest as (message: unknown) => void);
+  diagnostics.subscribe('net.client.socket', onClientSocket as (message: unknown) => void);
+  t.after(() => {
+    diagnostics.unsubscribe('http.server.request.start', onServerRequest as (message: unknown) => void);
+    diagnostics.unsubscribe('net.client.socket', onClientSocket as (message: unknown) => void);
+  });
+  const client = http.request({ port: proxy.port, host: '127.0.0.1', method: 'PUT', path: '/upload', agent: false, headers: { ...cookie('alice'), 'content-length': String(total) } });
+  const answered = new Promise<string>((resolve, reject) => {
+    client.on('response', (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    client.on('error', reject);
+  });
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < total) {
+      sent += chunk.length;
+      if (!client.write(chunk)) return void client.once('drain', pump);
+    }
+    client.end();
+  };
+  pump();
+  await arrived;
+  const toContainer = opened.find((socket) => socket.remotePort === sink.port);
+  assert.ok(fromClient !== undefined, 'the proxy got the upload');
+  assert.ok(toContainer !== undefined, 'the proxy connected to the container');
+
+  // With backpressure the forwarding pipe pauses the client's request once the
+  // container side stops taking bytes; a forwarder that wrote on regardless
+  // would never pause it (the wait fails) and would queue the upload in memory.
+  if (!fromClient.isPaused()) {
+    const client = fromClient;
+    await once(client, 'pause', { signal: AbortSignal.timeout(10_000) }).catch(() => {
+      assert.fail(`the proxy never held the upload back: it read ${client.socket.bytesRead} bytes, ${toContainer.writableLength} of them queued for the container`);
+    });
+  }
+  const queued = toContainer.writableLength + fromClient.readableLength;
+  assert.ok(queued <= 1024 * 1024, `the proxy queued ${queued} bytes of the upload`);
+  assert.equal(received, 0);
+
+  // Once the container reads, everything arrives.
+  stalled!.resume();
+  assert.equal(Number(await answered), total);
 });
 
 test('a client that aborts a download closes the connection to the container', async (t) => {

@@ -46,6 +46,8 @@ export interface ClusterOptions {
    * `scram-sha-256` a password is needed over TCP; the unix socket stays `trust`.
    */
   readonly hostAuth?: 'trust' | 'scram-sha-256';
+  /** More socket directories beside the temp dir (e.g. libpq's default, /var/run/postgresql). */
+  readonly extraSocketDirs?: readonly string[];
   /** Extra `-c name=value` server settings. */
   readonly settings?: Readonly<Record<string, string>>;
   /**
@@ -248,7 +250,7 @@ export class PgCluster {
       ...this.options.settings,
     };
     const flags = Object.entries(settings).map(([k, v]) => `-c ${k}=${v}`);
-    return [`-k ${this.dir}`, `-p ${this.port}`, ...flags].join(' ');
+    return [`-k '${[this.dir, ...(this.options.extraSocketDirs ?? [])].join(',')}'`, `-p ${this.port}`, ...flags].join(' ');
   }
 
   private pgCtl(args: string[]): void {

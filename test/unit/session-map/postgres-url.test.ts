@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import type { ClientConfig } from 'pg';
 
 const readCa = (file: string): string => readFileSync(file, 'utf8');
-import { isPostgresUrl, parsePostgresUrl as parseWith, PostgresPasswordError, PostgresUrlError } from '../../../src/session-map/postgres-url.js';
+import { defaultSocketDir, isPostgresUrl, parsePostgresUrl as parseWith, PostgresPasswordError, PostgresUrlError } from '../../../src/session-map/postgres-url.js';
 
 /** Parsed without this process's PG* variables (the tests below give their own). */
 const parsePostgresUrl = (url: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof parseWith> => parseWith(url, env);
@@ -41,19 +41,22 @@ describe('--sessions postgresql://…', () => {
 
   test('user, password, host, port, database; the label never holds the password', () => {
     const { config, label } = parsePostgresUrl('postgres://galaxy:s3cr%40t@db.example.org:6543/gxit');
-    assert.deepEqual(config, { user: 'galaxy', password: 's3cr@t', host: 'db.example.org', port: 6543, database: 'gxit', ssl: false });
+    assert.deepEqual(config, { user: 'galaxy', password: 's3cr@t', host: 'db.example.org', port: 6543, database: 'gxit', ssl: { rejectUnauthorized: false } });
     assert.equal(label, 'postgresql://galaxy@db.example.org:6543/gxit');
     assert.doesNotMatch(label, /s3cr/);
   });
 
   test('what the URL leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE, and the label names it', () => {
-    assert.deepEqual(settings(parsePostgresUrl('postgresql://').config), { password: 'LOOKUP', ssl: false });
-    assert.deepEqual(settings(parsePostgresUrl('postgresql:///gx').config), { database: 'gx', password: 'LOOKUP', ssl: false });
-    assert.equal(parsePostgresUrl('postgresql://').label, 'postgresql:///');
+    // No host anywhere: libpq's default socket directory, as Galaxy's `postgresql:///galaxy` reaches it (never TCP to localhost).
+    const socket = defaultSocketDir();
+    assert.equal(socket, existsSync('/var/run/postgresql') ? '/var/run/postgresql' : '/tmp');
+    assert.deepEqual(settings(parsePostgresUrl('postgresql://', {}).config), { host: socket, password: 'LOOKUP', ssl: false });
+    assert.deepEqual(settings(parsePostgresUrl('postgresql:///gx', {}).config), { host: socket, database: 'gx', password: 'LOOKUP', ssl: false });
+    assert.equal(parsePostgresUrl('postgresql://', {}).label, `postgresql:///?host=${socket}`);
     const env = { PGHOST: 'db.example.org', PGPORT: '6543', PGUSER: 'gx_proxy', PGDATABASE: 'gxit', PGAPPNAME: 'proxy-a' };
     for (const url of ['postgresql://', 'postgresql:///', 'postgres://']) {
       const { config, label } = parsePostgresUrl(url, env);
-      assert.deepEqual(settings(config), { host: 'db.example.org', port: 6543, user: 'gx_proxy', database: 'gxit', application_name: 'proxy-a', password: 'LOOKUP', ssl: false }, url);
+      assert.deepEqual(settings(config), { host: 'db.example.org', port: 6543, user: 'gx_proxy', database: 'gxit', application_name: 'proxy-a', password: 'LOOKUP', ssl: { rejectUnauthorized: false } }, url);
       assert.equal(label, 'postgresql://gx_proxy@db.example.org:6543/gxit');
     }
     // The URL wins over the variables.
@@ -109,10 +112,25 @@ describe('--sessions postgresql://…', () => {
     assert.equal(parsePostgresUrl('postgresql://h/gx?sslmode=disable').config.ssl, false);
     assert.deepEqual(parsePostgresUrl('postgresql://h/gx?sslmode=verify-full').config.ssl, {});
     assert.equal(parsePostgresUrl('postgresql:///gx?host=/run/postgresql&sslmode=require').config.ssl, false);
-    assert.equal(parsePostgresUrl('postgresql://h/gx').config.ssl, false);
-    // allow: libpq tries without TLS first (pg has no second try).
-    assert.equal(parsePostgresUrl('postgresql://h/gx?sslmode=allow').config.ssl, false);
-    assert.deepEqual(parsePostgresUrl('postgresql://h/gx?sslmode=prefer').config.ssl, { rejectUnauthorized: false });
+    // prefer (libpq's default, also with no sslmode): TLS without a check first, then plain text
+    // when the server has no TLS or refuses the login; allow: the other way round.
+    const noTls = new Error('The server does not support SSL connections');
+    const refused = Object.assign(new Error('no pg_hba.conf entry for host "127.0.0.1", user "u", database "gx", no encryption'), { code: '28000' });
+    const unreachable = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    for (const url of ['postgresql://h/gx', 'postgresql://h/gx?sslmode=prefer']) {
+      const { config, secondTry } = parsePostgresUrl(url);
+      assert.deepEqual(config.ssl, { rejectUnauthorized: false }, url);
+      assert.deepEqual(secondTry?.(noTls), { ssl: false }, url);
+      assert.deepEqual(secondTry?.(refused), { ssl: false }, url);
+      assert.equal(secondTry?.(unreachable), undefined, url);
+    }
+    const allow = parsePostgresUrl('postgresql://h/gx?sslmode=allow');
+    assert.equal(allow.config.ssl, false);
+    assert.deepEqual(allow.secondTry?.(refused), { ssl: { rejectUnauthorized: false } });
+    assert.equal(allow.secondTry?.(unreachable), undefined);
+    for (const url of ['postgresql://h/gx?sslmode=require', 'postgresql://h/gx?sslmode=disable', 'postgresql://h/gx?sslmode=verify-full', 'postgresql:///gx?host=/run/postgresql']) {
+      assert.equal(parsePostgresUrl(url).secondTry, undefined, url);
+    }
     assert.throws(() => parsePostgresUrl('postgresql://h/gx?sslmode=verify'), /sslmode "verify" is not one of libpq's/);
   });
 
@@ -145,8 +163,8 @@ describe('--sessions postgresql://…', () => {
       const requireSsl = parsePostgresUrl('postgresql://h/gx?sslmode=require', { HOME: home }).config.ssl as { ca?: string; checkServerIdentity?: unknown };
       assert.equal(requireSsl.ca, readCa(root));
       assert.equal(typeof requireSsl.checkServerIdentity, 'function');
-      // No sslmode: no TLS, no file read.
-      assert.equal(parsePostgresUrl('postgresql://h/gx', { HOME: home }).config.ssl, false);
+      // No sslmode (prefer): TLS without a check, as libpq, which reads no root certificate for it.
+      assert.deepEqual(parsePostgresUrl('postgresql://h/gx', { HOME: home }).config.ssl, { rejectUnauthorized: false });
       for (const [url, env] of [
         ['postgresql://h/gx?sslrootcert=system', { HOME: home }],
         ['postgresql://h/gx?application_name=a&sslrootcert=system&sslmode=verify-full', { HOME: home }],
