@@ -501,6 +501,23 @@ interface Cache {
   text: string;
 }
 
+/**
+ * The rows of a whole read (`rows`, in key order) in the order of the last
+ * read's (`before`, where new entry points went last), then the entry points
+ * not in it: the differ then lines the two reads up in one pass (the rows
+ * are mostly the same; only their order would differ), and what is appended
+ * later follows the same order.
+ */
+function inOrderOf(before: ReadonlyMap<string, string>, rows: ReadonlyMap<string, string>): Map<string, string> {
+  const ordered = new Map<string, string>();
+  for (const id of before.keys()) {
+    const line = rows.get(id);
+    if (line !== undefined) ordered.set(id, line);
+  }
+  for (const [id, line] of rows) if (!ordered.has(id)) ordered.set(id, line);
+  return ordered;
+}
+
 /** The map store: reads and versions through the shared connection. */
 export class PostgresMapStore implements MapStore {
   private connection: PgConnection | undefined;
@@ -557,8 +574,14 @@ export class PostgresMapStore implements MapStore {
       this.cache = undefined;
       const read = (await connection.query<RowsRead>(client, ROWS_QUERY)).rows[0];
       this.reads.full++;
-      const next: Cache = { epoch: connection.epoch, horizon: read?.horizon ?? '0', count: read?.n ?? 0, rows: new Map(), text: read?.rows ?? '' };
-      forEachLine(next.text, 0, Infinity, (line) => next.rows.set(rawEntryPointIdentity(line), `${line}\n`));
+      let text = read?.rows ?? '';
+      let rows = new Map<string, string>();
+      forEachLine(text, 0, Infinity, (line) => rows.set(rawEntryPointIdentity(line), `${line}\n`));
+      if (cache !== undefined) {
+        rows = inOrderOf(cache.rows, rows);
+        text = [...rows.values()].join('');
+      }
+      const next: Cache = { epoch: connection.epoch, horizon: read?.horizon ?? '0', count: read?.n ?? 0, rows, text };
       this.cache = next;
       return this.mapRead(connection, next.text);
     } catch (err) {
