@@ -151,6 +151,24 @@ interface RowsRead {
 }
 const COUNTER = 'SELECT version::text AS version FROM gxitproxy_version';
 const HAS_COUNTER = `SELECT to_regclass('gxitproxy_version') IS NOT NULL AS counter`;
+/**
+ * Rows per bucket, a bucket being the last two characters of the key
+ * (Galaxy's keys are random: about 1,300 buckets of alphanumerics). When
+ * rows were deleted, the buckets whose count fell say where: only their rows
+ * are read again (see readDeletions).
+ */
+const BUCKET = 'right(key, 2)';
+const BUCKET_COUNTS = `SELECT ${BUCKET} AS b, count(*)::int AS n FROM gxitproxy GROUP BY 1`;
+const BUCKET_ROWS = `SELECT coalesce(string_agg(${ROW_LINE}, ''), '') AS rows FROM gxitproxy WHERE ${BUCKET} = ANY($1::text[])`;
+
+/** The bucket of a raw row's identity, as BUCKET has it (a key that is not text as it stands lands in a bucket of its own: a whole read). */
+function bucketOf(id: string): string {
+  const tab = id.indexOf('\t');
+  const key = tab < 0 ? id : id.slice(0, tab);
+  const tail = key.slice(-2);
+  // Two characters unless a surrogate pair is involved (right() counts characters).
+  return /[\ud800-\udfff]/.test(tail) ? [...key].slice(-2).join('') : tail;
+}
 
 /** See PostgresStatus.changeDetection. */
 export type ChangeDetection = 'counter' | 'row-versions';
@@ -523,7 +541,7 @@ export class PostgresMapStore implements MapStore {
   private connection: PgConnection | undefined;
   private cache: Cache | undefined;
   /** Reads of the whole table, and reads of only the rows written since the last read. */
-  readonly reads = { full: 0, changes: 0 };
+  readonly reads = { full: 0, changes: 0, deletions: 0 };
 
   constructor(
     private readonly spec: string,
@@ -570,6 +588,8 @@ export class PostgresMapStore implements MapStore {
         const changed = (await connection.query<RowsRead>(client, CHANGED_QUERY, undefined, [cache.horizon])).rows[0];
         this.reads.changes++;
         if (changed !== undefined && this.applyChanges(cache, changed)) return this.mapRead(connection, cache.text);
+        // Rows were deleted: find them by bucket, else read the whole table.
+        if (await this.readDeletions(connection, client, cache)) return this.mapRead(connection, cache.text);
       }
       this.cache = undefined;
       const read = (await connection.query<RowsRead>(client, ROWS_QUERY)).rows[0];
@@ -586,6 +606,63 @@ export class PostgresMapStore implements MapStore {
       return this.mapRead(connection, next.text);
     } catch (err) {
       throw this.readError(err);
+    }
+  }
+
+  /**
+   * After deletions: in one snapshot (a read-only repeatable-read
+   * transaction), the rows written since the last read, the row count of
+   * every bucket, and the rows of the buckets whose count is not what the
+   * cache and the new rows make; the cache then drops what those buckets no
+   * longer hold. False (the cache untouched) when the result does not add up
+   * to the table's count: the caller reads the whole table.
+   */
+  private async readDeletions(connection: PgConnection, client: pg.Client, cache: Cache): Promise<boolean> {
+    await connection.query(client, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      const changed = (await connection.query<RowsRead>(client, CHANGED_QUERY, undefined, [cache.horizon])).rows[0];
+      if (changed === undefined) return false;
+      const counts = (await connection.query<{ b: string; n: number }>(client, BUCKET_COUNTS)).rows;
+      const upserts = new Map<string, string>();
+      forEachLine(changed.rows, 0, Infinity, (line) => upserts.set(rawEntryPointIdentity(line), `${line}\n`));
+      const expected = new Map<string, number>();
+      const count = (id: string): void => {
+        const b = bucketOf(id);
+        expected.set(b, (expected.get(b) ?? 0) + 1);
+      };
+      for (const id of cache.rows.keys()) count(id);
+      for (const id of upserts.keys()) if (!cache.rows.has(id)) count(id);
+      const differing = new Set<string>();
+      for (const { b, n } of counts) {
+        if (expected.get(b) !== n) differing.add(b);
+        expected.delete(b);
+      }
+      // Buckets the cache has and the table no longer has at all.
+      for (const b of expected.keys()) differing.add(b);
+      const fetched = new Map<string, string>();
+      if (differing.size > 0) {
+        const { rows } = (await connection.query<{ rows: string }>(client, BUCKET_ROWS, undefined, [[...differing]])).rows[0] ?? { rows: '' };
+        forEachLine(rows, 0, Infinity, (line) => fetched.set(rawEntryPointIdentity(line), `${line}\n`));
+      }
+      // What the cache becomes; checked against the count before it is taken.
+      let size = cache.rows.size;
+      const gone: string[] = [];
+      for (const id of cache.rows.keys()) {
+        if (differing.has(bucketOf(id)) && !fetched.has(id) && !upserts.has(id)) gone.push(id);
+      }
+      size -= gone.length;
+      for (const id of new Set([...upserts.keys(), ...fetched.keys()])) if (!cache.rows.has(id)) size++;
+      if (size !== changed.n) return false;
+      for (const id of gone) cache.rows.delete(id);
+      for (const [id, line] of upserts) cache.rows.set(id, line);
+      for (const [id, line] of fetched) cache.rows.set(id, line);
+      cache.text = [...cache.rows.values()].join('');
+      cache.horizon = changed.horizon;
+      cache.count = changed.n;
+      this.reads.deletions++;
+      return true;
+    } finally {
+      await connection.query(client, 'COMMIT').catch(() => {});
     }
   }
 
