@@ -27,6 +27,11 @@ export interface MapReloaderOptions {
    * wait for, while a small map is read in well under a millisecond.
    */
   readonly workerThreshold: number;
+  /**
+   * The reader thread ends once it has read no change for this long, and the
+   * next change starts it again (see WorkerMapReader); Infinity: it stays.
+   */
+  readonly threadIdleMs?: number;
   /** Reads through this reader instead of the built-in ones (and never moves to a thread). */
   readonly reader?: MapReader;
   /** Called after every successful read or change check (the store's status keeps the time). */
@@ -55,6 +60,7 @@ export class MapReloader {
   private retry: NodeJS.Timeout | undefined;
   private retries = 0;
   private readonly workerThreshold: number;
+  private readonly threadIdleMs: number;
   private readonly onSynced: () => void;
   /** The entry points of an Interactive Tools map (the cookie routes go to `table`). */
   readonly entryPoints: EntryPointTable;
@@ -69,6 +75,7 @@ export class MapReloader {
     options: MapReloaderOptions,
   ) {
     this.workerThreshold = options.reader === undefined ? options.workerThreshold : Infinity;
+    this.threadIdleMs = options.threadIdleMs ?? Infinity;
     this.reader = options.reader ?? new InlineMapReader(spec);
     this.entryPoints = options.entryPoints ?? new EntryPointTable();
     this.onSynced = options.onSynced ?? (() => {});
@@ -94,6 +101,11 @@ export class MapReloader {
   /** True once reads happen on the worker thread. */
   get readsOnThread(): boolean {
     return this.threaded;
+  }
+
+  /** True while the reader thread runs (it ends when the map is quiet, see MapReloaderOptions.threadIdleMs). */
+  get readerThreadRunning(): boolean {
+    return this.reader instanceof WorkerMapReader && this.reader.threadRunning;
   }
 
   close(): void {
@@ -208,17 +220,22 @@ export class MapReloader {
 
   /**
    * From now on the map is read on a worker thread. The thread starts with the
-   * last read, so the next change is again a small diff, not a rebuild.
+   * last read and what the store knows, so the next change is again a small
+   * diff, not a rebuild.
    */
   private moveToThread(): void {
     const inline = this.reader;
     if (!(inline instanceof InlineMapReader)) return;
-    this.reader = new WorkerMapReader(this.spec, inline.state(), (err) => this.report.threadFailed(err));
+    this.reader = new WorkerMapReader(this.spec, inline.handOver(), (err) => this.report.threadFailed(err), {
+      idleMs: this.threadIdleMs,
+      onIdle: () => void this.reload(),
+    });
     inline.close();
     this.threaded = true;
-    // A first read on the thread now, not at the next change: the thread's
-    // store starts with nothing (a database store reads the whole table), so
-    // the next change is then read as quickly as later ones.
+    // A first read on the thread now, not at the next change: a store that
+    // cannot hand over what it knows (a database store) starts with nothing
+    // and reads the whole table, so the next change is then read as quickly
+    // as later ones.
     setImmediate(() => void this.reload());
   }
 

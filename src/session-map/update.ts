@@ -2,7 +2,16 @@ import { performance } from 'node:perf_hooks';
 import { MapDiffer, type DifferState, type MapUpdate } from './differ.js';
 import type { SessionMapFailure } from './store.js';
 import type { MapStore, StoreKind } from './store.js';
-import { storeKindFor } from './stores.js';
+
+/**
+ * What a producer hands to the next one on another thread (see `handOver`):
+ * the differ's last read and the store's own (MapStore.handOver). Plain data
+ * that can be posted between threads.
+ */
+export interface ProducerHandover {
+  readonly differ: DifferState | undefined;
+  readonly store: unknown;
+}
 
 /**
  * How long changes read on their own (MapStore.readChanges) may stand before
@@ -29,18 +38,32 @@ export class UpdateProducer {
   private readonly verifyAfterMs: number;
 
   /**
-   * Opens the store `spec` names; `state` is a differ state handed over from
-   * another producer; `verifyAfterMs` (tests) replaces VERIFY_AFTER_MS.
+   * Opens the store `spec` names, of `kind` (stores.ts says which; the reader
+   * thread imports only that kind's module); `handedOver` is what another
+   * producer handed over; `verifyAfterMs` (tests) replaces VERIFY_AFTER_MS.
    */
-  constructor(spec: string, state?: DifferState, kind: StoreKind = storeKindFor(spec), verifyAfterMs = VERIFY_AFTER_MS) {
-    this.store = kind.open(spec);
-    this.differ = new MapDiffer(state);
+  constructor(spec: string, kind: StoreKind, handedOver?: ProducerHandover, verifyAfterMs = VERIFY_AFTER_MS) {
+    this.store = kind.open(spec, handedOver?.store);
+    this.differ = new MapDiffer(handedOver?.differ);
     this.verifyAfterMs = verifyAfterMs;
   }
 
-  /** The last read, for a producer on another thread to carry on from. */
-  state(): DifferState | undefined {
-    return this.differ.state();
+  /**
+   * What a producer on another thread needs to carry on from here, so that
+   * its first read after a change is a read of changes and a diff, not a
+   * whole read and a rebuild. Undefined when this one must not stop: its store
+   * cannot hand over (a producer that stops loses what its store knows), or
+   * changes read on their own still await the whole read that checks them
+   * (VERIFY_AFTER_MS; the next producer would not know they are due).
+   */
+  handOver(): ProducerHandover | undefined {
+    if (this.store.handOver === undefined || this.unverifiedSince !== undefined) return undefined;
+    return { differ: this.differ.state(), store: this.store.handOver() };
+  }
+
+  /** False when the store cannot hand over what it knows: a thread of such a store never ends. */
+  get canHandOver(): boolean {
+    return this.store.handOver !== undefined;
   }
 
   /**
@@ -79,8 +102,16 @@ export class UpdateProducer {
 export interface ReadRequest {
   readonly id: number;
   readonly full: boolean;
+  /** The thread's last read: hand over what it knows, if it can (UpdateProducer.handOver). */
+  readonly end: boolean;
 }
 export type ReadReply =
-  | { readonly id: number; readonly update: MapUpdate | undefined }
+  | {
+      readonly id: number;
+      readonly update: MapUpdate | undefined;
+      /** On the thread's last read: what the next thread carries on from. */
+      readonly handover?: ProducerHandover;
+      /** On a last read, when the store can never hand over: the thread stays. */
+      readonly stays?: true;
+    }
   | { readonly id: number; readonly failure: SessionMapFailure; readonly message: string };
-

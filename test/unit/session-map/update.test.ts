@@ -62,7 +62,7 @@ function setup(t: TestContext, verifyAfterMs: number) {
   const path = join(temp(t), 'session_map.sqlite');
   const galaxy = new GalaxySqliteWriter(path);
   const { kind, counts } = countingKind();
-  const producer = new UpdateProducer(path, undefined, kind, verifyAfterMs);
+  const producer = new UpdateProducer(path, kind, undefined, verifyAfterMs);
   t.after(() => producer.close());
   return { path, galaxy, counts, producer };
 }
