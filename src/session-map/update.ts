@@ -81,8 +81,11 @@ export class UpdateProducer {
     if (!full && !verify && this.store.readChanges !== undefined) {
       // A store that can tell what changed is asked first; it says when it cannot.
       const changes = await this.store.readChanges();
-      update = changes === undefined ? undefined : this.differ.changes(changes);
-      if (update !== undefined) this.unverifiedSince ??= performance.now();
+      if (changes !== undefined) {
+        update = this.differ.changes(changes);
+        // Rows read as changes are what a whole read checks; none read, nothing to check.
+        if (update !== undefined && (changes.removed !== '' || changes.inserted !== '')) this.unverifiedSince ??= performance.now();
+      }
     }
     if (update === undefined) {
       // A whole read: after changes read on their own, its diff is whatever they missed.
