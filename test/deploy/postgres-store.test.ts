@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { EntryPointTable } from '../../src/routing/entry-point-table.js';
+import { MapDiffer } from '../../src/session-map/differ.js';
 import { RouteTable } from '../../src/routing/route-table.js';
-import { installTrigger, PG_LOG, PostgresMapStore, postgresStoreKind, POSTGRES_TUNING, type PostgresStatus, type PostgresTuning } from '../../src/session-map/postgres-store.js';
+import { PG_LOG, POSTGRES_TUNING, type PostgresStatus, type PostgresTuning } from '../../src/session-map/postgres-connection.js';
+import { PostgresMapStore, postgresStoreKind } from '../../src/session-map/postgres-store.js';
+import { installTrigger } from '../../src/session-map/postgres-trigger.js';
 import { parsePostgresUrl } from '../../src/session-map/postgres-url.js';
 import { InlineMapReader } from '../../src/session-map/reader.js';
 import { MAP_LOG, ReloadReporter } from '../../src/session-map/reload-report.js';
@@ -186,7 +189,13 @@ describe('PostgreSQL store', () => {
 const sorted = (rows: string): string[] => rows.split('\n').filter((l) => l !== '').sort();
 
 describe('PostgreSQL store: reads of what changed', () => {
-  /** A store read by itself, and a check that its read equals a fresh read of the whole table. */
+  const lines = (rows: string): string[] => rows.split('\n').filter((l) => l !== '');
+
+  /**
+   * A store read by itself, and a check that the map its reads spell out (the
+   * last whole read with every change read since made) equals a fresh read of
+   * the whole table.
+   */
   function storeFor(t: { after: (fn: () => unknown) => void }, url: string) {
     const store = postgresStoreKind(FAST).open(url);
     const fresh = postgresStoreKind(FAST).open(url);
@@ -195,13 +204,22 @@ describe('PostgreSQL store: reads of what changed', () => {
       fresh.close();
     });
     assert.ok(store instanceof PostgresMapStore);
+    let known = new Set<string>();
     return {
       store,
-      /** Reads, checks the read against the whole table, and says how it was read. */
+      /** Reads what changed (the whole table when the store says it must), checks, and says how it was read. */
       readAndCompare: async (what: string): Promise<'full' | 'changes' | 'deletions'> => {
         const { full, deletions } = store.reads;
-        const read = await store.read();
-        assert.deepEqual(sorted(read.rows), sorted((await fresh.read(true)).rows), what);
+        const changes = await store.readChanges();
+        if (changes === undefined) known = new Set(lines((await store.read()).rows));
+        else {
+          for (const line of lines(changes.removed)) assert.ok(known.delete(line), `${what}: a removed row was not in the map: ${line}`);
+          for (const line of lines(changes.inserted)) {
+            assert.ok(!known.has(line), `${what}: an inserted row was in the map already: ${line}`);
+            known.add(line);
+          }
+        }
+        assert.deepEqual([...known].sort(), sorted((await fresh.read()).rows), what);
         return store.reads.full > full ? 'full' : store.reads.deletions > deletions ? 'deletions' : 'changes';
       },
     };
@@ -224,6 +242,26 @@ describe('PostgreSQL store: reads of what changed', () => {
     await cluster.query('VACUUM FREEZE gxitproxy', [], db);
     await writer.save({ key: 'new2', token: 't', host: '127.0.0.1', port: 5004 });
     assert.equal(await readAndCompare('after VACUUM FREEZE'), 'changes');
+  });
+
+  test('a whole read after reads of changes comes in the order the differ spells the map, so that the two line up in one pass', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const db = await cluster.createDatabase();
+    const writer = writerFor(t, db);
+    await writer.bulkInsert(200, '127.0.0.1', 5400);
+    const { store } = storeFor(t, cluster.url(db));
+    const differ = new MapDiffer();
+    assert.equal(differ.next(await store.read()).kind, 'full');
+    await writer.save({ key: 'new1', token: 't', host: '127.0.0.1', port: 5401 });
+    await writer.save({ key: 'bulk7', token: 't2', host: '127.0.0.1', port: 5402 });
+    await writer.remove('bulk12');
+    await cluster.query(`UPDATE gxitproxy SET port = 5403 WHERE key = 'bulk8'`, [], db);
+    await writer.save({ key: 'new2', token: 't', host: '127.0.0.1', port: 5404 });
+    const changes = await store.readChanges();
+    assert.ok(changes !== undefined);
+    const update = differ.changes(changes);
+    assert.equal(update?.kind, 'diff');
+    assert.equal((await store.read()).rows, differ.state()?.rows);
   });
 
   test('a deletion is seen by the count and found by bucket; so is a deletion hidden behind an insert', async (t) => {
@@ -284,14 +322,15 @@ describe('PostgreSQL store: reads of what changed', () => {
     const db = await cluster.createDatabase();
     const writer = writerFor(t, db);
     await writer.bulkInsert(10, '127.0.0.1', 5300);
-    const { store, readAndCompare } = storeFor(t, cluster.url(db));
+    const { readAndCompare } = storeFor(t, cluster.url(db));
     await readAndCompare('first read');
     await cluster.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'galaxy-gie-proxy'`, [db]);
     await writer.save({ key: 'during', token: 't', host: '127.0.0.1', port: 5301 });
-    const full = store.reads.full;
-    await waitUntil('read after the reconnection', async () => (await store.read().then(() => true, () => false)) || undefined, { timeoutMs: 15_000, everyMs: 50 });
-    assert.equal(store.reads.full, full + 1);
-    assert.equal(await readAndCompare('after the reconnection'), 'changes');
+    // Reads fail until the store has its new connection; the first one then reads the whole table.
+    const how = await waitUntil('read after the reconnection', () => readAndCompare('after the reconnection').catch(() => undefined), { timeoutMs: 15_000, everyMs: 50 });
+    assert.equal(how, 'full');
+    await writer.save({ key: 'after', token: 't', host: '127.0.0.1', port: 5302 });
+    assert.equal(await readAndCompare('a save after the reconnection'), 'changes');
   });
 });
 
