@@ -82,7 +82,6 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     report = new ReloadReporter(label, log.child({ component: 'session-map' }), observer);
     const mapReloader = new MapReloader(spec, table, report, {
       workerThreshold: options.mapThreadFrom,
-      threadIdleMs: options.mapThreadIdleMs,
       onSynced: () => watcher?.synced?.(),
       entryPoints,
     });

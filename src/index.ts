@@ -8,9 +8,8 @@
  *   `entryPoints` and map `reloader` (`readsOnThread`).
  * - ProxyOptions holds options the command line does not offer, for the API
  *   only: `port: 0` (any free port), `mapThreadFrom` (sessions from which the
- *   map is read on a worker thread, 10,000), `mapThreadIdleMs` (how long
- *   that thread stays without reading a change, 30 s) and `reloadDebounceMs`;
- *   the tests use them to run on free ports and to put small maps on the thread.
+ *   map is read on a worker thread, 10,000) and `reloadDebounceMs`; the tests
+ *   use them to run on free ports and to put small maps on the thread.
  * - The observer (ProxyObserver) gets every request, reload
  *   and WebSocket report; `/metrics` is built on the same hooks.
  * - Errors are Error subclasses with a `code`: ConfigError, ListenError,

@@ -390,12 +390,6 @@ export const OPTION_TABLE = {
   }),
   /** Session count from which the map is read on a worker thread (no flag: a tuning knob). */
   mapThreadFrom: spec({ kind: count, default: 10_000 }),
-  /**
-   * The reader thread ends once it has read no change of the map for this
-   * long, and starts again at the next change (no flag: a tuning knob). A
-   * PostgreSQL map keeps its thread.
-   */
-  mapThreadIdleMs: spec({ kind: ms(), default: 30_000 }),
   /** Port of the separate `/health` and `/metrics` listener; undefined: no such listener. */
   metricsPort: spec({ flag: '--metrics-port <n>', help: 'Serve /health and /metrics on this port', kind: optional(port, undefined), default: undefined, absent: 'off' }),
   /** Address of the metrics listener. */

@@ -2,7 +2,8 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { MapUpdate } from './differ.js';
-import { SessionMapError, type MapStore, type StoreKind } from './store.js';
+import { shareRows, type SharedHandover } from './handover.js';
+import { SessionMapError, type StoreKind } from './store.js';
 import { storeKindFor } from './stores.js';
 import { UpdateProducer, type ProducerHandover, type ReadReply, type ReadRequest } from './update.js';
 /** Reads the session map and says how the route table must change. */
@@ -13,6 +14,12 @@ export interface MapReader {
    */
   read(full: boolean): Promise<MapUpdate | undefined>;
   close(): void;
+}
+
+/** What the reader thread starts with. */
+export interface ReaderThreadData {
+  readonly path: string;
+  readonly state: SharedHandover | undefined;
 }
 
 /** Reads on the calling thread: for small maps, `--check`, and when no thread can be started. */
@@ -38,19 +45,29 @@ export class InlineMapReader implements MapReader {
   }
 }
 
+/**
+ * How much nicer the reader thread is than the process, on Linux: its
+ * scheduling priority is below requests',
+ * so that on a busy core a read takes the CPU that requests leave (about a
+ * tenth of it against a request-serving thread at 0) instead of half, and a
+ * core with room to spare runs it at full speed. Map changes then wait on a
+ * saturated proxy; requests do not wait on reads.
+ */
+export const READER_NICE = 10;
+
 /** The reader thread's script, beside this module (.js when built, .ts when run from source under tsx). */
 const SCRIPT_EXTENSION = extname(fileURLToPath(import.meta.url));
 const WORKER_SCRIPT = new URL(`./reader-thread${SCRIPT_EXTENSION}`, import.meta.url);
 
 /**
- * The reader thread's young generation, in MiB (three semi-spaces' worth,
- * see V8's resourceLimits). A whole read of 100,000 rows makes short-lived
- * garbage by the megabyte: by default V8 grows the thread's young generation
- * to 48 MiB for it and keeps it, for a heap of 14 MiB of live data. Small
- * semi-spaces cost the thread more, shorter scavenges, none of the main
- * thread's time.
+ * The reader thread's young generation, in MiB (V8 makes three semi-spaces
+ * of it). A whole read of 100,000 rows makes megabytes of short-lived
+ * garbage, for which V8 by default grows a thread's young generation to
+ * 48 MiB and keeps it, for 14 MiB of live data; at this size the thread
+ * collects it more often, in short scavenges of its own (the whole read took
+ * as long), and the process holds 35–60 MiB less (README "Performance").
  */
-const THREAD_YOUNG_GENERATION_MB = 6;
+export const THREAD_YOUNG_GENERATION_MB = 6;
 
 function newWorker(workerData: unknown): Worker {
   const options = { workerData, resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_GENERATION_MB } };
@@ -62,109 +79,41 @@ function newWorker(workerData: unknown): Worker {
   return new Worker(bootstrap, { ...options, eval: true });
 }
 
-/** How a WorkerMapReader's thread comes and goes. */
-export interface ReaderThreadOptions {
-  /**
-   * The thread ends once no read has found a change for this long (and none
-   * awaits its check, see UpdateProducer.handOver); the next change starts
-   * another. Infinity: it never ends.
-   */
-  readonly idleMs: number;
-  /** Asked to read when the thread has been idle for `idleMs`: that read ends it. */
-  readonly onIdle: () => void;
-  /** Told when a thread has started or ended (tests, logs). */
-  readonly onThread?: (running: boolean) => void;
-}
-
 /**
  * Reads on a worker thread, so that neither SQLite's read nor JSON.parse of a
- * large map blocks request serving. The thread keeps its own connection and
- * the last read, and sends back only what changed.
- *
- * A thread holds tens of MiB (its own V8 heap, the last read, the store's
- * ledger), while a session map changes a few times an hour. So a thread that
- * has read no change for `idleMs` ends: its last read of the map hands it what
- * it knows (UpdateProducer.handOver), which waits here as plain data, with the
- * map's version as this thread saw it just before that read. Later reads
- * compare the version first, on this thread (a stat and one pragma), and start
- * a thread with that state only when the map may have changed; the new thread's
- * first read is a read of changes, as if the thread had never gone. A change
- * committed while the thread ends is in its last read or moves the version.
- *
- * Should the thread fail, reads fall back to the calling thread
+ * large map blocks request serving. The thread keeps its own read-only
+ * connection and the last read, and sends back only what changed. It starts
+ * from what the main thread's reads left (the differ's last read, the SQLite
+ * store's ledger), so its first read of a change is a read of changes, not a
+ * whole read. Should the thread fail, reads fall back to the calling thread
  * (`onThreadFailed` says so once).
  */
 export class WorkerMapReader implements MapReader {
   private worker: Worker | undefined;
   private fallback: InlineMapReader | undefined;
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (r: ReadReply) => void; reject: (e: Error) => void }>();
-  /** While no thread runs: what the last one handed over, and the map's version before its last read. */
-  private parked: { readonly state: ProducerHandover; readonly version: string | undefined } | undefined;
-  /** Opened on this thread for `version()` only, while no thread runs. */
-  private versions: MapStore | undefined;
-  private idle: NodeJS.Timeout | undefined;
-  /** The idle time is up: the next read is the thread's last. */
-  private ending = false;
-  /** The store cannot hand over what it knows (a database store): its thread stays. */
-  private stays = false;
+  private readonly pending = new Map<number, { resolve: (u: MapUpdate | undefined) => void; reject: (e: Error) => void }>();
 
   /** Starts the thread at once, so that it is ready by the next change; `state` is where it carries on from. */
   constructor(
     private readonly path: string,
     state: ProducerHandover | undefined,
     private readonly onThreadFailed: (err: Error) => void = () => {},
-    private readonly thread: ReaderThreadOptions = { idleMs: Infinity, onIdle: () => {} },
   ) {
     this.worker = this.startWorker(state);
   }
 
-  /** True while a reader thread runs (it ends when idle, and starts again on the next change). */
-  get threadRunning(): boolean {
-    return this.worker !== undefined;
-  }
-
-  async read(full: boolean): Promise<MapUpdate | undefined> {
-    if (this.fallback !== undefined) return this.fallback.read(full);
-    const parked = this.parked;
-    if (this.worker === undefined && parked !== undefined) {
-      if (!full && parked.version !== undefined && (await this.version()) === parked.version) return undefined;
-      // Another read may have started the thread while this one looked at the version.
-      if (this.worker === undefined && this.parked === parked) {
-        this.parked = undefined;
-        this.versions?.close();
-        this.versions = undefined;
-        this.worker = this.startWorker(parked.state);
-      }
-    }
+  read(full: boolean): Promise<MapUpdate | undefined> {
     const worker = this.worker;
-    if (worker === undefined) return this.read(full); // failed meanwhile: the fallback reads
-    const end = this.ending;
-    this.ending = false;
-    // Taken before the thread's last read: a commit after it moves the version.
-    const version = end ? await this.version() : undefined;
+    if (worker === undefined) return (this.fallback ??= new InlineMapReader(this.path)).read(full);
     const id = ++this.nextId;
-    const reply = await new Promise<ReadReply>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, full, end } satisfies ReadRequest);
+      worker.postMessage({ id, full } satisfies ReadRequest);
     });
-    if ('failure' in reply) throw new SessionMapError(reply.failure, this.path, reply.message);
-    if (reply.stays === true) this.stays = true;
-    if (reply.handover !== undefined && this.worker === worker) {
-      this.parked = { state: reply.handover, version };
-      this.stopWorker(worker);
-    } else if (reply.update !== undefined || end) {
-      // A change, or a thread that could not end yet: idle from now.
-      this.armIdle();
-    }
-    return reply.update;
   }
 
   close(): void {
-    clearTimeout(this.idle);
-    this.versions?.close();
-    this.versions = undefined;
-    this.parked = undefined;
     const worker = this.worker;
     this.worker = undefined;
     this.fallback?.close();
@@ -172,57 +121,29 @@ export class WorkerMapReader implements MapReader {
     this.failPending(new SessionMapError('unreadable', this.path, `session map ${this.path}: reader closed`));
   }
 
-  /** The map's version as seen from this thread; undefined (read) when it cannot be told. */
-  private async version(): Promise<string | undefined> {
-    try {
-      return await (this.versions ??= storeKindFor(this.path).open(this.path)).version();
-    } catch {
-      return undefined;
-    }
-  }
-
-  private armIdle(): void {
-    clearTimeout(this.idle);
-    if (!Number.isFinite(this.thread.idleMs) || this.stays) return;
-    this.idle = setTimeout(() => {
-      this.ending = true;
-      this.thread.onIdle();
-    }, this.thread.idleMs);
-    this.idle.unref();
-  }
-
-  private stopWorker(worker: Worker): void {
-    clearTimeout(this.idle);
-    this.worker = undefined;
-    void worker.terminate().catch(() => {});
-    this.thread.onThread?.(false);
-  }
-
   private startWorker(state: ProducerHandover | undefined): Worker {
-    const worker = newWorker({ path: this.path, state });
+    const worker = newWorker({ path: this.path, state: state === undefined ? undefined : shareRows(state) } satisfies ReaderThreadData);
     worker.unref();
     worker.on('message', (reply: ReadReply) => {
       const waiter = this.pending.get(reply.id);
       if (waiter === undefined) return;
       this.pending.delete(reply.id);
-      waiter.resolve(reply);
+      if ('update' in reply) waiter.resolve(reply.update);
+      else waiter.reject(new SessionMapError(reply.failure, this.path, reply.message));
     });
     const failed = (err: Error): void => {
-      if (this.worker !== worker) return; // ended or closed on purpose, or already handled
+      if (this.worker !== worker) return; // closed on purpose, or already handled
       this.worker = undefined;
-      clearTimeout(this.idle);
       const fallback = (this.fallback = new InlineMapReader(this.path));
       this.onThreadFailed(err);
       // A fresh reader remembers no previous read, so its first update is a
       // full rebuild: the table cannot drift from the map.
       const waiting = [...this.pending.values()];
       this.pending.clear();
-      for (const w of waiting) fallback.read(false).then((update) => w.resolve({ id: 0, update }), w.reject);
+      for (const w of waiting) fallback.read(false).then(w.resolve, w.reject);
     };
     worker.on('error', failed);
     worker.on('exit', (code) => failed(new Error(`session map reader thread exited with code ${code}`)));
-    this.armIdle();
-    this.thread.onThread?.(true);
     return worker;
   }
 

@@ -27,11 +27,6 @@ export interface MapReloaderOptions {
    * wait for, while a small map is read in well under a millisecond.
    */
   readonly workerThreshold: number;
-  /**
-   * The reader thread ends once it has read no change for this long, and the
-   * next change starts it again (see WorkerMapReader); Infinity: it stays.
-   */
-  readonly threadIdleMs?: number;
   /** Reads through this reader instead of the built-in ones (and never moves to a thread). */
   readonly reader?: MapReader;
   /** Called after every successful read or change check (the store's status keeps the time). */
@@ -60,7 +55,6 @@ export class MapReloader {
   private retry: NodeJS.Timeout | undefined;
   private retries = 0;
   private readonly workerThreshold: number;
-  private readonly threadIdleMs: number;
   private readonly onSynced: () => void;
   /** The entry points of an Interactive Tools map (the cookie routes go to `table`). */
   readonly entryPoints: EntryPointTable;
@@ -75,7 +69,6 @@ export class MapReloader {
     options: MapReloaderOptions,
   ) {
     this.workerThreshold = options.reader === undefined ? options.workerThreshold : Infinity;
-    this.threadIdleMs = options.threadIdleMs ?? Infinity;
     this.reader = options.reader ?? new InlineMapReader(spec);
     this.entryPoints = options.entryPoints ?? new EntryPointTable();
     this.onSynced = options.onSynced ?? (() => {});
@@ -101,11 +94,6 @@ export class MapReloader {
   /** True once reads happen on the worker thread. */
   get readsOnThread(): boolean {
     return this.threaded;
-  }
-
-  /** True while the reader thread runs (it ends when the map is quiet, see MapReloaderOptions.threadIdleMs). */
-  get readerThreadRunning(): boolean {
-    return this.reader instanceof WorkerMapReader && this.reader.threadRunning;
   }
 
   close(): void {
@@ -226,10 +214,7 @@ export class MapReloader {
   private moveToThread(): void {
     const inline = this.reader;
     if (!(inline instanceof InlineMapReader)) return;
-    this.reader = new WorkerMapReader(this.spec, inline.handOver(), (err) => this.report.threadFailed(err), {
-      idleMs: this.threadIdleMs,
-      onIdle: () => void this.reload(),
-    });
+    this.reader = new WorkerMapReader(this.spec, inline.handOver(), (err) => this.report.threadFailed(err));
     inline.close();
     this.threaded = true;
     // A first read on the thread now, not at the next change: a store that

@@ -103,9 +103,9 @@ export interface MapStore {
   /**
    * Optional: what this store knows of its earlier reads, as data that can be
    * posted to another thread, for the store StoreKind.open makes of it there
-   * to carry on from (undefined: nothing worth handing over). A store that has
-   * this lets its reader thread end when the map is quiet (reader.ts); one
-   * without keeps its thread.
+   * to carry on from (undefined: nothing worth handing over). The reader
+   * thread starts with it (reader.ts), so that its first read of a change is
+   * not a whole read.
    */
   handOver?(): unknown;
   /** Releases handles and connections; the store may be used again afterwards (it reopens). */

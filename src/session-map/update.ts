@@ -1,17 +1,10 @@
 import { performance } from 'node:perf_hooks';
-import { MapDiffer, type DifferState, type MapUpdate } from './differ.js';
+import { MapDiffer, type MapUpdate } from './differ.js';
 import type { SessionMapFailure } from './store.js';
 import type { MapStore, StoreKind } from './store.js';
+import type { ProducerHandover } from './handover.js';
 
-/**
- * What a producer hands to the next one on another thread (see `handOver`):
- * the differ's last read and the store's own (MapStore.handOver). Plain data
- * that can be posted between threads.
- */
-export interface ProducerHandover {
-  readonly differ: DifferState | undefined;
-  readonly store: unknown;
-}
+export type { ProducerHandover } from './handover.js';
 
 /**
  * How long changes read on their own (MapStore.readChanges) may stand before
@@ -49,21 +42,17 @@ export class UpdateProducer {
   }
 
   /**
-   * What a producer on another thread needs to carry on from here, so that
-   * its first read after a change is a read of changes and a diff, not a
-   * whole read and a rebuild. Undefined when this one must not stop: its store
-   * cannot hand over (a producer that stops loses what its store knows), or
-   * changes read on their own still await the whole read that checks them
-   * (VERIFY_AFTER_MS; the next producer would not know they are due).
+   * What a producer on another thread needs to carry on from here (the reader
+   * thread, from the main thread's reads), so that its first read after a
+   * change is a read of changes and a diff, not a whole read. Undefined when
+   * the store cannot hand over what it knows, or when changes read on their
+   * own still await the whole read that checks them (VERIFY_AFTER_MS; the
+   * next producer would not know it is due): the next producer then starts
+   * with a whole read.
    */
   handOver(): ProducerHandover | undefined {
     if (this.store.handOver === undefined || this.unverifiedSince !== undefined) return undefined;
     return { differ: this.differ.state(), store: this.store.handOver() };
-  }
-
-  /** False when the store cannot hand over what it knows: a thread of such a store never ends. */
-  get canHandOver(): boolean {
-    return this.store.handOver !== undefined;
   }
 
   /**
@@ -81,11 +70,8 @@ export class UpdateProducer {
     if (!full && !verify && this.store.readChanges !== undefined) {
       // A store that can tell what changed is asked first; it says when it cannot.
       const changes = await this.store.readChanges();
-      if (changes !== undefined) {
-        update = this.differ.changes(changes);
-        // Rows read as changes are what a whole read checks; none read, nothing to check.
-        if (update !== undefined && (changes.removed !== '' || changes.inserted !== '')) this.unverifiedSince ??= performance.now();
-      }
+      update = changes === undefined ? undefined : this.differ.changes(changes);
+      if (update !== undefined) this.unverifiedSince ??= performance.now();
     }
     if (update === undefined) {
       // A whole read: after changes read on their own, its diff is whatever they missed.
@@ -105,16 +91,7 @@ export class UpdateProducer {
 export interface ReadRequest {
   readonly id: number;
   readonly full: boolean;
-  /** The thread's last read: hand over what it knows, if it can (UpdateProducer.handOver). */
-  readonly end: boolean;
 }
 export type ReadReply =
-  | {
-      readonly id: number;
-      readonly update: MapUpdate | undefined;
-      /** On the thread's last read: what the next thread carries on from. */
-      readonly handover?: ProducerHandover;
-      /** On a last read, when the store can never hand over: the thread stays. */
-      readonly stays?: true;
-    }
+  | { readonly id: number; readonly update: MapUpdate | undefined }
   | { readonly id: number; readonly failure: SessionMapFailure; readonly message: string };

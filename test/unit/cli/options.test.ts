@@ -49,7 +49,6 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
     xfwd: [0],
     corsOrigins: ['https://a.example', ['galaxy.example.org']],
     mapThreadFrom: [-1, 0.5],
-    mapThreadIdleMs: [-1, Infinity],
     metricsPort: [70000, -1],
     metricsIp: [''],
     pidFile: [''],

@@ -165,7 +165,6 @@ test('the commander options are the table rows with a flag, in table order', () 
   );
   assert.equal(OPTION_TABLE.mapThreadFrom.flag, undefined, 'programmatic only');
   assert.equal(OPTION_TABLE.reloadDebounceMs.flag, undefined, 'programmatic only');
-  assert.equal(OPTION_TABLE.mapThreadIdleMs.flag, undefined, 'programmatic only');
 });
 
 test('a ConfigError met on the command line is reported in commander words with the flag', () => {
