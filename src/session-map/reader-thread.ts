@@ -3,10 +3,30 @@
  * and answers with the update for the route table. No logging here: failures
  * go back to the main thread, which reports them.
  */
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
+import { READER_NICE } from './reader.js';
 import { SessionMapError } from './store.js';
 import type { DifferState } from './differ.js';
 import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
+
+lowerPriority();
+
+/**
+ * Lowers this thread's priority READER_NICE below the process's own: on
+ * Linux setpriority() on a thread id changes that thread only
+ * (/proc/thread-self names it). Where that cannot be done (another system,
+ * a sandbox) the thread runs as it is.
+ */
+function lowerPriority(): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + READER_NICE));
+  } catch {
+    // Not Linux, or not allowed: nothing to do.
+  }
+}
 
 const { path, state } = workerData as { path: string; state: DifferState | undefined };
 const producer = new UpdateProducer(path, state);

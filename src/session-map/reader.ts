@@ -37,6 +37,16 @@ export class InlineMapReader implements MapReader {
   }
 }
 
+/**
+ * How much nicer the reader thread is than the process, on Linux: its
+ * scheduling priority is below requests',
+ * so that on a busy core a read takes the CPU that requests leave (about a
+ * tenth of it against a request-serving thread at 0) instead of half, and a
+ * core with room to spare runs it at full speed. Map changes then wait on a
+ * saturated proxy; requests do not wait on reads.
+ */
+export const READER_NICE = 10;
+
 /** The reader thread's script, beside this module (.js when built, .ts when run from source under tsx). */
 const SCRIPT_EXTENSION = extname(fileURLToPath(import.meta.url));
 const WORKER_SCRIPT = new URL(`./reader-thread${SCRIPT_EXTENSION}`, import.meta.url);
