@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
  * current rows of the map (in the row form of rows.ts) and tells cheaply
  * whether they may have changed; its kind also says how to hear of changes.
  * The reader, differ, reloader and route table work the same whatever the
- * store: SQLite and JSON files today (file-store.ts), a database next.
+ * store: SQLite and JSON files (file-store.ts), PostgreSQL (postgres-store.ts).
  */
 
 /** Why a session map could not be read. `waiting` kinds are normal at start-up. */
@@ -86,12 +86,8 @@ export interface MapStore {
    * told (no file, an error): the map must then be read.
    */
   version(): Promise<string | undefined>;
-  /**
-   * Reads the whole map. A store may build it from what changed since its
-   * last read; `fresh` asks for everything from the source. Rejects with
-   * SessionMapError.
-   */
-  read(fresh?: boolean): Promise<MapRead>;
+  /** Reads the whole map from its source. Rejects with SessionMapError. */
+  read(): Promise<MapRead>;
   /**
    * Optional: what changed since this store's previous read (whole or not),
    * when the store can tell that cheaply and for certain within what it

@@ -7,9 +7,13 @@ import { waitUntilIdle } from './proc-stats.js';
 import { interleavedRounds, loadRound, ratios, type LoadTarget, type Round } from './rounds.js';
 import { startProxy, type RunningProxy } from './servers.js';
 import { MAP_LOG } from '../../src/session-map/reload-report.js';
+import { PG_LOG } from '../../src/session-map/postgres-connection.js';
 
 /** How often Galaxy removes an entry point during the "removals" rounds. */
 const REMOVE_EVERY_MS = 1000;
+
+/** How often the proxy's database connections are cut during the "re-reads" rounds (each makes it read the whole table again). */
+const CUT_EVERY_MS = 2000;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -26,8 +30,10 @@ export interface PostgresPhaseResult {
         readonly bigOverSmall: Spread;
         /** Galaxy's commit → routed, ms, each save. */
         readonly commitMs: number[];
-        /** p99 while Galaxy removes entry points (each a read of the whole table) / without, per round. */
+        /** p99 while Galaxy removes entry points (each a read of the buckets that lost rows) / without, per round. */
         readonly stallP99Ratio: Spread;
+        /** p99 while the proxy reads the whole table again (its connection cut: a database blip) / without, per round. */
+        readonly rereadP99Ratio: Spread;
       }
     | undefined;
   readonly report: string;
@@ -38,9 +44,11 @@ export interface PostgresPhaseResult {
  * the load side's core, Galaxy's statements, gx-it-proxy's README trigger.
  * Requests/s through a proxy on a 1-entry-point map and one on the large map
  * (interleaved); Galaxy commit → routed on the large map; and request latency
- * on the large map while Galaxy removes an entry point every second (a
- * removal makes the proxy read the whole table: the count shows it, no row
- * does), against rounds without, interleaved: reads must not stall requests.
+ * on the large map, against rounds without, interleaved, while Galaxy
+ * removes an entry point every second (the count shows it, no row does: the
+ * proxy reads the buckets that lost rows) and while the proxy reads the
+ * whole table again after its connections were cut (a database blip), every
+ * two seconds: reads must not stall requests.
  */
 export async function postgresPhase(ctx: BenchContext, setup: { backendPort: number; entryPoints: number; saves: number }): Promise<PostgresPhaseResult> {
   if (!postgresInstalled()) {
@@ -54,7 +62,7 @@ export async function postgresPhase(ctx: BenchContext, setup: { backendPort: num
   const proxies: RunningProxy[] = [];
   try {
     await cluster.ready({ after: (fn: () => unknown) => cleanups.push(fn), skip: () => {} } as never);
-    const mapWith = async (name: string, entryPoints: number): Promise<{ url: string; writer: GalaxyPgWriter }> => {
+    const mapWith = async (name: string, entryPoints: number): Promise<{ url: string; writer: GalaxyPgWriter; db: string }> => {
       const db = await cluster.createDatabase(name);
       const writer = new GalaxyPgWriter(cluster.config(db));
       writers.push(writer);
@@ -62,7 +70,7 @@ export async function postgresPhase(ctx: BenchContext, setup: { backendPort: num
       if (entryPoints > 1) await writer.bulkInsert(entryPoints - 1, '127.0.0.1', 9, 'e');
       await writer.save({ ...FAST, host: '127.0.0.1', port: setup.backendPort });
       await writer.installReadmeTrigger();
-      return { url: cluster.url(db), writer };
+      return { url: cluster.url(db), writer, db };
     };
     const start = (name: string, url: string, entryPoints: number): Promise<RunningProxy> =>
       startProxy(ctx.resources, { name, sessionsPath: url, expectedRoutes: entryPoints, cores: ctx.pinning.servers, cpuProfDir: ctx.cpuProfDir });
@@ -104,44 +112,69 @@ export async function postgresPhase(ctx: BenchContext, setup: { backendPort: num
     ctx.progress(`  commit → routed (ms): ${commitMs.map((t) => fmt(t, 0)).join(' ')}`);
     lines.push(`Galaxy commit → routed at ${setup.entryPoints} entry points, ms: ${fmtSpread(spread(commitMs), 0)}; each ${commitMs.map((t) => fmt(t, 0)).join(' ')}`);
 
-    ctx.progress(`  latency at ${setup.entryPoints} entry points, with and without Galaxy removing an entry point every ${REMOVE_EVERY_MS} ms`);
+    ctx.progress(`  latency at ${setup.entryPoints} entry points: quiet, Galaxy removing an entry point every ${REMOVE_EVERY_MS} ms, connections cut every ${CUT_EVERY_MS} ms`);
     const shape = { seconds: Math.max(4, ctx.seconds), connections: ctx.connections };
     const quiet: Round[] = [];
     const busy: Round[] = [];
+    const rereads: Round[] = [];
     let removals = 0;
+    let cuts = 0;
+    const updatesBefore = pgBig.proxy.logs.withMsg(MAP_LOG.reloaded).length;
+    const reconnectsBefore = pgBig.proxy.logs.withMsg(PG_LOG.back).length;
+    /** One load round while `write` runs, again and again, `everyMs` apart. */
+    const whileLoaded = async (name: string, everyMs: number, write: () => Promise<void>): Promise<Round> => {
+      let writing = true;
+      const writes = (async () => {
+        while (writing) {
+          await write();
+          await sleep(everyMs);
+        }
+      })();
+      try {
+        return await loadRound(ctx, { ...on(bigName, pgBig), name: `${bigName} ${name}` }, shape);
+      } finally {
+        writing = false;
+        await writes;
+      }
+    };
     for (let i = 0; i < rounds; i++) {
       await waitUntilIdle(pgBig.pid);
       quiet.push(await loadRound(ctx, { ...on(bigName, pgBig), name: `${bigName} quiet` }, shape));
-      let removing = true;
+      await waitUntilIdle(pgBig.pid);
       // A removal leaves no row to read: the count shows it, and the proxy
-      // reads the buckets that lost rows (else the whole table). The entry
-      // point is saved back half a period later (a read of changes), so the
-      // map keeps its size.
-      const writes = (async () => {
-        while (removing) {
+      // reads the buckets that lost rows. The entry point is saved back half
+      // a period later (a read of changes), so the map keeps its size.
+      busy.push(
+        await whileLoaded('removals', REMOVE_EVERY_MS / 2, async () => {
           const n = 1 + (removals % (setup.entryPoints - 2));
           await big.writer.remove(`e${n}`);
           removals++;
           await sleep(REMOVE_EVERY_MS / 2);
           await big.writer.save({ key: `e${n}`, token: `t${n}`, host: '127.0.0.1', port: 9 });
-          await sleep(REMOVE_EVERY_MS / 2);
-        }
-      })();
-      try {
-        busy.push(await loadRound(ctx, { ...on(bigName, pgBig), name: `${bigName} removals` }, shape));
-      } finally {
-        removing = false;
-        await writes;
-      }
+        }),
+      );
+      await waitUntilIdle(pgBig.pid);
+      // The proxy's connections cut, as by a database restart: it reconnects and reads the whole table.
+      rereads.push(
+        await whileLoaded('re-reads', CUT_EVERY_MS, async () => {
+          await cluster.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'galaxy-gie-proxy'`, [big.db]);
+          cuts++;
+        }),
+      );
     }
     const stallP99Ratio = spread(ratios(busy, quiet, (r) => r.p99));
-    const fullMs = pgBig.proxy.logs.withMsg(MAP_LOG.reloaded).map((l) => Number(l.ms));
+    const rereadP99Ratio = spread(ratios(rereads, quiet, (r) => r.p99));
+    const updateMs = pgBig.proxy.logs.withMsg(MAP_LOG.reloaded).slice(updatesBefore).map((l) => Number(l.ms));
+    const reconnects = pgBig.proxy.logs.withMsg(PG_LOG.back).length - reconnectsBefore;
+    const p99s = (rs: Round[]): string => fmtSpread(spread(rs.map((r) => r.p99)), 2, ' ms');
     lines.push(
       `p99 while Galaxy removes an entry point every ${REMOVE_EVERY_MS} ms (and saves it back) / without, ${setup.entryPoints} entry points: ` +
-        `${fmtSpread(stallP99Ratio)} (p99 without ${fmtSpread(spread(quiet.map((r) => r.p99)), 2, ' ms')}, with ${fmtSpread(spread(busy.map((r) => r.p99)), 2, ' ms')}; ` +
-        `${removals} removals; map updates, ms by the proxy's log ${fmtSpread(spread(fullMs), 0)})`,
+        `${fmtSpread(stallP99Ratio)} (p99 without ${p99s(quiet)}, with ${p99s(busy)}; ${removals} removals)`,
+      `p99 while the proxy reads the whole table again (its connections cut every ${CUT_EVERY_MS} ms) / without, ${setup.entryPoints} entry points: ` +
+        `${fmtSpread(rereadP99Ratio)} (p99 with ${p99s(rereads)}; ${cuts} cuts, ${reconnects} reconnections)`,
+      `map updates during these rounds, ms by the proxy's log: ${fmtSpread(spread(updateMs), 0)} (n=${updateMs.length})`,
     );
-    return { figures: { bigOverSmall, commitMs, stallP99Ratio }, report: lines.join('\n') };
+    return { figures: { bigOverSmall, commitMs, stallP99Ratio, rereadP99Ratio }, report: lines.join('\n') };
   } finally {
     for (const p of proxies) await ctx.resources.stop(p.proxy.child);
     for (const w of writers) await w.close();

@@ -309,6 +309,7 @@ async function main(): Promise<void> {
         figures.pgBigOverSmall = pg.figures.bigOverSmall;
         figures.pgCommitMs = pg.figures.commitMs;
         figures.pgStallP99Ratio = pg.figures.stallP99Ratio;
+        figures.pgRereadP99Ratio = pg.figures.rereadP99Ratio;
       }
       report.push(`\n## PostgreSQL map (gx-it-proxy's README trigger, routed by Host; ${ctx.connections} connections)\n${pg.report}`);
     }

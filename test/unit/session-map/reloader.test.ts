@@ -5,17 +5,18 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { createLogger } from '../../../src/log.js';
-import { InlineMapReader, type MapReader } from '../../../src/session-map/reader.js';
+import { InlineMapReader, READER_NICE, type MapReader } from '../../../src/session-map/reader.js';
 import { MapReloader, type MapReloaderOptions } from '../../../src/session-map/reloader.js';
 import { RouteTable } from '../../../src/routing/route-table.js';
 import { MAP_LOG, ReloadReporter } from '../../../src/session-map/reload-report.js';
 import { GalaxySqliteWriter, galaxyJson, tempDir } from '../../helpers/galaxy-map.js';
 import { LogCapture } from '../../helpers/logs.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 function setup(t: TestContext, file: string, options: Partial<MapReloaderOptions> = {}) {
   const tmp = tempDir();
@@ -195,4 +196,33 @@ test('if the reader thread dies, reads carry on on the main thread (one error, t
   assert.deepEqual(ports(), { alice: 8001, bob: 8002, carol: 8003 });
   assert.deepEqual(logs.withMsg(MAP_LOG.reloaded).map((l) => l.update), ['full', 'diff', 'full']);
   assert.equal(logs.withMsg(MAP_LOG.threadFailed).length, 1);
+});
+
+/** The nice value of each thread of this process (Linux: /proc/self/task/TID/stat, field 19). */
+function threadNices(): number[] {
+  return readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
+    } catch {
+      return []; // the thread ended meanwhile
+    }
+  });
+}
+
+test('the reader thread runs at a lower CPU priority than requests (Linux), so that on a busy core reads yield to them', async (t) => {
+  if (!existsSync('/proc/self/task')) return t.skip('no /proc/self/task on this system');
+  const own = Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ')[16]);
+  const lowered = Math.min(19, own + READER_NICE);
+  const before = threadNices().filter((n) => n === lowered).length;
+  const { path, reloader, ports } = setup(t, 'session_map.sqlite', { workerThreshold: 1 });
+  const galaxy = new GalaxySqliteWriter(path);
+  galaxy.addSession('alice', '127.0.0.1', 8001);
+  await reloader.reload();
+  galaxy.addSession('bob', '127.0.0.1', 8002);
+  await reloader.reload();
+  assert.ok(reloader.readsOnThread);
+  await waitUntil(`a thread at nice ${lowered}`, () => threadNices().filter((n) => n === lowered).length > before || undefined, { timeoutMs: 10_000, everyMs: 20 });
+  assert.equal(threadNices().filter((n) => n === own).length >= 1, true, 'the other threads keep the process priority');
+  assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
 });
