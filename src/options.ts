@@ -11,7 +11,7 @@
 import { resolve } from 'node:path';
 import { normalizePathPrefix } from './routing/entry-point-router.js';
 import { AllowListSyntaxError, TargetAllowList } from './routing/target-allow-list.js';
-import { isPostgresUrl } from './session-map/postgres-url.js';
+import { isPostgresUrl } from './session-map/postgres/url.js';
 
 /**
  * A configuration value that cannot be used. `option` is the name the caller

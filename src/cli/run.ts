@@ -9,8 +9,8 @@ import { type CliOnlyOptions, type ProxyOptions } from '../options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from './program.js';
 import { removePidFile } from '../admin/pid-file.js';
 import { logProcessWarnings } from './process-warnings.js';
-import { formatTriggerReport, installTrigger } from '../session-map/postgres-trigger.js';
-import { isPostgresUrl, parsePostgresUrl, PostgresUrlError } from '../session-map/postgres-url.js';
+import { formatTriggerReport, installTrigger } from '../session-map/postgres/trigger.js';
+import { isPostgresUrl, parsePostgresUrl, PostgresUrlError } from '../session-map/postgres/url.js';
 import { resolveOptions } from '../options.js';
 
 /** How often a PostgreSQL map is polled unless --poll-interval says otherwise (gx-it-proxy's --pollingInterval default). */

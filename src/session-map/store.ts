@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
  * current rows of the map (in the row form of rows.ts) and tells cheaply
  * whether they may have changed; its kind also says how to hear of changes.
  * The reader, differ, reloader and route table work the same whatever the
- * store: SQLite and JSON files (file-store.ts), PostgreSQL (postgres-store.ts).
+ * store: SQLite and JSON files (file-store.ts), PostgreSQL (postgres/).
  */
 
 /** Why a session map could not be read. `waiting` kinds are normal at start-up. */

@@ -1,6 +1,6 @@
 import { fileStores } from './file-store.js';
-import { postgresStores } from './postgres-store.js';
-import { isPostgresUrl, parsePostgresUrl } from './postgres-url.js';
+import { postgresStores } from './postgres/store.js';
+import { isPostgresUrl, parsePostgresUrl } from './postgres/url.js';
 import type { StoreKind } from './store.js';
 
 /**

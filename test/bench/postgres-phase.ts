@@ -7,7 +7,7 @@ import { waitUntilIdle } from './proc-stats.js';
 import { interleavedRounds, loadRound, ratios, type LoadTarget, type Round } from './rounds.js';
 import { startProxy, type RunningProxy } from './servers.js';
 import { MAP_LOG } from '../../src/session-map/reload-report.js';
-import { PG_LOG } from '../../src/session-map/postgres-connection.js';
+import { PG_LOG } from '../../src/session-map/postgres/connection.js';
 
 /** How often Galaxy removes an entry point during the "removals" rounds. */
 const REMOVE_EVERY_MS = 1000;

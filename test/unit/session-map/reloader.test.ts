@@ -212,7 +212,7 @@ function threadNices(): number[] {
 
 test('the reader thread runs at a lower CPU priority than requests (Linux), so that on a busy core reads yield to them', async (t) => {
   if (!existsSync('/proc/self/task')) return t.skip('no /proc/self/task on this system');
-  const own = Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ')[16]);
+  const own = Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]?.split(' ')[16]);
   const lowered = Math.min(19, own + READER_NICE);
   const before = threadNices().filter((n) => n === lowered).length;
   const { path, reloader, ports } = setup(t, 'session_map.sqlite', { workerThreshold: 1 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
-import { loadPg, POSTGRES_TUNING, type PostgresTuning } from './postgres-connection.js';
-import type { PostgresLocation } from './postgres-url.js';
+import { loadPg, POSTGRES_TUNING, type PostgresTuning } from './connection.js';
+import type { PostgresLocation } from './url.js';
 
 /**
  * The one write this package ever makes, an admin step (`--install-trigger`):

@@ -1,9 +1,9 @@
 import net from 'node:net';
 import type pg from 'pg';
-import type { Logger } from '../log.js';
-import { SessionMapError } from './store.js';
-import type { PostgresLocation } from './postgres-url.js';
-import { parsePostgresUrl } from './postgres-url.js';
+import type { Logger } from '../../log.js';
+import { SessionMapError } from '../store.js';
+import type { PostgresLocation } from './url.js';
+import { parsePostgresUrl } from './url.js';
 
 /**
  * The one connection of a thread to one PostgreSQL map, shared by its store

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { ClientConfig } from 'pg';
 
 const readCa = (file: string): string => readFileSync(file, 'utf8');
-import { defaultSocketDir, isPostgresUrl, parsePostgresUrl as parseWith, PostgresPasswordError, PostgresUrlError } from '../../../src/session-map/postgres-url.js';
+import { defaultSocketDir, isPostgresUrl, parsePostgresUrl as parseWith, PostgresPasswordError, PostgresUrlError } from '../../../../src/session-map/postgres/url.js';
 
 /** Parsed without this process's PG* variables (the tests below give their own). */
 const parsePostgresUrl = (url: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof parseWith> => parseWith(url, env);

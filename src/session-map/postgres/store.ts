@@ -1,8 +1,8 @@
 import type pg from 'pg';
-import { DEFAULT_KEY_TYPE, forEachLine, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, rawEntryPointIdentity } from './rows.js';
-import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapChanges, type MapRead, type MapStore, type StoreKind } from './store.js';
-import { acquire, ConnectionLost, detection, HAS_COUNTER, PgConnection, POSTGRES_TUNING, release, type PostgresStatus, type PostgresTuning } from './postgres-connection.js';
-import { COUNTER } from './postgres-trigger.js';
+import { DEFAULT_KEY_TYPE, forEachLine, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, rawEntryPointIdentity } from '../rows.js';
+import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapChanges, type MapRead, type MapStore, type StoreKind } from '../store.js';
+import { acquire, ConnectionLost, detection, HAS_COUNTER, PgConnection, POSTGRES_TUNING, release, type PostgresStatus, type PostgresTuning } from './connection.js';
+import { COUNTER } from './trigger.js';
 
 /**
  * Galaxy's Interactive Tools map in PostgreSQL (`interactivetoolsproxy_map`,

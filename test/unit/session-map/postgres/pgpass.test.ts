@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { pgpassLookup, pgpassPassword, pgpassPath, PgpassUnusableError } from '../../../src/session-map/pgpass.js';
+import { pgpassLookup, pgpassPassword, pgpassPath, PgpassUnusableError } from '../../../../src/session-map/postgres/pgpass.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgpass-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
