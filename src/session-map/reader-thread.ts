@@ -7,7 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { unshareRows } from './handover.js';
-import { isPostgresUrl } from './postgres-url.js';
+import { isPostgresUrl } from './postgres/url.js';
 import { READER_NICE, type ReaderThreadData } from './reader.js';
 import { SessionMapError, type StoreKind } from './store.js';
 import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
@@ -32,7 +32,7 @@ function lowerPriority(): void {
 const { path, state } = workerData as ReaderThreadData;
 // Only the module of the map's own kind: the PostgreSQL client alone takes
 // a third of a thread's start-up, and memory.
-const kind: StoreKind = isPostgresUrl(path) ? (await import('./postgres-store.js')).postgresStores : (await import('./file-store.js')).fileStores;
+const kind: StoreKind = isPostgresUrl(path) ? (await import('./postgres/store.js')).postgresStores : (await import('./file-store.js')).fileStores;
 const producer = new UpdateProducer(path, kind, state === undefined ? undefined : unshareRows(state));
 
 /** Reads one at a time, in the order asked (a store's read may be asynchronous). */
