@@ -61,11 +61,11 @@ const WORKER_SCRIPT = new URL(`./reader-thread${SCRIPT_EXTENSION}`, import.meta.
 
 /**
  * The reader thread's young generation, in MiB (V8 makes three semi-spaces
- * of it). A whole read of 100,000 rows makes megabytes of short-lived
- * garbage, for which V8 by default grows a thread's young generation to
- * 48 MiB and keeps it, for 14 MiB of live data; at this size the thread
- * collects it more often, in short scavenges of its own (the whole read took
- * as long), and the process holds 35–60 MiB less (README "Performance").
+ * of it). A whole read makes megabytes of short-lived garbage, for which V8
+ * grows a thread's young generation to up to 48 MiB by default; held to this
+ * size the thread collects it more often, in short scavenges of its own (a
+ * whole read of 100,000 rows took as long), and a spawned proxy at 100,000
+ * sessions peaked 4–7 MiB lower through a full re-read (README "Performance").
  */
 export const THREAD_YOUNG_GENERATION_MB = 6;
 
