@@ -41,10 +41,23 @@ parentPort!.on('message', ({ id, full }: ReadRequest) => {
   queue = queue.then(() => answer(id, full));
 });
 
+/**
+ * V8's `gc`, when the process exposed it to new contexts (the CLI does, see
+ * src/cli/run.ts); this thread's own heap only. Absent (in-process tests,
+ * embedders), reads go on the same without it.
+ */
+const collect = (globalThis as { gc?: () => void }).gc;
+
 async function answer(id: number, full: boolean): Promise<void> {
   let reply: ReadReply;
   try {
+    const whole = producer.wholeReads;
     reply = { id, update: await producer.produce(full) };
+    // A whole read leaves the last read and the one before, several MiB of
+    // text each at 100,000 sessions, and their garbage: collected now, on this
+    // thread (requests do not wait), the memory goes back at once instead of
+    // whenever V8 next collects this idle thread's heap.
+    if (producer.wholeReads !== whole) setImmediate(() => collect?.());
   } catch (err) {
     const failure = err instanceof SessionMapError ? err.failure : 'unreadable';
     const message = err instanceof SessionMapError ? err.message : `session map ${path}: ${String(err)}`;

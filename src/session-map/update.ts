@@ -30,6 +30,8 @@ export class UpdateProducer {
   /** When the first change read on its own since the last whole read was read (performance.now()). */
   private unverifiedSince: number | undefined;
   private readonly verifyAfterMs: number;
+  /** Whole reads made so far (for the reader thread's garbage collection after each). */
+  wholeReads = 0;
 
   /**
    * Opens the store `spec` names, of `kind` (stores.ts says which; the reader
@@ -76,6 +78,7 @@ export class UpdateProducer {
     }
     if (update === undefined) {
       // A whole read: after changes read on their own, its diff is whatever they missed.
+      this.wholeReads++;
       update = this.differ.next(await this.store.read(), full);
       this.unverifiedSince = undefined;
     }

@@ -227,7 +227,7 @@ test('the reader thread runs at a lower CPU priority than requests (Linux), so t
   const own = Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]?.split(' ')[16]);
   const lowered = Math.min(19, own + READER_NICE);
   const before = threadNices().filter((n) => n === lowered).length;
-  const { reloader, ports } = await onReaderThread(t);
+  const { ports } = await onReaderThread(t);
   await waitUntil(`a thread at nice ${lowered}`, () => threadNices().filter((n) => n === lowered).length > before || undefined, { timeoutMs: 10_000, everyMs: 20 });
   assert.equal(threadNices().filter((n) => n === own).length >= 1, true, 'the other threads keep the process priority');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
