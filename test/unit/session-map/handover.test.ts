@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { serialize } from 'node:v8';
 import { shareRows, unshareRows, type ProducerHandover } from '../../../src/session-map/handover.js';
 
-const rows = 'alice\t127.0.0.1\t8001\nbob\t127.0.0.1\t8002\n';
+const rows = Array.from({ length: 100 }, (_, i) => `session${i}\t127.0.0.1\t${8000 + i}\n`).join('');
 
 test('the text the store shares with the differ is posted once and comes back where it was; other values as they were', () => {
   const handover: ProducerHandover = {
-    differ: { format: 'sqlite gxproxy2', rows, sessions: 2, rowSkips: [['missing host', 1]] },
+    differ: { format: 'sqlite gxproxy2', rows, sessions: 100, rowSkips: [['missing host', 1]] },
     store: { sqlite: { base: rows, table: 'gxproxy2', rowids: new Float64Array([1, 2]), added: [[3, 'carol\t127.0.0.1\t8003\n']], other: `${rows}x` } },
   };
   const posted = structuredClone(shareRows(handover));
@@ -25,6 +25,6 @@ test('the text the store shares with the differ is posted once and comes back wh
 test('a handover without a last read, or whose store shares nothing, comes back as it was', () => {
   const none: ProducerHandover = { differ: undefined, store: { sqlite: { base: rows } } };
   assert.deepEqual(unshareRows(structuredClone(shareRows(none))), none);
-  const apart: ProducerHandover = { differ: { format: 'json', rows, sessions: 2, rowSkips: [] }, store: undefined };
+  const apart: ProducerHandover = { differ: { format: 'json', rows, sessions: 100, rowSkips: [] }, store: undefined };
   assert.deepEqual(unshareRows(structuredClone(shareRows(apart))), apart);
 });
