@@ -7,7 +7,7 @@ import { parsePostgresUrl } from './url.js';
 
 /**
  * The one connection of a thread to one PostgreSQL map, shared by its store
- * and its change watch (postgres-store.ts): it connects in the background,
+ * and its change watch (store.ts): it connects in the background,
  * LISTENs on the channel both triggers notify, runs statements one at a time
  * with a time-out on both sides, sends a heartbeat when idle, and after any
  * loss keeps trying with jittered, capped exponential backoff, warning once

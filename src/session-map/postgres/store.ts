@@ -8,7 +8,7 @@ import { COUNTER } from './trigger.js';
  * Galaxy's Interactive Tools map in PostgreSQL (`interactivetoolsproxy_map`,
  * table `gxitproxy`), behind the map-store seam.
  *
- * Over the one connection per map and thread (postgres-connection.ts, shared
+ * Over the one connection per map and thread (connection.ts, shared
  * with the change watch below):
  * - every notification on channel `gxitproxy` (gx-it-proxy's README trigger
  *   or ours, `--install-trigger`) and every poll (`pollIntervalMs`, 0: LISTEN
@@ -27,7 +27,7 @@ import { COUNTER } from './trigger.js';
  *   warns once per outage).
  *
  * Nothing here writes to the database: only `--install-trigger` does
- * (postgres-trigger.ts).
+ * (trigger.ts).
  */
 
 
