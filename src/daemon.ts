@@ -47,12 +47,22 @@ export interface Daemon {
   close(graceMs?: number): Promise<{ graceful: boolean }>;
 }
 
+/** What the process the daemon runs in offers it (the CLI's part: only it touches the process). */
+export interface DaemonHooks {
+  /**
+   * A full garbage collection of the calling thread (V8's `gc`). Called once,
+   * after the start-up read and before listening, when a pause costs no
+   * request: the start-up read of a large map leaves tens of MiB of garbage.
+   */
+  readonly collectGarbage?: (() => void) | undefined;
+}
+
 /**
  * The one place that wires the parts: session map → route table ← watcher,
  * proxy ← route table, metrics ← observer hooks. Resolves once listening
  * (and the pid file is written); rejects with ListenError or PidFileError.
  */
-export async function startDaemon(options: ProxyOptions, log: Logger, extraObserver: ProxyObserver = {}): Promise<Daemon> {
+export async function startDaemon(options: ProxyOptions, log: Logger, extraObserver: ProxyObserver = {}, hooks: DaemonHooks = {}): Promise<Daemon> {
   const startedAt = Date.now();
   const metrics = options.metricsPort === undefined ? undefined : new ProxyMetrics();
   const observer = metrics === undefined ? extraObserver : combineObservers(extraObserver, metrics.observer);
@@ -87,6 +97,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     });
     reloader = mapReloader;
     await mapReloader.reload(true);
+    hooks.collectGarbage?.();
     const mapWatcher = storeKind.watch(
       spec,
       { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs, log: log.child({ component: 'session-map' }) },

@@ -15,7 +15,7 @@
  * - Errors are Error subclasses with a `code`: ConfigError, ListenError,
  *   SessionMapError, PidFileError.
  */
-export { startDaemon, type Daemon } from './daemon.js';
+export { startDaemon, type Daemon, type DaemonHooks } from './daemon.js';
 export { resolveOptions, DEFAULTS, type ProxyOptions } from './options.js';
 export { createLogger, type Logger } from './log.js';
 export { ConfigError } from './options.js';

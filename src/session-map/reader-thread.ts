@@ -6,9 +6,10 @@
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { READER_NICE } from './reader.js';
-import { SessionMapError } from './store.js';
-import type { DifferState } from './differ.js';
+import { unshareRows } from './handover.js';
+import { isPostgresUrl } from './postgres/url.js';
+import { READER_NICE, type ReaderThreadData } from './reader.js';
+import { SessionMapError, type StoreKind } from './store.js';
 import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
 
 lowerPriority();
@@ -28,8 +29,11 @@ function lowerPriority(): void {
   }
 }
 
-const { path, state } = workerData as { path: string; state: DifferState | undefined };
-const producer = new UpdateProducer(path, state);
+const { path, state } = workerData as ReaderThreadData;
+// Only the module of the map's own kind: the PostgreSQL client alone takes
+// a third of a thread's start-up, and memory.
+const kind: StoreKind = isPostgresUrl(path) ? (await import('./postgres/store.js')).postgresStores : (await import('./file-store.js')).fileStores;
+const producer = new UpdateProducer(path, kind, state === undefined ? undefined : unshareRows(state));
 
 /** Reads one at a time, in the order asked (a store's read may be asynchronous). */
 let queue = Promise.resolve();
@@ -37,10 +41,23 @@ parentPort!.on('message', ({ id, full }: ReadRequest) => {
   queue = queue.then(() => answer(id, full));
 });
 
+/**
+ * V8's `gc`, when the process exposed it to new contexts (the CLI does, see
+ * src/cli/run.ts); this thread's own heap only. Absent (in-process tests,
+ * embedders), reads go on the same without it.
+ */
+const collect = (globalThis as { gc?: () => void }).gc;
+
 async function answer(id: number, full: boolean): Promise<void> {
   let reply: ReadReply;
   try {
+    const whole = producer.wholeReads;
     reply = { id, update: await producer.produce(full) };
+    // A whole read leaves the last read and the one before, several MiB of
+    // text each at 100,000 sessions, and their garbage: collected now, on this
+    // thread (requests do not wait), the memory goes back at once instead of
+    // whenever V8 next collects this idle thread's heap.
+    if (producer.wholeReads !== whole) setImmediate(() => collect?.());
   } catch (err) {
     const failure = err instanceof SessionMapError ? err.failure : 'unreadable';
     const message = err instanceof SessionMapError ? err.message : `session map ${path}: ${String(err)}`;

@@ -1,9 +1,11 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { DifferState, MapUpdate } from './differ.js';
+import type { MapUpdate } from './differ.js';
+import { shareRows, type SharedHandover } from './handover.js';
 import { SessionMapError, type StoreKind } from './store.js';
-import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
+import { storeKindFor } from './stores.js';
+import { UpdateProducer, type ProducerHandover, type ReadReply, type ReadRequest } from './update.js';
 /** Reads the session map and says how the route table must change. */
 export interface MapReader {
   /**
@@ -14,18 +16,24 @@ export interface MapReader {
   close(): void;
 }
 
+/** What the reader thread starts with. */
+export interface ReaderThreadData {
+  readonly path: string;
+  readonly state: SharedHandover | undefined;
+}
+
 /** Reads on the calling thread: for small maps, `--check`, and when no thread can be started. */
 export class InlineMapReader implements MapReader {
   private readonly producer: UpdateProducer;
 
   /** `kind`: the store kind, when not the one `spec` names by default (tests tune it). */
-  constructor(spec: string, kind?: StoreKind) {
-    this.producer = new UpdateProducer(spec, undefined, kind);
+  constructor(spec: string, kind: StoreKind = storeKindFor(spec)) {
+    this.producer = new UpdateProducer(spec, kind);
   }
 
-  /** The last read, for a reader thread to carry on from. */
-  state(): DifferState | undefined {
-    return this.producer.state();
+  /** What a reader thread needs to carry on from here (UpdateProducer.handOver). */
+  handOver(): ProducerHandover | undefined {
+    return this.producer.handOver();
   }
 
   read(full: boolean): Promise<MapUpdate | undefined> {
@@ -51,20 +59,34 @@ export const READER_NICE = 10;
 const SCRIPT_EXTENSION = extname(fileURLToPath(import.meta.url));
 const WORKER_SCRIPT = new URL(`./reader-thread${SCRIPT_EXTENSION}`, import.meta.url);
 
+/**
+ * The reader thread's young generation, in MiB (V8 makes three semi-spaces
+ * of it). A whole read makes megabytes of short-lived garbage, for which V8
+ * grows a thread's young generation to up to 48 MiB by default; held to this
+ * size the thread collects it more often, in short scavenges of its own (a
+ * whole read of 100,000 rows took as long), and a spawned proxy at 100,000
+ * sessions peaked 4–7 MiB lower through a full re-read (README "Performance").
+ */
+export const THREAD_YOUNG_GENERATION_MB = 6;
+
 function newWorker(workerData: unknown): Worker {
-  if (SCRIPT_EXTENSION === '.js') return new Worker(WORKER_SCRIPT, { workerData });
+  const options = { workerData, resourceLimits: { maxYoungGenerationSizeMb: THREAD_YOUNG_GENERATION_MB } };
+  if (SCRIPT_EXTENSION === '.js') return new Worker(WORKER_SCRIPT, options);
   // Running from source (the tests): Node 20 does not give threads the main
   // thread's loader hooks, so the thread registers tsx before loading the script.
   const tsx = import.meta.resolve('tsx/esm/api');
   const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_SCRIPT.href)}); })`;
-  return new Worker(bootstrap, { eval: true, workerData });
+  return new Worker(bootstrap, { ...options, eval: true });
 }
 
 /**
  * Reads on a worker thread, so that neither SQLite's read nor JSON.parse of a
  * large map blocks request serving. The thread keeps its own read-only
- * connection and the last read, and sends back only what changed. Should the
- * thread fail, reads fall back to the calling thread (`onThreadFailed` says so once).
+ * connection and the last read, and sends back only what changed. It starts
+ * from what the main thread's reads left (the differ's last read, the SQLite
+ * store's ledger), so its first read of a change is a read of changes, not a
+ * whole read. Should the thread fail, reads fall back to the calling thread
+ * (`onThreadFailed` says so once).
  */
 export class WorkerMapReader implements MapReader {
   private worker: Worker | undefined;
@@ -75,7 +97,7 @@ export class WorkerMapReader implements MapReader {
   /** Starts the thread at once, so that it is ready by the next change; `state` is where it carries on from. */
   constructor(
     private readonly path: string,
-    state: DifferState | undefined,
+    state: ProducerHandover | undefined,
     private readonly onThreadFailed: (err: Error) => void = () => {},
   ) {
     this.worker = this.startWorker(state);
@@ -99,8 +121,8 @@ export class WorkerMapReader implements MapReader {
     this.failPending(new SessionMapError('unreadable', this.path, `session map ${this.path}: reader closed`));
   }
 
-  private startWorker(state: DifferState | undefined): Worker {
-    const worker = newWorker({ path: this.path, state });
+  private startWorker(state: ProducerHandover | undefined): Worker {
+    const worker = newWorker({ path: this.path, state: state === undefined ? undefined : shareRows(state) } satisfies ReaderThreadData);
     worker.unref();
     worker.on('message', (reply: ReadReply) => {
       const waiter = this.pending.get(reply.id);

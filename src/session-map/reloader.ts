@@ -208,17 +208,19 @@ export class MapReloader {
 
   /**
    * From now on the map is read on a worker thread. The thread starts with the
-   * last read, so the next change is again a small diff, not a rebuild.
+   * last read and what the store knows, so the next change is again a small
+   * diff, not a rebuild.
    */
   private moveToThread(): void {
     const inline = this.reader;
     if (!(inline instanceof InlineMapReader)) return;
-    this.reader = new WorkerMapReader(this.spec, inline.state(), (err) => this.report.threadFailed(err));
+    this.reader = new WorkerMapReader(this.spec, inline.handOver(), (err) => this.report.threadFailed(err));
     inline.close();
     this.threaded = true;
-    // A first read on the thread now, not at the next change: the thread's
-    // store starts with nothing (a database store reads the whole table), so
-    // the next change is then read as quickly as later ones.
+    // A first read on the thread now, not at the next change: a store that
+    // cannot hand over what it knows (a database store) starts with nothing
+    // and reads the whole table, so the next change is then read as quickly
+    // as later ones.
     setImmediate(() => void this.reload());
   }
 

@@ -20,7 +20,7 @@ export class RowLedger {
    */
   private readonly hashes: Uint32Array;
   /** Rows read since the whole read (all past its highest rowid), by rowid, each with its LF. */
-  private readonly added = new Map<number, string>();
+  private readonly added: Map<number, string> = new Map();
   /** Rows now in the table, as far as the reads can tell. */
   count: number;
   /** Highest rowid read so far (0 for an empty table). */
@@ -40,7 +40,14 @@ export class RowLedger {
     private readonly base: string,
     private readonly rowids: Float64Array,
     readonly identityFields: 1 | 2,
+    /** What a ledger handed over from another thread (`handOver`) had worked out and seen since. */
+    since?: Omit<LedgerHandover, 'table' | 'file' | 'commits' | 'base' | 'rowids' | 'identityFields'>,
   ) {
+    if (since !== undefined) {
+      ({ starts: this.starts, hashes: this.hashes, gone: this.gone, count: this.count, max: this.max } = since);
+      this.added = new Map(since.added);
+      return;
+    }
     this.starts = new Uint32Array(rowids.length + 1);
     this.hashes = new Uint32Array(rowids.length);
     let at = 0;
@@ -55,6 +62,21 @@ export class RowLedger {
     this.gone = new Uint8Array(rowids.length);
     this.count = rowids.length;
     this.max = rowids.length === 0 ? 0 : rowids[rowids.length - 1];
+  }
+
+  /**
+   * Everything this ledger holds, as plain data that can be posted to another
+   * thread (see `RowLedger.from`): a reader thread that ends hands its ledger
+   * to the next one, whose first read of changes then needs no whole read.
+   */
+  handOver(): LedgerHandover {
+    const { table, file, commits, base, rowids, identityFields, starts, hashes, gone, count, max } = this;
+    return { table, file, commits, base, rowids, identityFields, starts, hashes, gone, count, max, added: [...this.added] };
+  }
+
+  /** The ledger another thread handed over. */
+  static from(h: LedgerHandover): RowLedger {
+    return new RowLedger(h.table, h.file, h.commits, h.base, h.rowids, h.identityFields, h);
   }
 
   /** The row now at `rowid` (with its LF), or undefined when there is none. */
@@ -110,6 +132,22 @@ export class RowLedger {
   private startIndex(offset: number): number {
     return search(this.starts, this.rowids.length, offset);
   }
+}
+
+/** A ledger as plain data (RowLedger.handOver), for another thread. */
+export interface LedgerHandover {
+  readonly table: string;
+  readonly file: string;
+  readonly commits: number;
+  readonly base: string;
+  readonly rowids: Float64Array;
+  readonly identityFields: 1 | 2;
+  readonly starts: Uint32Array;
+  readonly hashes: Uint32Array;
+  readonly gone: Uint8Array;
+  readonly added: [number, string][];
+  readonly count: number;
+  readonly max: number;
 }
 
 /** FNV-1a of the identity (the first `fields` fields) of the row that starts at `at` in `text`. */

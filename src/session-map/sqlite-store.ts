@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { SessionMapError, type SessionMapFailure } from './store.js';
 import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from './rows.js';
 import type { FileMap, MapChanges, MapRead, MapRouting } from './store.js';
-import { RowLedger } from './sqlite-ledger.js';
+import { RowLedger, type LedgerHandover } from './sqlite-ledger.js';
 import { MAX_DIFF_ENTRIES } from './differ.js';
 
 /**
@@ -80,7 +80,23 @@ export class SqliteSessionMap implements FileMap {
   /** What the reads so far saw, for reads of changes; undefined: the next read must be whole. */
   private ledger: RowLedger | undefined;
 
-  constructor(readonly path: string) {}
+  /** `handedOver`: what the same map's store on another thread had seen (see `handOver`). */
+  constructor(
+    readonly path: string,
+    handedOver?: LedgerHandover,
+  ) {
+    if (handedOver !== undefined) this.ledger = RowLedger.from(handedOver);
+  }
+
+  /**
+   * What this store has seen of the map, for a store on another thread to
+   * carry on from with reads of changes (undefined: its first read is whole).
+   * The ledger says which file and table it holds for, so a map replaced in
+   * between is read whole all the same.
+   */
+  handOver(): LedgerHandover | undefined {
+    return this.ledger?.handOver();
+  }
 
   version(): string | undefined {
     try {

@@ -96,6 +96,14 @@ export interface MapStore {
    * periodic whole read (update.ts). Rejects with SessionMapError.
    */
   readChanges?(): Promise<MapChanges | undefined>;
+  /**
+   * Optional: what this store knows of its earlier reads, as data that can be
+   * posted to another thread, for the store StoreKind.open makes of it there
+   * to carry on from (undefined: nothing worth handing over). The reader
+   * thread starts with it (reader.ts), so that its first read of a change is
+   * not a whole read.
+   */
+  handOver?(): unknown;
   /** Releases handles and connections; the store may be used again afterwards (it reopens). */
   close(): void;
 }
@@ -114,6 +122,8 @@ export interface FileMap {
   read(): MapRead;
   /** As MapStore.readChanges, synchronously, for the formats that can tell. */
   readChanges?(): MapChanges | undefined;
+  /** As MapStore.handOver, for the formats that keep something between reads. */
+  handOver?(): unknown;
   close(): void;
 }
 
@@ -140,8 +150,12 @@ export interface ChangeWatch {
 
 /** A kind of store: how to open one, and how to hear that it may have changed. */
 export interface StoreKind {
-  /** Opens the store `spec` names (a path, a URL). Opening does no I/O; reads do. */
-  open(spec: string): MapStore;
+  /**
+   * Opens the store `spec` names (a path, a URL). Opening does no I/O; reads
+   * do. `handedOver`: what a store of this kind on another thread handed over
+   * (MapStore.handOver), when the kind takes it.
+   */
+  open(spec: string, handedOver?: unknown): MapStore;
   /**
    * Calls `onMaybeChanged` whenever the map `spec` names may have changed
    * (and at least every poll interval). It is fine to call it too often: a

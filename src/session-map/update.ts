@@ -1,8 +1,10 @@
 import { performance } from 'node:perf_hooks';
-import { MapDiffer, type DifferState, type MapUpdate } from './differ.js';
+import { MapDiffer, type MapUpdate } from './differ.js';
 import type { SessionMapFailure } from './store.js';
 import type { MapStore, StoreKind } from './store.js';
-import { storeKindFor } from './stores.js';
+import type { ProducerHandover } from './handover.js';
+
+export type { ProducerHandover } from './handover.js';
 
 /**
  * How long changes read on their own (MapStore.readChanges) may stand before
@@ -28,20 +30,32 @@ export class UpdateProducer {
   /** When the first change read on its own since the last whole read was read (performance.now()). */
   private unverifiedSince: number | undefined;
   private readonly verifyAfterMs: number;
+  /** Whole reads made so far (for the reader thread's garbage collection after each). */
+  wholeReads = 0;
 
   /**
-   * Opens the store `spec` names; `state` is a differ state handed over from
-   * another producer; `verifyAfterMs` (tests) replaces VERIFY_AFTER_MS.
+   * Opens the store `spec` names, of `kind` (stores.ts says which; the reader
+   * thread imports only that kind's module); `handedOver` is what another
+   * producer handed over; `verifyAfterMs` (tests) replaces VERIFY_AFTER_MS.
    */
-  constructor(spec: string, state?: DifferState, kind: StoreKind = storeKindFor(spec), verifyAfterMs = VERIFY_AFTER_MS) {
-    this.store = kind.open(spec);
-    this.differ = new MapDiffer(state);
+  constructor(spec: string, kind: StoreKind, handedOver?: ProducerHandover, verifyAfterMs = VERIFY_AFTER_MS) {
+    this.store = kind.open(spec, handedOver?.store);
+    this.differ = new MapDiffer(handedOver?.differ);
     this.verifyAfterMs = verifyAfterMs;
   }
 
-  /** The last read, for a producer on another thread to carry on from. */
-  state(): DifferState | undefined {
-    return this.differ.state();
+  /**
+   * What a producer on another thread needs to carry on from here (the reader
+   * thread, from the main thread's reads), so that its first read after a
+   * change is a read of changes and a diff, not a whole read. Undefined when
+   * the store cannot hand over what it knows, or when changes read on their
+   * own still await the whole read that checks them (VERIFY_AFTER_MS; the
+   * next producer would not know it is due): the next producer then starts
+   * with a whole read.
+   */
+  handOver(): ProducerHandover | undefined {
+    if (this.store.handOver === undefined || this.unverifiedSince !== undefined) return undefined;
+    return { differ: this.differ.state(), store: this.store.handOver() };
   }
 
   /**
@@ -64,6 +78,7 @@ export class UpdateProducer {
     }
     if (update === undefined) {
       // A whole read: after changes read on their own, its diff is whatever they missed.
+      this.wholeReads++;
       update = this.differ.next(await this.store.read(), full);
       this.unverifiedSince = undefined;
     }
@@ -84,4 +99,3 @@ export interface ReadRequest {
 export type ReadReply =
   | { readonly id: number; readonly update: MapUpdate | undefined }
   | { readonly id: number; readonly failure: SessionMapFailure; readonly message: string };
-

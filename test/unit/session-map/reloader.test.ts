@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { createLogger } from '../../../src/log.js';
-import { InlineMapReader, READER_NICE, type MapReader } from '../../../src/session-map/reader.js';
+import { InlineMapReader, READER_NICE, THREAD_YOUNG_GENERATION_MB, type MapReader } from '../../../src/session-map/reader.js';
 import { MapReloader, type MapReloaderOptions } from '../../../src/session-map/reloader.js';
 import { RouteTable } from '../../../src/routing/route-table.js';
 import { MAP_LOG, ReloadReporter } from '../../../src/session-map/reload-report.js';
@@ -210,11 +210,8 @@ function threadNices(): number[] {
   });
 }
 
-test('the reader thread runs at a lower CPU priority than requests (Linux), so that on a busy core reads yield to them', async (t) => {
-  if (!existsSync('/proc/self/task')) return t.skip('no /proc/self/task on this system');
-  const own = Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]?.split(' ')[16]);
-  const lowered = Math.min(19, own + READER_NICE);
-  const before = threadNices().filter((n) => n === lowered).length;
+/** A reloader of a two-session map (alice, bob) whose reads have moved to the reader thread. */
+async function onReaderThread(t: TestContext) {
   const { path, reloader, ports } = setup(t, 'session_map.sqlite', { workerThreshold: 1 });
   const galaxy = new GalaxySqliteWriter(path);
   galaxy.addSession('alice', '127.0.0.1', 8001);
@@ -222,7 +219,26 @@ test('the reader thread runs at a lower CPU priority than requests (Linux), so t
   galaxy.addSession('bob', '127.0.0.1', 8002);
   await reloader.reload();
   assert.ok(reloader.readsOnThread);
+  return { galaxy, reloader, ports };
+}
+
+test('the reader thread runs at a lower CPU priority than requests (Linux), so that on a busy core reads yield to them', async (t) => {
+  if (!existsSync('/proc/self/task')) return t.skip('no /proc/self/task on this system');
+  const own = Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]?.split(' ')[16]);
+  const lowered = Math.min(19, own + READER_NICE);
+  const before = threadNices().filter((n) => n === lowered).length;
+  const { ports } = await onReaderThread(t);
   await waitUntil(`a thread at nice ${lowered}`, () => threadNices().filter((n) => n === lowered).length > before || undefined, { timeoutMs: 10_000, everyMs: 20 });
   assert.equal(threadNices().filter((n) => n === own).length >= 1, true, 'the other threads keep the process priority');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
+});
+
+test("the reader thread's young generation is held small (V8 resourceLimits): a whole read of a large map would grow it to 48 MiB and keep it", async (t) => {
+  const { galaxy, reloader, ports } = await onReaderThread(t);
+  const thread = (reloader as unknown as { reader: { worker: Worker } }).reader.worker;
+  assert.equal(thread.resourceLimits?.maxYoungGenerationSizeMb, THREAD_YOUNG_GENERATION_MB);
+  // And it reads: a whole read (forced) on the thread with that limit.
+  galaxy.addSession('carol', '127.0.0.1', 8003);
+  assert.equal(await reloader.reload(true), 'reloaded');
+  assert.deepEqual(ports(), { alice: 8001, bob: 8002, carol: 8003 });
 });

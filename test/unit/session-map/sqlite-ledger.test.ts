@@ -199,3 +199,29 @@ test('rowids an admin wrote by hand: negative ones are read (whole and as change
   galaxy.addSession('after', 'localhost', 5);
   assert.equal(store.readChanges(), undefined, 'no ledger for rowids that large');
 });
+
+test('a ledger handed to another thread (as posted: structured clone) reads the same changes as the one it came from, rows read since included', (t) => {
+  const { galaxy, store, path } = galaxyMap(t, 6);
+  galaxy.addSession('s1', 'localhost', 7001);
+  galaxy.removeSession('s2');
+  galaxy.addSession('new', '10.0.0.1', 8000);
+  assert.equal(store.readChanges()?.inserted, row('s1', 7001) + row('new', 8000, '10.0.0.1'));
+  const handedOver = store.handOver();
+  assert.ok(handedOver !== undefined);
+  const taken = new SqliteSessionMap(path, structuredClone(handedOver));
+  t.after(() => taken.close());
+  // Changes touching a row read since (s1), a base row (s0) and one gone since (s2).
+  galaxy.addSession('s1', 'localhost', 7011);
+  galaxy.removeSession('s0');
+  galaxy.addSession('s2', 'localhost', 7002);
+  galaxy.addSession('later', 'localhost', 7100);
+  const expected = {
+    format: 'sqlite gxproxy2',
+    routing: 'cookie',
+    removed: row('s0', 9000) + row('s1', 7001),
+    inserted: row('s1', 7011) + row('s2', 7002) + row('later', 7100),
+  };
+  assert.deepEqual(taken.readChanges(), expected);
+  assert.deepEqual(store.readChanges(), expected, 'the store it came from reads the same');
+  assert.equal(new SqliteSessionMap(path).handOver(), undefined, 'a store that has read nothing hands over nothing');
+});

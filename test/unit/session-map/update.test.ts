@@ -15,6 +15,8 @@ import { forEachRow, linesOf, toSnapshot } from '../../../src/session-map/rows.j
 import { fileStores } from '../../../src/session-map/file-store.js';
 import type { MapStore, StoreKind } from '../../../src/session-map/store.js';
 import { UpdateProducer } from '../../../src/session-map/update.js';
+import { shareRows, unshareRows } from '../../../src/session-map/handover.js';
+import { serialize } from 'node:v8';
 import { GalaxySqliteWriter } from '../../helpers/galaxy-map.js';
 import { read, temp } from '../../helpers/map-read.js';
 import { Random } from '../../helpers/random.js';
@@ -23,8 +25,8 @@ import { Random } from '../../helpers/random.js';
 function countingKind(): { kind: StoreKind; counts: { whole: number; changes: number } } {
   const counts = { whole: 0, changes: 0 };
   const kind: StoreKind = {
-    open(spec: string): MapStore {
-      const inner = fileStores.open(spec);
+    open(spec: string, handedOver?: unknown): MapStore {
+      const inner = fileStores.open(spec, handedOver);
       return {
         label: inner.label,
         version: () => inner.version(),
@@ -37,6 +39,7 @@ function countingKind(): { kind: StoreKind; counts: { whole: number; changes: nu
           if (changes !== undefined) counts.changes++;
           return changes;
         },
+        handOver: () => inner.handOver!(),
         close: () => inner.close(),
       };
     },
@@ -62,7 +65,7 @@ function setup(t: TestContext, verifyAfterMs: number) {
   const path = join(temp(t), 'session_map.sqlite');
   const galaxy = new GalaxySqliteWriter(path);
   const { kind, counts } = countingKind();
-  const producer = new UpdateProducer(path, undefined, kind, verifyAfterMs);
+  const producer = new UpdateProducer(path, kind, undefined, verifyAfterMs);
   t.after(() => producer.close());
   return { path, galaxy, counts, producer };
 }
@@ -187,4 +190,36 @@ test('the file touched without a commit (its times move, so the version does): a
   chmodSync(path, 0o644);
   assert.equal((await producer.produce(false))?.kind, 'same');
   assert.deepEqual(counts, { whole: 1, changes: 2 });
+});
+
+test("a producer started from another one's handover (the reader thread, from the main thread's reads) reads the next commits as changes, not whole; the map's text is posted once", async (t) => {
+  const { path, galaxy, producer } = setup(t, 60_000);
+  galaxy.addMany(Array.from({ length: 300 }, (_, i): [string, string, number] => [`key${i}`, '127.0.0.1', 8000 + i]));
+  let map = apply(new Map(), await producer.produce(false));
+  const handover = producer.handOver();
+  assert.ok(handover !== undefined);
+  // As the reader thread gets it: posted (a structured clone) with the shared text once.
+  const posted = structuredClone(shareRows(handover));
+  const text = handover.differ?.rows ?? '';
+  assert.ok(text.length > 5000);
+  assert.ok(serialize(handover).length - serialize(posted).length >= text.length - 64, 'the text the differ and the ledger share is posted once');
+  const next = countingKind();
+  const taken = new UpdateProducer(path, next.kind, unshareRows(posted));
+  t.after(() => taken.close());
+  galaxy.addSession('new', '127.0.0.1', 9000);
+  galaxy.addSession('key5', '127.0.0.1', 9005);
+  map = apply(map, await taken.produce(false));
+  galaxy.removeSession('key7');
+  map = apply(map, await taken.produce(false));
+  assert.deepEqual(next.counts, { whole: 0, changes: 2 });
+  assert.deepEqual(map, await truth(path));
+  assert.equal(taken.handOver(), undefined, 'changes read on their own await their check: nothing to hand over until then');
+
+  // Without the store's part (no ledger) the first read is a whole one, and still a diff.
+  const bare = countingKind();
+  const fresh = new UpdateProducer(path, bare.kind, { differ: unshareRows(posted).differ, store: undefined });
+  t.after(() => fresh.close());
+  const update = await fresh.produce(false);
+  assert.equal(update?.kind, 'diff');
+  assert.deepEqual(bare.counts, { whole: 1, changes: 0 });
 });
