@@ -46,16 +46,17 @@ export class UpdateProducer {
 
   /**
    * What a producer on another thread needs to carry on from here (the reader
-   * thread, from the main thread's reads), so that its first read after a
-   * change is a read of changes and a diff, not a whole read. Undefined when
-   * the store cannot hand over what it knows, or when changes read on their
-   * own still await the whole read that checks them (VERIFY_AFTER_MS; the
-   * next producer would not know it is due): the next producer then starts
-   * with a whole read.
+   * thread, from the main thread's reads): the differ's last read, so that
+   * its first update is a diff, not a rebuild; and what the store knows, so
+   * that its first read after a change is a read of changes, not a whole
+   * read. The store's part is left out when it has nothing to hand over (a
+   * database store), or when changes read on their own still await the whole
+   * read that checks them (VERIFY_AFTER_MS; the next producer would not know
+   * it is due): the next producer then starts with a whole read, and its
+   * diff against the differ's last read is whatever was missed.
    */
-  handOver(): ProducerHandover | undefined {
-    if (this.store.handOver === undefined || this.unverifiedSince !== undefined) return undefined;
-    return { differ: this.differ.state(), store: this.store.handOver() };
+  handOver(): ProducerHandover {
+    return { differ: this.differ.state(), store: this.unverifiedSince === undefined ? this.store.handOver?.() : undefined };
   }
 
   /**

@@ -342,8 +342,6 @@ describe('PostgreSQL store on the reader thread (a large map)', () => {
     await writer.bulkInsert(200, '127.0.0.1', 5400);
     await writer.installReadmeTrigger();
     const proxy = await startInProcessProxy(t, { sessionsPath: cluster.url(db), mapThreadFrom: 100, pollIntervalMs: 0, metricsPort: 0, metricsIp: '127.0.0.1' });
-    // One read through the thread (it compiles its modules first under tsx).
-    await proxy.daemon.reload();
     assert.ok(proxy.daemon.reloader?.readsOnThread, 'a map past mapThreadFrom is read on the reader thread');
     const health = async (): Promise<{ sessions: number; sessionMap: { store: PostgresStatus } }> =>
       JSON.parse((await request(proxy.daemon.metricsAddress!.port, { path: '/health' })).body) as { sessions: number; sessionMap: { store: PostgresStatus } };
@@ -356,6 +354,9 @@ describe('PostgreSQL store on the reader thread (a large map)', () => {
     assert.equal(sessions, 200);
     assert.ok((sessionMap.store.lastSyncAtMs ?? 0) > before, 'reads on the thread count as syncs');
     await waitUntil('change detection known', async () => (await health()).sessionMap.store.changeDetection === 'row-versions' || undefined, { timeoutMs: 10_000, everyMs: 100 });
+    // The thread started from the main thread's last read: its first whole
+    // read (the table, since the store could hand nothing over) was no rebuild.
+    assert.deepEqual(proxy.logs.withMsg(MAP_LOG.reloaded).map((l) => l.update), ['full', 'diff', 'diff'], 'one rebuild, at start-up');
   });
 });
 

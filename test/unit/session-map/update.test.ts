@@ -213,7 +213,12 @@ test("a producer started from another one's handover (the reader thread, from th
   map = apply(map, await taken.produce(false));
   assert.deepEqual(next.counts, { whole: 0, changes: 2 });
   assert.deepEqual(map, await truth(path));
-  assert.equal(taken.handOver(), undefined, 'changes read on their own await their check: nothing to hand over until then');
+  const unchecked = taken.handOver();
+  assert.equal(unchecked.store, undefined, "changes read on their own await their check: the store's part is held back until then");
+  // The differ's part goes over all the same: a producer started from it reads the whole map once, finds nothing missed, rebuilds nothing.
+  const checking = new UpdateProducer(path, countingKind().kind, unchecked);
+  t.after(() => checking.close());
+  assert.equal((await checking.produce(false))?.kind, 'same');
 
   // Without the store's part (no ledger) the first read is a whole one, and still a diff.
   const bare = countingKind();
