@@ -262,6 +262,17 @@ describe('PostgreSQL store: reads of what changed', () => {
     const update = differ.changes(changes);
     assert.equal(update?.kind, 'diff');
     assert.equal((await store.read()).rows, differ.state()?.rows);
+    // A whole read after a whole read, with a removal, an UPDATE in place and a save between (as after a reconnection).
+    await writer.remove('bulk20');
+    await cluster.query(`UPDATE gxitproxy SET port = 5405 WHERE key = 'bulk21'`, [], db);
+    await writer.save({ key: 'new3', token: 't', host: '127.0.0.1', port: 5406 });
+    const again = await store.read();
+    const fresh = postgresStoreKind(FAST).open(cluster.url(db));
+    t.after(() => fresh.close());
+    assert.deepEqual(sorted(again.rows), sorted((await fresh.read()).rows));
+    const next = differ.next(again);
+    assert.equal(next.kind, 'diff');
+    assert.ok(next.kind === 'diff' && next.removals.split('\n').filter((l) => l !== '').length === 1, 'one entry point gone');
   });
 
   test('a deletion is seen by the count and found by bucket; so is a deletion hidden behind an insert', async (t) => {
@@ -325,7 +336,10 @@ describe('PostgreSQL store: reads of what changed', () => {
     const { readAndCompare } = storeFor(t, cluster.url(db));
     await readAndCompare('first read');
     await cluster.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'galaxy-gie-proxy'`, [db]);
+    // While the store is away: a save, a removal and an UPDATE in place, which the whole read must all carry.
     await writer.save({ key: 'during', token: 't', host: '127.0.0.1', port: 5301 });
+    await writer.remove('bulk3');
+    await cluster.query(`UPDATE gxitproxy SET port = 5303 WHERE key = 'bulk4'`, [], db);
     // Reads fail until the store has its new connection; the first one then reads the whole table.
     const how = await waitUntil('read after the reconnection', () => readAndCompare('after the reconnection').catch(() => undefined), { timeoutMs: 15_000, everyMs: 50 });
     assert.equal(how, 'full');

@@ -152,19 +152,41 @@ function rowsById(text: string): Map<string, string> {
 }
 
 /**
- * The rows of a whole read (`rows`, in key order) in the order of the last
- * read's (`before`), then the entry points not in it: the differ then lines
- * the two reads up in one pass (the rows are mostly the same; only their
- * order would differ).
+ * The cache brought up to a whole read (`read`, in key order), in place: a
+ * row as it was keeps its string and its place, a changed one its place, a
+ * new one goes last, and the rows the read no longer has are dropped. The
+ * rows then come in the order of the last read, so that the differ lines
+ * the two reads up in one pass, and the bucket sets follow without being
+ * built again; the read's own rows are not kept (no second map of every
+ * entry point, little garbage).
  */
-function inOrderOf(before: ReadonlyMap<string, string>, rows: ReadonlyMap<string, string>): Map<string, string> {
-  const ordered = new Map<string, string>();
-  for (const id of before.keys()) {
-    const line = rows.get(id);
-    if (line !== undefined) ordered.set(id, line);
+function refresh(cache: Cache, epoch: number, read: RowsRead): Cache {
+  const { rows, buckets } = cache;
+  const sizeBefore = rows.size;
+  let matched = 0;
+  forEachLine(read.rows, 0, Infinity, (line) => {
+    const id = rawEntryPointIdentity(line);
+    const was = rows.get(id);
+    if (was === undefined) {
+      rows.set(id, `${line}\n`);
+      bucketAdd(buckets, id);
+      return;
+    }
+    matched++;
+    if (was.length !== line.length + 1 || !was.startsWith(line)) rows.set(id, `${line}\n`);
+  });
+  if (matched !== sizeBefore || rows.size !== read.n) {
+    // Rows gone since (or identities this side cannot tell apart): keep only those of this read.
+    const ids = new Set<string>();
+    forEachLine(read.rows, 0, Infinity, (line) => ids.add(rawEntryPointIdentity(line)));
+    for (const id of rows.keys()) {
+      if (!ids.has(id)) {
+        rows.delete(id);
+        bucketDelete(buckets, id);
+      }
+    }
   }
-  for (const [id, line] of rows) if (!ordered.has(id)) ordered.set(id, line);
-  return ordered;
+  return { epoch, horizon: read.horizon, count: read.n, rows, buckets };
 }
 
 /**
@@ -242,7 +264,7 @@ export class PostgresMapStore implements MapStore {
 
   /**
    * The whole table, in one statement (one snapshot). After an earlier read
-   * its rows come in the order of that one (see inOrderOf).
+   * its rows come in the order of that one (see refresh).
    */
   async read(): Promise<MapRead> {
     const connection = this.acquired();
@@ -252,13 +274,10 @@ export class PostgresMapStore implements MapStore {
     try {
       const read = (await connection.query<RowsRead>(client, ROWS_QUERY)).rows[0] ?? { horizon: '0', n: 0, rows: '' };
       this.reads.full++;
-      let rows = rowsById(read.rows);
-      let text = read.rows;
-      if (before !== undefined) {
-        rows = inOrderOf(before.rows, rows);
-        text = [...rows.values()].join('');
-      }
-      this.cache = newCache(connection.epoch, read, rows);
+      // The first read as the server sent it; later ones in the order of the one before.
+      const cache = before === undefined ? newCache(connection.epoch, read, rowsById(read.rows)) : refresh(before, connection.epoch, read);
+      const text = before === undefined ? read.rows : [...cache.rows.values()].join('');
+      this.cache = cache;
       connection.lastSyncAt = Date.now();
       // (key, key_type) is the table's primary key: identities cannot repeat.
       return { format: POSTGRES_FORMAT, routing: 'entry-point', rows: text, uniqueKeys: true, skipped: new Map() };
