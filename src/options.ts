@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { normalizePathPrefix } from './routing/entry-point-router.js';
 import { AllowListSyntaxError, TargetAllowList } from './routing/target-allow-list.js';
 import { isPostgresUrl } from './session-map/postgres/url.js';
+import { resolveSessionsSpec } from './session-map/sqlalchemy-url.js';
 
 /**
  * A configuration value that cannot be used. `option` is the name the caller
@@ -89,12 +90,19 @@ function text(reason: string): Kind<string> {
 const path: Kind<string> = { ...text('must be a file path'), onCommandLine: (value) => resolve(value) };
 
 /**
- * The session map: a file path as above, or a PostgreSQL URL, taken as it is
- * (checked by the CLI and the store, whose errors never repeat it: it may
- * hold a password, which commander would print).
+ * The session map: a file path as above, or a database URL as Galaxy's
+ * `interactivetoolsproxy_map` holds it (sqlalchemy-url.ts): a SQLite URL
+ * becomes the file's absolute path, as Galaxy resolves it; a PostgreSQL URL
+ * is kept as it is (checked by the CLI and the store). Any other dialect,
+ * or a SQLite URL that names no file, throws SessionsUrlError, not a
+ * Refusal: the message must not repeat the value (it may hold a password,
+ * which commander would print).
  */
 const sessions: Kind<string> = {
-  ...text('must be a file path or a postgresql:// URL'),
+  accept(value) {
+    if (typeof value !== 'string' || value.length === 0) throw new Refusal('must be a file path or a database URL (sqlite:///… or postgresql://…)');
+    return resolveSessionsSpec(value);
+  },
   onCommandLine: (value) => (isPostgresUrl(value) ? value : resolve(value)),
 };
 
@@ -280,7 +288,7 @@ export const OPTION_TABLE = {
    */
   sessionsPath: spec<string | undefined>({
     flag: '--sessions <file>',
-    help: 'Routes file to monitor (SQLite or JSON), or the postgresql:// URL of an Interactive Tools map',
+    help: 'Routes file to monitor (SQLite or JSON), or a database URL as galaxy.yml has it (sqlite:///…, postgresql://…)',
     kind: optional<string, undefined>(sessions, undefined),
     default: 'database/session_map.sqlite',
     absent: 'none: header mode',

@@ -12,7 +12,8 @@ import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, t
 import { removePidFile } from '../admin/pid-file.js';
 import { logProcessWarnings } from './process-warnings.js';
 import { formatTriggerReport, installTrigger } from '../session-map/postgres/trigger.js';
-import { isPostgresUrl, parsePostgresUrl, PostgresUrlError } from '../session-map/postgres/url.js';
+import { isPostgresUrl, parsePostgresUrl } from '../session-map/postgres/url.js';
+import { SessionsUrlError } from '../session-map/sqlalchemy-url.js';
 import { resolveOptions } from '../options.js';
 
 /** How often a PostgreSQL map is polled unless --poll-interval says otherwise (gx-it-proxy's --pollingInterval default). */
@@ -66,8 +67,9 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
       process.stderr.write(`${commandLineMessage(err)}\n(run with --help for usage)\n`);
       process.exit(EXIT.usage);
     }
-    if (err instanceof PostgresUrlError) {
-      process.stderr.write(`error: ${err.message}\n(run with --help for usage)\n`);
+    if (err instanceof SessionsUrlError) {
+      // One line, which says what is supported; never the value (it may hold a password).
+      process.stderr.write(`error: ${err.message}\n`);
       process.exit(EXIT.usage);
     }
     throw err;

@@ -27,10 +27,15 @@ export interface PgpassTarget {
   readonly user?: string;
 }
 
-/** The file libpq would read: `PGPASSFILE`, else `$HOME/.pgpass`; undefined without either. */
-export function pgpassPath(env: NodeJS.ProcessEnv): string | undefined {
+/**
+ * The file libpq would read: `PGPASSFILE`, else `.pgpass` in the home
+ * directory (HOME, else `home`: the user's entry in the password database,
+ * as libpq falls back to it); undefined without any.
+ */
+export function pgpassPath(env: NodeJS.ProcessEnv, home?: string): string | undefined {
   if (env.PGPASSFILE !== undefined && env.PGPASSFILE !== '') return env.PGPASSFILE;
   if (env.HOME !== undefined && env.HOME !== '') return join(env.HOME, '.pgpass');
+  if (home !== undefined && home !== '') return join(home, '.pgpass');
   return undefined;
 }
 

@@ -143,7 +143,7 @@ test('a front door has its own name, description and defaults, and the same flag
   const program = buildProgram(door);
   const help = program.helpInformation();
   assert.match(help, /^Usage: other-proxy \[options\]\n\nAnother door\.\n/);
-  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\), or the\s+postgresql:\/\/ URL of an Interactive Tools map\s+\(default:\s+"\/srv\/other\.sqlite"\)/);
+  assert.match(help, /--sessions <file> +Routes file to monitor \(SQLite or JSON\), or a\s+database URL as galaxy\.yml has it \(sqlite:\/\/\/…,\s+postgresql:\/\/…\)\s+\(default:\s+"\/srv\/other\.sqlite"\)/);
   assert.match(help, /\(default: 5000\)/);
   assert.deepEqual(
     program.options.map((o) => o.flags),

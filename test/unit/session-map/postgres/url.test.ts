@@ -9,8 +9,11 @@ import type { ClientConfig } from 'pg';
 const readCa = (file: string): string => readFileSync(file, 'utf8');
 import { defaultSocketDir, isPostgresUrl, parsePostgresUrl as parseWith, PostgresPasswordError, PostgresUrlError } from '../../../../src/session-map/postgres/url.js';
 
-/** Parsed without this process's PG* variables (the tests below give their own). */
-const parsePostgresUrl = (url: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof parseWith> => parseWith(url, env);
+/** The machine of these tests: OS user `galaxy`, no home directory in the password database. */
+const MACHINE = { userName: () => 'galaxy', homeDir: () => undefined };
+
+/** Parsed without this process's PG* variables or user (the tests below give their own). */
+const parsePostgresUrl = (url: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof parseWith> => parseWith(url, env, MACHINE);
 
 /** The settings with a password look-up (no password in the URL) shown as LOOKUP. */
 function settings(config: ClientConfig): Record<string, unknown> {
@@ -28,20 +31,21 @@ describe('--sessions postgresql://…', () => {
     for (const url of ['postgresql://h/db', 'postgres://h/db', 'postgresql+psycopg2://h/db', 'postgresql+psycopg://h/db', 'POSTGRESQL://h/db', 'postgresql:///db']) {
       assert.equal(isPostgresUrl(url), true, url);
     }
-    for (const path of ['database/interactivetools_map.sqlite', 'postgresql.sqlite', '/srv/postgres/map.sqlite', 'postgresql:/h/db', 'mysql://h/db']) {
+    for (const path of ['database/interactivetools_map.sqlite', 'postgresql.sqlite', '/srv/postgres/map.sqlite', 'postgresql:/h/db', 'mysql://h/db', 'sqlite:///x.sqlite', 'postgresqlx://h/db']) {
       assert.equal(isPostgresUrl(path), false, path);
     }
   });
 
   test("Galaxy's training-material form: a socket directory in ?host=", () => {
     const { config, label } = parsePostgresUrl('postgresql:///gxitproxy?host=/var/run/postgresql');
-    assert.deepEqual(settings(config), { host: '/var/run/postgresql', database: 'gxitproxy', password: 'LOOKUP', ssl: false });
-    assert.equal(label, 'postgresql:///gxitproxy?host=/var/run/postgresql');
+    // libpq's defaults for the rest: the OS user, port 5432.
+    assert.deepEqual(settings(config), { user: 'galaxy', host: '/var/run/postgresql', port: 5432, database: 'gxitproxy', password: 'LOOKUP', ssl: false });
+    assert.equal(label, 'postgresql://galaxy@/gxitproxy?host=/var/run/postgresql');
   });
 
   test('user, password, host, port, database; the label never holds the password', () => {
     const { config, label } = parsePostgresUrl('postgres://galaxy:s3cr%40t@db.example.org:6543/gxit');
-    assert.deepEqual(config, { user: 'galaxy', password: 's3cr@t', host: 'db.example.org', port: 6543, database: 'gxit', ssl: { rejectUnauthorized: false } });
+    assert.deepEqual(settings(config), { user: 'galaxy', password: 's3cr@t', host: 'db.example.org', port: 6543, database: 'gxit', ssl: { rejectUnauthorized: false } });
     assert.equal(label, 'postgresql://galaxy@db.example.org:6543/gxit');
     assert.doesNotMatch(label, /s3cr/);
   });
@@ -50,19 +54,22 @@ describe('--sessions postgresql://…', () => {
     // No host anywhere: libpq's default socket directory, as Galaxy's `postgresql:///galaxy` reaches it (never TCP to localhost).
     const socket = defaultSocketDir();
     assert.equal(socket, existsSync('/var/run/postgresql') ? '/var/run/postgresql' : '/tmp');
-    assert.deepEqual(settings(parsePostgresUrl('postgresql://', {}).config), { host: socket, password: 'LOOKUP', ssl: false });
-    assert.deepEqual(settings(parsePostgresUrl('postgresql:///gx', {}).config), { host: socket, database: 'gx', password: 'LOOKUP', ssl: false });
-    assert.equal(parsePostgresUrl('postgresql://', {}).label, `postgresql:///?host=${socket}`);
+    // No user anywhere: the OS user (not $USER), and a database of that name, as libpq.
+    assert.deepEqual(settings(parsePostgresUrl('postgresql://', { USER: 'someone-else' }).config), { user: 'galaxy', host: socket, port: 5432, database: 'galaxy', password: 'LOOKUP', ssl: false });
+    assert.deepEqual(settings(parsePostgresUrl('postgresql:///gx', {}).config), { user: 'galaxy', host: socket, port: 5432, database: 'gx', password: 'LOOKUP', ssl: false });
+    assert.equal(parsePostgresUrl('postgresql://', {}).label, `postgresql://galaxy@/galaxy?host=${socket}`);
+    assert.deepEqual(parsePostgresUrl('postgresql://', {}).origins, { user: 'default', dbname: 'default', host: 'default', port: 'default' });
     const env = { PGHOST: 'db.example.org', PGPORT: '6543', PGUSER: 'gx_proxy', PGDATABASE: 'gxit', PGAPPNAME: 'proxy-a' };
     for (const url of ['postgresql://', 'postgresql:///', 'postgres://']) {
       const { config, label } = parsePostgresUrl(url, env);
       assert.deepEqual(settings(config), { host: 'db.example.org', port: 6543, user: 'gx_proxy', database: 'gxit', application_name: 'proxy-a', password: 'LOOKUP', ssl: { rejectUnauthorized: false } }, url);
       assert.equal(label, 'postgresql://gx_proxy@db.example.org:6543/gxit');
+      assert.deepEqual(parsePostgresUrl(url, env).origins, { user: 'PGUSER', dbname: 'PGDATABASE', host: 'PGHOST', port: 'PGPORT' });
     }
     // The URL wins over the variables.
     assert.equal(parsePostgresUrl('postgresql://other@h:5433/db2', env).label, 'postgresql://other@h:5433/db2');
-    assert.equal(parsePostgresUrl('postgresql://', { PGHOST: '/run/postgresql', PGPORT: '5433' }).label, 'postgresql:///?host=/run/postgresql&port=5433');
-    assert.throws(() => parsePostgresUrl('postgresql://', { PGPORT: 'x' }), /^PostgresUrlError: PGPORT "x" is not a port number$/);
+    assert.equal(parsePostgresUrl('postgresql://', { PGHOST: '/run/postgresql', PGPORT: '5433' }).label, 'postgresql://galaxy@/galaxy?host=/run/postgresql&port=5433');
+    assert.throws(() => parsePostgresUrl('postgresql://', { PGPORT: 'x' }), /^PostgresUrlError: PGPORT: port "x" is not a port number$/);
   });
 
   test("the password when the URL has none: PGPASSWORD, else the password file (libpq's order), never stderr", async () => {
@@ -95,7 +102,10 @@ describe('--sessions postgresql://…', () => {
         assert.doesNotMatch(err.message, /from-file/);
         return true;
       });
-      await assert.rejects(lookedUp(parsePostgresUrl(url, {})), /no password file \(neither PGPASSFILE nor HOME is set\)/);
+      await assert.rejects(lookedUp(parsePostgresUrl(url, {})), /no password file \(neither PGPASSFILE nor a home directory\)/);
+      // No HOME (supervisord, env -i): the home directory of the OS user, as libpq.
+      const homeless = parseWith(url, {}, { userName: () => 'galaxy', homeDir: () => dir });
+      assert.equal(await lookedUp(homeless), 'from-home');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -104,7 +114,7 @@ describe('--sessions postgresql://…', () => {
   test('an SQLAlchemy driver suffix is dropped; the socket port and IPv6 hosts are kept', () => {
     assert.deepEqual(settings(parsePostgresUrl('postgresql+psycopg2://u@/gx?host=/tmp&port=5433').config), { user: 'u', host: '/tmp', port: 5433, database: 'gx', password: 'LOOKUP', ssl: false });
     assert.equal(parsePostgresUrl('postgresql+psycopg2://u@/gx?host=/tmp&port=5433').label, 'postgresql://u@/gx?host=/tmp&port=5433');
-    assert.equal(parsePostgresUrl('postgresql://[::1]:5432/gx').label, 'postgresql://[::1]:5432/gx');
+    assert.equal(parsePostgresUrl('postgresql://[::1]:5432/gx').label, 'postgresql://galaxy@[::1]:5432/gx');
   });
 
   test('sslmode has libpq meanings; none over a unix socket', () => {
