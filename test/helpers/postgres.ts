@@ -46,6 +46,12 @@ export interface ClusterOptions {
    * `scram-sha-256` a password is needed over TCP; the unix socket stays `trust`.
    */
   readonly hostAuth?: 'trust' | 'scram-sha-256';
+  /**
+   * The port (and so the socket file `.s.PGSQL.PORT`); default a free one. A
+   * fixed 5432 with `extraSocketDirs: ['/var/run/postgresql']` is what a URL
+   * without host and port reaches, as libpq's defaults have it.
+   */
+  readonly port?: number;
   /** More socket directories beside the temp dir (e.g. libpq's default, /var/run/postgresql). */
   readonly extraSocketDirs?: readonly string[];
   /** Extra `-c name=value` server settings. */
@@ -215,7 +221,7 @@ export class PgCluster {
     this.logFile = join(this.dir, 'server.log');
     const owner = this.owner();
     if (owner !== undefined) chownSync(this.dir, owner.uid, owner.gid);
-    this.port = await freePort();
+    this.port = this.options.port ?? (await freePort());
     const hostAuth = this.options.hostAuth ?? 'trust';
     this.run(join(PG_BIN, 'initdb'), ['-D', this.dataDir, '-U', PG_SUPERUSER, '--auth-local=trust', `--auth-host=${hostAuth}`, '--no-sync', '-E', 'UTF8', '--locale=C']);
     if (this.options.tcp === true) {
