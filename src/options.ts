@@ -118,7 +118,7 @@ const socketFile: Kind<string> = {
     }
     return file;
   },
-  onCommandLine: path.onCommandLine!,
+  onCommandLine: (value) => resolve(value),
 };
 
 /** A file mode (permission bits only), written in octal on the command line: `0660`, `660` or `0o660`. */
@@ -132,8 +132,13 @@ const fileMode: Kind<number> = {
     if (digits === undefined) throw new Refusal('must be an octal file mode from 0000 to 0777, such as 0660');
     return Number.parseInt(digits, 8);
   },
-  show: (value) => `0${value.toString(8).padStart(3, '0')}`,
+  show: formatFileMode,
 };
+
+/** A file mode as admins write it: `0660`. */
+export function formatFileMode(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
 
 const flag: Kind<boolean> = {
   accept(value) {
