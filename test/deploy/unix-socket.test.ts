@@ -9,7 +9,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { cookie, request } from '../helpers/client.js';
@@ -19,7 +20,8 @@ import { IT_PREFIX, saveAndWait, startItProxy } from '../helpers/it-proxy.js';
 import { startNginx } from '../helpers/nginx.js';
 import { freePort } from '../helpers/ports.js';
 import { adapt, readmeBlock } from '../helpers/readme.js';
-import { spawnProxy } from '../helpers/spawned-proxy.js';
+import { MAIN_JS, ProxyProcess, spawnProxy } from '../helpers/spawned-proxy.js';
+import { runBounded, stopChild } from '../helpers/processes.js';
 import { requireTool } from '../helpers/tools.js';
 import { upstreamFor, type Seen, type Upstream } from '../helpers/upstream.js';
 
@@ -180,4 +182,52 @@ test('Apache with the README socket blocks (upgrade=websocket): GIE session cook
   await startFrontServer(t, apache, ['-X', '-d', proxies.dir, '-f', join(proxies.dir, 'httpd.conf')], giePort);
   await assertRoutesThrough(giePort);
   await assertItRoutesThrough(itPort);
+});
+
+/**
+ * The README's systemd unit with the README's socket lines in place of its
+ * ExecStart, for a Galaxy at `root`, run as root (systemd-analyze checks the
+ * user exists), the socket under `runDir` instead of /run.
+ */
+function socketUnit(root: string, runDir: string): string {
+  const lines = readmeBlock('ini', '# galaxy-gie-proxy on a unix socket under systemd').replace(/^#.*\n/, '');
+  let unit = readmeBlock('ini', '# /etc/systemd/system/galaxy-gie-proxy.service\n');
+  unit = unit.replace(/^ExecStart=.*\n/m, lines);
+  unit = adapt(unit, 'ExecStart=/usr/bin/node ', `ExecStart=${process.execPath} `);
+  unit = adapt(unit, '/srv/galaxy', root);
+  unit = adapt(unit, '/run/galaxy-gie-proxy/proxy.sock', join(runDir, 'proxy.sock'));
+  return adapt(adapt(unit, 'User=galaxy', 'User=root'), 'Group=galaxy', 'Group=root');
+}
+
+test('the README\'s systemd lines for a socket: the unit passes systemd-analyze verify, and its ExecStart listens on the socket (0660) from the WorkingDirectory', { timeout: 60_000 }, async (t) => {
+  const tmp = tempDir('gie-sock-');
+  t.after(tmp.remove);
+  const root = join(tmp.dir, 'galaxy');
+  mkdirSync(join(root, 'lib', 'galaxy', 'web', 'proxy'), { recursive: true });
+  mkdirSync(join(root, 'database'));
+  symlinkSync(join(MAIN_JS, '..', '..'), join(root, 'lib', 'galaxy', 'web', 'proxy', 'js'));
+  // RuntimeDirectory= would make it: here the test does.
+  const runDir = join(tmp.dir, 'run');
+  mkdirSync(runDir, { mode: 0o750 });
+  const unit = socketUnit(root, runDir);
+  assert.match(unit, /^RuntimeDirectory=galaxy-gie-proxy$/m);
+
+  const analyze = requireTool(t, 'systemd-analyze', 'apt-get install systemd');
+  if (analyze !== undefined) {
+    const file = join(tmp.dir, 'galaxy-gie-proxy.service');
+    writeFileSync(file, unit);
+    const verified = await runBounded(analyze, ['verify', '--man=no', file], { timeoutMs: 30_000, allowFailure: true });
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.equal(verified.stderr.trim(), '', 'no warning');
+  }
+
+  const container = await upstreamFor(t, 'jupyter');
+  new GalaxySqliteWriter(join(root, 'database', 'session_map.sqlite')).addSession(SESSION, '127.0.0.1', container.port);
+  const [command, ...args] = (/^ExecStart=(.*)$/m.exec(unit)?.[1] ?? '').split(' ');
+  const proxy = new ProxyProcess(spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }));
+  t.after(() => stopChild(proxy.child));
+  const socket = join(runDir, 'proxy.sock');
+  assert.equal((await proxy.started()).socket, socket);
+  assert.equal(statSync(socket).mode & 0o777, 0o660);
+  assert.equal((await request(0, { socketPath: socket, headers: cookie(SESSION) })).status, 200);
 });
