@@ -7,7 +7,8 @@
  * start replaces it).
  */
 import { once } from 'node:events';
-import { chmod, lstat, stat, unlink } from 'node:fs/promises';
+import { chmodSync } from 'node:fs';
+import { lstat, stat, unlink } from 'node:fs/promises';
 import net, { type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { ListenError } from './server.js';
@@ -30,18 +31,30 @@ export interface SocketListen {
  */
 export async function listenOnSocket(server: Server, path: string, mode: number): Promise<SocketListen> {
   const replacedStale = await claimPath(path);
+  // The file is born with the umask's mode. Set synchronously on 'listening'
+  // (the same tick as the bind, before the event loop accepts anything), the
+  // window in which a client the mode would refuse can connect is a few
+  // microseconds, and none with the usual umask (022: nobody else may write).
+  let modeError: NodeJS.ErrnoException | undefined;
+  const setMode = (): void => {
+    try {
+      chmodSync(path, mode);
+    } catch (err) {
+      modeError = err as NodeJS.ErrnoException;
+    }
+  };
+  server.once('listening', setMode);
   try {
     server.listen(path);
     await Promise.race([once(server, 'listening'), once(server, 'error').then((args) => Promise.reject(args[0] as Error))]);
   } catch (err) {
+    server.off('listening', setMode);
     server.close();
     throw new ListenError(path, { cause: err as NodeJS.ErrnoException, reason: await describeBindFailure(path, err as NodeJS.ErrnoException) });
   }
-  try {
-    await chmod(path, mode);
-  } catch (err) {
+  if (modeError !== undefined) {
     server.close();
-    throw new ListenError(path, { cause: err as NodeJS.ErrnoException, reason: `cannot set its mode: ${(err as Error).message}` });
+    throw new ListenError(path, { cause: modeError, reason: `cannot set its mode: ${modeError.message}` });
   }
   return { replacedStale };
 }
