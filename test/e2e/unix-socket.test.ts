@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { cookie, request } from '../helpers/client.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
+import { startInProcessProxy } from '../helpers/in-process-proxy.js';
 import { spawnProxy, type ProxyProcess } from '../helpers/spawned-proxy.js';
 import { upstreamFor, type Seen, type Upstream } from '../helpers/upstream.js';
 import { DAEMON_LOG } from '../../src/daemon.js';
@@ -201,4 +202,15 @@ test('--xfwd over the socket: X-Forwarded-For as the front server sent it (never
   const wsHeaders = await upgrade;
   assert.equal(wsHeaders['x-forwarded-for'], undefined);
   assert.equal(wsHeaders['x-forwarded-proto'], 'ws');
+});
+
+test('the programmatic API: socketPath and socketMode; Daemon.address is the path; close() removes the file', async (t) => {
+  const s = await setup(t);
+  const proxy = await startInProcessProxy(t, { sessions: { alice: s.upstream.port }, socketPath: s.sock, socketMode: 0o640 });
+  assert.equal(proxy.daemon.address, s.sock);
+  assert.equal(modeOf(s.sock).toString(8), '640');
+  assert.equal(proxy.logs.withMsg(DAEMON_LOG.listening)[0]?.socket, s.sock);
+  assert.equal((await request(0, { socketPath: s.sock, headers: cookie('alice') })).status, 200);
+  await proxy.close();
+  assert.equal(existsSync(s.sock), false);
 });
