@@ -1,12 +1,13 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { healthReport } from './admin/health.js';
 import { listenOn } from './http/server.js';
+import { listenOnSocket } from './http/unix-socket.js';
 import type { Logger } from './log.js';
 import { ProxyMetrics } from './admin/metrics.js';
 import { startMetricsServer, type MetricsServer } from './admin/metrics.js';
 import { combineObservers, type ProxyObserver } from './observer.js';
 import { MapReloader, type ReloadOutcome } from './session-map/reloader.js';
-import type { ProxyOptions } from './options.js';
+import { formatFileMode, type ProxyOptions } from './options.js';
 import { removePidFile, writePidFile } from './admin/pid-file.js';
 import { createGieProxy } from './http/server.js';
 import { RouteTable } from './routing/route-table.js';
@@ -21,8 +22,8 @@ import { readFileSync } from 'node:fs';
 
 /** A running proxy. */
 export interface Daemon {
-  /** Where it listens (the real port when 0 was asked for). */
-  readonly address: AddressInfo;
+  /** Where it listens: the address and real port (when 0 was asked for), or the unix socket's path (`socketPath`). */
+  readonly address: AddressInfo | string;
   /** Where `/health` and `/metrics` are served (with `metricsPort` only). */
   readonly metricsAddress: AddressInfo | undefined;
   /**
@@ -119,10 +120,10 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     reloader?.close();
   };
 
-  let address: AddressInfo;
+  let address: AddressInfo | string;
   let metricsServer: MetricsServer | undefined;
   try {
-    address = await listenOn(server, options.port, options.ip);
+    address = await listen(server, options, log);
     if (metrics !== undefined) {
       metricsServer = await startMetricsServer(options.metricsIp, options.metricsPort ?? 0, {
         metrics,
@@ -154,8 +155,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   log.info(
     {
       version: VERSION,
-      address: address.address,
-      port: address.port,
+      ...(typeof address === 'string' ? { socket: address, socketMode: formatFileMode(options.socketMode) } : { address: address.address, port: address.port }),
       sessions: spec === undefined ? undefined : storeLabel(spec),
       cookie: options.cookieName,
       routing: router.description,
@@ -201,11 +201,23 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   };
 }
 
-/** Log messages of the daemon that admins (and tests) match on. */
+/**
+ * Listens where the options say: the unix socket `socketPath` (a stale one
+ * replaced, logged) or `ip:port`. Rejects with ListenError.
+ */
+async function listen(server: Server, options: ProxyOptions, log: Logger): Promise<AddressInfo | string> {
+  if (options.socketPath === undefined) return listenOn(server, options.port, options.ip);
+  const { replacedStale } = await listenOnSocket(server, options.socketPath, options.socketMode);
+  if (replacedStale) log.info({ socket: options.socketPath }, DAEMON_LOG.staleSocketReplaced);
+  return options.socketPath;
+}
+
 /** Log messages of the daemon that admins (and tests) match on. */
 export const DAEMON_LOG = Object.freeze({
-  /** The start-up line: address, port, map, routing. */
+  /** The start-up line: address and port, or socket and its mode; map, routing. */
   listening: 'proxy listening',
+  /** A socket file nobody listened on (left by a crash) was at the --socket path and was removed. */
+  staleSocketReplaced: 'stale socket file replaced (no process was listening on it)',
   serverError: 'server error',
   openRelay:
     'header mode without --header-mode-allow: any client that reaches this port can have the proxy connect to any host and port it names in x-interactive-tool-host/-port (an open relay); keep it on a private network or give an allow-list',

@@ -55,6 +55,8 @@ export interface Kind<T> {
   parse?(text: string): unknown;
   /** Applied by the CLI to the value it ends up with, typed or default (paths are made absolute). */
   onCommandLine?(value: T): T;
+  /** How `--help` and the README write a value (a file mode in octal); absent: as it is. */
+  show?(value: T): string;
 }
 
 /** One row of the option table. */
@@ -107,6 +109,44 @@ const sessions: Kind<string> = {
 };
 
 const host = text('must be a host name or address');
+
+/**
+ * The longest unix socket path Linux takes: `sun_path` holds 108 bytes with
+ * the final NUL. Node does not refuse a longer one: it binds the path cut
+ * short, a file nobody would look for.
+ */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/** A unix socket path (the CLI makes it absolute), short enough for `sun_path`. */
+const socketFile: Kind<string> = {
+  accept(value) {
+    const file = path.accept(value);
+    if (Buffer.byteLength(file) > MAX_SOCKET_PATH_BYTES) {
+      throw new Refusal(`is too long for a unix socket (at most ${MAX_SOCKET_PATH_BYTES} bytes); use a shorter directory such as /run/galaxy`);
+    }
+    return file;
+  },
+  onCommandLine: (value) => resolve(value),
+};
+
+/** A file mode (permission bits only), written in octal on the command line: `0660`, `660` or `0o660`. */
+const fileMode: Kind<number> = {
+  accept(value) {
+    if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 0o777) throw new Refusal('must be an octal file mode from 0000 to 0777, such as 0660');
+    return value as number;
+  },
+  parse(text) {
+    const digits = /^(?:0o)?([0-7]{1,4})$/.exec(text)?.[1];
+    if (digits === undefined) throw new Refusal('must be an octal file mode from 0000 to 0777, such as 0660');
+    return Number.parseInt(digits, 8);
+  },
+  show: formatFileMode,
+};
+
+/** A file mode as admins write it: `0660`. */
+export function formatFileMode(mode: number): string {
+  return `0${mode.toString(8).padStart(3, '0')}`;
+}
 
 const flag: Kind<boolean> = {
   accept(value) {
@@ -279,6 +319,20 @@ export const OPTION_TABLE = {
   ip: spec({ flag: '--ip <n>', help: 'Public-facing IP of the proxy', kind: host, default: 'localhost' }),
   /** Port to listen on; 0 picks a free port (programmatic API only). */
   port: spec({ flag: '--port <n>', help: 'Public-facing port of the proxy', kind: port, default: 8000 }),
+  /**
+   * Unix socket to listen on instead of `ip`/`port` (a front server on the
+   * same host reaches it; file permissions say who else can). The CLI makes
+   * it absolute. Undefined: listen on `ip`/`port`.
+   */
+  socketPath: spec({
+    flag: '--socket <path>',
+    help: 'Listen on this unix socket instead of --ip/--port (for nginx or Apache on the same host)',
+    kind: optional(socketFile, undefined),
+    default: undefined,
+    absent: 'off',
+  }),
+  /** Permission bits given to the socket file once it is bound, before the proxy says it is listening. */
+  socketMode: spec({ flag: '--socket-mode <mode>', help: 'File mode of the --socket file (octal)', kind: fileMode, default: 0o660 }),
   /** Name of the cookie whose value keys the session map. */
   cookieName: spec({ flag: '--cookie <cookiename>', help: 'Cookie proving authentication', kind: cookieName, default: 'galaxysession' }),
   /**

@@ -62,7 +62,7 @@ function commanderOption(row: OptionSpec<unknown>, flag: string, defaultValue: u
       throw err;
     }
   });
-  if (defaultValue !== undefined && defaultValue !== null) option.default(defaultValue);
+  if (defaultValue !== undefined && defaultValue !== null) option.default(defaultValue, kind.show?.(defaultValue));
   else if (row.absent !== undefined) option.description = `${row.help} (default: ${row.absent})`;
   return option;
 }

@@ -25,7 +25,7 @@ export const EXIT = Object.freeze({
   ok: 0,
   /** Could not start (listen failed, map path unusable), forced stop by a second signal, or --check found the map unreadable. */
   fatal: 1,
-  /** Bad command line. */
+  /** Bad command line, or a --socket path held by a live socket or by a file that is not a socket. */
   usage: 2,
 });
 
@@ -148,9 +148,10 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
     daemon = await startDaemon(options, log, {}, { collectGarbage });
   } catch (err) {
     const known = err instanceof ListenError || err instanceof PidFileError;
-    const fields = known ? { err, code: (err.cause as NodeJS.ErrnoException).code } : { err };
+    const fields = known ? { err, code: (err.cause as NodeJS.ErrnoException | undefined)?.code } : { err };
     log.fatal(fields, known ? err.message : 'proxy failed to start');
-    process.exit(EXIT.fatal);
+    // A --socket path held by a live socket or a file: restarting will not help.
+    process.exit(err instanceof ListenError && err.configuration ? EXIT.usage : EXIT.fatal);
   }
 }
 

@@ -49,6 +49,25 @@ export function stripHopByHopResponse(headers: IncomingHttpHeaders): void {
   for (const name of HOP_BY_HOP_RESPONSE) delete headers[name];
 }
 
+/**
+ * `--xfwd` for a client on the unix socket, where http-proxy's own pass
+ * would append `undefined` to X-Forwarded-For (a socket peer has no
+ * address): X-Forwarded-For goes on as it arrived (nginx or Apache in front
+ * put the browser's address there); -Port, -Proto and (plain HTTP) -Host are
+ * added as http-proxy adds them for a TCP client.
+ */
+export function addForwardedForSocketPeer(headers: IncomingHttpHeaders, webSocket: boolean): void {
+  const port = /:(\d+)/.exec(headers.host ?? '')?.[1] ?? '80';
+  appendForwarded(headers, 'x-forwarded-port', port);
+  appendForwarded(headers, 'x-forwarded-proto', webSocket ? 'ws' : 'http');
+  if (!webSocket) headers['x-forwarded-host'] = headers['x-forwarded-host'] || headers.host || '';
+}
+
+function appendForwarded(headers: IncomingHttpHeaders, name: string, value: string): void {
+  const arrived = headers[name];
+  headers[name] = arrived ? `${String(arrived)},${value}` : value;
+}
+
 /** Sets (or withholds) the CORS headers of one response, given the request's Origin. */
 export type CorsPolicy = (headers: Record<string, unknown>, origin: string | undefined) => void;
 

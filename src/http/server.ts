@@ -13,6 +13,7 @@ import { ANSWERS, answerOnSocket, caseForClientError, caseForProxyError, drainUn
 import { ConnectionTracker } from './connection-tracker.js';
 import { ContainerAgent, armProxyTimeout, noteKeepAliveHint } from './container-pool.js';
 import {
+  addForwardedForSocketPeer,
   applyRStudioHeaders,
   corsPolicy,
   isRStudioUrl,
@@ -25,16 +26,24 @@ import {
 export class ListenError extends Error {
   override readonly name = 'ListenError';
   readonly code = 'ERR_GIE_LISTEN';
+  /**
+   * True when the configuration must change before a start can succeed (the
+   * --socket path is held by a live socket or by a file that is not a
+   * socket): the CLI exits 2, which supervisors do not restart.
+   */
+  readonly configuration: boolean;
   constructor(
+    /** `ip:port`, or the socket's path. */
     readonly address: string,
-    options: { cause: NodeJS.ErrnoException },
+    options: { cause?: NodeJS.ErrnoException; reason?: string; configuration?: boolean },
   ) {
-    super(`cannot listen on ${address}: ${describeListenFailure(options.cause)}`, options);
+    super(`cannot listen on ${address}: ${options.reason ?? describeListenFailure(options.cause)}`, options.cause === undefined ? {} : { cause: options.cause });
+    this.configuration = options.configuration ?? false;
   }
 }
 
-function describeListenFailure(err: NodeJS.ErrnoException): string {
-  switch (err.code) {
+function describeListenFailure(err: NodeJS.ErrnoException | undefined): string {
+  switch (err?.code) {
     case 'EADDRINUSE':
       return 'address already in use (is another proxy running?)';
     case 'EACCES':
@@ -45,7 +54,7 @@ function describeListenFailure(err: NodeJS.ErrnoException): string {
     case 'EAI_AGAIN':
       return 'host name does not resolve (check --ip)';
     default:
-      return err.message;
+      return err?.message ?? 'unknown error';
   }
 }
 
@@ -105,8 +114,10 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
   const tracker = new ConnectionTracker();
   const agent = new ContainerAgent();
   // xfwd appends X-Forwarded-For/-Port/-Proto to what arrived and sets
-  // X-Forwarded-Host when absent (http-proxy's XHeaders pass).
-  const proxy = httpProxy.createProxyServer({ agent, xfwd: options.xfwd, ws: true });
+  // X-Forwarded-Host when absent (http-proxy's XHeaders pass). Clients on a
+  // unix socket have no address for it: those headers are ours.
+  const socketXfwd = options.xfwd && options.socketPath !== undefined;
+  const proxy = httpProxy.createProxyServer({ agent, xfwd: options.xfwd && !socketXfwd, ws: true });
   const upgraded = new WeakSet<Duplex>();
   const verbose = options.verbose;
   const cors = corsPolicy(options.corsOrigins);
@@ -149,6 +160,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     stripHopByHop(req.headers, false);
     result.rewriteHeaders?.(req.headers);
     if (isRStudioUrl(req.url ?? '')) applyRStudioHeaders(req.headers);
+    if (socketXfwd) addForwardedForSocketPeer(req.headers, false);
     try {
       proxy.web(req, res, { target: route.proxyTarget });
     } catch (err) {
@@ -205,6 +217,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     }
     stripHopByHop(req.headers, true);
     result.rewriteHeaders?.(req.headers);
+    if (socketXfwd) addForwardedForSocketPeer(req.headers, true);
     try {
       // A WebSocket owns its connection for life: no pooling.
       proxy.ws(req, socket, head, { target: route.proxyTarget, agent: false });

@@ -164,7 +164,7 @@ test('the metrics listener serves /health and /metrics only, and takes nothing f
 test('an observer passed to startDaemon still gets every report when metrics are on', async (t) => {
   const upstream = await upstreamFor(t, 'a');
   const seen: string[] = [];
-  const { daemon } = await startInProcessProxy(t, {
+  const { daemon, port } = await startInProcessProxy(t, {
     sessions: { alice: upstream.port },
     metricsPort: 0,
     metricsIp: '127.0.0.1',
@@ -173,7 +173,7 @@ test('an observer passed to startDaemon still gets every report when metrics are
       reloaded: (sessions) => seen.push(`reloaded ${sessions}`),
     },
   });
-  assert.equal((await request(daemon.address.port, { headers: cookie('alice') })).status, 200);
+  assert.equal((await request(port, { headers: cookie('alice') })).status, 200);
   await waitUntil('the request report', () => seen.includes('request 200'));
   assert.deepEqual(seen, ['reloaded 1', 'request 200']);
   const metrics = await scrape(daemon.metricsAddress?.port ?? 0);

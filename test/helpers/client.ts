@@ -21,13 +21,14 @@ export function request(
     timeoutMs?: number;
     /** Address to connect to (default 127.0.0.1). */
     host?: string;
+    /** A unix socket to connect to instead of host and port. */
+    socketPath?: string;
   } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        host: options.host ?? '127.0.0.1',
-        port,
+        ...(options.socketPath === undefined ? { host: options.host ?? '127.0.0.1', port } : { socketPath: options.socketPath }),
         path: options.path ?? '/',
         method: options.method ?? 'GET',
         headers: options.headers,

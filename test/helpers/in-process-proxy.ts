@@ -14,7 +14,10 @@ export interface AfterHook {
 /** An in-process proxy on 127.0.0.1:0 with its log captured. */
 export interface InProcessProxy {
   daemon: Daemon;
+  /** The TCP port; 0 when it listens on a unix socket (`socket`). */
   port: number;
+  /** The unix socket it listens on, with `socketPath`. */
+  socket: string | undefined;
   logs: LogCapture;
   /** Closes the proxy (100 ms grace); also done in t.after, and safe to call twice. */
   close: () => Promise<void>;
@@ -72,5 +75,7 @@ export async function startInProcessProxy(
   const resolved = resolveOptions({ ip: '127.0.0.1', port: 0, ...options, sessionsPath: options.sessionsPath ?? mapped!.map.path });
   const log = createLogger({ verbose: resolved.verbose, maskParams: resolved.logMaskParams, destination: logs.stream });
   daemon = await startDaemon(resolved, log, observer);
-  return { daemon, port: daemon.address.port, logs, close, ...mapped };
+  const { address } = daemon;
+  const where = typeof address === 'string' ? { port: 0, socket: address } : { port: address.port, socket: undefined };
+  return { daemon, ...where, logs, close, ...mapped };
 }

@@ -9,15 +9,16 @@ import { requireTool } from './tools.js';
  * `servers` (server blocks) in its http block, started in the foreground and
  * stopped in t.after. Resolves once 127.0.0.1:`port` (one of the blocks'
  * `listen`s) accepts connections; false when nginx is missing outside CI
- * (the test is skipped).
+ * (the test is skipped). `user` (`nobody nogroup`) runs the worker as that
+ * user; by default as root when the tests run as root.
  */
-export async function startNginx(t: TestContext, dir: string, servers: string, port: number): Promise<boolean> {
+export async function startNginx(t: TestContext, dir: string, servers: string, port: number, { user }: { user?: string } = {}): Promise<boolean> {
   const nginx = requireTool(t, 'nginx', 'apt-get install nginx-light');
   if (nginx === undefined) return false;
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
     conf,
-    `${process.getuid?.() === 0 ? 'user root;\n' : ''}daemon off;
+    `${user !== undefined ? `user ${user};\n` : process.getuid?.() === 0 ? 'user root;\n' : ''}daemon off;
 worker_processes 1;
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} info;

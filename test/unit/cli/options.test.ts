@@ -30,6 +30,8 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
   const bad: { [K in keyof ProxyOptions]: unknown[] } = {
     ip: ['', 7],
     port: [-1, 65536, 1.5, '80'],
+    socketPath: ['', 3, `/run/${'x'.repeat(103)}`],
+    socketMode: [-1, 0o1000, 1.5, '0660', '660'],
     cookieName: ['a;b', 'bad name', ''],
     sessionsPath: ['', 3],
     reverseProxy: ['yes', 1],

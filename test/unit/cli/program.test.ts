@@ -57,6 +57,35 @@ test('--sessions: a file path is made absolute, a PostgreSQL URL is kept as writ
   }
 });
 
+test('--socket: a path made absolute, at most 107 bytes; --socket-mode: octal permission bits, 0660 by default', () => {
+  assert.equal(DEFAULTS.socketPath, undefined);
+  assert.equal(parsed([]).options.socketMode, 0o660);
+  const { options } = parsed(['--socket', 'run/gie.sock', '--socket-mode', '0600']);
+  assert.equal(options.socketPath, resolve('run/gie.sock'));
+  assert.equal(options.socketMode, 0o600);
+  for (const [typed, mode] of [['660', 0o660], ['0o644', 0o644], ['0777', 0o777], ['0', 0], ['0000', 0]] as const) {
+    assert.equal(parsed(['--socket-mode', typed]).options.socketMode, mode, typed);
+  }
+  for (const typed of ['1777', '0o1000', '8', '0x1b6', '-660', '6 6 0', 'rw-rw----', '']) {
+    assert.match(refused(['--socket-mode', typed]), new RegExp(`^error: option '--socket-mode <mode>' argument '${typed}' is invalid\\. must be an octal file mode from 0000 to 0777, such as 0660\\.\\n`), typed);
+  }
+  // 107 bytes fit sun_path with its NUL; 108 would be bound cut short by Node.
+  const fits = `/run/${'x'.repeat(102)}`;
+  assert.equal(Buffer.byteLength(fits), 107);
+  assert.equal(parsed(['--socket', fits]).options.socketPath, fits);
+  assert.match(refused(['--socket', `${fits}y`]), /^error: option '--socket <path>' argument '\/run\/x+y' is invalid\. is too long for a unix socket \(at most 107 bytes\); use a shorter directory such as \/run\/galaxy\.\n/);
+  // A relative path short as typed but long once made absolute is refused too, naming the flag.
+  const deep = `${'d'.repeat(100)}/s.sock`;
+  const program = buildProgram();
+  program.parse(['--socket', deep], { from: 'user' });
+  assert.throws(
+    () => optionsFromProgram(program),
+    (err: unknown) => err instanceof ConfigError && err.option === 'socketPath' && commandLineMessage(err).startsWith("error: option '--socket <path>' argument '/"),
+  );
+  // The API takes the mode as a number, the path as given.
+  assert.equal(resolveOptions({ sessionsPath, socketPath: 'rel.sock', socketMode: 0o640 }).socketPath, 'rel.sock');
+});
+
 test('port 0 (any free port) is programmatic only; a flag must name a real port', () => {
   assert.equal(resolveOptions({ sessionsPath, port: 0, metricsPort: 0 }).port, 0);
   assert.match(refused(['--port', '0']), /^error: option '--port <n>' argument '0' is invalid\. must be an integer from 1 to 65535\.\n/);
@@ -67,6 +96,8 @@ test('port 0 (any free port) is programmatic only; a flag must name a real port'
 test('a bad value of every flag is refused naming the flag as --help shows it', () => {
   const cases: Array<[string, string]> = [
     ['--port <n>', 'x'],
+    ['--socket <path>', ''],
+    ['--socket-mode <mode>', '0888'],
     ['--cookie <cookiename>', 'a;b'],
     ['--sessions <file>', ''],
     ['--ip <n>', ''],

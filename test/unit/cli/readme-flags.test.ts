@@ -35,7 +35,7 @@ function defaultMatches(row: OptionSpec<unknown>, cell: string): boolean {
   const value = row.default;
   if (typeof value === 'boolean') return value ? cell === 'on' : cell === 'off';
   if (value === undefined || value === null) return cell.replaceAll('`', '') === (row.absent ?? 'none');
-  const text = typeof value === 'string' || typeof value === 'number' ? String(value) : JSON.stringify(value);
+  const text = row.kind.show !== undefined ? row.kind.show(value) : typeof value === 'string' || typeof value === 'number' ? String(value) : JSON.stringify(value);
   return cell.startsWith(`\`${text}\``);
 }
 

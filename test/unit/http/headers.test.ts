@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addCorsEcho, applyRStudioHeaders, corsPolicy, isRStudioUrl, rewriteLocalhostRedirect, stripHopByHop, stripHopByHopResponse } from '../../../src/http/headers.js';
+import { addCorsEcho, addForwardedForSocketPeer, applyRStudioHeaders, corsPolicy, isRStudioUrl, rewriteLocalhostRedirect, stripHopByHop, stripHopByHopResponse } from '../../../src/http/headers.js';
 
 test('CORS echo only with an Origin', () => {
   const h: Record<string, unknown> = {};
@@ -76,4 +76,29 @@ test('corsPolicy: legacy echo without a list; with one, listed origins only, plu
   const h4: Record<string, unknown> = { 'access-control-allow-origin': '*' };
   strict(h4, undefined);
   assert.deepEqual(h4, { 'access-control-allow-origin': '*' }, 'no Origin: not a CORS request, left alone');
+});
+
+test('--xfwd for a unix socket peer: X-Forwarded-For as it arrived, -Port/-Proto appended, -Host kept or set (as http-proxy does over TCP)', () => {
+  const fromNginx: Record<string, string> = { host: 'galaxy.example.org', 'x-forwarded-for': '203.0.113.7, 10.0.0.1', 'x-forwarded-proto': 'https', 'x-forwarded-port': '443' };
+  addForwardedForSocketPeer(fromNginx, false);
+  assert.deepEqual(fromNginx, {
+    host: 'galaxy.example.org',
+    'x-forwarded-for': '203.0.113.7, 10.0.0.1',
+    'x-forwarded-proto': 'https,http',
+    'x-forwarded-port': '443,80',
+    'x-forwarded-host': 'galaxy.example.org',
+  });
+  const bare: Record<string, string> = { host: 'h.example:8800' };
+  addForwardedForSocketPeer(bare, false);
+  assert.deepEqual(bare, { host: 'h.example:8800', 'x-forwarded-port': '8800', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'h.example:8800' });
+  const noHost: Record<string, string> = {};
+  addForwardedForSocketPeer(noHost, false);
+  assert.deepEqual(noHost, { 'x-forwarded-port': '80', 'x-forwarded-proto': 'http', 'x-forwarded-host': '' });
+  const kept: Record<string, string> = { host: 'a', 'x-forwarded-host': 'front.example' };
+  addForwardedForSocketPeer(kept, false);
+  assert.equal(kept['x-forwarded-host'], 'front.example');
+  // A WebSocket upgrade: ws, and no X-Forwarded-Host (http-proxy's ws pass sets none).
+  const upgrade: Record<string, string> = { host: 'h:81' };
+  addForwardedForSocketPeer(upgrade, true);
+  assert.deepEqual(upgrade, { host: 'h:81', 'x-forwarded-port': '81', 'x-forwarded-proto': 'ws' });
 });
