@@ -225,7 +225,7 @@ export class MapReloader {
   }
 
   private failed(err: unknown): void {
-    const error = this.report.failed(err, this.table.size);
+    const error = this.report.failed(err, this.size);
     if ((error.failure === 'busy' || error.failure === 'incomplete') && this.retries < MAX_RETRIES) {
       // Galaxy's writer is mid-way: look again soon, even if no event comes.
       this.retries++;
