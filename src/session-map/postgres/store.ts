@@ -389,7 +389,7 @@ export class PostgresMapStore implements MapStore {
     const { label } = this;
     const e = err as { code?: string; message?: string };
     if (e.code === '42P01') {
-      return new SessionMapError('no-table', label, `session map ${label}: table gxitproxy does not exist yet (Galaxy creates it when the first Interactive Tool starts)`, { cause: err });
+      return new SessionMapError('no-table', label, `session map ${label}: table gxitproxy does not exist yet: Galaxy creates it when the first Interactive Tool starts, and the proxy then routes it without a restart; if one has started, --sessions names another database than Galaxy's interactivetoolsproxy_map`, { cause: err });
     }
     if (e.code === '42501') {
       return new SessionMapError('unreadable', label, `session map ${label}: ${e.message ?? 'permission denied'} (GRANT SELECT ON gxitproxy, and gxitproxy_version with our trigger, to the proxy's role)`, {
