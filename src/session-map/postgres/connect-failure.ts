@@ -131,7 +131,8 @@ function loginRefused(text: string, context: ConnectContext): ConnectRefusal {
 /** 28P01: where the password came from, so the admin knows which one to fix. */
 function passwordFix(text: string, context: ConnectContext): string {
   const role = /for user "(.*)"/.exec(text)?.[1] ?? context.user;
-  return `${text} (the password came from ${context.passwordFrom}): give the role's password there, or set it with ALTER ROLE ${role === undefined ? '<role>' : shellWord(role)} PASSWORD '…'`;
+  const name = role === undefined ? '<role>' : shellWord(role);
+  return `${text} (the password came from ${context.passwordFrom}; the user name from ${context.userFrom}): give the role's password there, or set it with ALTER ROLE ${name} PASSWORD '…'; the server says the same when the role does not exist (createuser --pwprompt ${name})`;
 }
 
 /** A certificate that cannot be verified: which setting to change. */

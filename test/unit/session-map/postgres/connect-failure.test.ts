@@ -10,7 +10,7 @@ const failure = (message: string, code?: string): Error => Object.assign(new Err
 
 /** [what the attempt ended with, the reason (undefined: an outage), what the message must say]. */
 const CASES: [Error, string | undefined, RegExp?][] = [
-  [failure('password authentication failed for user "galaxy"', '28P01'), 'password-failed', /password authentication failed for user "galaxy" \(the password came from PGPASSWORD\).*ALTER ROLE galaxy PASSWORD/],
+  [failure('password authentication failed for user "galaxy"', '28P01'), 'password-failed', /password authentication failed for user "galaxy" \(the password came from PGPASSWORD;.*ALTER ROLE galaxy PASSWORD/],
   [failure('role "nobody" does not exist', '28000'), 'no-role', /role "nobody" does not exist \(the user name comes from the URL\): create it \(createuser nobody\) or name another user in the URL/],
   [failure('no PostgreSQL user name specified in startup packet', '28000'), 'no-user-name', /name a user in the URL/],
   [failure('no pg_hba.conf entry for host "10.0.0.1", user "galaxy", database "galaxy", SSL encryption', '28000'), 'no-hba-entry', /pg_hba\.conf and reload it/],
