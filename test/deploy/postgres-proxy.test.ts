@@ -90,14 +90,23 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     assert.match(file.stderr, /--install-trigger needs --sessions postgresql:/);
   });
 
-  test('the table does not exist yet at start: no-map (503) until Galaxy creates it, then routed', async (t) => {
+  test('the table does not exist yet at start: one info line naming the cause and the fix, /health and --check the same, no-map (503) until Galaxy creates it, then routed', async (t) => {
     if (!(await cluster.ready(t))) return;
     const { port } = await container();
     const db = await cluster.createDatabase();
     const proxy = await startPgProxy(t, cluster.url(db), ['--poll-interval', '200']);
+    const note = await proxy.proc.logs.waitFor((l) => l.msg === 'session map not ready yet; routing nothing until Galaxy writes it', 10_000);
+    assert.equal(note.level, 'info');
+    assert.equal(note.reason, 'no-table');
+    assert.match(String(note.detail), /table gxitproxy does not exist yet: Galaxy creates it when the first Interactive Tool starts.*if one has started, --sessions names another database than Galaxy's interactivetoolsproxy_map/);
     const before = await proxy.health();
     assert.equal(before.status, 503);
     assert.equal(before.body.status, 'no-map');
+    assert.deepEqual(before.body.sessionMap.lastError, { reason: 'no-table', message: note.detail });
+    const check = spawnProxy(['--sessions', cluster.url(db), '--check']);
+    const { code } = await check.exit(30_000);
+    assert.equal(code, 1, check.stdout + check.stderr);
+    assert.ok(check.stdout.includes(`NOT READABLE (no-table): ${String(note.detail)}`), check.stdout);
     const writer = writerFor(t, db);
     await writer.save({ key: 'late1', token: 'tok', host: '127.0.0.1', port });
     await routedPort(proxy, 'late1', 'tok');

@@ -174,6 +174,6 @@ describe('a permanent cause: one error naming the fix, /health and --check the s
   test('sslmode=require against a server without TLS', { timeout: 60_000 }, async (t) => {
     if (!(await cluster.ready(t))) return;
     const { db, role } = await mapFor('tlsnone');
-    await refused(t, `${cluster.tcpUrl(db, role, PASSWORD)}?sslmode=require`, 'tls-unavailable', /the server does not support TLS and sslmode=require demands it: turn ssl on/);
+    await refused(t, `${cluster.tcpUrl(db, role, PASSWORD)}?sslmode=require`, 'tls-unavailable', /The server does not support SSL connections, and sslmode=require demands TLS: turn ssl on/);
   });
 });

@@ -76,7 +76,7 @@ export function classifyConnectFailure(err: Error, context: ConnectContext): Con
   if (text === 'The server does not support SSL connections') {
     return {
       reason: 'tls-unavailable',
-      message: `the server does not support TLS and sslmode=${context.sslmode ?? 'require'} demands it: turn ssl on in the server's postgresql.conf (with a certificate), or use sslmode=prefer or disable in --sessions`,
+      message: `${text}, and sslmode=${context.sslmode ?? 'require'} demands TLS: turn ssl on in the server's postgresql.conf (with a certificate), or use sslmode=prefer or disable in --sessions`,
     };
   }
   switch (code) {

@@ -20,7 +20,7 @@ const CASES: [Error, string | undefined, RegExp?][] = [
   [failure('permission denied for database "galaxy"', '42501'), 'no-connect-privilege', /GRANT CONNECT ON DATABASE galaxy TO galaxy/],
   [new PostgresPasswordError('the server asks for a password for role "galaxy" and none was given: not in the URL, no PGPASSWORD, none in /home/g/.pgpass for …'), 'no-password', /none was given/],
   [new PgpassUnusableError('password file /home/g/.pgpass may be read by others (mode 0644), so it is not used, as libpq would not use it: chmod 0600 /home/g/.pgpass'), 'no-password', /chmod 0600/],
-  [failure('The server does not support SSL connections'), 'tls-unavailable', /does not support TLS and sslmode=require demands it/],
+  [failure('The server does not support SSL connections'), 'tls-unavailable', /The server does not support SSL connections, and sslmode=require demands TLS/],
   [failure('self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN'), 'tls-certificate', /sslrootcert=/],
   [failure('unable to verify the first certificate', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'tls-certificate', /sslrootcert=/],
   [failure('self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'), 'tls-certificate', /sslrootcert=/],
@@ -52,7 +52,7 @@ describe('classifyConnectFailure: a permanent cause (and its fix) or an outage',
     const os: ConnectContext = { ...CONTEXT, userFrom: "the operating-system user the proxy runs as (libpq's default)", passwordFrom: 'the password file /home/g/.pgpass' };
     assert.match(classifyConnectFailure(failure('role "g" does not exist', '28000'), os)?.message ?? '', /comes from the operating-system user the proxy runs as/);
     assert.match(classifyConnectFailure(failure('password authentication failed for user "g"', '28P01'), os)?.message ?? '', /came from the password file \/home\/g\/\.pgpass/);
-    assert.match(classifyConnectFailure(failure('The server does not support SSL connections'), { ...CONTEXT, sslmode: 'verify-full' })?.message ?? '', /sslmode=verify-full demands it/);
+    assert.match(classifyConnectFailure(failure('The server does not support SSL connections'), { ...CONTEXT, sslmode: 'verify-full' })?.message ?? '', /sslmode=verify-full demands TLS/);
   });
 
   test('connectContext: where the user, the password and sslmode come from', () => {
