@@ -114,6 +114,20 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     assert.equal(proxy.proc.logs.lines.filter((l) => l.level === 'warn' && l.msg !== PROCESS_WARNING_LOG).length, 0, 'a table not there yet is no warning');
   });
 
+  test('LISTEN only (--poll-interval 0) and no table yet: found once Galaxy creates it and saves, without a restart', async (t) => {
+    // Galaxy's CREATE TABLE notifies nobody: the watch looks every 5 s while the table is missing.
+    if (!(await cluster.ready(t))) return;
+    const { port } = await container();
+    const db = await cluster.createDatabase();
+    const proxy = await startPgProxy(t, cluster.url(db), ['--poll-interval', '0']);
+    await proxy.proc.logs.waitFor((l) => l.msg === 'session map not ready yet; routing nothing until Galaxy writes it', 10_000);
+    const writer = writerFor(t, db);
+    const saved = Date.now();
+    await writer.save({ key: 'late0', token: 'tok', host: '127.0.0.1', port });
+    await routedPort(proxy, 'late0', 'tok', 15_000);
+    t.diagnostic(`routed ${Date.now() - saved} ms after Galaxy created the table`);
+  });
+
   test('the database unreachable at start: the proxy starts anyway, says no-map, and routes once it answers', async (t) => {
     if (!(await cluster.ready(t))) return;
     const { port } = await container();

@@ -153,6 +153,8 @@ export class PgConnection {
   changeDetection: ChangeDetection | undefined;
   /** When a change check or a read last succeeded (ms since epoch). */
   lastSyncAt: number | undefined;
+  /** The last read found no table gxitproxy (Galaxy has not created it yet): a LISTEN-only watch polls for it. */
+  tableMissing = false;
   users = 0;
   private log: Logger | undefined;
   readonly listeners = new Set<() => void>();
