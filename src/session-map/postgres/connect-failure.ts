@@ -70,7 +70,8 @@ export function classifyConnectFailure(err: Error, context: ConnectContext): Con
   const code = (err as { code?: unknown }).code;
   const text = err.message;
   if (code === 'ERR_GIE_POSTGRES_PASSWORD' || code === 'ERR_GIE_PGPASS_UNUSABLE') {
-    return { reason: 'no-password', message: `${text}; or put the password in the URL or PGPASSWORD` };
+    // Its message says where the proxy looked and what to add (url.ts, pgpass.ts).
+    return { reason: 'no-password', message: text };
   }
   if (typeof code === 'string' && CERTIFICATE_CODES.has(code)) return { reason: 'tls-certificate', message: certificateFix(code, text) };
   if (text === 'The server does not support SSL connections') {
