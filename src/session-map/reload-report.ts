@@ -68,8 +68,8 @@ export class ReloadReporter implements MapStatus {
     this.observer.reloadFailed?.(error.failure);
     // One report per kind of failure until a read succeeds again.
     if (this.lastFailure === error.failure) return error;
-    // A database store's watch logs its outage once, and its return.
-    if (error.failure === 'disconnected') return error;
+    // A database store's watch logs its outage (or why it is refused) once, and its return.
+    if (error.failure === 'disconnected' || error.failure === 'refused') return error;
     this.lastFailure = error.failure;
     if (error.isWaiting && !this.everLoaded) {
       // Galaxy's start-up race: normal, so no stack and no warning.

@@ -16,7 +16,8 @@ export type SessionMapFailure =
   | 'incomplete' // an empty or half-written JSON file (Galaxy rewrites it in place)
   | 'corrupt' // not a database / wrong shape
   | 'unreadable' // permissions or I/O error
-  | 'disconnected'; // the database connection is down; the store's watch reports the outage itself
+  | 'disconnected' // the database connection is down; the store's watch reports the outage itself
+  | 'refused'; // the database refuses the connection for a permanent cause (login, database, TLS); the watch logs it
 
 /** A session map read that failed; the last good map stays in use. */
 export class SessionMapError extends Error {

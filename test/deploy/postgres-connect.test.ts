@@ -11,6 +11,7 @@ import { makeCa, requireOpenssl } from '../helpers/tls-certs.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
 import { waitUntil } from '../helpers/wait.js';
 import { PROCESS_WARNING_LOG } from '../../src/cli/process-warnings.js';
+import { PG_LOG } from '../../src/session-map/postgres/connection.js';
 
 /**
  * How the proxy finds and logs in to the map's database, against real
@@ -167,30 +168,32 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
     assert.equal(wrongCa.code, 1, wrongCa.out);
   });
 
-  test('sslmode=verify-full with a CA that did not sign the server: starts, no-map (503), one warning saying why, keeps trying; --check fails; no password', async (t) => {
+  test('sslmode=verify-full with a CA that did not sign the server: starts, no-map (503), one error naming the fix, keeps trying slowly; --check fails; no password', async (t) => {
     if (!requireOpenssl(t) || !(await tlsCluster.ready(t))) return;
     const { db, role } = await mapFor(tlsCluster, 'tlswrong', TLS_PASSWORD);
     const other = makeCa(tempHome(), 'other-ca');
     const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=verify-full&sslrootcert=${encodeURIComponent(other.certFile)}`;
     const before = tcpAttempts(tlsCluster);
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
-    const warning = await proxy.proc.logs.waitFor((l) => l.level === 'warn' && l.msg !== PROCESS_WARNING_LOG, 15_000);
-    assert.equal(warning.msg, 'session map database unreachable; routing nothing until it answers, retrying');
-    assert.equal(warning.reason, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
-    assert.match(String(warning.detail), /unable to verify the first certificate/);
+    const error = await proxy.proc.logs.waitFor((l) => l.level === 'error', 15_000);
+    assert.equal(error.msg, PG_LOG.refused);
+    assert.equal(error.reason, 'tls-certificate');
+    assert.match(String(error.detail), /\(UNABLE_TO_VERIFY_LEAF_SIGNATURE: unable to verify the first certificate\): give the CA that signed it as sslrootcert=/);
     const health = await proxy.health();
     assert.equal(health.status, 503);
     assert.equal(health.body.status, 'no-map');
     assert.equal(health.body.sessionMap.store?.connected, false);
-    assert.match(health.body.sessionMap.lastError?.message ?? '', /not connected to the database: unable to verify the first certificate/);
-    // It keeps trying (the server logs every TCP connection it receives), and says so once.
-    await waitUntil('three more attempts', () => tcpAttempts(tlsCluster) >= before + 3 || undefined, { timeoutMs: 20_000, everyMs: 100 });
-    assert.deepEqual(warnings(proxy), [warning.msg]);
+    assert.deepEqual(health.body.sessionMap.store?.problem, { reason: 'tls-certificate', message: error.detail });
+    assert.equal(health.body.sessionMap.lastError?.message, `session map ${health.body.sessionMap.path}: ${String(error.detail)}`);
+    // It keeps trying, slowly (the server logs every TCP connection it receives: 2.5 to 5 s, then 5 to 10 s), and says so once.
+    await waitUntil('two more attempts', () => tcpAttempts(tlsCluster) >= before + 3 || undefined, { timeoutMs: 30_000, everyMs: 100 });
+    assert.deepEqual(warnings(proxy), []);
+    assert.equal(proxy.proc.logs.lines.filter((l) => l.level === 'error').length, 1);
     assert.equal(proxy.proc.stderr, '');
     await assertProxySecretFree(proxy, TLS_PASSWORD);
     const checked = await check(url, childEnv());
     assert.equal(checked.code, 1, checked.out);
-    assert.match(checked.out, /NOT READABLE \(disconnected\): .*unable to verify the first certificate/);
+    assert.ok(checked.out.includes(`NOT READABLE (refused): session map ${health.body.sessionMap.path}: ${String(error.detail)}`), checked.out);
     assertSecretFree(TLS_PASSWORD, checked.out, '--check');
   });
 
@@ -204,9 +207,12 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
     assert.match(checked.out, refusal);
     assertSecretFree(TLS_PASSWORD, checked.out, '--check');
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
-    const warning = await proxy.proc.logs.waitFor((l) => l.level === 'warn' && l.msg !== PROCESS_WARNING_LOG, 15_000);
-    assert.equal(warning.reason, '28000');
-    assert.match(String(warning.detail), refusal);
+    const error = await proxy.proc.logs.waitFor((l) => l.level === 'error', 15_000);
+    assert.equal(error.msg, PG_LOG.refused);
+    assert.equal(error.reason, 'no-hba-entry');
+    assert.match(String(error.detail), refusal);
+    assert.match(String(error.detail), /hostssl\), use sslmode=require .* instead of sslmode=disable/);
+    assert.deepEqual(warnings(proxy), []);
     assert.equal((await proxy.health()).status, 503);
     await assertProxySecretFree(proxy, TLS_PASSWORD);
   });
@@ -240,7 +246,7 @@ describe("libpq's second try: sslmode=prefer (and none: libpq's default) and all
     }
     const required = await check(`${pwCluster.tcpUrl(db, role, SPECIAL)}?sslmode=require`, childEnv());
     assert.equal(required.code, 1, required.out);
-    assert.match(required.out, /The server does not support SSL connections/);
+    assert.match(required.out, /NOT READABLE \(refused\): .*The server does not support SSL connections, and sslmode=require demands TLS/);
   });
 });
 
@@ -325,9 +331,11 @@ describe('where the password comes from, against a server that asks for one (scr
     const failed = new RegExp(`password authentication failed for user "${role}"`);
     const url = pwCluster.tcpUrl(db, role, wrong);
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
-    const warning = await proxy.proc.logs.waitFor((l) => l.level === 'warn' && l.msg !== PROCESS_WARNING_LOG, 15_000);
-    assert.equal(warning.reason, '28P01');
-    assert.match(String(warning.detail), failed);
+    const error = await proxy.proc.logs.waitFor((l) => l.level === 'error', 15_000);
+    assert.equal(error.reason, 'password-failed');
+    assert.match(String(error.detail), failed);
+    assert.match(String(error.detail), /the password came from the URL/);
+    assert.deepEqual(warnings(proxy), []);
     assert.equal((await proxy.health()).status, 503);
     await assertProxySecretFree(proxy, wrong);
     const plain = `postgresql://${role}@127.0.0.1:${pwCluster.port}/${db}`;
@@ -341,6 +349,7 @@ describe('where the password comes from, against a server that asks for one (scr
       const checked = await check(target, env);
       assert.equal(checked.code, 1, `${what}: ${checked.out}`);
       assert.match(checked.out, failed, what);
+      assert.match(checked.out, new RegExp(`NOT READABLE \\(refused\\): .*the password came from ${what === '~/.pgpass' ? 'the password file .*/\\.pgpass' : what}`), what);
       assertSecretFree(wrong, checked.out, `--check, password from ${what}`);
     }
   });

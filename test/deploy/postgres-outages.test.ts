@@ -5,6 +5,7 @@ import { requestEntryPoint, routedPort, startPgProxy } from '../helpers/postgres
 import { injectFault, PG_FAULTS, PgCluster, urlForFault } from '../helpers/postgres.js';
 import { alive } from '../helpers/spawned-proxy.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { waitUntil } from '../helpers/wait.js';
 import { PROCESS_WARNING_LOG } from '../../src/cli/process-warnings.js';
 
 /**
@@ -71,4 +72,44 @@ describe('the database goes away under a running proxy', () => {
       assert.equal(proxy.proc.stderr, '');
     });
   }
+});
+
+describe('after a reconnection the proxy LISTENs again', () => {
+  /*
+   * Each outage test above saves its change during the outage: the whole read
+   * on reconnection finds it, LISTEN or not. Here the change comes after the
+   * reconnection and its whole read, with no poll: only a notification on
+   * the new connection can bring it. (Checked against LISTEN on the first
+   * connection only: this test fails, every other one passes.)
+   */
+  test('pg_terminate_backend, the reconnection and its read, then a save: routed by notification alone (--poll-interval 0)', { timeout: 60_000 }, async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const { port } = await container();
+    const db = await cluster.createDatabase();
+    const writer = new GalaxyPgWriter(cluster.config(db));
+    await writer.save({ key: 'first', token: 'tok', host: '127.0.0.1', port });
+    await writer.installReadmeTrigger();
+    await writer.close();
+    const proxy = await startPgProxy(t, cluster.tcpUrl(db), ['--poll-interval', '0']);
+    await routedPort(proxy, 'first', 'tok');
+    const from = proxy.proc.logs.lines.length;
+    assert.ok((await cluster.terminateBackends(db)) >= 1);
+    const back = await proxy.proc.logs.waitFor((l) => l.msg === BACK, 30_000, from);
+    // The whole read that follows the reconnection is done: the next save is not in it.
+    await waitUntil(
+      'the read after the reconnection',
+      async () => {
+        const at = (await proxy.health()).body.sessionMap.store?.lastSyncAt;
+        return (at !== null && at !== undefined && Date.parse(at) >= Date.parse(String(back.time))) || undefined;
+      },
+      { timeoutMs: 10_000, everyMs: 20 },
+    );
+    const after = new GalaxyPgWriter(cluster.config(db));
+    t.after(() => after.close());
+    await after.save({ key: 'afterwards', token: 'tok', host: '127.0.0.1', port });
+    await routedPort(proxy, 'afterwards', 'tok', 10_000);
+    const { body } = await proxy.health();
+    assert.equal(body.sessionMap.store?.reconnects, 1);
+    assert.ok((body.sessionMap.store?.notifications ?? 0) >= 1);
+  });
 });

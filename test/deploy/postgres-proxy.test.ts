@@ -90,19 +90,42 @@ describe('galaxy-gie-proxy --sessions postgresql://…', () => {
     assert.match(file.stderr, /--install-trigger needs --sessions postgresql:/);
   });
 
-  test('the table does not exist yet at start: no-map (503) until Galaxy creates it, then routed', async (t) => {
+  test('the table does not exist yet at start: one info line naming the cause and the fix, /health and --check the same, no-map (503) until Galaxy creates it, then routed', async (t) => {
     if (!(await cluster.ready(t))) return;
     const { port } = await container();
     const db = await cluster.createDatabase();
     const proxy = await startPgProxy(t, cluster.url(db), ['--poll-interval', '200']);
+    const note = await proxy.proc.logs.waitFor((l) => l.msg === 'session map not ready yet; routing nothing until Galaxy writes it', 10_000);
+    assert.equal(note.level, 'info');
+    assert.equal(note.reason, 'no-table');
+    assert.match(String(note.detail), /table gxitproxy does not exist yet: Galaxy creates it when the first Interactive Tool starts.*if one has started, --sessions names another database than Galaxy's interactivetoolsproxy_map/);
     const before = await proxy.health();
     assert.equal(before.status, 503);
     assert.equal(before.body.status, 'no-map');
+    assert.deepEqual(before.body.sessionMap.lastError, { reason: 'no-table', message: note.detail });
+    const check = spawnProxy(['--sessions', cluster.url(db), '--check']);
+    const { code } = await check.exit(30_000);
+    assert.equal(code, 1, check.stdout + check.stderr);
+    assert.ok(check.stdout.includes(`NOT READABLE (no-table): ${String(note.detail)}`), check.stdout);
     const writer = writerFor(t, db);
     await writer.save({ key: 'late1', token: 'tok', host: '127.0.0.1', port });
     await routedPort(proxy, 'late1', 'tok');
     assert.equal((await proxy.health()).status, 200);
     assert.equal(proxy.proc.logs.lines.filter((l) => l.level === 'warn' && l.msg !== PROCESS_WARNING_LOG).length, 0, 'a table not there yet is no warning');
+  });
+
+  test('LISTEN only (--poll-interval 0) and no table yet: found once Galaxy creates it and saves, without a restart', async (t) => {
+    // Galaxy's CREATE TABLE notifies nobody: the watch looks every 5 s while the table is missing.
+    if (!(await cluster.ready(t))) return;
+    const { port } = await container();
+    const db = await cluster.createDatabase();
+    const proxy = await startPgProxy(t, cluster.url(db), ['--poll-interval', '0']);
+    await proxy.proc.logs.waitFor((l) => l.msg === 'session map not ready yet; routing nothing until Galaxy writes it', 10_000);
+    const writer = writerFor(t, db);
+    const saved = Date.now();
+    await writer.save({ key: 'late0', token: 'tok', host: '127.0.0.1', port });
+    await routedPort(proxy, 'late0', 'tok', 15_000);
+    t.diagnostic(`routed ${Date.now() - saved} ms after Galaxy created the table`);
   });
 
   test('the database unreachable at start: the proxy starts anyway, says no-map, and routes once it answers', async (t) => {

@@ -31,7 +31,7 @@ const cluster = new PgCluster({ tcp: true });
 after(() => cluster.destroy());
 
 /** Quick timings, so that the outage cases take a few seconds, not a minute. */
-const FAST: PostgresTuning = { ...POSTGRES_TUNING, heartbeatMs: 300, statementTimeoutMs: 1000, connectTimeoutMs: 1000, backoffMinMs: 50, backoffMaxMs: 500 };
+const FAST: PostgresTuning = { ...POSTGRES_TUNING, heartbeatMs: 300, statementTimeoutMs: 1000, connectTimeoutMs: 1000, backoffMinMs: 50, backoffMaxMs: 500, refusedBackoffMinMs: 100, refusedBackoffMaxMs: 400 };
 
 interface Running {
   table: { lookup(key: string): { port: number } | undefined; readonly size: number };
@@ -182,6 +182,46 @@ describe('PostgreSQL store', () => {
     assert.equal(r.table.size, 0);
     relay.restore();
     await routedTo(r, 'x', 6001);
+  });
+
+  test('a permanent cause is said once per cause: no role, an outage (the warning), no role again, no database, then connected', async (t) => {
+    if (!(await cluster.ready(t))) return;
+    const relay = new TcpRelay(cluster.port);
+    await relay.start();
+    t.after(() => relay.close());
+    const role = `ghost_${process.pid}`;
+    const db = `later_${process.pid}`;
+    const r = startStore(t, cluster.tcpUrl(db, role, undefined, relay.port), 100);
+    const said = (): [unknown, unknown][] => r.logs.lines.filter((l) => l.level !== 'info' || l.msg === PG_LOG.connected).map((l) => [l.msg, l.reason]);
+    const refused = (reason: string): Promise<unknown> => r.logs.waitFor((l) => l.msg === PG_LOG.refused && l.reason === reason && said().length > seen, 10_000);
+    let seen = 0;
+    await refused('no-role');
+    assert.equal(r.status().problem?.reason, 'no-role');
+    // An outage after it is the usual warning, and no problem in /health.
+    seen = said().length;
+    relay.blackHole();
+    await r.logs.waitFor((l) => l.msg === PG_LOG.unreachable, 10_000);
+    assert.equal(r.status().problem, null);
+    seen = said().length;
+    relay.restore();
+    await refused('no-role');
+    seen = said().length;
+    await cluster.query(`CREATE ROLE ${role} LOGIN`);
+    await refused('no-database');
+    assert.match(r.status().problem?.message ?? '', new RegExp(`database "${db}" does not exist: create it \\(createdb ${db}\\)`));
+    await cluster.query(`CREATE DATABASE ${db} OWNER ${role}`);
+    const writer = writerFor(t, db);
+    await writer.save({ key: 'fixed', token: 't', host: '127.0.0.1', port: 6002 });
+    await cluster.query(`GRANT SELECT ON gxitproxy TO ${role}`, [], db);
+    await routedTo(r, 'fixed', 6002);
+    assert.equal(r.status().problem, null);
+    assert.deepEqual(said(), [
+      [PG_LOG.refused, 'no-role'],
+      [PG_LOG.unreachable, 'Error'],
+      [PG_LOG.refused, 'no-role'],
+      [PG_LOG.refused, 'no-database'],
+      [PG_LOG.connected, undefined],
+    ]);
   });
 });
 

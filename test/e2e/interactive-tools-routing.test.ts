@@ -63,6 +63,40 @@ test('path routing over HTTP: strip, keep and the path header, query kept, Host 
   assert.equal(s.headers['x-interactive-tool-host'], undefined, 'client x-interactive-tool-* headers never reach a container');
 });
 
+/** Client-sent headers a container must never get: the prefix in any case, including a forward mode's two. */
+const SPOOFED = { 'x-interactive-tool-host': 'evil', 'X-Interactive-Tool-Port': '1', 'x-INTERACTIVE-tool-anything': 'x' };
+
+/** The names of the `x-interactive-tool-*` headers among raw headers (name, value, name, value…). */
+function toolHeaders(rawHeaders: string[]): string[] {
+  return rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase().startsWith('x-interactive-tool-'));
+}
+
+test("a plain row (no header set by the route, no forward mode): the client's x-interactive-tool-* headers never reach the container, by path, by Host or over WebSocket", async (t) => {
+  // The unit test calls applyEntryPointRoute itself, and the spoof check above uses a route that sets a header:
+  // this one holds what route() returns for a row that sets none (checked against dropping the rewrite there).
+  const { proxy, strip } = await setup(t);
+  for (const [what, options] of [
+    ['by path', { path: `${PREFIX}/kstrip/tstrip/api`, headers: SPOOFED }],
+    ['by host', { path: '/api', headers: { ...SPOOFED, host: 'kstrip-tstrip.ep.interactivetool.galaxy.example.org' } }],
+  ] as const) {
+    const r = await request(proxy.port, options);
+    assert.equal(r.status, 200, what);
+    const s = seen(r.body);
+    assert.equal(s.upstream, 'strip', what);
+    assert.equal(s.url, '/api', what);
+    assert.deepEqual(toolHeaders(s.rawHeaders), [], what);
+  }
+  const upgrades: string[][] = [];
+  strip.wss.on('connection', (_ws, req) => upgrades.push(req.rawHeaders));
+  for (const [path, host] of [[`${PREFIX}/kstrip/tstrip/ws`, undefined], ['/ws', 'kstrip-tstrip.ep.interactivetool.example.org']] as const) {
+    const ws = new WebSocket(`ws://127.0.0.1:${proxy.port}${path}`, { headers: { ...SPOOFED, ...(host === undefined ? {} : { host }) }, handshakeTimeout: 3000 });
+    t.after(() => ws.terminate());
+    await once(ws, 'message');
+  }
+  assert.equal(upgrades.length, 2);
+  for (const raw of upgrades) assert.deepEqual(toolHeaders(raw), []);
+});
+
 test('host routing over HTTP: <key>-<token>.<anything>, the request target unchanged', async (t) => {
   const { proxy } = await setup(t);
   for (const host of ['kstrip-tstrip.ep.interactivetool.galaxy.example.org', 'kstrip-tstrip.localhost:4002']) {

@@ -23,7 +23,9 @@ export interface HealthBody {
   sessionMap: {
     path: string;
     lastError: { reason: string; message: string } | null;
-    store?: { connected: boolean; notifications: number; reconnects: number; lastSyncAt: string | null; lastSyncAgeSeconds: number | null; changeDetection: string | null };
+    store?: { connected: boolean; notifications: number; reconnects: number; lastSyncAt: string | null; lastSyncAgeSeconds: number | null; changeDetection: string | null;
+      problem?: { reason: string; message: string } | null;
+    };
   };
 }
 

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type pg from 'pg';
 import type { Logger } from '../../log.js';
 import { SessionMapError } from '../store.js';
+import { classifyConnectFailure, connectContext, type ConnectContext, type ConnectRefusal } from './connect-failure.js';
 import type { PostgresLocation } from './url.js';
 import { parsePostgresUrl } from './url.js';
 
@@ -11,8 +12,12 @@ import { parsePostgresUrl } from './url.js';
  * LISTENs on the channel both triggers notify, runs statements one at a time
  * with a time-out on both sides, sends a heartbeat when idle, and after any
  * loss keeps trying with jittered, capped exponential backoff, warning once
- * per outage. Each new connection is a new epoch: the store reads the whole
- * map again, since notifications sent meanwhile are lost.
+ * per outage. A permanent cause (connect-failure.ts: the login or the
+ * database refused, no password, TLS not to be had) is no outage: it is
+ * logged as one error naming the fix, shown in /health, and retried slowly,
+ * so that the admin's fix is picked up without a restart. Each new
+ * connection is a new epoch: the store reads the whole map again, since
+ * notifications sent meanwhile are lost.
  */
 
 /**
@@ -35,6 +40,13 @@ export interface PostgresTuning {
   /** First reconnect delay; it doubles per failed attempt, up to `backoffMaxMs`, with jitter. */
   readonly backoffMinMs: number;
   readonly backoffMaxMs: number;
+  /**
+   * The same for a permanent cause (connect-failure.ts), which only an
+   * admin ends: slow enough not to fill the server's log, quick enough that
+   * a fix is picked up within a minute.
+   */
+  readonly refusedBackoffMinMs: number;
+  readonly refusedBackoffMaxMs: number;
 }
 
 export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
@@ -43,6 +55,8 @@ export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
   connectTimeoutMs: 5000,
   backoffMinMs: 200,
   backoffMaxMs: 5000,
+  refusedBackoffMinMs: 5000,
+  refusedBackoffMaxMs: 60_000,
 });
 
 /**
@@ -60,6 +74,7 @@ export const PG_LOG = Object.freeze({
   unreachable: 'session map database unreachable; routing nothing until it answers, retrying',
   lost: 'session map database connection lost; keeping the last good map and reconnecting',
   back: 'session map database reconnected; reading the map again',
+  refused: 'session map database refuses the connection for a reason only an admin can fix (see detail); retrying slowly',
 });
 
 /** What `/health` and `/metrics` show about the database connection. */
@@ -80,6 +95,12 @@ export interface PostgresStatus {
   readonly reconnects: number;
   /** Since when the connection has been down (ISO time), while it is. */
   readonly downSince: string | null;
+  /**
+   * While the last attempt failed for a permanent cause (connect-failure.ts):
+   * which, and the cause and fix as the error line says them; null otherwise
+   * (connected, or an outage).
+   */
+  readonly problem: { readonly reason: string; readonly message: string } | null;
 }
 
 
@@ -107,7 +128,12 @@ export class PgConnection {
   private everConnected = false;
   private attempt = 0;
   private downSince: number | undefined;
-  private warned = false;
+  /** What was last logged of the current failure (an outage, or a permanent cause): said once until it changes. */
+  private reported: string | undefined;
+  /** The permanent cause the last attempt failed for, if it did. */
+  private problem: ConnectRefusal | undefined;
+  /** Attempts failed in a row for a permanent cause (its backoff). */
+  private refusedAttempts = 0;
   /** Why the last connection ended or failed, for error messages. */
   private lastReason: string | undefined;
   private lastReasonCode: string | undefined;
@@ -127,6 +153,8 @@ export class PgConnection {
   changeDetection: ChangeDetection | undefined;
   /** When a change check or a read last succeeded (ms since epoch). */
   lastSyncAt: number | undefined;
+  /** The last read found no table gxitproxy (Galaxy has not created it yet): a LISTEN-only watch polls for it. */
+  tableMissing = false;
   users = 0;
   private log: Logger | undefined;
   readonly listeners = new Set<() => void>();
@@ -134,6 +162,7 @@ export class PgConnection {
   constructor(
     readonly location: PostgresLocation,
     readonly tuning: PostgresTuning,
+    private readonly context: ConnectContext = connectContext('', location),
   ) {
     void this.connectLoop();
   }
@@ -153,6 +182,7 @@ export class PgConnection {
       notifications: this.notifications,
       reconnects: this.reconnects,
       downSince: this.connected || this.downSince === undefined ? null : new Date(this.downSince).toISOString(),
+      problem: this.problem === undefined ? null : { reason: this.problem.reason, message: this.problem.message },
     };
   }
 
@@ -178,6 +208,9 @@ export class PgConnection {
       this.waiting.delete(done);
     }
     const client = this.connected ? this.client : undefined;
+    if (client === undefined && this.problem !== undefined) {
+      throw new SessionMapError('refused', this.label, `session map ${this.label}: ${this.problem.message}`);
+    }
     if (client === undefined) {
       const why = this.lastReason === undefined ? '' : `: ${this.lastReason}`;
       throw new SessionMapError('disconnected', this.label, `session map ${this.label}: not connected to the database${why}`);
@@ -334,7 +367,9 @@ export class PgConnection {
       this.reconnects++;
       this.log?.info({ store: this.label, downMs }, PG_LOG.back);
     }
-    this.warned = false;
+    this.reported = undefined;
+    this.problem = undefined;
+    this.refusedAttempts = 0;
   }
 
   private disconnected(reason: Error): void {
@@ -343,27 +378,46 @@ export class PgConnection {
     this.downSince ??= Date.now();
     this.lastReason = reason.message;
     this.lastReasonCode = (reason as { code?: string }).code ?? reason.name;
-    this.warnOutage();
+    this.problem = classifyConnectFailure(reason, this.context);
+    this.refusedAttempts = this.problem === undefined ? 0 : this.refusedAttempts + 1;
+    this.reportFailure();
   }
 
-  /** From now on connection changes are logged here (the watch's logger); an outage already under way too. */
+  /** From now on connection changes are logged here (the watch's logger); a failure already under way too. */
   attachLog(log: Logger): void {
     this.log = log;
-    if (!this.connected && this.downSince !== undefined) this.warnOutage();
+    if (!this.connected && this.downSince !== undefined) this.reportFailure();
   }
 
-  /** The one warning of an outage. */
-  private warnOutage(): void {
-    if (this.warned || this.log === undefined) return;
-    this.warned = true;
+  /**
+   * The one line of a failure: an error naming the fix for a permanent
+   * cause, a warning for an outage; again only when the cause changes.
+   */
+  private reportFailure(): void {
+    if (this.log === undefined) return;
+    const { problem } = this;
+    const key = problem === undefined ? 'outage' : `${problem.reason}\n${problem.message}`;
+    if (this.reported === key) return;
+    this.reported = key;
+    if (problem !== undefined) {
+      this.log.error({ store: this.label, reason: problem.reason, detail: problem.message }, PG_LOG.refused);
+      return;
+    }
     const fields = { store: this.label, reason: this.lastReasonCode, detail: this.lastReason };
     this.log.warn(fields, this.everConnected ? PG_LOG.lost : PG_LOG.unreachable);
   }
 
-  /** Jittered exponential backoff: between half and all of min·2^(attempt-1), capped. */
+  /**
+   * Jittered exponential backoff: between half and all of min·2^(n-1),
+   * capped; n counts the failed attempts, and for a permanent cause the
+   * slow backoff counts those in a row.
+   */
   private backoff(): number {
-    const { backoffMinMs, backoffMaxMs } = this.tuning;
-    const ceiling = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(Math.max(this.attempt - 1, 0), 20));
+    const slow = this.problem !== undefined;
+    const min = slow ? this.tuning.refusedBackoffMinMs : this.tuning.backoffMinMs;
+    const max = slow ? this.tuning.refusedBackoffMaxMs : this.tuning.backoffMaxMs;
+    const n = slow ? this.refusedAttempts : this.attempt;
+    const ceiling = Math.min(max, min * 2 ** Math.min(Math.max(n - 1, 0), 20));
     return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
   }
 
@@ -408,7 +462,8 @@ const connections = new Map<string, PgConnection>();
 export function acquire(spec: string, tuning: PostgresTuning): PgConnection {
   let connection = connections.get(spec);
   if (connection === undefined) {
-    connection = new PgConnection(parsePostgresUrl(spec), tuning);
+    const location = parsePostgresUrl(spec);
+    connection = new PgConnection(location, tuning, connectContext(spec, location));
     connections.set(spec, connection);
   }
   connection.users++;

@@ -279,6 +279,7 @@ export class PostgresMapStore implements MapStore {
       const text = before === undefined ? read.rows : [...cache.rows.values()].join('');
       this.cache = cache;
       connection.lastSyncAt = Date.now();
+      connection.tableMissing = false;
       // (key, key_type) is the table's primary key: identities cannot repeat.
       return { format: POSTGRES_FORMAT, routing: 'entry-point', rows: text, uniqueKeys: true, skipped: new Map() };
     } catch (err) {
@@ -389,7 +390,8 @@ export class PostgresMapStore implements MapStore {
     const { label } = this;
     const e = err as { code?: string; message?: string };
     if (e.code === '42P01') {
-      return new SessionMapError('no-table', label, `session map ${label}: table gxitproxy does not exist yet (Galaxy creates it when the first Interactive Tool starts)`, { cause: err });
+      if (this.connection !== undefined) this.connection.tableMissing = true;
+      return new SessionMapError('no-table', label, `session map ${label}: table gxitproxy does not exist yet: Galaxy creates it when the first Interactive Tool starts, and the proxy then routes it without a restart; if one has started, --sessions names another database than Galaxy's interactivetoolsproxy_map`, { cause: err });
     }
     if (e.code === '42501') {
       return new SessionMapError('unreadable', label, `session map ${label}: ${e.message ?? 'permission denied'} (GRANT SELECT ON gxitproxy, and gxitproxy_version with our trigger, to the proxy's role)`, {
@@ -403,11 +405,14 @@ export class PostgresMapStore implements MapStore {
   }
 }
 
+/** How often a LISTEN-only watch (`--poll-interval 0`) looks for a table Galaxy has not created yet. */
+const NO_TABLE_POLL_MS = 5000;
+
 /** The change watch: notifications, the poll, reconnections; what /health shows of the connection. */
 class PostgresWatch implements ChangeWatch {
   readonly watching = true;
   private readonly connection: PgConnection;
-  private readonly poll: NodeJS.Timeout | undefined;
+  private readonly poll: NodeJS.Timeout;
   private readonly listener: () => void;
 
   constructor(
@@ -420,12 +425,16 @@ class PostgresWatch implements ChangeWatch {
     if (options.log !== undefined) this.connection.attachLog(options.log);
     this.listener = onMaybeChanged;
     this.connection.listeners.add(onMaybeChanged);
-    if (options.pollIntervalMs > 0) {
-      this.poll = setInterval(() => {
-        if (this.connection.status().connected) onMaybeChanged();
-      }, options.pollIntervalMs);
-      this.poll.unref();
-    }
+    // Without a poll (LISTEN only), still a look now and then while the table is not there:
+    // Galaxy's CREATE TABLE notifies nobody, and no trigger can be on a table not yet made.
+    const polling = options.pollIntervalMs > 0;
+    this.poll = setInterval(
+      () => {
+        if (this.connection.status().connected && (polling || this.connection.tableMissing)) onMaybeChanged();
+      },
+      polling ? options.pollIntervalMs : NO_TABLE_POLL_MS,
+    );
+    this.poll.unref();
   }
 
   status(): PostgresStatus {
