@@ -1,4 +1,3 @@
-import { pgpassPath } from './pgpass.js';
 import type { PostgresLocation } from './url.js';
 
 /**
@@ -37,7 +36,7 @@ export interface ConnectContext {
   /** The role connected as, when the proxy knows it (pg falls back to the OS user). */
   readonly user: string | undefined;
   /** Where the user name came from: the URL, PGUSER, or libpq's default (the user the proxy runs as). */
-  readonly userFrom: 'the URL' | 'PGUSER' | 'the operating-system user the proxy runs as (libpq\'s default)';
+  readonly userFrom: string;
   /** Where the password comes from: `the URL`, `PGPASSWORD` or `the password file <path>`. */
   readonly passwordFrom: string;
   readonly database: string | undefined;
@@ -152,27 +151,9 @@ function shellWord(name: string): string {
   return /^[A-Za-z0-9_.-]+$/.test(name) ? name : `'${name.replaceAll("'", "'\\''")}'`;
 }
 
-/** The user part of a `--sessions` URL (`user@`, or `?user=`), undefined when it has none. */
-function urlUser(spec: string): string | undefined {
-  const authority = /^[^:]+:\/\/([^/?#]*)/.exec(spec)?.[1] ?? '';
-  const at = authority.lastIndexOf('@');
-  const fromAuthority = at < 0 ? '' : authority.slice(0, at).split(':')[0] ?? '';
-  if (fromAuthority !== '') return fromAuthority;
-  const query = spec.includes('?') ? new URLSearchParams(spec.slice(spec.indexOf('?') + 1)) : undefined;
-  const fromQuery = query?.get('user') ?? '';
-  return fromQuery === '' ? undefined : fromQuery;
-}
-
-/** Where the settings of `location` (parsed from `spec`) come from, as the messages above say it. */
-export function connectContext(spec: string, location: PostgresLocation, env: NodeJS.ProcessEnv = process.env): ConnectContext {
-  const { config } = location;
-  const userFrom: ConnectContext['userFrom'] =
-    urlUser(spec) !== undefined ? 'the URL' : env.PGUSER !== undefined && env.PGUSER !== '' ? 'PGUSER' : "the operating-system user the proxy runs as (libpq's default)";
-  let passwordFrom: string;
-  if (typeof config.password === 'string') passwordFrom = 'the URL';
-  else if (env.PGPASSWORD !== undefined && env.PGPASSWORD !== '') passwordFrom = 'PGPASSWORD';
-  else passwordFrom = `the password file ${pgpassPath(env) ?? '~/.pgpass'}`;
-  const query = spec.includes('?') ? new URLSearchParams(spec.slice(spec.indexOf('?') + 1)) : undefined;
-  const sslmode = query?.get('sslmode') ?? (env.PGSSLMODE === '' ? undefined : env.PGSSLMODE);
-  return { user: config.user ?? env.USER, userFrom, passwordFrom, database: config.database, sslmode: sslmode ?? undefined };
+/** Where the settings of `location` come from, as the messages above say it. */
+export function connectContext(location: PostgresLocation): ConnectContext {
+  const from = location.origins.user;
+  const userFrom = from === 'url' ? 'the URL' : from === 'default' ? "the operating-system user the proxy runs as (libpq's default)" : from;
+  return { user: location.config.user, userFrom, passwordFrom: location.passwordFrom, database: location.config.database, sslmode: location.sslmode };
 }

@@ -162,7 +162,7 @@ export class PgConnection {
   constructor(
     readonly location: PostgresLocation,
     readonly tuning: PostgresTuning,
-    private readonly context: ConnectContext = connectContext('', location),
+    private readonly context: ConnectContext = connectContext(location),
   ) {
     void this.connectLoop();
   }
@@ -463,7 +463,7 @@ export function acquire(spec: string, tuning: PostgresTuning): PgConnection {
   let connection = connections.get(spec);
   if (connection === undefined) {
     const location = parsePostgresUrl(spec);
-    connection = new PgConnection(location, tuning, connectContext(spec, location));
+    connection = new PgConnection(location, tuning, connectContext(location));
     connections.set(spec, connection);
   }
   connection.users++;

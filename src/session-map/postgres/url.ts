@@ -57,6 +57,10 @@ export interface PostgresLocation {
    * user name must be told which one was used.
    */
   readonly origins: Readonly<Record<'user' | 'dbname' | 'host' | 'port', string>>;
+  /** Where a password the URL does not hold is looked for: PGPASSWORD, else this file (libpq's order). */
+  readonly passwordFrom: string;
+  /** libpq's sslmode as given (URL, service, PGSSLMODE); undefined: libpq's default, prefer. */
+  readonly sslmode: string | undefined;
   /**
    * libpq's second try, for `sslmode=prefer` (libpq's default: also when no
    * sslmode is given) and `allow`: given why the first try (`config`) failed,
@@ -183,14 +187,17 @@ function locate(url: SqlalchemyUrl, env: NodeJS.ProcessEnv, system: LibpqSystem)
   }
   const config: ClientConfig = { user: text('user'), host, port, database: text('dbname') };
   // libpq's order: the URL, PGPASSWORD, then the password file; looked up only when the server asks.
-  config.password = text('password') ?? passwordSource(env, text('passfile') ?? pgpassPath(env, home));
+  const passfile = text('passfile') ?? pgpassPath(env, home);
+  config.password = text('password') ?? passwordSource(env, passfile);
+  const passwordFrom =
+    text('password') !== undefined ? 'the URL' : nonEmpty(env.PGPASSWORD) !== undefined ? 'PGPASSWORD' : `the password file ${passfile ?? '~/.pgpass (no home directory)'}`;
   const applicationName = text('application_name') ?? text('fallback_application_name');
   if (applicationName !== undefined) config.application_name = applicationName;
   const options = text('options');
   if (options !== undefined) config.options = options;
   const tls = tlsSettings(values, host, home);
   config.ssl = tls.ssl;
-  const location = { config, label: labelFor(config, origins.port !== 'default'), origins };
+  const location = { config, label: labelFor(config, origins.port !== 'default'), origins, passwordFrom, sslmode: text('sslmode') };
   return tls.secondTry === undefined ? location : { ...location, secondTry: tls.secondTry };
 }
 

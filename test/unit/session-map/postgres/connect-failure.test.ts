@@ -56,17 +56,17 @@ describe('classifyConnectFailure: a permanent cause (and its fix) or an outage',
   });
 
   test('connectContext: where the user, the password and sslmode come from', () => {
-    const at = (spec: string, env: NodeJS.ProcessEnv): ConnectContext => connectContext(spec, parsePostgresUrl(spec, env), env);
+    const at = (spec: string, env: NodeJS.ProcessEnv): ConnectContext => connectContext(parsePostgresUrl(spec, env, { userName: () => 'os', homeDir: () => undefined }));
     assert.deepEqual(at('postgresql://u:secret@h/db?sslmode=require', {}), { user: 'u', userFrom: 'the URL', passwordFrom: 'the URL', database: 'db', sslmode: 'require' });
     assert.deepEqual(at('postgresql://h/db?user=q', { PGPASSWORD: 'x' }), { user: 'q', userFrom: 'the URL', passwordFrom: 'PGPASSWORD', database: 'db', sslmode: undefined });
     const env = { PGUSER: 'p', HOME: '/home/p', PGSSLMODE: 'verify-full' };
     assert.deepEqual(at('postgresql://h/db', env), { user: 'p', userFrom: 'PGUSER', passwordFrom: 'the password file /home/p/.pgpass', database: 'db', sslmode: 'verify-full' });
-    assert.equal(at('postgresql://h/db', { USER: 'os' }).userFrom, "the operating-system user the proxy runs as (libpq's default)");
+    assert.deepEqual(at('postgresql://h/db', { USER: 'not-this' }), { user: 'os', userFrom: "the operating-system user the proxy runs as (libpq's default)", passwordFrom: 'the password file ~/.pgpass (no home directory)', database: 'db', sslmode: undefined });
   });
 
   test('no password in any message', () => {
     const secret = 's3cret-pw';
-    const context = connectContext(`postgresql://u:${secret}@h/db`, parsePostgresUrl(`postgresql://u:${secret}@h/db`, {}), {});
+    const context = connectContext(parsePostgresUrl(`postgresql://u:${secret}@h/db`, {}));
     for (const [err] of CASES) assert.ok(!(classifyConnectFailure(err, context)?.message ?? '').includes(secret));
   });
 });
