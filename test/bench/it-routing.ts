@@ -4,7 +4,12 @@ import { MAIN_JS } from '../helpers/spawned-proxy.js';
 import { entryPointKey, SqlAlchemyItWriter, type EntryPointWrite } from '../helpers/galaxy-it-map.js';
 import { REQUEST_PATH, spread, type BenchContext, type Spread } from './context.js';
 import { interleavedRounds, ratios, type LoadTarget, type Round } from './rounds.js';
+import { gxItProxy, skipped, startGxItProxy, type RunningPeer } from './peers.js';
+import { memory, waitUntilIdle } from './proc-stats.js';
 import { startProxy, type RunningProxy } from './servers.js';
+
+/** The map size gx-it-proxy 0.2.3 is compared at besides 1: it scans the whole map per request, so 100,000 would measure only that. */
+export const PEER_ENTRY_POINTS = 10_000;
 
 /** gravity's `--proxyPathPrefix` with Galaxy's defaults. */
 const IT_PREFIX = '/interactivetool/ep';
@@ -23,6 +28,10 @@ export interface ItRoutingResult {
   readonly figures: { readonly small: Spread; readonly big: Spread } | undefined;
   readonly report: string;
   readonly results?: Map<string, Round[]>;
+  /** Ours ÷ gx-it-proxy 0.2.3, by figure key (machine line), when it is installed. */
+  readonly peer?: ReadonlyMap<string, { readonly label: string; readonly values: number[] }>;
+  /** Why there are no gx-it-proxy figures, when there are none. */
+  readonly peerSkipped?: string;
 }
 
 /** True when the built CLI routes Interactive Tools (its --help names the path-prefix flag). */
@@ -48,7 +57,7 @@ export async function itRoutingPhase(ctx: BenchContext, setup: ItSetup): Promise
   }
   const fast = entryPointKey(0);
   const entry = (i: number, port: number): EntryPointWrite => ({ ...entryPointKey(i), host: '127.0.0.1', port });
-  const start = async (name: string, count: number): Promise<RunningProxy> => {
+  const writeMap = (name: string, count: number): string => {
     const map = new SqlAlchemyItWriter(join(ctx.resources.dir, `${name}.sqlite`));
     try {
       // The fast backend's entry point first, the others on a port nothing listens on (never requested).
@@ -59,9 +68,12 @@ export async function itRoutingPhase(ctx: BenchContext, setup: ItSetup): Promise
     } finally {
       map.close();
     }
+    return map.path;
+  };
+  const start = async (name: string, count: number): Promise<RunningProxy> => {
     return startProxy(ctx.resources, {
       name,
-      sessionsPath: map.path,
+      sessionsPath: writeMap(name, count),
       expectedRoutes: count,
       cores: ctx.pinning.servers,
       cpuProfDir: ctx.cpuProfDir,
@@ -74,10 +86,27 @@ export async function itRoutingPhase(ctx: BenchContext, setup: ItSetup): Promise
   const path = `${IT_PREFIX}/${fast.key}/${fast.token}${REQUEST_PATH}`;
   const host = `${fast.key}-${fast.token}.ep.interactivetool.galaxy.example.org`;
   // Browsers send Galaxy's cookies to the Interactive Tools too: the same Cookie header everywhere.
-  const on = (name: string, p: RunningProxy, shape: Partial<LoadTarget> = {}): LoadTarget => ({ name, port: p.port, cpuPid: p.pid, key: setup.key, ...shape });
+  const on = (name: string, p: { port: number; pid: number }, shape: Partial<LoadTarget> = {}): LoadTarget => ({ name, port: p.port, cpuPid: p.pid, key: setup.key, ...shape });
   const targets = [on('IT path 1', itSmall, { path }), on('IT host 1', itSmall, { host }), on('cookie 1', setup.cookieSmall)];
   if (itBig !== undefined && setup.cookieBig !== undefined) {
     targets.push(on(`IT path ${big}`, itBig, { path }), on(`IT host ${big}`, itBig, { host }), on(`cookie ${big}`, setup.cookieBig));
+  }
+  // gx-it-proxy 0.2.3 on the same kind of maps, beside ours at the same sizes.
+  const peer = gxItProxy();
+  const peers: RunningPeer[] = [];
+  const extraOurs: RunningProxy[] = [];
+  const peerSizes = [1, PEER_ENTRY_POINTS];
+  if (peer.main !== undefined) {
+    for (const n of peerSizes) {
+      const gx = await startGxItProxy(ctx.resources, peer, `gx-it-proxy-${n}`, writeMap(`gx-it-proxy-${n}`, n), IT_PREFIX, path, ctx.pinning.servers);
+      peers.push(gx);
+      targets.push(on(`gx-it-proxy path ${n}`, gx, { path }), on(`gx-it-proxy host ${n}`, gx, { host }));
+      if (n !== 1 && n !== big) {
+        const ours = await start(`it-${n}`, n);
+        extraOurs.push(ours);
+        targets.push(on(`IT path ${n}`, ours, { path }), on(`IT host ${n}`, ours, { host }));
+      }
+    }
   }
   const rounds = Math.max(3, Math.ceil(ctx.rounds / 2));
   const results = await interleavedRounds(ctx, targets, ctx, rounds);
@@ -93,7 +122,28 @@ export async function itRoutingPhase(ctx: BenchContext, setup: ItSetup): Promise
   };
   const small = judge(1);
   const bigSpread = big === undefined ? spread([]) : judge(big);
-  await ctx.resources.stop(itSmall.proxy.child);
-  if (itBig !== undefined) await ctx.resources.stop(itBig.proxy.child);
-  return { figures: { small, big: bigSpread }, report: lines.join('\n'), results };
+  const peerFigures = new Map<string, { label: string; values: number[] }>();
+  if (peers.length > 0) {
+    for (const n of peerSizes) {
+      for (const how of ['path', 'host'] as const) {
+        const ours = get(`IT ${how} ${n}`);
+        const theirs = get(`gx-it-proxy ${how} ${n}`);
+        peerFigures.set(`gxit_rps_ratio_${how}_${n}`, { label: `requests/s by ${how}, ours ÷ gx-it-proxy 0.2.3, ${n} entry points`, values: ratios(ours, theirs, (r) => r.rps) });
+        peerFigures.set(`gxit_cpu_ratio_${how}_${n}`, { label: `CPU per request by ${how}, ours ÷ gx-it-proxy 0.2.3, ${n} entry points`, values: ratios(ours, theirs, (r) => r.cpuUs) });
+      }
+    }
+    // RSS once idle, at the larger size: ours (this phase's proxy at that size) and gx-it-proxy's.
+    const oursAtPeerSize = PEER_ENTRY_POINTS === big ? itBig : extraOurs[0];
+    const gxAtPeerSize = peers[peers.length - 1];
+    if (oursAtPeerSize !== undefined && gxAtPeerSize !== undefined) {
+      await waitUntilIdle(oursAtPeerSize.pid);
+      await waitUntilIdle(gxAtPeerSize.pid);
+      const [a, b] = [memory(oursAtPeerSize.pid).rssMiB, memory(gxAtPeerSize.pid).rssMiB];
+      peerFigures.set(`gxit_rss_ratio_${PEER_ENTRY_POINTS}`, { label: `RSS once idle, ours ÷ gx-it-proxy 0.2.3, ${PEER_ENTRY_POINTS} entry points (${a.toFixed(1)} / ${b.toFixed(1)} MiB)`, values: [a / b] });
+    }
+  }
+  for (const p of [itSmall, itBig, ...extraOurs]) if (p !== undefined) await ctx.resources.stop(p.proxy.child);
+  for (const p of peers) await ctx.resources.stop(p.child);
+  const peerPart = peers.length > 0 ? { peer: peerFigures } : { peerSkipped: skipped(peer) };
+  return { figures: { small, big: bigSpread }, report: lines.join('\n'), results, ...peerPart };
 }

@@ -23,6 +23,7 @@ import { BenchResources } from './processes.js';
 import { interleave, interleavedRounds, ratios, type LoadTarget, type Round } from './rounds.js';
 import { itRoutingPhase } from './it-routing.js';
 import { postgresPhase } from './postgres-phase.js';
+import { configurableHttpProxy, skipped, startConfigurableHttpProxy, type RunningPeer } from './peers.js';
 import { startNodeBackend, startProxy, startReferenceProxy, type Listening, type RunningProxy } from './servers.js';
 import { choosePinning, pinSelf, SteadyRunner } from './steady.js';
 import { streamingMemory } from './streaming.js';
@@ -139,6 +140,15 @@ async function main(): Promise<void> {
   const report: string[] = [];
   const figures: Figures = {};
   const extra: Record<string, string | number> = {};
+  // Ours ÷ each peer (issue 21): a line each, and median/IQR keys on the machine line.
+  const peerSummary: string[] = [];
+  const peerFigure = (key: string, label: string, values: number[], digits = 2): void => {
+    const s = spread(values);
+    peerSummary.push(`${label}: ${fmtSpread(s, digits)}`);
+    extra[key] = s.median.toFixed(4);
+    extra[`${key}_q1`] = s.q1.toFixed(4);
+    extra[`${key}_q3`] = s.q3.toFixed(4);
+  };
   const t0 = Date.now();
   try {
     const nginx = opts.noNginx ? undefined : findNginx();
@@ -181,6 +191,7 @@ async function main(): Promise<void> {
       proxyBig: `proxy ${big}`,
       nginxBig: `nginx ${big}`,
       direct: 'direct to backend',
+      chp: 'configurable-http-proxy 1',
     };
     const fastKey = newSessionKey();
     const nodeKey = newSessionKey();
@@ -219,11 +230,17 @@ async function main(): Promise<void> {
       proxySmall = await startProxy(resources, { ...onServers, name: 'proxy-1', sessionsPath: smallPath, expectedRoutes: 1 });
       refSmall = await startReferenceProxy(resources, { ...onServers, name: 'reference-1', sessionsPath: smallPath, expectedRoutes: 1 });
     }
+    // JupyterHub's proxy with one default route to the same backend: the one-route figures only (it cannot route by cookie).
+    const chpPeer = configurableHttpProxy();
+    let chp: RunningPeer | undefined;
+    if (wantSmall && chpPeer.main !== undefined) chp = await startConfigurableHttpProxy(resources, chpPeer, 'chp-1', fast.port, pinning.servers, ctx.cpuProfDir);
+    else if (opts.only.has('throughput') || opts.only.has('latency') || opts.only.has('websocket')) peerSummary.push(skipped(chpPeer));
     const target = (name: string, l: Listening, cpuPid = l.pid): LoadTarget => ({ name, port: l.port, cpuPid, key: fastKey });
 
     if (opts.only.has('throughput')) {
       ctx.progress('\n== requests/s, latency and CPU per request: proxy, reference, nginx; 1 session and the large map');
       const targets: LoadTarget[] = [target(names.proxy, proxySmall!), target(names.ref, refSmall!), target(names.proxyBig, proxyBig!)];
+      if (chp !== undefined) targets.push(target(names.chp, chp));
       if (nginx !== undefined) {
         const upstream = `127.0.0.1:${fast.port}`;
         const nginxSmall = await startNginx(resources, nginx, 'nginx-1', (prefix, port) => referenceConfig(prefix, port, COOKIE, [{ key: fastKey, upstream }], 1), pinning.servers);
@@ -260,6 +277,14 @@ async function main(): Promise<void> {
         lines.push(ratioLine(`requests/s, proxy at ${big} / at 1 session (no nginx to normalise by)`, bigOverSmall));
       }
       lines.push(`RSS after the rounds: proxy with 1 session ${fmt(memory(proxySmall!.pid).rssMiB, 1)} MiB, reference ${fmt(memory(refSmall!.pid).rssMiB, 1)} MiB`);
+      if (chp !== undefined) {
+        peerFigure('chp_rps_ratio', 'requests/s, ours ÷ configurable-http-proxy (one route)', ratios(get(names.proxy), get(names.chp), (r) => r.rps));
+        peerFigure('chp_cpu_ratio', 'CPU per request, ours ÷ configurable-http-proxy (one route)', ratios(get(names.proxy), get(names.chp), (r) => r.cpuUs));
+        await waitUntilIdle(proxySmall!.pid);
+        await waitUntilIdle(chp.pid);
+        const [ours, theirs] = [memory(proxySmall!.pid).rssMiB, memory(chp.pid).rssMiB];
+        peerFigure('chp_rss_ratio', `RSS once idle, ours ÷ configurable-http-proxy (${fmt(ours, 1)} / ${fmt(theirs, 1)} MiB)`, [ours / theirs]);
+      }
       report.push(lines.join('\n'));
       await sampleBig('load rounds');
     }
@@ -269,6 +294,7 @@ async function main(): Promise<void> {
       const light = { seconds: ctx.seconds, connections: 1 };
       const backendCpu = fast.pid;
       const targets = [target(names.direct, fast, backendCpu), target(names.proxy, proxySmall!), target(names.ref, refSmall!)];
+      if (chp !== undefined) targets.push(target(names.chp, chp));
       const results = await interleavedRounds(ctx, targets, light);
       const get = (name: string): Round[] => results.get(name) ?? [];
       const added = (name: string, figure: (r: Round) => number): number[] => get(name).map((r, i) => figure(r) - figure(get(names.direct)[i]));
@@ -286,6 +312,10 @@ async function main(): Promise<void> {
           ratioLine('p99 added by the reference, ms', added(names.ref, (r) => r.p99), 3),
         ].join('\n'),
       );
+      if (chp !== undefined) {
+        const theirs = added(names.chp, (r) => r.p50);
+        peerFigure('chp_p50_added_ratio', 'latency added at 1 connection, p50, ours ÷ configurable-http-proxy', added(names.proxy, (r) => r.p50).map((v, i) => v / theirs[i]));
+      }
     }
     if (opts.only.has('routing') && proxySmall !== undefined) {
       ctx.progress('\n== Interactive Tools routing (path, host) vs cookie routing, 1 and the large number of entry points');
@@ -298,9 +328,12 @@ async function main(): Promise<void> {
       if (it.results !== undefined) lines.push(roundsTable([...it.results]));
       lines.push(it.report);
       report.push(lines.join('\n'));
+      if (it.peerSkipped !== undefined) peerSummary.push(it.peerSkipped);
+      for (const [key, { label, values }] of it.peer ?? []) peerFigure(key, label, values);
       await sampleBig('IT rounds');
     }
     if (proxySmall !== undefined) await resources.stop(proxySmall.proxy.child);
+    if (chp !== undefined) await resources.stop(chp.child);
 
     if (opts.only.has('postgres')) {
       ctx.progress(`\n== PostgreSQL map: requests/s at 1 and ${opts.sessions} entry points, commit → routed, latency during full re-reads`);
@@ -423,6 +456,10 @@ async function main(): Promise<void> {
           );
           servers.set('nginx', { port: nginxWs.port, pid: nginxWs.workerPid });
         }
+        if (chpPeer.main !== undefined) {
+          const chpWs = await startConfigurableHttpProxy(resources, chpPeer, 'chp-ws', nodeBackend.port, pinning.servers);
+          servers.set('configurable-http-proxy', chpWs);
+        }
         const echoes = await interleave(ctx, [...servers.keys()], ctx.rounds, async (name) => {
           const { port, pid } = servers.get(name)!;
           return ctx.steady.measure(name, () => webSocketRoundTrips(ctx, name, port, pid, nodeKey));
@@ -439,11 +476,16 @@ async function main(): Promise<void> {
         lines.push(ratioLine('proxy / reference', ws));
         lines.push(ratioLine('CPU per round trip, proxy / reference', wsCpu));
         if (servers.has('nginx')) lines.push(ratioLine('yardstick: proxy / nginx', ratios(get('proxy'), get('nginx'), (r) => r.rate)));
+        if (servers.has('configurable-http-proxy')) {
+          peerFigure('chp_ws_ratio', 'WebSocket round trips/s, ours ÷ configurable-http-proxy', ratios(get('proxy'), get('configurable-http-proxy'), (r) => r.rate));
+          peerFigure('chp_ws_cpu_ratio', 'CPU per WebSocket round trip, ours ÷ configurable-http-proxy', ratios(get('proxy'), get('configurable-http-proxy'), (r) => r.cpuUs));
+        }
         report.push(lines.join('\n'));
       }
       await resources.stop(proxyNode.proxy.child);
     }
 
+    if (peerSummary.length > 0) report.push(`\n## Ours ÷ the proxies an admin would pick instead (median, IQR, range of the per-round ratios)\n${peerSummary.join('\n')}`);
     report.push(`\n## How steady the machine was\n${ctx.steady.summary()}`);
     extra.rounds_discarded = ctx.steady.discarded;
     extra.rounds_unsteady = ctx.steady.unsteady;
