@@ -14,7 +14,9 @@
  * so both see the same machine.
  *
  * gx-it-proxy is looked for in $GX_IT_PROXY_DIR (a directory holding its
- * lib/main.js and node_modules). To build it outside this repository:
+ * lib/main.js), by default where test/bench/peers.ts installs it
+ * (npm install --prefix "$GIE_BENCH_PEERS/gx-it-proxy" @galaxyproject/gx-it-proxy@0.2.3).
+ * Or build it outside this repository:
  *   git clone https://github.com/galaxyproject/gx-it-proxy /tmp/gxit && cd /tmp/gxit
  *   git checkout b6bb889 && npm install --omit=dev --omit=optional
  * It answers an unknown entry point by connecting to localhost:80 (its bug),
@@ -34,6 +36,7 @@ import { GalaxyItWriterProcess } from '../helpers/galaxy-it-writer-process.js';
 import { tempDir } from '../helpers/galaxy-map.js';
 import { freePort } from '../helpers/ports.js';
 import { fmt, median, table } from './context.js';
+import { PEERS_DIR } from './peers.js';
 import { waitUntilIdle } from './proc-stats.js';
 
 const PREFIX = '/interactivetool/ep';
@@ -51,9 +54,10 @@ const { values } = parseArgs({
 const wanted = new Set(values.proxies.split(','));
 const sizes = values.sizes.split(',').map(Number);
 const writes = Number(values.writes);
-const gxItProxyDir = process.env.GX_IT_PROXY_DIR ?? '/tmp/gxit-0.2.3';
+// A git checkout (its own node_modules), or the npm install the main benchmark uses (test/bench/peers.ts: sqlite3 beside it).
+const gxItProxyDir = process.env.GX_IT_PROXY_DIR ?? join(PEERS_DIR, 'gx-it-proxy', 'node_modules', '@galaxyproject', 'gx-it-proxy');
 const gxItProxyMain = join(gxItProxyDir, 'lib/main.js');
-const haveGxItProxy = existsSync(gxItProxyMain) && existsSync(join(gxItProxyDir, 'node_modules/sqlite3'));
+const haveGxItProxy = existsSync(gxItProxyMain) && (existsSync(join(gxItProxyDir, 'node_modules/sqlite3')) || existsSync(join(gxItProxyDir, '..', '..', 'sqlite3')));
 
 interface Contender {
   readonly name: string;
