@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
@@ -107,6 +107,37 @@ describe("the training material's URL with libpq's defaults", () => {
     const check = spawnProxy(['--sessions', TRAINING_URL, '--check'], { env: {} });
     assert.equal((await check.exit(15_000)).code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, new RegExp(`session map  postgresql://${me}@/gxitproxy\\?host=${SOCKET_DIR}\\n[^]*entry points 1 routable`));
+  });
+
+  test("libpq's other defaults: the database named after the user; a connection service from PGSERVICE", async (t) => {
+    if (!(await ready(t))) return;
+    const me = userInfo().username;
+    const dir = tempDir('gie-pg-service-');
+    t.after(() => dir.remove());
+    // A database named after the OS user, holding the map (as `createdb` with no name makes it).
+    if (me !== 'postgres') {
+      await cluster.query(`CREATE DATABASE "${me}"`);
+      const writer = new GalaxyPgWriter(cluster.config(me));
+      try {
+        await writer.save({ ...EP, host: '127.0.0.1', port: container!.port });
+      } finally {
+        await writer.close();
+      }
+      await cluster.query(`GRANT SELECT ON gxitproxy TO "${me}"`, [], me);
+      const check = spawnProxy(['--sessions', `postgresql://?host=${SOCKET_DIR}`, '--check'], { env: {} });
+      assert.equal((await check.exit(15_000)).code, 0, check.stdout + check.stderr);
+      assert.match(check.stdout, new RegExp(`session map  postgresql://${me}@/${me}\\?host=${SOCKET_DIR}\\n[^]*entry points 1 routable`));
+    }
+    // Everything from a service file named by PGSERVICE and PGSERVICEFILE; the URL says nothing but the scheme.
+    const serviceFile = join(dir.dir, 'pg_service.conf');
+    writeFileSync(serviceFile, `# the map\n[gxit]\nhost=${SOCKET_DIR}\ndbname=gxitproxy\n`);
+    const viaService = spawnProxy(['--sessions', 'postgresql://', '--check'], { env: { PGSERVICE: 'gxit', PGSERVICEFILE: serviceFile } });
+    assert.equal((await viaService.exit(15_000)).code, 0, viaService.stdout + viaService.stderr);
+    assert.match(viaService.stdout, new RegExp(`session map  postgresql://${me}@/gxitproxy\\?host=${SOCKET_DIR}\\n[^]*entry points 1 routable`));
+    // A service that is not defined: exit 2 at once, naming the files looked in.
+    const missing = spawnProxy(['--sessions', 'postgresql:///?service=nope'], { env: { PGSERVICEFILE: serviceFile } });
+    assert.equal((await missing.exit(15_000)).code, 2);
+    assert.match(missing.stderr, /^error: --sessions: definition of service "nope" not found \(looked in .*pg_service\.conf/);
   });
 
   test("as a non-root user whose $USER names another role: the OS user's role, not $USER's", async (t) => {
