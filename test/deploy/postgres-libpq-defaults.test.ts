@@ -107,6 +107,12 @@ describe("the training material's URL with libpq's defaults", () => {
     const check = spawnProxy(['--sessions', TRAINING_URL, '--check'], { env: {} });
     assert.equal((await check.exit(15_000)).code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, new RegExp(`session map  postgresql://${me}@/gxitproxy\\?host=${SOCKET_DIR}\\n[^]*entry points 1 routable`));
+    // Every scheme SQLAlchemy takes for PostgreSQL reaches the same map (the driver is ignored).
+    for (const scheme of ['postgres', 'postgresql+psycopg2', 'postgresql+psycopg', 'postgresql+pg8000', 'postgresql+asyncpg']) {
+      const other = spawnProxy(['--sessions', TRAINING_URL.replace('postgresql', scheme), '--check'], { env: {} });
+      assert.equal((await other.exit(15_000)).code, 0, `${scheme}: ${other.stdout}${other.stderr}`);
+      assert.match(other.stdout, /entry points 1 routable/, scheme);
+    }
   });
 
   test("libpq's other defaults: the database named after the user; a connection service from PGSERVICE", async (t) => {

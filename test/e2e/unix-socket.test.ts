@@ -7,12 +7,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import WebSocket from 'ws';
 import { cookie, request } from '../helpers/client.js';
+import { webSocketEcho } from '../helpers/front-server.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { startInProcessProxy } from '../helpers/in-process-proxy.js';
 import { spawnProxy, type ProxyProcess } from '../helpers/spawned-proxy.js';
@@ -68,17 +67,8 @@ function modeOf(path: string): number {
 }
 
 /** The URL the container saw for a WebSocket through the socket, after one echoed message. */
-async function webSocketVia(sock: string, path: string): Promise<string> {
-  const ws = new WebSocket(`ws+unix://${sock}:${path}`, { headers: cookie('alice'), handshakeTimeout: 5000 });
-  try {
-    const [hello] = (await once(ws, 'message')) as [Buffer];
-    ws.send('ping');
-    const [echo] = (await once(ws, 'message')) as [Buffer];
-    assert.equal(echo.toString(), 'ping');
-    return (JSON.parse(hello.toString()) as { url: string }).url;
-  } finally {
-    ws.terminate();
-  }
+function webSocketVia(sock: string, path: string): Promise<string> {
+  return webSocketEcho(`ws+unix://${sock}:${path}`, cookie('alice'));
 }
 
 test('HTTP and WebSocket through the socket; mode 0660 before the start-up line; the file is gone after SIGTERM (exit 0)', async (t) => {

@@ -48,8 +48,13 @@ export async function startFrontServer(t: TestContext, command: string, args: st
 }
 
 /** The URL the container saw for a WebSocket opened through `port`, after one echoed message. */
-export async function webSocketThrough(port: number, path: string): Promise<string> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`, { headers: cookie(SESSION), handshakeTimeout: 5000 });
+export function webSocketThrough(port: number, path: string): Promise<string> {
+  return webSocketEcho(`ws://127.0.0.1:${port}${path}`, cookie(SESSION));
+}
+
+/** The URL the container saw for a WebSocket opened at `url` (`ws://…`, `ws+unix://…`) with `headers`, after one echoed message. */
+export async function webSocketEcho(url: string, headers: Record<string, string>): Promise<string> {
+  const ws = new WebSocket(url, { headers, handshakeTimeout: 5000 });
   try {
     const [hello] = (await once(ws, 'message')) as [Buffer];
     ws.send('ping');
