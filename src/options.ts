@@ -202,6 +202,14 @@ const cookieName: Kind<string> = {
   },
 };
 
+/** A comma-separated flag value as a list: items trimmed, blanks dropped (so `''` is an empty list). */
+function commaList(text: string): string[] {
+  return text
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
+}
+
 /**
  * Origins as browsers send them in `Origin`: `scheme://host[:port]`, lower
  * case, default port omitted (`https://Galaxy.example.org:443/` becomes
@@ -214,11 +222,7 @@ const origins: Kind<readonly string[]> = {
     if (!Array.isArray(value)) throw new Refusal('must be a list of origins');
     return Object.freeze(value.map(normalizeOrigin));
   },
-  parse: (text) =>
-    text
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0),
+  parse: commaList,
 };
 
 function normalizeOrigin(value: unknown): string {
@@ -259,11 +263,7 @@ const queryNames: Kind<readonly string[]> = {
     }
     return Object.freeze([...(value as string[])]);
   },
-  parse: (text) =>
-    text
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0),
+  parse: commaList,
 };
 
 /** `kind`, or no value (undefined/null, whichever `none` is). */
@@ -301,11 +301,7 @@ const allowList: Kind<TargetAllowList> = {
       throw err;
     }
   },
-  parse: (text) =>
-    text
-      .split(',')
-      .map((item) => item.trim())
-      .filter((item) => item.length > 0),
+  parse: commaList,
 };
 
 /**
