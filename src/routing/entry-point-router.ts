@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { matchToken, type EntryPoint } from './entry-point-table.js';
 import { toRoute, type Route } from './route-table.js';
-import type { Refusal, RouteResult, Router } from './router.js';
+import type { RefusalReason, RouteResult, Router } from './router.js';
 import { isUsableHost, type TargetAllowList } from './target-allow-list.js';
 
 /**
@@ -13,7 +13,7 @@ import { isUsableHost, type TargetAllowList } from './target-allow-list.js';
  */
 
 /** Why a request cannot be routed to an entry point (each has one answer in src/http/answers.ts). */
-export type EntryPointRefusal = Extract<Refusal, 'no-host' | 'unknown-entry-point' | 'wrong-token' | 'no-target-header' | 'bad-target-header' | 'target-not-allowed'>;
+export type EntryPointRefusal = Extract<RefusalReason, 'no-host' | 'unknown-entry-point' | 'wrong-token' | 'no-target-header' | 'bad-target-header' | 'target-not-allowed'>;
 
 /** How the request was routed (or would have been). */
 export type EntryPointVia = 'path' | 'host' | 'header';
