@@ -70,3 +70,20 @@ export interface Router {
 export function isRefusal(result: RouteResult): result is Refused {
   return 'refusal' in result;
 }
+
+/**
+ * The router in use where the routing mode can change while running (a map
+ * that says what it routes by): whoever learns the mode sets `current`, and
+ * a request costs one field read.
+ */
+export class RouterSwitch implements Router {
+  constructor(public current: Router) {}
+
+  get description(): string {
+    return this.current.description;
+  }
+
+  route(req: IncomingMessage): RouteResult {
+    return this.current.route(req);
+  }
+}
