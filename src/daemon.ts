@@ -16,7 +16,7 @@ import { storeKindFor, storeLabel } from './session-map/stores.js';
 import { CookieRouter } from './routing/cookie-router.js';
 import { EntryPointTable } from './routing/entry-point-table.js';
 import { EntryPointRouter } from './routing/entry-point-router.js';
-import type { Router } from './routing/router.js';
+import { RouterSwitch, type Router } from './routing/router.js';
 import type { ChangeWatch, MapRouting } from './session-map/store.js';
 import { readFileSync } from 'node:fs';
 
@@ -91,10 +91,13 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     const label = storeLabel(spec);
     const storeKind = storeKindFor(spec);
     report = new ReloadReporter(label, log.child({ component: 'session-map' }), observer);
+    const follow = followMapRouting(options, new CookieRouter(options.cookieName, (key) => table.lookup(key)), itRouter);
+    router = follow.router;
     const mapReloader = new MapReloader(spec, table, report, {
       workerThreshold: options.mapThreadFrom,
       onSynced: () => watcher?.synced?.(),
       entryPoints,
+      onRouting: follow.onRouting,
     });
     reloader = mapReloader;
     await mapReloader.reload(true);
@@ -106,9 +109,6 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     );
     watcher = mapWatcher;
     metrics?.watchStore(() => mapWatcher.status?.());
-    // Until the map says what it holds, the command and the Interactive Tools flags say what to expect.
-    const expected: MapRouting = expectsEntryPoints(options) ? 'entry-point' : 'cookie';
-    router = followMapRouting(() => mapReloader.routing ?? expected, new CookieRouter(options.cookieName, (key) => table.lookup(key)), itRouter);
   } else if (options.headerModeAllow === undefined) {
     log.warn({ forwardIP: options.forwardIP, forwardPort: options.forwardPort }, DAEMON_LOG.openRelay);
   }
@@ -231,16 +231,14 @@ function expectsEntryPoints(options: ProxyOptions): boolean {
 /**
  * The routing follows the table the map holds: `gxitproxy` routes entry
  * points, `gxproxy2`, `gxproxy` and the JSON maps route session cookies.
- * `current` is asked per request (a field read), so a map that changes kind
- * is followed at once.
+ * Until the map says what it holds, the command and the Interactive Tools
+ * flags say what to expect; `onRouting` (the reloader's) switches the router
+ * when a read says it, so a request only reads the switch's field.
  */
-function followMapRouting(current: () => MapRouting, cookies: Router, entryPoints: Router): Router {
-  return {
-    get description(): string {
-      return current() === 'entry-point' ? entryPoints.description : cookies.description;
-    },
-    route: (req) => (current() === 'entry-point' ? entryPoints : cookies).route(req),
-  };
+function followMapRouting(options: ProxyOptions, cookies: Router, entryPoints: Router): { router: RouterSwitch; onRouting: (routing: MapRouting) => void } {
+  const routerFor = (routing: MapRouting): Router => (routing === 'entry-point' ? entryPoints : cookies);
+  const router = new RouterSwitch(routerFor(expectsEntryPoints(options) ? 'entry-point' : 'cookie'));
+  return { router, onRouting: (routing) => (router.current = routerFor(routing)) };
 }
 
 /** The package version, read from the package.json that sits beside `lib/` (and `src/`). */

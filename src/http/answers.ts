@@ -1,6 +1,6 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Refusal } from '../routing/router.js';
+import type { RefusalReason } from '../routing/router.js';
 import { addCorsEcho, type CorsPolicy } from './headers.js';
 
 /**
@@ -23,7 +23,7 @@ export type ServerCase =
   | 'admin-method' // the metrics listener answers GET and HEAD only
   | 'admin-failed'; // building /health or /metrics failed (a bug)
 
-export type AnswerCase = Refusal | ServerCase;
+export type AnswerCase = RefusalReason | ServerCase;
 
 export type AnswerLevel = 'debug' | 'info' | 'warn' | 'error';
 

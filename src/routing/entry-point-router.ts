@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
 import { matchToken, type EntryPoint } from './entry-point-table.js';
 import { toRoute, type Route } from './route-table.js';
-import type { Refusal, RouteResult, Router } from './router.js';
+import type { Forward, RouteResult, Router } from './router.js';
 import { isUsableHost, type TargetAllowList } from './target-allow-list.js';
 
 /**
@@ -11,48 +11,6 @@ import { isUsableHost, type TargetAllowList } from './target-allow-list.js';
  * header modes) but without its faults: a request that cannot be routed gets
  * a refusal reason, never a connection to a default host.
  */
-
-/** Why a request cannot be routed to an entry point (each has one answer in src/http/answers.ts). */
-export type EntryPointRefusal = Extract<Refusal, 'no-host' | 'unknown-entry-point' | 'wrong-token' | 'no-target-header' | 'bad-target-header' | 'target-not-allowed'>;
-
-/** How the request was routed (or would have been). */
-export type EntryPointVia = 'path' | 'host' | 'header';
-
-/** Where a routed request goes and how it is changed on the way. */
-export interface EntryPointRoute {
-  readonly kind: 'route';
-  readonly via: EntryPointVia;
-  /** Where the connection goes (the forward address in forward mode). */
-  readonly target: Route;
-  /** The request target the container gets (prefix stripped or kept). */
-  readonly url: string;
-  /**
-   * Headers set on the request to the container, name as written. Any header
-   * of the same name in any case, and every client-sent `x-interactive-tool-*`
-   * header, is removed first (see applyEntryPointRoute).
-   */
-  readonly setHeaders: readonly (readonly [string, string])[];
-  /** The entry point (map mode). */
-  readonly entry: EntryPoint | undefined;
-}
-
-/** A request that cannot be routed. */
-export interface EntryPointRefused {
-  readonly kind: 'refuse';
-  readonly via: EntryPointVia;
-  readonly reason: EntryPointRefusal;
-  /** The key the request named, for the debug log (never the token). */
-  readonly key?: string;
-}
-
-export type EntryPointDecision = EntryPointRoute | EntryPointRefused;
-
-/** What the router reads of a request. */
-export interface EntryPointRequest {
-  /** The request target in origin form (`/path?query`), as received. */
-  readonly url: string;
-  readonly headers: IncomingHttpHeaders;
-}
 
 export interface EntryPointRouterOptions {
   /** `--proxyPathPrefix`, normalised by normalizePathPrefix; undefined: host routing only. */
@@ -92,69 +50,6 @@ export function normalizePathPrefix(prefix: string | undefined): string | undefi
   if (prefix === undefined || prefix === '') return undefined;
   const trimmed = prefix.replace(/\/+$/, '');
   return trimmed.startsWith('/') || trimmed === '' ? trimmed : `/${trimmed}`;
-}
-
-/**
- * Builds the router: a pure function from a request to a decision. The
- * request is not changed; applyEntryPointRoute does that once it is routed.
- */
-export function createEntryPointRouter(options: EntryPointRouterOptions, lookup: EntryPointLookup): (req: EntryPointRequest) => EntryPointDecision {
-  const { pathPrefix, forwardIP, forwardPort, headerMode, allow } = options;
-  const forward = forwardIP !== undefined || forwardPort !== undefined;
-  const fixedForward = forwardIP !== undefined && forwardPort !== undefined ? toRoute({ host: forwardIP, port: forwardPort }) : undefined;
-
-  function routed(via: EntryPointVia, host: string, port: number, target: Route | undefined, url: string, setHeaders: [string, string][], entry: EntryPoint | undefined): EntryPointRoute {
-    if (!forward) return { kind: 'route', via, target: target ?? toRoute({ host, port }), url, setHeaders, entry };
-    if (forwardIP !== undefined) setHeaders.push([TARGET_HOST, host]);
-    if (forwardPort !== undefined) setHeaders.push([TARGET_PORT, String(port)]);
-    const to = fixedForward ?? toRoute({ host: forwardIP ?? host, port: forwardPort ?? port });
-    return { kind: 'route', via, target: to, url, setHeaders, entry };
-  }
-
-  function fromHeaders(req: EntryPointRequest): EntryPointDecision {
-    const parsed = targetFromHeaders(req.headers);
-    if (typeof parsed === 'string') return { kind: 'refuse', via: 'header', reason: parsed };
-    if (allow !== undefined && !allow.allows(parsed.host, parsed.port)) return { kind: 'refuse', via: 'header', reason: 'target-not-allowed' };
-    return routed('header', parsed.host, parsed.port, undefined, req.url, [], undefined);
-  }
-
-  return (req) => {
-    // Header mode: the Galaxy-side proxy already applied the prefix rules.
-    if (headerMode) return fromHeaders(req);
-    const url = req.url;
-    if (pathPrefix !== undefined && isUnderPrefix(url, pathPrefix)) {
-      const { key, token, rest } = splitEntryPointPath(url, pathPrefix.length);
-      const entries = lookup(key);
-      const entry = matchToken(entries, token);
-      if (entry === undefined) return { kind: 'refuse', via: 'path', reason: entries === undefined ? 'unknown-entry-point' : 'wrong-token', key };
-      const setHeaders: [string, string][] = [];
-      if (entry.requiresPathInHeaderNamed !== undefined) setHeaders.push([entry.requiresPathInHeaderNamed, `${pathPrefix}/${key}/${token}`]);
-      return routed('path', entry.host, entry.port, entry.target, entry.requiresPathInUrl ? url : rest, setHeaders, entry);
-    }
-    const host = req.headers.host;
-    if (host === undefined || host === '') return { kind: 'refuse', via: 'host', reason: 'no-host' };
-    const { key, token } = splitEntryPointHost(host);
-    const entries = lookup(key);
-    const entry = matchToken(entries, token);
-    if (entry === undefined) return { kind: 'refuse', via: 'host', reason: entries === undefined ? 'unknown-entry-point' : 'wrong-token', key };
-    return routed('host', entry.host, entry.port, entry.target, url, [], entry);
-  };
-}
-
-/**
- * Makes the request what the container gets: the new request target, every
- * client-sent `x-interactive-tool-*` header and every header the route sets
- * (whatever the case the client used) removed, then the route's headers set.
- */
-export function applyEntryPointRoute(req: { url?: string; headers: IncomingHttpHeaders }, route: EntryPointRoute): void {
-  if (req.url !== undefined) req.url = route.url;
-  const headers = req.headers as Record<string, unknown>;
-  const replaced = route.setHeaders.map(([name]) => name.toLowerCase());
-  for (const name of Object.keys(headers)) {
-    const lower = name.toLowerCase();
-    if (lower.startsWith(TARGET_HEADER_PREFIX) || replaced.includes(lower)) delete headers[name];
-  }
-  for (const [name, value] of route.setHeaders) headers[name] = value;
 }
 
 /** True when `url` is `prefix` or lies under it: `/interactivetool/epX/…` is not under `/interactivetool/ep`. */
@@ -266,38 +161,121 @@ function stripTargetHeaders(headers: IncomingHttpHeaders): void {
 }
 
 /**
- * Interactive Tools routing behind the router seam: entry points from the
- * `gxitproxy` map by path and by Host, or (header mode) the target the
- * Galaxy-side proxy named in `x-interactive-tool-host/-port`.
+ * Every client-sent `x-interactive-tool-*` header and every header in
+ * `setHeaders` (whatever the case the client used) removed, then
+ * `setHeaders` set, name as written.
+ */
+function replaceTargetHeaders(headers: IncomingHttpHeaders, setHeaders: readonly (readonly [string, string])[]): void {
+  const all = headers as Record<string, unknown>;
+  const replaced = setHeaders.map(([name]) => name.toLowerCase());
+  for (const name of Object.keys(all)) {
+    const lower = name.toLowerCase();
+    if (lower.startsWith(TARGET_HEADER_PREFIX) || replaced.includes(lower)) delete all[name];
+  }
+  for (const [name, value] of setHeaders) all[name] = value;
+}
+
+/** Where a request goes before forward mode: a map entry, or header mode's named target. */
+interface Destination {
+  readonly host: string;
+  readonly port: number;
+  /** The destination as a route, when it is already made (a map entry's). */
+  readonly target?: Route;
+}
+
+/**
+ * Interactive Tools routing behind the router seam, as gx-it-proxy 0.2.3
+ * routes (path first, then host; forward and header modes): entry points
+ * from the `gxitproxy` map by path and by Host, or (header mode) the target
+ * the Galaxy-side proxy named in `x-interactive-tool-host/-port`. The request
+ * is not changed here; the Forward says what the server changes.
  */
 export class EntryPointRouter implements Router {
   readonly description: string;
-  private readonly decide: (req: EntryPointRequest) => EntryPointDecision;
+  private readonly pathPrefix: string | undefined;
+  private readonly forwardIP: string | undefined;
+  private readonly forwardPort: number | undefined;
+  private readonly forward: boolean;
+  /** Forward mode with both address parts given: one route for every request. */
+  private readonly fixedForward: Route | undefined;
+  private readonly headerMode: boolean;
+  private readonly allow: TargetAllowList | undefined;
+  private readonly logPaths: boolean;
 
   constructor(
-    private readonly options: EntryPointRouterOptions,
-    lookup: EntryPointLookup,
+    options: EntryPointRouterOptions,
+    private readonly lookup: EntryPointLookup,
   ) {
-    this.decide = createEntryPointRouter(options, lookup);
-    const forward = options.forwardIP !== undefined || options.forwardPort !== undefined ? ', forwarded' : '';
-    this.description = options.headerMode
-      ? `interactive tools: header mode${options.allow === undefined ? ' (open relay)' : ''}${forward}`
-      : `interactive tools: ${options.pathPrefix === undefined ? '' : `path ${options.pathPrefix === '' ? '/' : options.pathPrefix}, then `}host${forward}`;
+    const { pathPrefix, forwardIP, forwardPort, headerMode, allow } = options;
+    this.pathPrefix = pathPrefix;
+    this.forwardIP = forwardIP;
+    this.forwardPort = forwardPort;
+    this.forward = forwardIP !== undefined || forwardPort !== undefined;
+    this.fixedForward = forwardIP !== undefined && forwardPort !== undefined ? toRoute({ host: forwardIP, port: forwardPort }) : undefined;
+    this.headerMode = headerMode;
+    this.allow = allow;
+    this.logPaths = options.logPaths !== false;
+    const forward = this.forward ? ', forwarded' : '';
+    this.description = headerMode
+      ? `interactive tools: header mode${allow === undefined ? ' (open relay)' : ''}${forward}`
+      : `interactive tools: ${pathPrefix === undefined ? '' : `path ${pathPrefix === '' ? '/' : pathPrefix}, then `}host${forward}`;
   }
 
   route(req: IncomingMessage): RouteResult {
     const url = req.url ?? '/';
-    const decision = this.decide({ url, headers: req.headers });
-    const logPath = this.options.logPaths === false ? undefined : redactEntryPointPath(url, this.options.pathPrefix);
-    if (decision.kind === 'refuse') return { refusal: decision.reason, entryPoint: decision.key, logPath };
-    const { setHeaders, entry } = decision;
+    const logPath = this.logPaths ? redactEntryPointPath(url, this.pathPrefix) : undefined;
+    // Header mode: the Galaxy-side proxy already applied the prefix rules.
+    if (this.headerMode) return this.byHeaders(url, req.headers, logPath);
+    const prefix = this.pathPrefix;
+    if (prefix !== undefined && isUnderPrefix(url, prefix)) return this.byPath(url, prefix, logPath);
+    return this.byHost(url, req.headers.host, logPath);
+  }
+
+  private byPath(url: string, prefix: string, logPath: string | undefined): RouteResult {
+    const { key, token, rest } = splitEntryPointPath(url, prefix.length);
+    const entries = this.lookup(key);
+    const entry = matchToken(entries, token);
+    if (entry === undefined) return { refusal: entries === undefined ? 'unknown-entry-point' : 'wrong-token', entryPoint: key, logPath };
+    const setHeaders: [string, string][] = [];
+    if (entry.requiresPathInHeaderNamed !== undefined) setHeaders.push([entry.requiresPathInHeaderNamed, `${prefix}/${key}/${token}`]);
+    return this.forwardTo(entry, entry, entry.requiresPathInUrl ? url : rest, url, setHeaders, logPath);
+  }
+
+  private byHost(url: string, host: string | undefined, logPath: string | undefined): RouteResult {
+    if (host === undefined || host === '') return { refusal: 'no-host', entryPoint: undefined, logPath };
+    const { key, token } = splitEntryPointHost(host);
+    const entries = this.lookup(key);
+    const entry = matchToken(entries, token);
+    if (entry === undefined) return { refusal: entries === undefined ? 'unknown-entry-point' : 'wrong-token', entryPoint: key, logPath };
+    return this.forwardTo(entry, entry, url, url, [], logPath);
+  }
+
+  private byHeaders(url: string, headers: IncomingHttpHeaders, logPath: string | undefined): RouteResult {
+    const parsed = targetFromHeaders(headers);
+    if (typeof parsed === 'string') return { refusal: parsed, entryPoint: undefined, logPath };
+    if (this.allow !== undefined && !this.allow.allows(parsed.host, parsed.port)) return { refusal: 'target-not-allowed', entryPoint: undefined, logPath };
+    return this.forwardTo(parsed, undefined, url, url, [], logPath);
+  }
+
+  /**
+   * The Forward to `to` (the container's request target; `url` the client's):
+   * straight there, or in forward mode to the forward address with the
+   * destination in `x-interactive-tool-host/-port`.
+   */
+  private forwardTo(dest: Destination, entry: EntryPoint | undefined, to: string, url: string, setHeaders: [string, string][], logPath: string | undefined): Forward {
+    let route = dest.target;
+    if (this.forward) {
+      if (this.forwardIP !== undefined) setHeaders.push([TARGET_HOST, dest.host]);
+      if (this.forwardPort !== undefined) setHeaders.push([TARGET_PORT, String(dest.port)]);
+      route = this.fixedForward ?? toRoute({ host: this.forwardIP ?? dest.host, port: this.forwardPort ?? dest.port });
+    }
     return {
-      route: decision.target,
+      route: route ?? toRoute(dest),
       credential: entry?.token,
       entryPoint: entry?.key,
       logPath,
-      url: decision.url === url ? undefined : decision.url,
-      rewriteHeaders: setHeaders.length === 0 ? stripTargetHeaders : (headers) => applyEntryPointRoute({ headers }, decision),
+      url: to === url ? undefined : to,
+      rewriteHeaders: setHeaders.length === 0 ? stripTargetHeaders : (headers) => replaceTargetHeaders(headers, setHeaders),
     };
   }
 }

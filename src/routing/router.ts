@@ -13,7 +13,7 @@ import type { Route } from './route-table.js';
  * (status, body, log message) in src/http/answers.ts; a router that needs a
  * new reason adds it here and there.
  */
-export type Refusal =
+export type RefusalReason =
   | 'bad-target' // the request target is neither origin-form nor a usable absolute form
   | 'no-session' // no session cookie, or one the map does not hold
   // Interactive Tools (entry-point-router.ts):
@@ -44,7 +44,7 @@ export interface Forward {
 
 /** A request that goes nowhere; `credential` as in Forward, when the request carried one. */
 export interface Refused {
-  readonly refusal: Refusal;
+  readonly refusal: RefusalReason;
   readonly credential?: string;
   /** As in Forward. */
   readonly logPath?: string;
@@ -69,4 +69,21 @@ export interface Router {
 /** True when `result` is a refusal. */
 export function isRefusal(result: RouteResult): result is Refused {
   return 'refusal' in result;
+}
+
+/**
+ * The router in use where the routing mode can change while running (a map
+ * that says what it routes by): whoever learns the mode sets `current`, and
+ * a request costs one field read.
+ */
+export class RouterSwitch implements Router {
+  constructor(public current: Router) {}
+
+  get description(): string {
+    return this.current.description;
+  }
+
+  route(req: IncomingMessage): RouteResult {
+    return this.current.route(req);
+  }
 }

@@ -33,6 +33,8 @@ export interface MapReloaderOptions {
   readonly onSynced?: () => void;
   /** Where an Interactive Tools map (`gxitproxy`) goes; default: a table of the reloader's own. */
   readonly entryPoints?: EntryPointTable;
+  /** Called when a read finds what the map routes by: the first good read, and a map that changed kind. */
+  readonly onRouting?: (routing: MapRouting) => void;
 }
 
 /**
@@ -56,6 +58,7 @@ export class MapReloader {
   private retries = 0;
   private readonly workerThreshold: number;
   private readonly onSynced: () => void;
+  private readonly onRouting: (routing: MapRouting) => void;
   /** The entry points of an Interactive Tools map (the cookie routes go to `table`). */
   readonly entryPoints: EntryPointTable;
   /** What the last successful read routes by; undefined before the first. */
@@ -72,6 +75,7 @@ export class MapReloader {
     this.reader = options.reader ?? new InlineMapReader(spec);
     this.entryPoints = options.entryPoints ?? new EntryPointTable();
     this.onSynced = options.onSynced ?? (() => {});
+    this.onRouting = options.onRouting ?? (() => {});
   }
 
   /** Entries in the table the map fills: sessions, or entry points. */
@@ -154,6 +158,7 @@ export class MapReloader {
       if (update.routing === 'entry-point') this.table.replace(new Map());
       else this.entryPoints.replace([]);
       this.routing = update.routing;
+      this.onRouting(update.routing);
     }
     return true;
   }

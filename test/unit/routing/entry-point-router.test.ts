@@ -3,8 +3,6 @@ import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { EntryPointTable, type EntryPointRow } from '../../../src/routing/entry-point-table.js';
 import {
-  applyEntryPointRoute,
-  createEntryPointRouter,
   EntryPointRouter,
   isUnderPrefix,
   redactEntryPointPath,
@@ -12,13 +10,11 @@ import {
   splitEntryPointHost,
   splitEntryPointPath,
   targetFromHeaders,
-  type EntryPointDecision,
-  type EntryPointRoute,
   type EntryPointRouterOptions,
 } from '../../../src/routing/entry-point-router.js';
 import { TargetAllowList } from '../../../src/routing/target-allow-list.js';
 import { ANSWERS } from '../../../src/http/answers.js';
-import { isRefusal } from '../../../src/routing/router.js';
+import { isRefusal, type Forward, type RouteResult } from '../../../src/routing/router.js';
 
 const PREFIX = '/interactivetool/ep';
 // Galaxy ≥ 23.1 keys and tokens: lowercase alphanumerics (INTERACTIVE-TOOLS.md §4.2).
@@ -38,31 +34,42 @@ function row(over: Partial<EntryPointRow> = {}): EntryPointRow {
   };
 }
 
-function routerFor(rows: EntryPointRow[], over: Partial<EntryPointRouterOptions> = {}): (url: string, headers?: IncomingHttpHeaders) => EntryPointDecision {
+function routerFor(rows: EntryPointRow[], over: Partial<EntryPointRouterOptions> = {}): (url: string, headers?: IncomingHttpHeaders) => RouteResult {
   const table = new EntryPointTable();
   table.replace(rows);
-  const route = createEntryPointRouter(
+  const router = new EntryPointRouter(
     { pathPrefix: PREFIX, forwardIP: undefined, forwardPort: undefined, headerMode: false, allow: undefined, ...over },
     (key) => table.lookup(key),
   );
-  return (url, headers = { host: 'galaxy.example.org' }) => route({ url, headers });
+  return (url, headers = { host: 'galaxy.example.org' }) => router.route({ url, headers } as unknown as IncomingMessage);
 }
 
-function routed(d: EntryPointDecision): EntryPointRoute {
-  assert.equal(d.kind, 'route', `expected a route, got ${JSON.stringify(d)}`);
+function routed(d: RouteResult): Forward {
+  assert.ok(!isRefusal(d), `expected a route, got ${JSON.stringify(d)}`);
   return d;
 }
 
-function refused(d: EntryPointDecision, reason: string): void {
-  assert.equal(d.kind, 'refuse', `expected a refusal, got ${JSON.stringify(d)}`);
-  assert.equal(d.kind === 'refuse' ? d.reason : undefined, reason);
+function refused(d: RouteResult, reason: string): void {
+  assert.ok(isRefusal(d), `expected a refusal, got ${JSON.stringify(d)}`);
+  assert.equal(d.refusal, reason);
 }
 
-/** What the container would get: the request after applyEntryPointRoute. */
-function forwarded(d: EntryPointDecision, url: string, headers: IncomingHttpHeaders): { url: string; headers: IncomingHttpHeaders } {
-  const req = { url, headers: { ...headers } };
-  applyEntryPointRoute(req, routed(d));
+/** What the container would get: the request as the server changes it for the route. */
+function forwarded(d: RouteResult, url: string, headers: IncomingHttpHeaders): { url: string; headers: IncomingHttpHeaders } {
+  const route = routed(d);
+  const req = { url: route.url ?? url, headers: { ...headers } };
+  route.rewriteHeaders?.(req.headers);
   return req;
+}
+
+/** The request target the container gets for a request to `url`. */
+function urlFor(r: (url: string, headers?: IncomingHttpHeaders) => RouteResult, url: string, headers?: IncomingHttpHeaders): string {
+  return forwarded(r(url, headers), url, {}).url;
+}
+
+/** The headers the route sets, in order: what it makes of a request that has none. */
+function setHeaders(d: RouteResult): [string, unknown][] {
+  return Object.entries(forwarded(d, '/', {}).headers);
 }
 
 test('§5.2 path routing: the container gets the path after the token, the query kept (requires_path_in_url false, null or absent)', () => {
@@ -77,23 +84,23 @@ test('§5.2 path routing: the container gets the path after the token, the query
   ];
   for (const [url, expected] of cases) {
     const d = routed(r(url));
-    assert.equal(d.via, 'path');
-    assert.equal(d.url, expected, url);
-    assert.equal(d.target.label, '10.0.0.5:8888');
+    assert.equal(d.entryPoint, K);
+    assert.equal(urlFor(r, url), expected, url);
+    assert.equal(d.route.label, '10.0.0.5:8888');
   }
 });
 
 test('§5.2 path routing with requires_path_in_url true: the request target reaches the container unchanged', () => {
   const r = routerFor([row({ requiresPathInUrl: true })]);
   for (const url of [`${PREFIX}/${K}/${T}/a?c=d`, `${PREFIX}/${K}/${T}`, `${PREFIX}/${K}/${T}?x=1`, `${PREFIX}/${K}/${T}//a%2Fb`]) {
-    assert.equal(routed(r(url)).url, url);
+    assert.equal(urlFor(r, url), url);
   }
 });
 
 test('§7.9 a query right after the token does not break the token', () => {
   const r = routerFor([row()]);
-  assert.equal(routed(r(`${PREFIX}/${K}/${T}?x=1`)).entry?.key, K);
-  assert.equal(routed(r(`${PREFIX}/${K}/${T}?`)).url, '/?');
+  assert.equal(routed(r(`${PREFIX}/${K}/${T}?x=1`)).entryPoint, K);
+  assert.equal(urlFor(r, `${PREFIX}/${K}/${T}?`), '/?');
 });
 
 test('§7.10 `//` and percent-encodings reach the container byte for byte', () => {
@@ -103,10 +110,10 @@ test('§7.10 `//` and percent-encodings reach the container byte for byte', () =
     [`${PREFIX}/${K}/${T}/a%2Fb%20c;p=1/~u:x@y?q=%2F%3D&r=//`, '/a%2Fb%20c;p=1/~u:x@y?q=%2F%3D&r=//'],
     [`${PREFIX}/${K}/${T}/%E2%9C%93`, '/%E2%9C%93'],
   ];
-  for (const [url, expected] of cases) assert.equal(routed(r(url)).url, expected);
+  for (const [url, expected] of cases) assert.equal(urlFor(r, url), expected);
   // Host routing does not touch the request target at all.
   const host = { host: `${K}-${T}.ep.interactivetool.galaxy.example.org` };
-  assert.equal(routed(routerFor([row()], { pathPrefix: undefined })('//a%2F//b?c=//', host)).url, '//a%2F//b?c=//');
+  assert.equal(urlFor(routerFor([row()], { pathPrefix: undefined }), '//a%2F//b?c=//', host), '//a%2F//b?c=//');
 });
 
 test('§5.2 the prefix has a segment boundary: /interactivetool/epX/… is not path-routed', () => {
@@ -115,10 +122,10 @@ test('§5.2 the prefix has a segment boundary: /interactivetool/epX/… is not p
   assert.equal(isUnderPrefix(PREFIX, PREFIX), true);
   assert.equal(isUnderPrefix(`${PREFIX}?a`, PREFIX), true);
   const r = routerFor([row()]);
-  // Not under the prefix: host routing, which finds no key in this Host.
-  const d = r(`${PREFIX}X/${K}/${T}/`);
-  assert.equal(d.via, 'host');
-  refused(d, 'unknown-entry-point');
+  // Not under the prefix: host routing, which finds no key in this Host,
+  // and routes by a Host that names one, the request target unchanged.
+  refused(r(`${PREFIX}X/${K}/${T}/`), 'unknown-entry-point');
+  assert.equal(routed(r(`${PREFIX}X/${K}/${T}/`, { host: `${K}-${T}.example` })).url, undefined);
   // Under the prefix with nothing after it: path-routed, no key.
   refused(r(PREFIX), 'unknown-entry-point');
   refused(r(`${PREFIX}/`), 'unknown-entry-point');
@@ -130,8 +137,8 @@ test('§5.1 path first: the prefix wins even when the Host names another entry p
   const other = row({ key: 'otherkey1', token: 'othertoken1', host: '10.0.0.9' });
   const r = routerFor([row(), other]);
   const d = routed(r(`${PREFIX}/${K}/${T}/x`, { host: `otherkey1-othertoken1.ep.interactivetool.example.org` }));
-  assert.equal(d.via, 'path');
-  assert.equal(d.entry?.key, K);
+  assert.equal(d.url, '/x', 'the path was routed (its prefix, key and token stripped)');
+  assert.equal(d.entryPoint, K);
   // A path under the prefix with a bad token is refused, not routed by the Host.
   refused(r(`${PREFIX}/${K}/nope/x`, { host: `otherkey1-othertoken1.ep.interactivetool.example.org` }), 'wrong-token');
 });
@@ -140,7 +147,7 @@ test('§5.2 the path header: <prefix>/<key>/<token>, replacing a client header o
   const r = routerFor([row({ requiresPathInHeaderNamed: 'X-My-Header' })]);
   const url = `${PREFIX}/${K}/${T}/a?b=c`;
   const d = routed(r(url));
-  assert.deepEqual(d.setHeaders, [['X-My-Header', `${PREFIX}/${K}/${T}`]]);
+  assert.deepEqual(setHeaders(d), [['X-My-Header', `${PREFIX}/${K}/${T}`]]);
   for (const spoof of ['x-my-header', 'X-MY-HEADER', 'X-My-Header']) {
     const got = forwarded(d, url, { host: 'g', [spoof]: '/evil' });
     const names = Object.keys(got.headers).filter((n) => n.toLowerCase() === 'x-my-header');
@@ -150,12 +157,12 @@ test('§5.2 the path header: <prefix>/<key>/<token>, replacing a client header o
   // The header with the prefix kept, too.
   const keep = routerFor([row({ requiresPathInUrl: true, requiresPathInHeaderNamed: 'X-My-Header' })]);
   const k = routed(keep(url));
-  assert.equal(k.url, url);
-  assert.deepEqual(k.setHeaders, [['X-My-Header', `${PREFIX}/${K}/${T}`]]);
+  assert.equal(forwarded(k, url, {}).url, url);
+  assert.deepEqual(setHeaders(k), [['X-My-Header', `${PREFIX}/${K}/${T}`]]);
   // Only for the matching token: a wrong token sets nothing and routes nowhere.
   refused(r(`${PREFIX}/${K}/wrong/a`), 'wrong-token');
   // Host routing never sets it.
-  assert.deepEqual(routed(routerFor([row({ requiresPathInHeaderNamed: 'X-My-Header' })])('/', { host: `${K}-${T}.x` })).setHeaders, []);
+  assert.deepEqual(setHeaders(routed(routerFor([row({ requiresPathInHeaderNamed: 'X-My-Header' })])('/', { host: `${K}-${T}.x` }))), []);
 });
 
 test('--proxyPathPrefix is normalised: trailing slashes, missing leading slash, `/` for every path', () => {
@@ -169,7 +176,7 @@ test('--proxyPathPrefix is normalised: trailing slashes, missing leading slash, 
   const all = routerFor([row({ requiresPathInHeaderNamed: 'X-P' })], { pathPrefix: '' });
   const d = routed(all(`/${K}/${T}/x`));
   assert.equal(d.url, '/x');
-  assert.deepEqual(d.setHeaders, [['X-P', `/${K}/${T}`]]);
+  assert.deepEqual(setHeaders(d), [['X-P', `/${K}/${T}`]]);
 });
 
 test('§5.3 host routing: key up to the first -, token up to the first ., the rest and the port ignored', () => {
@@ -182,8 +189,8 @@ test('§5.3 host routing: key up to the first -, token up to the first ., the re
     `${K}-${T}.a-b.c:1`,
   ]) {
     const d = routed(r('/x?y', { host }));
-    assert.equal(d.via, 'host');
-    assert.equal(d.url, '/x?y');
+    assert.equal(d.entryPoint, K);
+    assert.equal(urlFor(r, '/x?y', { host }), '/x?y');
   }
   assert.deepEqual(splitEntryPointHost(`${K}-${T}.x-y.z`), { key: K, token: T });
   assert.deepEqual(splitEntryPointHost('a-b-c.d'), { key: 'a', token: 'b-c' });
@@ -214,7 +221,7 @@ test('§7.5 no Host header (not path-routed): refused as a bad request, never th
   refused(r('/x', { host: '' }), 'no-host');
   assert.equal(ANSWERS['no-host'].status, 400);
   // Path routing needs no Host.
-  assert.equal(routed(r(`${PREFIX}/${K}/${T}/`, {})).via, 'path');
+  assert.equal(routed(r(`${PREFIX}/${K}/${T}/`, {})).url, '/');
 });
 
 test('§7.1 unknown key and wrong token are refusals (404), never a default target', () => {
@@ -228,7 +235,7 @@ test('§7.1 unknown key and wrong token are refusals (404), never a default targ
   assert.equal(ANSWERS['wrong-token'].status, 404);
   // The refusal names the key for the debug log, never the token.
   const d = r(`${PREFIX}/${K}/secretguess/`);
-  assert.equal(d.kind === 'refuse' ? d.key : undefined, K);
+  assert.equal(isRefusal(d) ? d.entryPoint : undefined, K);
   assert.ok(!JSON.stringify(d).includes('secretguess'));
   // An empty map routes nothing.
   refused(routerFor([])(`${PREFIX}/${K}/${T}/`), 'unknown-entry-point');
@@ -242,8 +249,8 @@ test('§5.4 key_type is part of the identity: rows differing only in key_type do
   assert.equal(table.size, 2);
   assert.equal(table.lookup(K)?.length, 2);
   const r = routerFor([a, b]);
-  assert.equal(routed(r(`${PREFIX}/${K}/tokena/`)).target.host, '10.0.0.1');
-  assert.equal(routed(r(`${PREFIX}/${K}/tokenb/`)).target.host, '10.0.0.2');
+  assert.equal(routed(r(`${PREFIX}/${K}/tokena/`)).route.host, '10.0.0.1');
+  assert.equal(routed(r(`${PREFIX}/${K}/tokenb/`)).route.host, '10.0.0.2');
   refused(r(`${PREFIX}/${K}/tokenc/`), 'wrong-token');
   // Removing one key type leaves the other.
   table.apply([], [[K, 'otherkind']]);
@@ -265,21 +272,21 @@ test('§5.6 forward mode: the row host/port in x-interactive-tool-host/-port, th
   const both = routerFor([row()], { forwardIP: '192.168.1.7', forwardPort: 4003 });
   const url = `${PREFIX}/${K}/${T}/a?b`;
   const d = routed(both(url));
-  assert.equal(d.target.label, '192.168.1.7:4003');
+  assert.equal(d.route.label, '192.168.1.7:4003');
   assert.equal(d.url, '/a?b', 'stripping happens as usual');
   const got = forwarded(d, url, { host: 'g', 'x-interactive-tool-host': 'evil', 'X-Interactive-Tool-Port': '1' });
   assert.deepEqual(got.headers, { host: 'g', 'x-interactive-tool-host': '10.0.0.5', 'x-interactive-tool-port': '8888' });
   // Only the IP: the row's port is kept and no port header is sent.
   const ipOnly = routed(routerFor([row()], { forwardIP: '192.168.1.7' })(url));
-  assert.equal(ipOnly.target.label, '192.168.1.7:8888');
-  assert.deepEqual(ipOnly.setHeaders, [['x-interactive-tool-host', '10.0.0.5']]);
+  assert.equal(ipOnly.route.label, '192.168.1.7:8888');
+  assert.deepEqual(setHeaders(ipOnly), [['x-interactive-tool-host', '10.0.0.5']]);
   // Only the port.
   const portOnly = routed(routerFor([row()], { forwardPort: 4003 })(url));
-  assert.equal(portOnly.target.label, '10.0.0.5:4003');
-  assert.deepEqual(portOnly.setHeaders, [['x-interactive-tool-port', '8888']]);
+  assert.equal(portOnly.route.label, '10.0.0.5:4003');
+  assert.deepEqual(setHeaders(portOnly), [['x-interactive-tool-port', '8888']]);
   // With the path header too.
   const withHeader = routed(routerFor([row({ requiresPathInHeaderNamed: 'X-P' })], { forwardIP: '192.168.1.7', forwardPort: 4003 })(url));
-  assert.deepEqual(withHeader.setHeaders.map(([n]) => n), ['X-P', 'x-interactive-tool-host', 'x-interactive-tool-port']);
+  assert.deepEqual(setHeaders(withHeader).map(([n]) => n), ['X-P', 'x-interactive-tool-host', 'x-interactive-tool-port']);
 });
 
 test('§7.3 forward mode with an unknown key or a wrong token: a refusal, not a hang or a crash', () => {
@@ -302,9 +309,9 @@ test('§5.5 header mode: the target from x-interactive-tool-host and -port, or h
   ];
   for (const [headers, label] of cases) {
     const d = routed(r('/interactivetool/ep/a/b/c?d', { host: 'remote', ...headers }));
-    assert.equal(d.via, 'header');
-    assert.equal(d.target.label, label, JSON.stringify(headers));
-    assert.equal(d.url, '/interactivetool/ep/a/b/c?d', 'header mode passes the target on as it came');
+    assert.equal(d.entryPoint, undefined, 'no entry point: the target came from the headers');
+    assert.equal(d.route.label, label, JSON.stringify(headers));
+    assert.equal(d.url, undefined, 'header mode passes the target on as it came');
     const got = forwarded(d, '/x', { host: 'remote', ...headers });
     assert.deepEqual(got.headers, { host: 'remote' }, 'the routing headers are consumed');
   }
@@ -350,7 +357,7 @@ test('header mode with --header-mode-allow: only listed targets, the rest refuse
     'db.local:5000',
   ];
   const no = ['11.0.0.1:80', '192.168.1.9:8889', 'node8.cluster:22', '[fe80::1]:80', 'db.local:5001', 'localhost:80', '2130706433:80', '127.1:80'];
-  for (const target of ok) assert.equal(r('/', { 'x-interactive-tool-host': target }).kind, 'route', target);
+  for (const target of ok) assert.ok(!isRefusal(r('/', { 'x-interactive-tool-host': target })), target);
   for (const target of no) refused(r('/', { 'x-interactive-tool-host': target }), 'target-not-allowed');
   assert.equal(ANSWERS['target-not-allowed'].status, 404);
 });
@@ -358,8 +365,8 @@ test('header mode with --header-mode-allow: only listed targets, the rest refuse
 test('header mode chained on: with --forwardIP/--forwardPort the header target is passed on in the headers', () => {
   const r = routerFor([], { headerMode: true, forwardIP: '10.9.9.9', forwardPort: 4004 });
   const d = routed(r('/x', { 'x-interactive-tool-host': '10.1.2.3:8888' }));
-  assert.equal(d.target.label, '10.9.9.9:4004');
-  assert.deepEqual(d.setHeaders, [
+  assert.equal(d.route.label, '10.9.9.9:4004');
+  assert.deepEqual(setHeaders(d), [
     ['x-interactive-tool-host', '10.1.2.3'],
     ['x-interactive-tool-port', '8888'],
   ]);

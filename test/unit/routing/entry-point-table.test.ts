@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
 import { EntryPointTable, matchToken, tokenMatches, type EntryPointRow } from '../../../src/routing/entry-point-table.js';
 import { toRoute } from '../../../src/routing/route-table.js';
-import { createEntryPointRouter } from '../../../src/routing/entry-point-router.js';
+import { EntryPointRouter } from '../../../src/routing/entry-point-router.js';
+import { isRefusal } from '../../../src/routing/router.js';
 
 const PREFIX = '/interactivetool/ep';
 const K = '24q1dbzrknq1v';
@@ -27,9 +29,10 @@ test('entry-point table: replace and apply keep one entry per (key, key_type), t
   assert.equal(table.lookup(K), undefined);
   assert.deepEqual([...table.entries()].map((e) => e.key).sort(), ['k2', 'k3']);
   // A new token takes effect at once; the old one stops working.
-  const r = createEntryPointRouter({ pathPrefix: PREFIX, forwardIP: undefined, forwardPort: undefined, headerMode: false, allow: undefined }, (k) => table.lookup(k));
-  assert.equal(r({ url: `${PREFIX}/k2/t3/`, headers: {} }).kind, 'route');
-  assert.equal(r({ url: `${PREFIX}/k2/t2/`, headers: {} }).kind, 'refuse');
+  const router = new EntryPointRouter({ pathPrefix: PREFIX, forwardIP: undefined, forwardPort: undefined, headerMode: false, allow: undefined }, (k) => table.lookup(k));
+  const r = (url: string) => router.route({ url, headers: {} } as unknown as IncomingMessage);
+  assert.equal(isRefusal(r(`${PREFIX}/k2/t3/`)), false);
+  assert.equal(isRefusal(r(`${PREFIX}/k2/t2/`)), true);
 });
 
 test('token compare: equal only for the same bytes; different lengths never match', () => {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { originFormOf } from '../../../src/http/server.js';
+import { originFormOf } from '../../../src/http/request-path.js';
 
 test('originFormOf: absolute form loses its scheme and authority; other forms are refused', () => {
   const table: Array<[string, string, string | undefined]> = [
