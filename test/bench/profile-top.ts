@@ -23,6 +23,8 @@ interface Profile {
 /** Per function: self and total (inclusive) time, in percent of the busy (non-idle) time. */
 export interface FunctionTime {
   readonly name: string;
+  /** Where it lives (see areaOf): this package, a dependency, a Node module. */
+  readonly area: string;
   readonly self: number;
   readonly total: number;
 }
@@ -38,6 +40,7 @@ export function summarise(profile: Profile): { functions: FunctionTime[]; areas:
   };
   const self = new Map<string, number>();
   const total = new Map<string, number>();
+  const areaOfName = new Map<string, string>();
   const areas = new Map<string, number>();
   let busy = 0;
   // Depth-first from the root; a function's total counts each sample once
@@ -45,6 +48,7 @@ export function summarise(profile: Profile): { functions: FunctionTime[]; areas:
   const visit = (id: number, onStack: Set<string>): number => {
     const node = byId.get(id)!;
     const name = nameOf(node);
+    areaOfName.set(name, areaOf(node.callFrame.functionName, node.callFrame.url));
     const idle = node.callFrame.functionName === '(idle)';
     let us = idle ? 0 : (selfUs.get(id) ?? 0);
     if (us > 0) {
@@ -65,7 +69,7 @@ export function summarise(profile: Profile): { functions: FunctionTime[]; areas:
   visit(profile.nodes[0].id, new Set());
   const pct = (us: number): number => (100 * us) / busy;
   const functions = [...self.keys()]
-    .map((name) => ({ name, self: pct(self.get(name) ?? 0), total: pct(total.get(name) ?? 0) }))
+    .map((name) => ({ name, area: areaOfName.get(name) ?? '', self: pct(self.get(name) ?? 0), total: pct(total.get(name) ?? 0) }))
     .sort((a, b) => b.self - a.self);
   const byTotal = [...areas].sort((a, b) => b[1] - a[1]).map(([k, v]): [string, number] => [k, pct(v)]);
   return { functions, areas: byTotal, busyMs: busy / 1000 };
@@ -103,6 +107,14 @@ function main(): void {
   const byTotalTime = [...functions].filter((f) => !f.name.startsWith('(')).sort((a, b) => b.total - a.total);
   process.stdout.write(`${table(['self %', 'total %', 'function'], rows(byTotalTime))}\n\nself time by area:\n`);
   process.stdout.write(`${table(['self %', 'area'], areas.slice(0, n).map(([name, pct]) => [fmt(pct, 1), name]))}\n`);
+  // What a proxy adds to what any http-proxy process pays: everything but
+  // http-proxy itself, Node's HTTP, sockets and streams, native code and GC.
+  const outside = functions.filter((f) => !CORE_AREAS.has(f.area));
+  process.stdout.write(`\noutside http-proxy and Node's HTTP, sockets and streams (${fmt(outside.reduce((sum, f) => sum + f.self, 0), 1)} % in all), by self time:\n`);
+  process.stdout.write(`${table(['self %', 'total %', 'function', 'area'], outside.slice(0, n).map((f) => [fmt(f.self, 1), fmt(f.total, 1), f.name, f.area]))}\n`);
 }
+
+/** The areas every http-proxy process pays for alike (see areaOf). */
+const CORE_AREAS = new Set(['http-proxy', 'node:http', 'node:net', 'node:streams', 'node:stream', '(native)', '(program)', '(garbage collector)', '(idle)']);
 
 main();
