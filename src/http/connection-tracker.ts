@@ -14,16 +14,19 @@ export class ConnectionTracker {
 
   trackRequest(res: ServerResponse): void {
     this.inFlight++;
-    res.once('close', () => {
-      this.inFlight--;
-      this.onRequestDone?.();
-      if (this.inFlight === 0) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const resolve of waiters) resolve();
-      }
-    });
+    // One listener made once, not a closure per request ('close' comes once).
+    res.on('close', this.requestClosed);
   }
+
+  private readonly requestClosed = (): void => {
+    this.inFlight--;
+    this.onRequestDone?.();
+    if (this.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  };
 
   trackWebSocket(socket: Duplex): void {
     this.sockets.add(socket);

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ClientRequest } from 'node:http';
@@ -46,43 +47,82 @@ export class ContainerAgent extends http.Agent {
 }
 
 /**
- * `--proxy-timeout` for one request to a container: destroys `proxyReq` with
- * ProxyTimeoutError (→ 504) when the container takes longer than `ms`
+ * `--proxy-timeout` for the requests to containers: a request is destroyed
+ * with ProxyTimeoutError (→ 504) when the container takes longer than `ms`
  * to accept the connection, or to start its answer once the whole request
  * has been sent. The time spent streaming a client's upload does not count
  * (a 1 GB upload may take an hour), and once the answer has started nothing
  * is timed: a download or a WebSocket may last as long as it flows.
+ *
+ * One coarse timer checks every request in flight (every tenth of `ms`, at
+ * most every second), instead of a timer and five listeners per request: a
+ * request is cut between `ms` and `ms` plus two checks after its clock
+ * started. The clock starts at the first check that finds the request
+ * waiting (connecting, or sent in full and unanswered).
  */
-export function armProxyTimeout(proxyReq: ClientRequest, ms: number): void {
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => proxyReq.destroy(new ProxyTimeoutError(ms)), ms);
-  };
-  const disarm = (): void => {
-    clearTimeout(timer);
-    timer = undefined;
-  };
-  let answered = false;
-  const done = (): void => {
-    answered = true;
-    disarm();
-  };
-  proxyReq.once('response', done);
-  proxyReq.once('upgrade', done);
-  proxyReq.once('close', done);
-  // Sent in full (request line, headers, body): the container has all it needs.
-  proxyReq.once('finish', () => {
-    if (!answered) arm();
-  });
-  // Connecting counts; a pooled connection is already connected.
-  const watchConnect = (socket: Socket): void => {
-    if (!socket.connecting) return;
-    arm();
-    socket.once('connect', () => {
-      if (!proxyReq.writableFinished) disarm();
-    });
-  };
-  if (proxyReq.socket !== null) watchConnect(proxyReq.socket);
-  else proxyReq.once('socket', watchConnect);
+export class ProxyDeadlines {
+  /** Requests in flight, and when each one's wait ends (performance.now(); 0: not waiting). */
+  private requests: ClientRequest[] = [];
+  private due: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly everyMs: number;
+
+  constructor(private readonly ms: number) {
+    this.everyMs = Math.min(1000, Math.max(10, Math.floor(ms / 10)));
+  }
+
+  /** Times `proxyReq` from now on, until it is answered or gone. */
+  watch(proxyReq: ClientRequest): void {
+    this.requests.push(proxyReq);
+    this.due.push(0);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.check(), this.everyMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Stops the timer; requests in flight are no longer timed. */
+  close(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.requests = [];
+    this.due = [];
+  }
+
+  private check(): void {
+    const now = performance.now();
+    const { requests, due } = this;
+    let kept = 0;
+    // A destroy may start a retry, which appends: the loop reads the length each time.
+    for (let i = 0; i < requests.length; i++) {
+      const proxyReq = requests[i] as ClientRequest;
+      let until = due[i] as number;
+      if (proxyReq.destroyed || answered(proxyReq)) continue;
+      if (!waiting(proxyReq)) {
+        until = 0;
+      } else if (until === 0) {
+        until = now + this.ms;
+      } else if (now >= until) {
+        proxyReq.destroy(new ProxyTimeoutError(this.ms));
+        continue;
+      }
+      requests[kept] = proxyReq;
+      due[kept] = until;
+      kept++;
+    }
+    requests.length = kept;
+    due.length = kept;
+    if (kept === 0) this.close();
+  }
+}
+
+/** The container has answered (a response, or a protocol switch). */
+function answered(proxyReq: ClientRequest): boolean {
+  return (proxyReq as ClientRequest & { res?: unknown }).res != null || (proxyReq as ClientRequest & { upgradeOrConnect?: boolean }).upgradeOrConnect === true;
+}
+
+/** The request waits on the container: connecting, or sent in full. */
+function waiting(proxyReq: ClientRequest): boolean {
+  const socket = proxyReq.socket as Socket | null;
+  return socket !== null && (socket.connecting || proxyReq.writableFinished);
 }

@@ -14,6 +14,8 @@ const HOP_BY_HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'pr
 function stripListed(headers: Record<string, unknown>, keep: readonly string[]): void {
   const listed = headers.connection;
   if (typeof listed !== 'string' || listed.length === 0) return;
+  // What nearly every client and container sends lists no other field.
+  if (listed === 'keep-alive' || listed === 'close' || listed === 'Keep-Alive' || listed === 'Upgrade' || listed === 'upgrade') return;
   for (const name of listed.split(',')) {
     const key = name.trim().toLowerCase();
     if (key.length > 0 && !keep.includes(key)) delete headers[key];

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { ProxyObserver } from '../observer.js';
 import type { Router } from '../routing/router.js';
 import type { ConnectionTracker } from './connection-tracker.js';
+import type { ProxyDeadlines } from './container-pool.js';
 import type { CorsPolicy } from './headers.js';
 
 /**
@@ -24,7 +25,8 @@ export interface ProxyContext {
   readonly observeRequests: boolean;
   /** X-Forwarded-For is ours to add: clients on a unix socket have no address for http-proxy's xfwd. */
   readonly socketXfwd: boolean;
-  readonly proxyTimeoutMs: number;
+  /** --proxy-timeout's clock on the requests to containers; undefined when it is 0 (off). */
+  readonly deadlines: ProxyDeadlines | undefined;
   readonly webSocketIdleTimeoutMs: number;
   /** --reverseProxy: redirects to http://localhost/ get the proxy's port. */
   readonly reverseProxy: boolean;

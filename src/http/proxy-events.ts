@@ -1,7 +1,7 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ANSWERS, answerOnSocket, caseForProxyError, sendAnswer } from './answers.js';
-import { armProxyTimeout, noteKeepAliveHint } from './container-pool.js';
+import { noteKeepAliveHint } from './container-pool.js';
 import { rewriteLocalhostRedirect, stripHopByHopResponse } from './headers.js';
 import { HTTP_LOG, type ProxyContext } from './proxy-context.js';
 import { stateOf, type RequestState } from './request-state.js';
@@ -13,28 +13,39 @@ import { stateOf, type RequestState } from './request-state.js';
  */
 
 /** 'proxyReq': the request to the container, as it goes out. */
-export function proxyReqHandler({ proxyTimeoutMs }: ProxyContext): (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => void {
+export function proxyReqHandler({ deadlines }: ProxyContext): (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => void {
   return (proxyReq, req, res) => {
     const state = stateOf(req);
-    if (state !== undefined) state.proxyReq = proxyReq;
+    if (state !== undefined) {
+      // One listener for the request's life; a retry's request replaces the first in the state.
+      if (state.proxyReq === undefined) res.on('close', onClientResponseClose);
+      state.proxyReq = proxyReq;
+    }
     // http-proxy normalises the path (it collapses `//`); containers get it byte for byte.
     if (!proxyReq.headersSent) proxyReq.path = req.url ?? '/';
-    // A client that goes away mid-response must not leave the container
-    // connection open (the legacy proxy leaked one per aborted download).
-    res.once('close', () => {
-      if (!res.writableFinished) proxyReq.destroy();
-      else if (!req.complete) {
-        // Answered before the whole upload arrived (an error status, or a
-        // container that answered early): the request to the container is
-        // over, and the rest of the body is read and dropped, as Node does for
-        // a request nobody reads. Left paused, it would stall the client's
-        // keep-alive connection until it is reset.
-        proxyReq.destroy();
-        req.resume();
-      }
-    });
-    if (proxyTimeoutMs > 0) armProxyTimeout(proxyReq, proxyTimeoutMs);
+    deadlines?.watch(proxyReq);
   };
+}
+
+/**
+ * A client response closed (made once: `this` is the response). A client
+ * that goes away mid-response must not leave the container connection open
+ * (the legacy proxy leaked one per aborted download).
+ */
+function onClientResponseClose(this: ServerResponse): void {
+  const req = this.req;
+  const proxyReq = stateOf(req)?.proxyReq;
+  if (proxyReq === undefined) return;
+  if (!this.writableFinished) proxyReq.destroy();
+  else if (!req.complete) {
+    // Answered before the whole upload arrived (an error status, or a
+    // container that answered early): the request to the container is
+    // over, and the rest of the body is read and dropped, as Node does for
+    // a request nobody reads. Left paused, it would stall the client's
+    // keep-alive connection until it is reset.
+    proxyReq.destroy();
+    req.resume();
+  }
 }
 
 /** 'proxyRes': the container's response headers, made ours before http-proxy copies them. */

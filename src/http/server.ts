@@ -8,7 +8,7 @@ import type { ProxyObserver } from '../observer.js';
 import type { Router } from '../routing/router.js';
 import { ANSWERS, answerOnSocket, caseForClientError } from './answers.js';
 import { ConnectionTracker } from './connection-tracker.js';
-import { ContainerAgent } from './container-pool.js';
+import { ContainerAgent, ProxyDeadlines } from './container-pool.js';
 import { corsPolicy } from './headers.js';
 import { brief, type ProxyContext } from './proxy-context.js';
 import { onProxyError, proxyReqHandler, proxyResHandler } from './proxy-events.js';
@@ -122,7 +122,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     verbose: options.verbose,
     observeRequests: options.verbose || observer.requestDone !== undefined,
     socketXfwd,
-    proxyTimeoutMs: options.proxyTimeoutMs,
+    deadlines: options.proxyTimeoutMs > 0 ? new ProxyDeadlines(options.proxyTimeoutMs) : undefined,
     webSocketIdleTimeoutMs: options.webSocketIdleTimeoutMs,
     reverseProxy: options.reverseProxy,
     port: options.port,
@@ -140,7 +140,14 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     // The client went away first; the container request is aborted by http-proxy.
   });
   proxy.on('error', (err, req, target) => onProxyError(ctx, err, req, target));
-  return { server, tracker: ctx.tracker, closeUpstreams: () => agent.destroy() };
+  return {
+    server,
+    tracker: ctx.tracker,
+    closeUpstreams: () => {
+      ctx.deadlines?.close();
+      agent.destroy();
+    },
+  };
 }
 
 /** Malformed HTTP: answered like Node would, but never let out as an exception. */

@@ -5,7 +5,6 @@ import type { Duplex } from 'node:stream';
 import { sessionTag } from '../log.js';
 import { isRefusal, type Refused } from '../routing/router.js';
 import { ANSWERS, answerOnSocket, drainUntilClosed, type AnswerCase } from './answers.js';
-import { armProxyTimeout } from './container-pool.js';
 import { addForwardedForSocketPeer, stripHopByHop, stripHopByHopResponse } from './headers.js';
 import { brief, HTTP_LOG, type ProxyContext } from './proxy-context.js';
 import { onProxyError } from './proxy-events.js';
@@ -76,10 +75,10 @@ function refuseUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, 
 
 /** 'proxyReqWs': the upgrade request to the container, from its handshake to the WebSocket's close. */
 export function proxyReqWsHandler(ctx: ProxyContext): (proxyReq: ClientRequest, req: IncomingMessage, socket: Socket) => void {
-  const { proxyTimeoutMs, upgraded } = ctx;
+  const { deadlines, upgraded } = ctx;
   return (proxyReq, req, socket) => {
     proxyReq.path = req.url ?? '/';
-    if (proxyTimeoutMs > 0) armProxyTimeout(proxyReq, proxyTimeoutMs);
+    deadlines?.watch(proxyReq);
     proxyReq.once('response', (proxyRes: IncomingMessage) => {
       // The container refused the upgrade with a plain answer, which
       // http-proxy copies to the raw socket with the container's headers and
