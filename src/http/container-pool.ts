@@ -95,8 +95,8 @@ export class ProxyDeadlines {
     let kept = 0;
     // A destroy may start a retry, which appends: the loop reads the length each time.
     for (let i = 0; i < requests.length; i++) {
-      const proxyReq = requests[i] as ClientRequest;
-      let until = due[i] as number;
+      const proxyReq = requests[i];
+      let until = due[i];
       if (proxyReq.destroyed || answered(proxyReq)) continue;
       if (!waiting(proxyReq)) {
         until = 0;
@@ -123,6 +123,6 @@ function answered(proxyReq: ClientRequest): boolean {
 
 /** The request waits on the container: connecting, or sent in full. */
 function waiting(proxyReq: ClientRequest): boolean {
-  const socket = proxyReq.socket as Socket | null;
+  const socket = proxyReq.socket;
   return socket !== null && (socket.connecting || proxyReq.writableFinished);
 }
