@@ -1,4 +1,4 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { RefusalReason } from '../routing/router.js';
 import { addCorsEcho, type CorsPolicy } from './headers.js';
@@ -162,11 +162,69 @@ export function sendAnswer(res: ServerResponse, answerCase: AnswerCase, origin: 
   // Already answered in full (a second failure reported for the same
   // request): leave that answer alone. Cutting the connection now could
   // discard it before the client has read it.
-  if (res.writableEnded) return;
+  if (res.writableEnded || draining.has(res)) return;
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
   }
+  const req = res.req;
+  if (bodyStillComing(req)) {
+    // Answering now would let Node close a `Connection: close` socket with
+    // the rest of the body unread: the kernel then resets the connection,
+    // which can discard the answer before the client reads it. So the body
+    // is read and dropped first, within bounds, and then answered.
+    draining.add(res);
+    readBodyThen(req, () => {
+      draining.delete(res);
+      if (!res.destroyed) writeAnswer(res, answerCase, origin, cors);
+    });
+    return;
+  }
+  writeAnswer(res, answerCase, origin, cors);
+}
+
+/** Longest wait for the rest of a refused request's body before its answer (see sendAnswer). */
+export const BODY_DRAIN_MS = 1000;
+/** Most bytes of a refused request's body read before its answer regardless. */
+export const BODY_DRAIN_BYTES = 1 << 20;
+
+/** Answers waiting for their request's body to be read (see sendAnswer). */
+const draining = new WeakSet<ServerResponse>();
+
+/** True when the request announced a body that has not all arrived yet. */
+function bodyStillComing(req: IncomingMessage): boolean {
+  if (req.complete || req.destroyed || req.readableEnded) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** Reads and drops the rest of `req`'s body, then calls `then` once: at its end, its failure, BODY_DRAIN_MS or BODY_DRAIN_BYTES. */
+function readBodyThen(req: IncomingMessage, then: () => void): void {
+  let read = 0;
+  let done = false;
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    req.off('data', onData);
+    req.off('end', finish);
+    req.off('close', finish);
+    req.off('error', finish);
+    then();
+  };
+  const onData = (chunk: Buffer): void => {
+    read += chunk.length;
+    if (read >= BODY_DRAIN_BYTES) finish();
+  };
+  const timer = setTimeout(finish, BODY_DRAIN_MS);
+  req.on('data', onData);
+  req.once('end', finish);
+  req.once('close', finish);
+  req.once('error', finish);
+  req.resume();
+}
+
+function writeAnswer(res: ServerResponse, answerCase: AnswerCase, origin: string | undefined, cors: CorsPolicy): void {
   const { status, body } = ANSWERS[answerCase];
   const headers: Record<string, unknown> = {
     'content-type': 'text/plain; charset=utf-8',

@@ -8,7 +8,7 @@ import { upstreamFor, type Seen } from '../helpers/upstream.js';
 import { startInProcessProxy, type MappedProxyOptions } from '../helpers/in-process-proxy.js';
 import { cookie, request } from '../helpers/client.js';
 import { freePort } from '../helpers/ports.js';
-import { ANSWERS } from '../../src/http/answers.js';
+import { ANSWERS, BODY_DRAIN_MS } from '../../src/http/answers.js';
 import { MAP_LOG } from '../../src/session-map/reload-report.js';
 
 /** A proxy with two containers mapped to sessions `alice` and `bob`. */
@@ -84,6 +84,49 @@ test('no cookie or an unknown session: an immediate 404 with a short plain-text 
     assert.equal(r.body, 'No interactive environment is registered for this session.\n');
     assert.ok(Date.now() - started < 500);
   }
+});
+
+test('a refused upload whose body is still arriving: its body is read, then the 404 and a clean close (no reset that could discard the answer)', async (t) => {
+  const { port } = await setup(t);
+  for (const framing of ['Content-Length: 20000', 'Transfer-Encoding: chunked']) {
+    const socket = net.connect(port, '127.0.0.1');
+    const errors: string[] = [];
+    socket.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    const ended = once(socket, 'close');
+    await once(socket, 'connect');
+    const half = 'b'.repeat(10_000);
+    const part = (text: string): string => (framing.startsWith('Content') ? text : `${text.length.toString(16)}\r\n${text}\r\n`);
+    socket.write(`PUT /api/contents/x.ipynb HTTP/1.1\r\nHost: x\r\nCookie: galaxysession=nobody\r\n${framing}\r\nConnection: close\r\n\r\n${part(half)}`);
+    // The rest comes later, as an upload on a slow link does: without the
+    // wait for it, the proxy has answered and closed by now, and this write
+    // gets a reset.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(Buffer.concat(received).length, 0, `${framing}: no answer before the body is in`);
+    socket.end(`${part(half)}${framing.startsWith('Content') ? '' : '0\r\n\r\n'}`);
+    await ended;
+    const text = Buffer.concat(received).toString('latin1');
+    assert.match(text, /^HTTP\/1\.1 404 /, framing);
+    assert.ok(text.endsWith('No interactive environment is registered for this session.\n'), framing);
+    assert.deepEqual(errors, [], `${framing}: the connection ended without an error`);
+  }
+});
+
+test('a refused request whose body never comes: answered after the drain bound, not held open', async (t) => {
+  const { port } = await setup(t);
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const received: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => received.push(chunk));
+  await once(socket, 'connect');
+  const started = Date.now();
+  socket.write('POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly this');
+  await Promise.race([once(socket, 'close'), new Promise((r) => setTimeout(r, 5000))]);
+  socket.destroy();
+  const ms = Date.now() - started;
+  assert.match(Buffer.concat(received).toString('latin1'), /^HTTP\/1\.1 404 /);
+  assert.ok(ms >= BODY_DRAIN_MS - 50 && ms < BODY_DRAIN_MS + 2000, `answered after ${ms} ms`);
 });
 
 test('CORS: the Origin is echoed with credentials, on proxied and on error responses', async (t) => {
