@@ -13,6 +13,7 @@ import { normalizePathPrefix } from './routing/entry-point-router.js';
 import { AllowListSyntaxError, TargetAllowList } from './routing/target-allow-list.js';
 import { isPostgresUrl } from './session-map/postgres/url.js';
 import { resolveSessionsSpec } from './session-map/sqlalchemy-url.js';
+import { tcpPort } from './tcp-port.js';
 
 /**
  * A configuration value that cannot be used. `option` is the name the caller
@@ -167,8 +168,9 @@ const port: Kind<number> = {
     return value as number;
   },
   parse(text) {
-    if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 65535) throw new Refusal('must be an integer from 1 to 65535');
-    return Number(text);
+    const n = tcpPort(text);
+    if (n === undefined) throw new Refusal('must be an integer from 1 to 65535');
+    return n;
   },
 };
 

@@ -4,6 +4,7 @@ import { matchToken, type EntryPoint } from './entry-point-table.js';
 import { toRoute, type Route } from './route-table.js';
 import type { Forward, RouteResult, Router } from './router.js';
 import { isUsableHost, type TargetAllowList } from './target-allow-list.js';
+import { tcpPort } from '../tcp-port.js';
 
 /**
  * Interactive Tools routing, as gx-it-proxy 0.2.3 routes (path first, then
@@ -116,8 +117,6 @@ export function splitEntryPointHost(host: string): { key: string; token: string 
   return { key: host.slice(0, dash), token: host.slice(dash + 1, dot) };
 }
 
-const DIGITS = /^\d{1,5}$/;
-
 /**
  * Header mode's target: `x-interactive-tool-host` with `x-interactive-tool-port`,
  * or `x-interactive-tool-host: host:port` (`[v6]:port`) when the port header
@@ -147,9 +146,8 @@ export function targetFromHeaders(headers: IncomingHttpHeaders): { host: string;
     host = host.slice(1, -1);
     if (!isIPv6(host)) return 'bad-target-header';
   }
-  if (!isUsableHost(host) || !DIGITS.test(port)) return 'bad-target-header';
-  const n = Number(port);
-  if (n < 1 || n > 65535) return 'bad-target-header';
+  const n = tcpPort(port);
+  if (!isUsableHost(host) || n === undefined) return 'bad-target-header';
   return { host, port: n };
 }
 

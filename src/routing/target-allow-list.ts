@@ -1,4 +1,5 @@
 import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
+import { tcpPort } from '../tcp-port.js';
 
 /**
  * The containers header mode may connect to (`--header-mode-allow`). Header
@@ -37,7 +38,6 @@ export class AllowListSyntaxError extends Error {
 }
 
 const NAME = /^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
-const DIGITS = /^\d{1,5}$/;
 
 /**
  * True for a host a connection can be made to by name or address: an IPv4
@@ -125,8 +125,7 @@ function parseRule(item: string): Rule {
 }
 
 function parsePort(item: string, text: string): number {
-  if (!DIGITS.test(text) || Number(text) < 1 || Number(text) > 65535) {
-    throw new AllowListSyntaxError(item, 'has a port that is not 1 to 65535');
-  }
-  return Number(text);
+  const port = tcpPort(text);
+  if (port === undefined) throw new AllowListSyntaxError(item, 'has a port that is not 1 to 65535');
+  return port;
 }

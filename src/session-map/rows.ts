@@ -2,6 +2,7 @@ import type { EntryPointRow } from '../routing/entry-point-table.js';
 import type { Target } from '../routing/route-table.js';
 import { sessionTag } from '../log.js';
 import type { MapRead, MapRouting } from './store.js';
+import { tcpPort } from '../tcp-port.js';
 
 /**
  * The one form every session map format is turned into: one line per entry,
@@ -102,8 +103,7 @@ function targetProblem(host: string, port: string): string | undefined {
   if (host === '') return 'missing host';
   if (!HOSTNAME.test(host)) return 'malformed host';
   if (!DIGITS.test(port)) return 'non-numeric port';
-  const n = Number(port);
-  if (n < 1 || n > 65535) return 'port out of range';
+  if (tcpPort(port) === undefined) return 'port out of range';
   return undefined;
 }
 

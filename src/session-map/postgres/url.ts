@@ -5,6 +5,7 @@ import type { ClientConfig } from 'pg';
 import { isPostgresDialect, parseSqlalchemyUrl, SessionsUrlError, type SqlalchemyUrl } from '../sqlalchemy-url.js';
 import { pgpassPassword, pgpassPath, PgpassUnusableError, type PgpassTarget } from './pgpass.js';
 import { lookUpService, PgServiceError, serviceFiles } from './service-file.js';
+import { tcpPort } from '../../tcp-port.js';
 
 /**
  * `--sessions postgresql://…`: the connection settings as Galaxy's own
@@ -181,8 +182,8 @@ function locate(url: SqlalchemyUrl, env: NodeJS.ProcessEnv, system: LibpqSystem)
     throw new PostgresUrlError(`--sessions: host ${JSON.stringify(host)} is not a host name, an address ([IPv6] in brackets) or a socket directory`);
   }
   const portText = text('port') as string;
-  const port = Number(portText);
-  if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+  const port = tcpPort(portText);
+  if (port === undefined) {
     throw new PostgresUrlError(`${origins.port === 'url' ? '--sessions: port' : `${origins.port}: port`} ${JSON.stringify(portText)} is not a port number`);
   }
   const config: ClientConfig = { user: text('user'), host, port, database: text('dbname') };
