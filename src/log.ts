@@ -106,7 +106,7 @@ const MAX_CAUSE_DEPTH = 5;
  * request or socket objects. Only the type, message, stack, cause and
  * primitive fields (code, errno, syscall, address, port, ...) are kept.
  */
-export function serializeError(err: unknown, depth = 0): unknown {
+function serializeError(err: unknown, depth = 0): unknown {
   if (!(err instanceof Error)) {
     // A rejection with a non-error value: keep primitives, never walk objects.
     return err === null || typeof err !== 'object' ? err : { type: Object.prototype.toString.call(err) };

@@ -49,7 +49,7 @@ export class Refusal extends Error {
  * What an option's values are: the one place where a range is checked or a
  * value clamped or normalised, for the programmatic API and the CLI alike.
  */
-export interface Kind<T> {
+interface Kind<T> {
   /** Checks a value; returns it normalised (clamped, canonical) or throws Refusal. Idempotent. */
   accept(value: unknown): T;
   /** A flag's text → a value for `accept`; throws Refusal. Absent: the text itself. */
@@ -116,7 +116,7 @@ const host = text('must be a host name or address');
  * the final NUL. Node does not refuse a longer one: it binds the path cut
  * short, a file nobody would look for.
  */
-export const MAX_SOCKET_PATH_BYTES = 107;
+const MAX_SOCKET_PATH_BYTES = 107;
 
 /** A unix socket path (the CLI makes it absolute), short enough for `sun_path`. */
 const socketFile: Kind<string> = {

@@ -6,7 +6,7 @@ import { storeKindFor, storeLabel } from '../session-map/stores.js';
 import { sessionTag } from '../log.js';
 
 /** How `--check` probes containers. */
-export interface CheckOptions {
+interface CheckOptions {
   /** How many sessions (the most recently added) get a TCP connect to their container. */
   readonly limit: number;
   /** How long one connect may take before the container counts as not answering. */
@@ -18,7 +18,7 @@ export interface CheckOptions {
  * sessionTag, an entry point by its key and its token's tag; never by a
  * cookie value or a token.
  */
-export interface ContainerProbe {
+interface ContainerProbe {
   readonly session: string;
   readonly target: string;
   readonly answers: boolean;
@@ -27,7 +27,7 @@ export interface ContainerProbe {
 }
 
 /** What `--check` found. `readable` decides the exit status. */
-export interface CheckReport {
+interface CheckReport {
   readonly path: string;
   readonly readable: boolean;
   /** Why the map could not be read (when not `readable`). */

@@ -169,7 +169,7 @@ export class ProxyMetrics {
 }
 
 /** What the metrics listener serves. */
-export interface MetricsServerDeps {
+interface MetricsServerDeps {
   readonly metrics: ProxyMetrics;
   /** Builds the health report at request time. */
   readonly health: () => { status: 200 | 503; body: HealthBody };

@@ -84,7 +84,7 @@ export function buildProgram(door: FrontDoor = GIE_FRONT_DOOR): Command {
 }
 
 /** The flag of an option key, as `--help` shows it (`--cookie <cookiename>`); undefined for API-only options. */
-export function flagOf(key: string): string | undefined {
+function flagOf(key: string): string | undefined {
   return ROWS.find(([k]) => k === key)?.[1].flag;
 }
 

@@ -20,7 +20,7 @@ import { resolveOptions } from '../options.js';
 const POSTGRES_POLL_DEFAULT_MS = 5000;
 
 /** Exit codes, documented in the README. */
-export const EXIT = Object.freeze({
+const EXIT = Object.freeze({
   /** Stopped by SIGTERM/SIGINT after a graceful drain (supervisord: "expected"). */
   ok: 0,
   /** Could not start (listen failed, map path unusable), forced stop by a second signal, or --check found the map unreadable. */
