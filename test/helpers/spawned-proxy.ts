@@ -23,6 +23,7 @@ export class ProxyProcess {
     });
     child.stderr?.on('data', (c: Buffer) => (this.stderr += c.toString('utf8')));
     this.exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+    outliveGuard(child);
   }
 
   /** Waits for the start-up line and returns it. */
@@ -51,6 +52,29 @@ export class ProxyProcess {
   kill(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
+}
+
+/** Spawned proxies still running, killed when the test process exits (see outliveGuard). */
+const running = new Set<ChildProcess>();
+let guarding = false;
+
+/**
+ * A spawned proxy must not outlive its test file: a test that times out, or
+ * a run ended by --test-force-exit, may never reach its t.after kill, and a
+ * proxy left running (seen after a failed browser test, 25 minutes later)
+ * holds ports and CPU on a CI machine. So whatever is still running when this
+ * process exits is killed then.
+ */
+function outliveGuard(child: ChildProcess): void {
+  if (!guarding) process.once('exit', killRunning);
+  guarding = true;
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
+function killRunning(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
 }
 
 /** The built gx-it-proxy command (bin/gx-it-proxy.js runs it). */
