@@ -11,6 +11,7 @@ import { formatFileMode, type ProxyOptions } from './options.js';
 import { removePidFile, writePidFile } from './admin/pid-file.js';
 import { createGieProxy } from './http/server.js';
 import { RouteTable } from './routing/route-table.js';
+import { startActivityClock } from './routing/activity.js';
 import { ReloadReporter } from './session-map/reload-report.js';
 import { storeKindFor, storeLabel } from './session-map/stores.js';
 import { CookieRouter } from './routing/cookie-router.js';
@@ -114,10 +115,14 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   }
   const proxy = createGieProxy({ options, router, log: log.child({ component: 'proxy' }), observer });
   const { server, tracker } = proxy;
+  const routeSources = { sessions: table, entryPoints, webSockets: proxy.webSockets };
+  const stopActivity = startActivityClock(proxy.webSockets);
+  metrics?.watchRoutes(routeSources, options.idleReportAfterMs);
 
   const stopMap = (): void => {
     watcher?.close();
     reloader?.close();
+    stopActivity();
   };
 
   let address: AddressInfo | string;
@@ -127,6 +132,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     if (metrics !== undefined) {
       metricsServer = await startMetricsServer(options.metricsIp, options.metricsPort ?? 0, {
         metrics,
+        routes: routeSources,
         log: log.child({ component: 'metrics' }),
         health: () =>
           healthReport({

@@ -454,6 +454,13 @@ export const OPTION_TABLE = {
   metricsPort: spec({ flag: '--metrics-port <n>', help: 'Serve /health and /metrics on this port', kind: optional(port, undefined), default: undefined, absent: 'off' }),
   /** Address of the metrics listener. */
   metricsIp: spec({ flag: '--metrics-ip <n>', help: 'Address of the metrics listener', kind: host, default: 'localhost' }),
+  /** How long without traffic makes a session or entry point count in the `gie_proxy_routes_idle` gauge. */
+  idleReportAfterMs: spec({
+    flag: '--idle-report-after <ms>',
+    help: 'Count a session or entry point as idle in /metrics after this long without traffic',
+    kind: ms(1000),
+    default: 3_600_000,
+  }),
   /** File that holds the process id while the CLI runs; the CLI makes it absolute. Undefined: none. */
   pidFile: spec({ flag: '--pid-file <path>', help: 'Write the process id to this file while running', kind: optional(path, undefined), default: undefined }),
 };

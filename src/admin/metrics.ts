@@ -3,6 +3,7 @@ import type { ProxyObserver } from '../observer.js';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { HealthBody } from './health.js';
+import { idleRouteCount, parseInactiveSince, routesReport, type RouteSources } from './routes.js';
 import { listenOn } from '../http/server.js';
 import { ANSWERS, sendAnswer } from '../http/answers.js';
 import type { Logger } from '../log.js';
@@ -120,6 +121,18 @@ export class ProxyMetrics {
    * read from `status` at scrape time: connected, notifications, reconnects.
    * A store without such a state (a file) adds nothing.
    */
+  /** Adds the gauge of routes idle longer than `idleMs` (`--idle-report-after`), counted at scrape time. */
+  watchRoutes(sources: Pick<RouteSources, 'sessions' | 'entryPoints'>, idleMs: number): void {
+    new Gauge({
+      name: 'gie_proxy_routes_idle',
+      help: 'Sessions and entry points with no traffic either way for longer than --idle-report-after (never used: since they appeared).',
+      registers: [this.registry],
+      collect() {
+        this.set(idleRouteCount(sources, idleMs));
+      },
+    });
+  }
+
   watchStore(status: () => object | undefined): void {
     const registers = [this.registry];
     const field = (name: string): number | undefined => {
@@ -173,6 +186,8 @@ interface MetricsServerDeps {
   readonly metrics: ProxyMetrics;
   /** Builds the health report at request time. */
   readonly health: () => { status: 200 | 503; body: HealthBody };
+  /** What `/routes` reports. */
+  readonly routes: RouteSources;
   readonly log: Logger;
 }
 
@@ -207,9 +222,10 @@ export async function startMetricsServer(ip: string, port: number, deps: Metrics
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, { metrics, health }: MetricsServerDeps): Promise<void> {
-  const path = (req.url ?? '/').split('?', 1)[0];
-  if (path !== '/health' && path !== '/metrics') {
+async function handle(req: IncomingMessage, res: ServerResponse, { metrics, health, routes }: MetricsServerDeps): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const path = url.pathname;
+  if (path !== '/health' && path !== '/metrics' && path !== '/routes') {
     sendAnswer(res, 'admin-not-found', undefined);
     return;
   }
@@ -221,6 +237,14 @@ async function handle(req: IncomingMessage, res: ServerResponse, { metrics, heal
   if (path === '/health') {
     const report = health();
     send(res, report.status, 'application/json; charset=utf-8', `${JSON.stringify(report.body)}\n`);
+  } else if (path === '/routes') {
+    const filter = url.searchParams.get('inactive_since');
+    const since = filter === null ? undefined : parseInactiveSince(filter, Date.now());
+    if (filter !== null && since === undefined) {
+      sendAnswer(res, 'admin-bad-query', undefined);
+      return;
+    }
+    send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify(routesReport(routes, since))}\n`);
   } else {
     send(res, 200, metrics.contentType, await metrics.render());
   }

@@ -19,7 +19,8 @@ export type ServerCase =
   | 'malformed-request' // Node's HTTP parser rejected the request
   | 'headers-timeout' // headers not complete within --headers-timeout
   | 'headers-too-large' // headers over Node's limit
-  | 'admin-not-found' // the metrics listener serves /health and /metrics only
+  | 'admin-not-found' // the metrics listener serves /health, /metrics and /routes only
+  | 'admin-bad-query' // /routes with an inactive_since that is neither a time nor a duration
   | 'admin-method' // the metrics listener answers GET and HEAD only
   | 'admin-failed'; // building /health or /metrics failed (a bug)
 
@@ -93,7 +94,13 @@ export const ANSWERS: Readonly<Record<AnswerCase, Answer>> = Object.freeze({
   'headers-too-large': { status: 431, body: '', level: 'debug', message: 'malformed request rejected' },
   'admin-not-found': {
     status: 404,
-    body: 'Not found: this port serves /health and /metrics only.\n',
+    body: 'Not found: this port serves /health, /metrics and /routes only.\n',
+    level: 'debug',
+    message: 'admin request refused',
+  },
+  'admin-bad-query': {
+    status: 400,
+    body: 'inactive_since must be an ISO 8601 time (2026-12-06T12:00:00Z) or a duration (90s, 30m, 1h, 2d).\n',
     level: 'debug',
     message: 'admin request refused',
   },

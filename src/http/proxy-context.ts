@@ -3,6 +3,7 @@ import type httpProxy from 'http-proxy';
 import type { Logger } from '../log.js';
 import type { ProxyObserver } from '../observer.js';
 import type { Router } from '../routing/router.js';
+import type { WebSocketActivity } from '../routing/activity.js';
 import type { ConnectionTracker } from './connection-tracker.js';
 import type { ProxyDeadlines } from './container-pool.js';
 import type { CorsPolicy } from './headers.js';
@@ -18,6 +19,8 @@ export interface ProxyContext {
   readonly log: Logger;
   readonly observer: ProxyObserver;
   readonly tracker: ConnectionTracker;
+  /** The open WebSockets, followed for who is active (`/routes`). */
+  readonly webSockets: WebSocketActivity;
   readonly cors: CorsPolicy;
   /** --verbose: one line per request. */
   readonly verbose: boolean;

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { sessionTag } from '../log.js';
+import { ACTIVITY_CLOCK } from '../routing/activity.js';
 import { isRefusal } from '../routing/router.js';
 import { sendAnswer, type AnswerCase } from './answers.js';
 import { addForwardedForSocketPeer, applyRStudioHeaders, isRStudioUrl, stripHopByHop } from './headers.js';
@@ -34,6 +35,7 @@ export function requestHandler(ctx: ProxyContext): (req: IncomingMessage, res: S
       return;
     }
     const { route } = result;
+    route.lastActive = ACTIVITY_CLOCK.second;
     (state ?? attachState(req, 0)).route = route;
     if (result.url !== undefined) req.url = result.url;
     stripHopByHop(req.headers, false);

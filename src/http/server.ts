@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { ProxyObserver } from '../observer.js';
 import type { Router } from '../routing/router.js';
 import { ANSWERS, answerOnSocket, caseForClientError } from './answers.js';
+import { WebSocketActivity } from '../routing/activity.js';
 import { ConnectionTracker } from './connection-tracker.js';
 import { ContainerAgent, ProxyDeadlines } from './container-pool.js';
 import { corsPolicy } from './headers.js';
@@ -87,6 +88,8 @@ export interface ProxyDeps {
 export interface GieProxy {
   readonly server: http.Server;
   readonly tracker: ConnectionTracker;
+  /** The open WebSockets by route, for who is active (src/routing/activity.ts). */
+  readonly webSockets: WebSocketActivity;
   /** Stops pooling connections to containers and closes the idle ones. */
   closeUpstreams(): void;
 }
@@ -118,6 +121,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     log,
     observer,
     tracker: new ConnectionTracker(),
+    webSockets: new WebSocketActivity(),
     cors: corsPolicy(options.corsOrigins),
     verbose: options.verbose,
     observeRequests: options.verbose || observer.requestDone !== undefined,
@@ -143,6 +147,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
   return {
     server,
     tracker: ctx.tracker,
+    webSockets: ctx.webSockets,
     closeUpstreams: () => {
       ctx.deadlines?.close();
       agent.destroy();

@@ -106,6 +106,8 @@ export function proxyReqWsHandler(ctx: ProxyContext): (proxyReq: ClientRequest, 
 function followWebSocket(ctx: ProxyContext, req: IncomingMessage, socket: Socket, proxySocket: Duplex): void {
   // After the 101 an error can no longer be answered with a status line.
   ctx.upgraded.add(socket);
+  const route = stateOf(req)?.route;
+  if (route !== undefined) ctx.webSockets.opened(socket, route);
   // Closing one side ends the other through http-proxy's pipes; here
   // only who went first is noted, for the log line.
   const opened = performance.now();

@@ -1,3 +1,5 @@
+import { ACTIVITY_CLOCK, type Active } from './activity.js';
+
 /** Where one user's container listens. */
 export interface Target {
   readonly host: string;
@@ -10,10 +12,13 @@ export interface Target {
  * object per route: at 100,000 sessions every byte here counts 100,000 times,
  * so the `host:port` label for logs is made only when asked for.
  */
-export class Route {
+export class Route implements Active {
   readonly protocol = 'http:';
   /** Same as `hostname`: http-proxy reads both. */
   readonly host: string;
+  /** See Active (activity.ts): set by the request and WebSocket paths. */
+  lastActive = -1;
+  readonly appeared = ACTIVITY_CLOCK.second;
   constructor(
     /** The host without IPv6 brackets. */
     readonly hostname: string,
@@ -75,6 +80,11 @@ export class RouteTable {
 
   get size(): number {
     return this.routes.size;
+  }
+
+  /** Every session key with its route (for `/routes`). */
+  entries(): IterableIterator<[string, Route]> {
+    return this.routes.entries();
   }
 }
 

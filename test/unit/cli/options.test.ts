@@ -53,6 +53,7 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
     mapThreadFrom: [-1, 0.5],
     metricsPort: [70000, -1],
     metricsIp: [''],
+    idleReportAfterMs: [-1, MAX_TIMER_MS + 1, '1h'],
     pidFile: [''],
   };
   assert.deepEqual(Object.keys(bad).sort(), Object.keys(OPTION_TABLE).sort(), 'every option has a bad value here');

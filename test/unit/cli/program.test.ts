@@ -109,6 +109,7 @@ test('a bad value of every flag is refused naming the flag as --help shows it', 
     ['--cors-origin <origins>', 'https://ok.example,ftp://x.example'],
     ['--metrics-port <n>', '65536'],
     ['--metrics-ip <n>', ''],
+    ['--idle-report-after <ms>', '1h'],
     ['--pid-file <path>', ''],
     ['--log-mask-params <names>', 'api_key,a&b'],
     ['--proxyPathPrefix <path>', '/a b'],
@@ -134,7 +135,7 @@ test('flags reach the options; paths become absolute against the working directo
     '--ip', '0.0.0.0', '--port', '81', '--cookie', 'gx', '--sessions', 'rel/map.sqlite', '--reverseProxy', '--verbose',
     '--shutdown-grace', '1', '--poll-interval', '20', '--headers-timeout', '2', '--proxy-timeout', '3', '--ws-idle-timeout', '4',
     '--xfwd', '--cors-origin', 'https://A.example:443, http://b.example:81', '--metrics-port', '9', '--metrics-ip', '::1',
-    '--pid-file', 'run/p.pid', '--check', '--check-limit', '0', '--log-mask-params', 'api_key, key',
+    '--idle-report-after', '60000', '--pid-file', 'run/p.pid', '--check', '--check-limit', '0', '--log-mask-params', 'api_key, key',
   ]);
   assert.deepEqual(options, {
     ...DEFAULTS,
@@ -154,6 +155,7 @@ test('flags reach the options; paths become absolute against the working directo
     corsOrigins: ['https://a.example', 'http://b.example:81'],
     metricsPort: 9,
     metricsIp: '::1',
+    idleReportAfterMs: 60_000,
     pidFile: resolve('run/p.pid'),
   });
   assert.deepEqual(cli, { pollingInterval: undefined, check: true, checkLimit: 0, installTrigger: false });
