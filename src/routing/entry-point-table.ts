@@ -103,6 +103,12 @@ export function matchToken(entries: readonly EntryPoint[] | undefined, token: st
 export class EntryPointTable {
   private byKey = new Map<string, readonly EntryPoint[]>();
   private count = 0;
+  /**
+   * Told of each entry point that leaves the table (its row deleted, or its
+   * token changed), for the browser pages' "stopped" memory. Unset, an
+   * update costs nothing more.
+   */
+  onRemoved: ((entry: EntryPoint) => void) | undefined;
 
   /** The entry points for `key` (usually one), or undefined. O(1). */
   lookup(key: string): readonly EntryPoint[] | undefined {
@@ -133,6 +139,7 @@ export class EntryPointTable {
 
   /** Swaps in the table a builder made. */
   install(builder: EntryPointTableBuilder): void {
+    if (this.onRemoved !== undefined) reportRemoved(this.byKey, builder.byKey, this.onRemoved);
     this.byKey = builder.byKey;
     this.count = builder.count;
   }
@@ -147,6 +154,7 @@ export class EntryPointTable {
       if (list === undefined) continue;
       const rest = list.filter((e) => e.keyType !== keyType);
       if (rest.length === list.length) continue;
+      if (this.onRemoved !== undefined) for (const gone of list) if (gone.keyType === keyType) this.onRemoved(gone);
       this.count -= list.length - rest.length;
       if (rest.length === 0) this.byKey.delete(key);
       else this.byKey.set(key, rest);
@@ -155,6 +163,7 @@ export class EntryPointTable {
       const list = this.byKey.get(row.key) ?? [];
       const at = list.findIndex((e) => e.keyType === row.keyType);
       const entry = toEntryPoint(row, at < 0 ? undefined : list[at]);
+      if (at >= 0 && list[at].token !== entry.token) this.onRemoved?.(list[at]);
       const next = [...list];
       if (at < 0) {
         next.push(entry);
@@ -188,6 +197,16 @@ export class EntryPointTableBuilder {
       this.count++;
     } else {
       list[at] = entry; // a repeated (key, key_type): the later row wins
+    }
+  }
+}
+
+/** Calls `onRemoved` for each entry of `before` that `after` does not hold with the same key type and token. */
+function reportRemoved(before: ReadonlyMap<string, readonly EntryPoint[]>, after: ReadonlyMap<string, readonly EntryPoint[]>, onRemoved: (entry: EntryPoint) => void): void {
+  for (const [key, list] of before) {
+    const now = after.get(key);
+    for (const entry of list) {
+      if (now?.some((e) => e.keyType === entry.keyType && e.token === entry.token) !== true) onRemoved(entry);
     }
   }
 }

@@ -40,6 +40,11 @@ export class Route {
  */
 export class RouteTable {
   private routes = new Map<string, Route>();
+  /**
+   * Told of each session key that leaves the table, for the browser pages'
+   * "stopped" memory. Unset, an update costs nothing more.
+   */
+  onRemoved: ((sessionKey: string) => void) | undefined;
 
   /** The container for a session cookie value, or undefined. O(1). */
   lookup(sessionKey: string): Route | undefined {
@@ -60,6 +65,8 @@ export class RouteTable {
 
   /** Swaps in the map a builder made. */
   install(builder: RouteMapBuilder): void {
+    const onRemoved = this.onRemoved;
+    if (onRemoved !== undefined) for (const key of this.routes.keys()) if (!builder.routes.has(key)) onRemoved(key);
     this.routes = builder.routes;
   }
 
@@ -69,7 +76,7 @@ export class RouteTable {
    * 100,000 sessions costs what it changes, not a copy of the whole map.
    */
   apply(upserts: ReadonlyMap<string, Target>, removals: Iterable<string>): void {
-    for (const key of removals) this.routes.delete(key);
+    for (const key of removals) if (this.routes.delete(key)) this.onRemoved?.(key);
     for (const [key, target] of upserts) this.routes.set(key, reuse(this.routes.get(key), target.host, target.port));
   }
 

@@ -61,3 +61,19 @@ test('targets: names, IPv4, IPv6 with or without brackets', () => {
   assert.equal(toRoute({ host: '::1', port: 80 }).host, '::1');
   assert.equal(toRoute({ host: '10.0.0.1', port: 1 }).label, '10.0.0.1:1');
 });
+
+test('onRemoved hears each entry point that leaves, by apply or by a whole replacement, and a token that changed; nothing else', () => {
+  const table = new EntryPointTable();
+  const gone: string[] = [];
+  table.onRemoved = (entry) => gone.push(`${entry.key}/${entry.token}`);
+  table.replace([row({ key: 'a', token: 'ta' }), row({ key: 'b', token: 'tb' }), row({ key: 'c', token: 'tc' })]);
+  assert.deepEqual(gone, []);
+  table.apply([row({ key: 'b', token: 'tb2' }), row({ key: 'c', token: 'tc', port: 1 })], [['a', 'interactivetoolentrypoint'], ['nope', 'interactivetoolentrypoint']]);
+  assert.deepEqual(gone, ['a/ta', 'b/tb'], 'a removed, b got a new token; c only moved');
+  gone.length = 0;
+  table.replace([row({ key: 'c', token: 'tc', port: 2 }), row({ key: 'd', token: 'td' })]);
+  assert.deepEqual(gone, ['b/tb2']);
+  gone.length = 0;
+  table.replace([row({ key: 'c', token: 'tc2' })]);
+  assert.deepEqual(gone.sort(), ['c/tc', 'd/td']);
+});

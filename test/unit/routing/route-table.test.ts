@@ -14,3 +14,14 @@ test('route table: whole replacement, O(1) lookup, IPv6 and unchanged routes reu
   assert.equal(t.lookup('b'), undefined);
   assert.equal(t.size, 1);
 });
+
+test('onRemoved hears each session that leaves, by apply or by a whole replacement; nothing else', () => {
+  const table = new RouteTable();
+  const gone: string[] = [];
+  table.onRemoved = (key) => gone.push(key);
+  table.replace(new Map([['a', { host: 'h', port: 1 }], ['b', { host: 'h', port: 2 }], ['c', { host: 'h', port: 3 }]]));
+  table.apply(new Map([['c', { host: 'h', port: 4 }]]), ['a', 'nope']);
+  assert.deepEqual(gone, ['a']);
+  table.replace(new Map([['c', { host: 'h', port: 5 }]]));
+  assert.deepEqual(gone, ['a', 'b']);
+});
