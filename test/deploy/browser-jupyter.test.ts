@@ -291,3 +291,40 @@ test('Chromium opens a tool before Galaxy wrote its row: the starting page turns
   t.diagnostic(`screenshots: ${SHOTS}`);
   t.diagnostic(`steps: ${steps.timings.map((s) => `${s.step} ${s.ms} ms`).join('; ')}`);
 });
+
+test('Chromium: the starting page gives up after --starting-page-timeout and shows the unreachable page with the Galaxy link', { timeout: 60_000 }, async (t) => {
+  const setup = await setUp(t);
+  if (setup === undefined) return;
+  const { steps, dir } = setup;
+  mkdirSync(SHOTS, { recursive: true });
+  const map = new SqlAlchemyItWriter(join(dir, 'interactivetools_map.sqlite'));
+  t.after(() => map.close());
+  const proxyPort = await freePort();
+  const proxy = await steps.run('start gx-it-proxy with --starting-page-timeout 3000', () => undefined, async () => {
+    const args = ['--ip', '127.0.0.1', '--port', String(proxyPort), '--sessions', map.path, '--proxyPathPrefix', '/interactivetool/ep', '--starting-page-timeout', '3000'];
+    const proc = spawnProxy([...args, '--galaxy-url', 'https://usegalaxy.example.org/'], { bin: 'gx-it-proxy' });
+    t.after(() => proc.kill());
+    await proc.started(10_000);
+    return proc;
+  });
+  const context = await steps.run('launch Chromium', () => undefined, () => launchChromium(t, dir));
+  const page = context.pages()[0] ?? (await context.newPage());
+  const blocked: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') blocked.push(message.text());
+  });
+  await steps.run('a tool that never comes: the starting page', () => page, async () => {
+    const response = await page.goto(`http://127.0.0.1:${proxyPort}/interactivetool/ep/knever/tnever/`, { waitUntil: 'load', timeout: 10_000 });
+    assert.equal(response?.status(), 503);
+  });
+  await steps.run('after the time-out, the unreachable page', () => page, async () => {
+    await page.locator('h1', { hasText: 'Your tool could not be reached' }).waitFor({ timeout: 20_000 });
+    assert.equal(await page.title(), 'Your tool could not be reached');
+    assert.equal(await page.locator('a').getAttribute('href'), 'https://usegalaxy.example.org/');
+    await page.screenshot({ path: join(SHOTS, '4-unreachable.png'), fullPage: true });
+  });
+  // The page's own tries were answered 404 (a script's request: plain text); the CSP blocked nothing.
+  assert.deepEqual(blocked.filter((text) => /Content Security Policy/i.test(text)), []);
+  assert.equal(proxy.child.exitCode, null);
+  t.diagnostic(`steps: ${steps.timings.map((s) => `${s.step} ${s.ms} ms`).join('; ')}`);
+});
