@@ -32,10 +32,10 @@ const PAGE_REFUSALS: ReadonlySet<RefusalReason> = new Set(['unknown-entry-point'
 /** Longest wait for the map re-read before a browser's miss is answered. */
 export const REREAD_WAIT_MS = 2000;
 
-/** What the browser pages say in the log (debug: one per page answered). */
+/** What the browser pages say in the log: admins (and tests) match on it. */
 export const PAGES_LOG = Object.freeze({
+  /** At start, once, with `dir` and `problems` (one line per unusable template). */
   templatesUnusable: 'error page templates unusable; the built-in pages are used for them',
-  answered: 'browser page answered',
 });
 
 export class BrowserPages {
