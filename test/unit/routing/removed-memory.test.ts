@@ -5,14 +5,15 @@ import { RemovedMemory } from '../../../src/routing/removed-memory.js';
 
 test('RemovedMemory: the key with exactly its token, of its kind; never the token itself in memory', () => {
   const memory = new RemovedMemory();
-  memory.remember('entry-point', 'k1', 'secret-token-1');
-  assert.equal(memory.has('entry-point', 'k1', 'secret-token-1'), true);
-  assert.equal(memory.has('entry-point', 'k1', 'secret-token-2'), false);
-  assert.equal(memory.has('entry-point', 'k1secret-', 'token-1'), false, 'no key/token split of the same bytes');
-  assert.equal(memory.has('session', 'k1', 'secret-token-1'), false);
-  assert.doesNotMatch(inspect(memory, { depth: 5, showHidden: true }), /secret-token|k1/);
+  // Dots never occur in the base64url hashes, so the key or token cannot show up in one by chance.
+  memory.remember('entry-point', 'tool.key', 'secret.token.1');
+  assert.equal(memory.has('entry-point', 'tool.key', 'secret.token.1'), true);
+  assert.equal(memory.has('entry-point', 'tool.key', 'secret.token.2'), false);
+  assert.equal(memory.has('entry-point', 'tool.keysecret.', 'token.1'), false, 'no key/token split of the same bytes');
+  assert.equal(memory.has('session', 'tool.key', 'secret.token.1'), false);
+  assert.doesNotMatch(inspect(memory, { depth: 5, showHidden: true }), /secret\.token|tool\.key/);
   const other = new RemovedMemory();
-  assert.equal(other.has('entry-point', 'k1', 'secret-token-1'), false, 'each process has its own hash key');
+  assert.equal(other.has('entry-point', 'tool.key', 'secret.token.1'), false, 'each process has its own hash key');
 });
 
 test('RemovedMemory is bounded: the oldest go first, and nothing is kept past the TTL', () => {
