@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { toRoute, type Route } from './route-table.js';
+import { reportInSlices, toRoute, type Route } from './route-table.js';
 
 /**
  * Interactive Tools entry points (Galaxy's `gxitproxy` rows), indexed for the
@@ -105,8 +105,9 @@ export class EntryPointTable {
   private count = 0;
   /**
    * Told of each entry point that leaves the table (its row deleted, or its
-   * token changed), for the browser pages' "stopped" memory. Unset, an
-   * update costs nothing more.
+   * token changed), for the browser pages' "stopped" memory: at once by
+   * apply, in slices after a whole replacement (see reportInSlices). Unset,
+   * an update costs nothing more.
    */
   onRemoved: ((entry: EntryPoint) => void) | undefined;
 
@@ -139,7 +140,13 @@ export class EntryPointTable {
 
   /** Swaps in the table a builder made. */
   install(builder: EntryPointTableBuilder): void {
-    if (this.onRemoved !== undefined) reportRemoved(this.byKey, builder.byKey, this.onRemoved);
+    const onRemoved = this.onRemoved;
+    const next = builder.byKey;
+    if (onRemoved !== undefined) {
+      reportInSlices(this.byKey, (key, list) => list.some((entry) => !stillThere(next.get(key), entry)), (key, list) => {
+        for (const entry of list) if (!stillThere(next.get(key), entry)) onRemoved(entry);
+      });
+    }
     this.byKey = builder.byKey;
     this.count = builder.count;
   }
@@ -201,14 +208,9 @@ export class EntryPointTableBuilder {
   }
 }
 
-/** Calls `onRemoved` for each entry of `before` that `after` does not hold with the same key type and token. */
-function reportRemoved(before: ReadonlyMap<string, readonly EntryPoint[]>, after: ReadonlyMap<string, readonly EntryPoint[]>, onRemoved: (entry: EntryPoint) => void): void {
-  for (const [key, list] of before) {
-    const now = after.get(key);
-    for (const entry of list) {
-      if (now?.some((e) => e.keyType === entry.keyType && e.token === entry.token) !== true) onRemoved(entry);
-    }
-  }
+/** True when `now` (a key's entries in a new table) holds `entry`'s key type with the same token. */
+function stillThere(now: readonly EntryPoint[] | undefined, entry: EntryPoint): boolean {
+  return now?.some((e) => e.keyType === entry.keyType && e.token === entry.token) === true;
 }
 
 function findType(list: readonly EntryPoint[] | undefined, keyType: string): EntryPoint | undefined {
