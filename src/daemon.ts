@@ -20,6 +20,9 @@ import { EntryPointRouter } from './routing/entry-point-router.js';
 import { RouterSwitch, type Router } from './routing/router.js';
 import type { ChangeWatch, MapRouting } from './session-map/store.js';
 import { readFileSync } from 'node:fs';
+import { BrowserPages, PAGES_LOG } from './pages/browser-pages.js';
+import { loadPages } from './pages/templates.js';
+import { RemovedMemory } from './routing/removed-memory.js';
 
 /** A running proxy. */
 export interface Daemon {
@@ -87,12 +90,14 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   let report: ReloadReporter | undefined;
   let watcher: ChangeWatch | undefined;
   let router: Router = itRouter;
+  const cookieRouter = new CookieRouter(options.cookieName, (key) => table.lookup(key));
+  const removed = watchRemovals(table, entryPoints);
   if (spec !== undefined) {
     // A database URL is named without its password in logs and /health.
     const label = storeLabel(spec);
     const storeKind = storeKindFor(spec);
     report = new ReloadReporter(label, log.child({ component: 'session-map' }), observer);
-    const follow = followMapRouting(options, new CookieRouter(options.cookieName, (key) => table.lookup(key)), itRouter);
+    const follow = followMapRouting(options, cookieRouter, itRouter);
     router = follow.router;
     const mapReloader = new MapReloader(spec, table, report, {
       workerThreshold: options.mapThreadFrom,
@@ -113,7 +118,13 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   } else if (options.headerModeAllow === undefined) {
     log.warn({ forwardIP: options.forwardIP, forwardPort: options.forwardPort }, DAEMON_LOG.openRelay);
   }
-  const proxy = createGieProxy({ options, router, log: log.child({ component: 'proxy' }), observer });
+  const readMap = reloader;
+  const pages = browserPages(options, log, {
+    removed,
+    reread: readMap === undefined ? undefined : () => readMap.reload(),
+    cookieMode: () => router instanceof RouterSwitch && router.current === cookieRouter,
+  });
+  const proxy = createGieProxy({ options, router, log: log.child({ component: 'proxy' }), observer, pages });
   const { server, tracker } = proxy;
   const routeSources = { sessions: table, entryPoints, webSockets: proxy.webSockets };
   const stopActivity = startActivityClock(proxy.webSockets);
@@ -245,6 +256,31 @@ function followMapRouting(options: ProxyOptions, cookies: Router, entryPoints: R
   const routerFor = (routing: MapRouting): Router => (routing === 'entry-point' ? entryPoints : cookies);
   const router = new RouterSwitch(routerFor(expectsEntryPoints(options) ? 'entry-point' : 'cookie'));
   return { router, onRouting: (routing) => (router.current = routerFor(routing)) };
+}
+
+/** Remembers (as keyed hashes) the sessions and entry points the map removes, for the "stopped" page. */
+function watchRemovals(table: RouteTable, entryPoints: EntryPointTable): RemovedMemory {
+  const removed = new RemovedMemory();
+  table.onRemoved = (key) => removed.remember('session', key);
+  entryPoints.onRemoved = (entry) => removed.remember('entry-point', entry.key, entry.token);
+  return removed;
+}
+
+/** The browser pages, with the admin's templates checked once (one warning for all that are unusable). */
+function browserPages(
+  options: ProxyOptions,
+  log: Logger,
+  wiring: { removed: RemovedMemory; reread: (() => Promise<unknown>) | undefined; cookieMode: () => boolean },
+): BrowserPages {
+  const { pages, problems } = loadPages(options.errorPagesDir);
+  if (problems.length > 0) log.warn({ dir: options.errorPagesDir, problems }, PAGES_LOG.templatesUnusable);
+  return new BrowserPages({
+    pages,
+    galaxyUrl: options.galaxyUrl,
+    pathPrefix: options.pathPrefix,
+    startingTimeoutMs: options.startingPageTimeoutMs,
+    ...wiring,
+  });
 }
 
 /** The package version, read from the package.json that sits beside `lib/` (and `src/`). */

@@ -306,6 +306,22 @@ const allowList: Kind<TargetAllowList> = {
   parse: commaList,
 };
 
+/** `--galaxy-url`: an http(s) URL without credentials, as the pages' "back to Galaxy" link. */
+const galaxyUrl: Kind<string> = {
+  accept(value) {
+    let url: URL | undefined;
+    try {
+      url = typeof value === 'string' ? new URL(value) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
+      throw new Refusal('must be an http or https URL such as https://galaxy.example.org/ (no user or password)');
+    }
+    return url.href;
+  },
+};
+
 /**
  * The option table: every option of {@link ProxyOptions}, in `--help` order.
  * From it come the type, the defaults, the checks of the programmatic API
@@ -450,6 +466,29 @@ export const OPTION_TABLE = {
   }),
   /** Session count from which the map is read on a worker thread (no flag: a tuning knob). */
   mapThreadFrom: spec({ kind: count, default: 10_000 }),
+  /** The "back to Galaxy" link of the browser pages; undefined: derived from the request (see src/pages/galaxy-link.ts). */
+  galaxyUrl: spec({
+    flag: '--galaxy-url <url>',
+    help: "Browser pages: where the 'back to Galaxy' link goes",
+    kind: optional(galaxyUrl, undefined),
+    default: undefined,
+    absent: 'derived from the request',
+  }),
+  /** A directory of `starting.html`, `stopped.html`, `unreachable.html` for the browser pages; the CLI makes it absolute. */
+  errorPagesDir: spec({
+    flag: '--error-pages <dir>',
+    help: 'Browser pages: templates starting.html, stopped.html, unreachable.html in this directory',
+    kind: optional(path, undefined),
+    default: undefined,
+    absent: 'built-in pages',
+  }),
+  /** How long the starting page retries the tool before it says the tool could not be reached. */
+  startingPageTimeoutMs: spec({
+    flag: '--starting-page-timeout <ms>',
+    help: 'Browser pages: how long the starting page waits for the tool before giving up',
+    kind: ms(1000),
+    default: 600_000,
+  }),
   /** Port of the separate `/health` and `/metrics` listener; undefined: no such listener. */
   metricsPort: spec({ flag: '--metrics-port <n>', help: 'Serve /health and /metrics on this port', kind: optional(port, undefined), default: undefined, absent: 'off' }),
   /** Address of the metrics listener. */

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type httpProxy from 'http-proxy';
 import type { Logger } from '../log.js';
 import type { ProxyObserver } from '../observer.js';
+import type { BrowserPages } from '../pages/browser-pages.js';
 import type { Router } from '../routing/router.js';
 import type { WebSocketActivity } from '../routing/activity.js';
 import type { ConnectionTracker } from './connection-tracker.js';
@@ -38,6 +39,8 @@ export interface ProxyContext {
   readonly keepAliveHint: string;
   /** Client sockets past the 101: an error can no longer be answered with a status line. */
   readonly upgraded: WeakSet<Duplex>;
+  /** The HTML pages for browsers' refused or failed navigations; undefined: plain answers for everyone. */
+  readonly pages: BrowserPages | undefined;
 }
 
 /**

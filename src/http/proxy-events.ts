@@ -1,5 +1,6 @@
 import http, { type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { isBrowserNavigation } from '../pages/browser-navigation.js';
 import { ANSWERS, answerOnSocket, caseForProxyError, sendAnswer } from './answers.js';
 import { noteKeepAliveHint } from './container-pool.js';
 import { rewriteLocalhostRedirect, stripHopByHopResponse } from './headers.js';
@@ -112,7 +113,9 @@ export function onProxyError(ctx: ProxyContext, err: NodeJS.ErrnoException, req:
   if (answerCase === 'internal') log.error({ target: route, err, status: answer.status }, answer.message);
   else log[answer.level]({ target: route, code: err.code, status: answer.status }, answer.message);
   if (target instanceof http.ServerResponse) {
-    sendAnswer(target, answerCase, req.headers.origin, ctx.cors);
+    // A person's browser whose tool's container is not listening (yet): the page that waits for it.
+    if (answerCase === 'container-unreachable' && ctx.pages !== undefined && !target.headersSent && isBrowserNavigation(req)) ctx.pages.answerUnreachable(req, target, state?.clientUrl);
+    else sendAnswer(target, answerCase, req.headers.origin, ctx.cors);
   } else if (upgraded.has(target)) {
     target.destroy();
   } else {

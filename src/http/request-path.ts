@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { sessionTag } from '../log.js';
 import { ACTIVITY_CLOCK } from '../routing/activity.js';
-import { isRefusal } from '../routing/router.js';
+import { isBrowserNavigation } from '../pages/browser-navigation.js';
+import { isRefusal, type Forward, type Refused } from '../routing/router.js';
 import { sendAnswer, type AnswerCase } from './answers.js';
 import { addForwardedForSocketPeer, applyRStudioHeaders, isRStudioUrl, stripHopByHop } from './headers.js';
 import { HTTP_LOG, type ProxyContext } from './proxy-context.js';
@@ -15,7 +16,7 @@ import { attachState, type RequestState } from './request-state.js';
  * No client input can throw out of it.
  */
 export function requestHandler(ctx: ProxyContext): (req: IncomingMessage, res: ServerResponse) => void {
-  const { tracker, router, proxy, verbose, observeRequests, socketXfwd } = ctx;
+  const { tracker, router, verbose, observeRequests } = ctx;
   return (req, res) => {
     tracker.trackRequest(res);
     const state = observeRequests ? attachState(req, performance.now()) : undefined;
@@ -34,25 +35,52 @@ export function requestHandler(ctx: ProxyContext): (req: IncomingMessage, res: S
       refuse(ctx, req, res, state, result.refusal);
       return;
     }
-    const { route } = result;
-    route.lastActive = ACTIVITY_CLOCK.second;
-    (state ?? attachState(req, 0)).route = route;
-    if (result.url !== undefined) req.url = result.url;
-    stripHopByHop(req.headers, false);
-    result.rewriteHeaders?.(req.headers);
-    if (isRStudioUrl(req.url ?? '')) applyRStudioHeaders(req.headers);
-    if (socketXfwd) addForwardedForSocketPeer(req.headers, false);
-    try {
-      proxy.web(req, res, { target: route.proxyTarget });
-    } catch (err) {
-      onProxyError(ctx, err as NodeJS.ErrnoException, req, res);
-    }
+    forward(ctx, req, res, state, result);
   };
+}
+
+/** Sends a routed request on to its container. */
+function forward(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, state: RequestState | undefined, result: Forward): void {
+  const { route } = result;
+  route.lastActive = ACTIVITY_CLOCK.second;
+  const routed = state ?? attachState(req, 0);
+  routed.route = route;
+  if (result.url !== undefined) {
+    routed.clientUrl = req.url;
+    req.url = result.url;
+  }
+  stripHopByHop(req.headers, false);
+  result.rewriteHeaders?.(req.headers);
+  if (isRStudioUrl(req.url ?? '')) applyRStudioHeaders(req.headers);
+  if (ctx.socketXfwd) addForwardedForSocketPeer(req.headers, false);
+  try {
+    ctx.proxy.web(req, res, { target: route.proxyTarget });
+  } catch (err) {
+    onProxyError(ctx, err as NodeJS.ErrnoException, req, res);
+  }
 }
 
 function refuse(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, state: RequestState | undefined, answerCase: AnswerCase): void {
   if (ctx.verbose && state !== undefined) state.refusal = answerCase;
+  const pages = ctx.pages;
+  if (pages !== undefined && pages.handles(answerCase) && isBrowserNavigation(req)) {
+    void pages.answerRefusal(req, res, () => reroute(ctx, req, res, state));
+    return;
+  }
   sendAnswer(res, answerCase, req.headers.origin, ctx.cors);
+}
+
+/** A browser's refused request routed again after the map was re-read: forwarded (undefined) or still refused. */
+function reroute(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, state: RequestState | undefined): Refused | undefined {
+  const result = ctx.router.route(req);
+  if (isRefusal(result)) return result;
+  if (ctx.verbose && state !== undefined) {
+    state.refusal = undefined;
+    state.credential = result.credential;
+    state.entryPoint = result.entryPoint;
+  }
+  forward(ctx, req, res, state, result);
+  return undefined;
 }
 
 /** A timed request ended: the observer hears of it, and --verbose logs its line. */

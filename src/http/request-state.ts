@@ -23,6 +23,8 @@ export class RequestState {
   logPath: string | undefined = undefined;
   /** The Interactive Tools entry point key the request named, for the --verbose line. */
   entryPoint: string | undefined = undefined;
+  /** The client's request target when the router gave the container another (a path route): the browser pages read it. */
+  clientUrl: string | undefined = undefined;
 
   constructor(
     /** When the request arrived (performance.now()), for a timed request; else 0. */

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { Logger } from '../log.js';
 import type { ProxyObserver } from '../observer.js';
+import type { BrowserPages } from '../pages/browser-pages.js';
 import type { Router } from '../routing/router.js';
 import { ANSWERS, answerOnSocket, caseForClientError } from './answers.js';
 import { WebSocketActivity } from '../routing/activity.js';
@@ -82,6 +83,8 @@ export interface ProxyDeps {
   readonly router: Router;
   readonly log: Logger;
   readonly observer?: ProxyObserver;
+  /** The HTML pages for browsers (src/pages/); undefined: plain answers for every client. */
+  readonly pages?: BrowserPages;
 }
 
 /** The HTTP server with its routing and the bookkeeping a shutdown needs. */
@@ -101,7 +104,7 @@ export interface GieProxy {
  * short answer from the answers table, and no client input can throw out of
  * a handler.
  */
-export function createGieProxy({ options, router, log, observer = {} }: ProxyDeps): GieProxy {
+export function createGieProxy({ options, router, log, observer = {}, pages }: ProxyDeps): GieProxy {
   const agent = new ContainerAgent();
   // xfwd appends X-Forwarded-For/-Port/-Proto to what arrived and sets
   // X-Forwarded-Host when absent (http-proxy's XHeaders pass). Clients on a
@@ -132,6 +135,7 @@ export function createGieProxy({ options, router, log, observer = {} }: ProxyDep
     port: options.port,
     keepAliveHint: `timeout=${Math.floor(server.keepAliveTimeout / 1000)}`,
     upgraded: new WeakSet<Duplex>(),
+    pages,
   };
   server.on('request', requestHandler(ctx));
   server.on('upgrade', upgradeHandler(ctx));

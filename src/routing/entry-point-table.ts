@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import { toRoute, type Route } from './route-table.js';
+import { reportInSlices, toRoute, type Route } from './route-table.js';
 
 /**
  * Interactive Tools entry points (Galaxy's `gxitproxy` rows), indexed for the
@@ -103,6 +103,13 @@ export function matchToken(entries: readonly EntryPoint[] | undefined, token: st
 export class EntryPointTable {
   private byKey = new Map<string, readonly EntryPoint[]>();
   private count = 0;
+  /**
+   * Told of each entry point that leaves the table (its row deleted, or its
+   * token changed), for the browser pages' "stopped" memory: at once by
+   * apply, in slices after a whole replacement (see reportInSlices). Unset,
+   * an update costs nothing more.
+   */
+  onRemoved: ((entry: EntryPoint) => void) | undefined;
 
   /** The entry points for `key` (usually one), or undefined. O(1). */
   lookup(key: string): readonly EntryPoint[] | undefined {
@@ -133,6 +140,13 @@ export class EntryPointTable {
 
   /** Swaps in the table a builder made. */
   install(builder: EntryPointTableBuilder): void {
+    const onRemoved = this.onRemoved;
+    const next = builder.byKey;
+    if (onRemoved !== undefined) {
+      reportInSlices(this.byKey, (key, list) => list.some((entry) => !stillThere(next.get(key), entry)), (key, list) => {
+        for (const entry of list) if (!stillThere(next.get(key), entry)) onRemoved(entry);
+      });
+    }
     this.byKey = builder.byKey;
     this.count = builder.count;
   }
@@ -147,6 +161,7 @@ export class EntryPointTable {
       if (list === undefined) continue;
       const rest = list.filter((e) => e.keyType !== keyType);
       if (rest.length === list.length) continue;
+      if (this.onRemoved !== undefined) for (const gone of list) if (gone.keyType === keyType) this.onRemoved(gone);
       this.count -= list.length - rest.length;
       if (rest.length === 0) this.byKey.delete(key);
       else this.byKey.set(key, rest);
@@ -155,6 +170,7 @@ export class EntryPointTable {
       const list = this.byKey.get(row.key) ?? [];
       const at = list.findIndex((e) => e.keyType === row.keyType);
       const entry = toEntryPoint(row, at < 0 ? undefined : list[at]);
+      if (at >= 0 && list[at].token !== entry.token) this.onRemoved?.(list[at]);
       const next = [...list];
       if (at < 0) {
         next.push(entry);
@@ -190,6 +206,11 @@ export class EntryPointTableBuilder {
       list[at] = entry; // a repeated (key, key_type): the later row wins
     }
   }
+}
+
+/** True when `now` (a key's entries in a new table) holds `entry`'s key type with the same token. */
+function stillThere(now: readonly EntryPoint[] | undefined, entry: EntryPoint): boolean {
+  return now?.some((e) => e.keyType === entry.keyType && e.token === entry.token) === true;
 }
 
 function findType(list: readonly EntryPoint[] | undefined, keyType: string): EntryPoint | undefined {

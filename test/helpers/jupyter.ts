@@ -32,15 +32,21 @@ export const NOTEBOOK_FILE = { name: 'galaxy.txt', content: 'written by the test
 /**
  * Starts `jupyter-notebook` on a free loopback port, serving under `baseUrl`
  * (Galaxy's Jupyter IT sets it to the entry point path), with all its state
- * in `dir`, API requests also taken from `allowOrigin`. Resolves once it logs that it is running; it and its kernels
+ * in `dir`, API requests also taken from `allowOrigin` (`port` and `token`
+ * when the test must know them before it starts). Resolves once it logs that it is running; it and its kernels
  * (its process group) are stopped in t.after. Undefined when the tool is
  * missing outside CI (the test is skipped).
  */
-export async function startJupyter(t: TestContext, dir: string, baseUrl: string, { allowOrigin }: { allowOrigin?: string } = {}): Promise<Jupyter | undefined> {
+export async function startJupyter(
+  t: TestContext,
+  dir: string,
+  baseUrl: string,
+  { allowOrigin, port: givenPort, token: givenToken }: { allowOrigin?: string; port?: number; token?: string } = {},
+): Promise<Jupyter | undefined> {
   const command = requireTool(t, 'jupyter-notebook', 'apt-get install jupyter-notebook');
   if (command === undefined) return undefined;
-  const port = await freePort();
-  const token = randomUUID().replaceAll('-', '');
+  const port = givenPort ?? (await freePort());
+  const token = givenToken ?? randomUUID().replaceAll('-', '');
   const notebookDir = join(dir, 'notebooks');
   mkdirSync(notebookDir, { recursive: true });
   writeFileSync(join(notebookDir, NOTEBOOK_FILE.name), NOTEBOOK_FILE.content);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { EntryPointTable, matchToken, tokenMatches, type EntryPointRow } from '../../../src/routing/entry-point-table.js';
-import { toRoute } from '../../../src/routing/route-table.js';
+import { reportInSlices, toRoute } from '../../../src/routing/route-table.js';
 import { EntryPointRouter } from '../../../src/routing/entry-point-router.js';
 import { isRefusal } from '../../../src/routing/router.js';
 
@@ -10,8 +10,19 @@ const PREFIX = '/interactivetool/ep';
 const K = '24q1dbzrknq1v';
 const T = '1a1p13jnahscj';
 
+/** One turn of the event loop (reportInSlices' slices run in later turns). */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function row(over: Partial<EntryPointRow> = {}): EntryPointRow {
   return { key: K, keyType: 'interactivetoolentrypoint', token: T, host: '10.0.0.5', port: 8888, requiresPathInUrl: false, requiresPathInHeaderNamed: undefined, ...over };
+}
+
+/** What http-proxy reads of a route's target (the route also carries its activity, see routing/activity.ts). */
+function targetOf(route: { proxyTarget: { protocol: string; host: string; hostname: string; port: number } }): object {
+  const { protocol, host, hostname, port } = route.proxyTarget;
+  return { protocol, host, hostname, port };
 }
 
 test('entry-point table: replace and apply keep one entry per (key, key_type), the later row wins, unchanged entries are reused', () => {
@@ -54,10 +65,41 @@ test('token compare: equal only for the same bytes; different lengths never matc
 
 test('targets: names, IPv4, IPv6 with or without brackets', () => {
   const route = toRoute({ host: 'node7', port: 80 });
-  assert.deepEqual({ ...route.proxyTarget }, { protocol: 'http:', host: 'node7', hostname: 'node7', port: 80 });
+  assert.deepEqual(targetOf(route), { protocol: 'http:', host: 'node7', hostname: 'node7', port: 80 });
   assert.deepEqual([route.host, route.port, route.label], ['node7', 80, 'node7:80']);
-  assert.deepEqual({ ...toRoute({ host: '[::1]', port: 80 }).proxyTarget }, { protocol: 'http:', host: '::1', hostname: '::1', port: 80 });
+  assert.deepEqual(targetOf(toRoute({ host: '[::1]', port: 80 })), { protocol: 'http:', host: '::1', hostname: '::1', port: 80 });
   assert.equal(toRoute({ host: '[::1]', port: 80 }).label, '[::1]:80');
   assert.equal(toRoute({ host: '::1', port: 80 }).host, '::1');
   assert.equal(toRoute({ host: '10.0.0.1', port: 1 }).label, '10.0.0.1:1');
+});
+
+test('onRemoved hears each entry point that leaves, by apply at once or by a whole replacement after it, and a token that changed; nothing else', async () => {
+  const table = new EntryPointTable();
+  const gone: string[] = [];
+  table.onRemoved = (entry) => gone.push(`${entry.key}/${entry.token}`);
+  table.replace([row({ key: 'a', token: 'ta' }), row({ key: 'b', token: 'tb' }), row({ key: 'c', token: 'tc' })]);
+  await turn();
+  assert.deepEqual(gone, []);
+  table.apply([row({ key: 'b', token: 'tb2' }), row({ key: 'c', token: 'tc', port: 1 })], [['a', 'interactivetoolentrypoint'], ['nope', 'interactivetoolentrypoint']]);
+  assert.deepEqual(gone, ['a/ta', 'b/tb'], 'a removed, b got a new token; c only moved');
+  gone.length = 0;
+  table.replace([row({ key: 'c', token: 'tc', port: 2 }), row({ key: 'd', token: 'td' })]);
+  assert.deepEqual(gone, [], 'the replacement itself is one swap');
+  await turn();
+  assert.deepEqual(gone, ['b/tb2']);
+  gone.length = 0;
+  table.replace([row({ key: 'c', token: 'tc2' })]);
+  await turn();
+  assert.deepEqual(gone.sort(), ['c/tc', 'd/td']);
+});
+
+test('reportInSlices goes through a large replaced table a slice per turn', async () => {
+  const before = new Map(Array.from({ length: 5000 }, (_, i) => [i, i] as const));
+  const seen: number[] = [];
+  reportInSlices(before, (key) => key % 1000 === 0, (key) => seen.push(key));
+  assert.deepEqual(seen, []);
+  await turn();
+  assert.ok(seen.length > 0 && seen.length < 5, 'one slice in the first turn');
+  for (let i = 0; i < 5; i++) await turn();
+  assert.deepEqual(seen, [0, 1000, 2000, 3000, 4000]);
 });
