@@ -446,8 +446,6 @@ export const OPTION_TABLE = {
     default: null,
     absent: 'echo any Origin',
   }),
-  /** Session count from which the map is read on a worker thread (no flag: a tuning knob). */
-  mapThreadFrom: spec({ kind: count, default: 10_000 }),
   /** Port of the separate `/health` and `/metrics` listener; undefined: no such listener. */
   metricsPort: spec({ flag: '--metrics-port <n>', help: 'Serve /health and /metrics on this port', kind: optional(port, undefined), default: undefined, absent: 'off' }),
   /** Address of the metrics listener. */

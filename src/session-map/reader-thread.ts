@@ -6,11 +6,8 @@
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { unshareRows } from './handover.js';
-import { isPostgresUrl } from './postgres/url.js';
-import { READER_NICE, type ReaderThreadData } from './reader.js';
+import { READER_NICE, UpdateProducer, type ReaderThreadData, type ReadReply, type ReadRequest } from './producer.js';
 import { SessionMapError, type StoreKind } from './store.js';
-import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
 
 lowerPriority();
 
@@ -29,11 +26,11 @@ function lowerPriority(): void {
   }
 }
 
-const { path, state } = workerData as ReaderThreadData;
+const { spec: path, kind: kindName } = workerData as ReaderThreadData;
 // Only the module of the map's own kind: the PostgreSQL client alone takes
 // a third of a thread's start-up, and memory.
-const kind: StoreKind = isPostgresUrl(path) ? (await import('./postgres/store.js')).postgresStores : (await import('./file-store.js')).fileStores;
-const producer = new UpdateProducer(path, kind, state === undefined ? undefined : unshareRows(state));
+const kind: StoreKind = kindName === 'postgres' ? (await import('./postgres/store.js')).postgresStores : (await import('./file-store.js')).fileStores;
+const producer = new UpdateProducer(kind.open(path));
 
 /** Reads one at a time, in the order asked (a store's read may be asynchronous). */
 let queue = Promise.resolve();

@@ -50,7 +50,6 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
     webSocketIdleTimeoutMs: [-5],
     xfwd: [0],
     corsOrigins: ['https://a.example', ['galaxy.example.org']],
-    mapThreadFrom: [-1, 0.5],
     metricsPort: [70000, -1],
     metricsIp: [''],
     pidFile: [''],
