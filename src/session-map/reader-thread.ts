@@ -29,7 +29,7 @@ function lowerPriority(): void {
 const { spec: path, kind: kindName } = workerData as ReaderThreadData;
 // Only the module of the map's own kind: the PostgreSQL client alone takes
 // a third of a thread's start-up, and memory.
-const kind: StoreKind = kindName === 'postgres' ? (await import('./postgres/store.js')).postgresStores : (await import('./file-store.js')).fileStores;
+const kind: StoreKind = kindName === 'postgres' ? (await import('./postgres/store.js')).postgresStores : (await import('./file/file-store.js')).fileStores;
 const producer = new UpdateProducer(kind.open(path));
 
 /** Reads one at a time, in the order asked (a store's read may be asynchronous). */

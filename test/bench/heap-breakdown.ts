@@ -60,7 +60,7 @@ import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(async ({ regi
     return spaces();
   };
   parentPort.on('message', async (op) => {
-    if (op === 'open') producer = new UpdateProducer((await import(${JSON.stringify(new URL('../../src/session-map/file-store.ts', import.meta.url).href)})).fileStores.open(workerData.path));
+    if (op === 'open') producer = new UpdateProducer((await import(${JSON.stringify(new URL('../../src/session-map/file/file-store.ts', import.meta.url).href)})).fileStores.open(workerData.path));
     else if (op === 'full' || op === 'diff') { const u = await producer.produce(op === 'full'); parentPort.postMessage({ kind: u?.kind }); return; }
     parentPort.postMessage({ stats: stats() });
   });

@@ -12,7 +12,7 @@ import {
   resolveOptions,
 } from '../../../src/options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from '../../../src/cli/program.js';
-import { MIN_FILE_POLL_MS } from '../../../src/session-map/file-store.js';
+import { MIN_FILE_POLL_MS } from '../../../src/session-map/file/file-store.js';
 
 /** Parses `args` in process; resolves what commander wrote to stderr, or the options. */
 function parse(args: string[], door: FrontDoor = GIE_FRONT_DOOR): ReturnType<typeof optionsFromProgram> | { error: string } {

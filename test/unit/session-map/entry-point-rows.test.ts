@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { checkEntryPointRow, checkRow, ENTRY_POINT_SKIP, infoFlags, parseRoutableEntryPoint, splitIdentity } from '../../../src/session-map/rows.js';
 import { toSnapshot } from '../../../src/admin/check.js';
-import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
+import { SqliteSessionMap } from '../../../src/session-map/file/sqlite-store.js';
 import { galaxyInfo, LegacyItWriter, SqlAlchemyItWriter } from '../../helpers/galaxy-it-map.js';
 import { tempDir } from '../../helpers/galaxy-map.js';
 import { whole } from '../../helpers/map-read.js';

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteSessionMap, WHOLE_READ_CHUNK } from '../../../src/session-map/sqlite-store.js';
-import { toSnapshot } from '../../../src/admin/check.js';
-import { GalaxySqliteWriter, GXPROXY2, OlderGalaxySqliteWriter, tempDir } from '../../helpers/galaxy-map.js';
-import { openSessionMap, read, targets, temp, whole } from '../../helpers/map-read.js';
+import { SqliteSessionMap, WHOLE_READ_CHUNK } from '../../../../src/session-map/file/sqlite-store.js';
+import { toSnapshot } from '../../../../src/admin/check.js';
+import { GalaxySqliteWriter, GXPROXY2, OlderGalaxySqliteWriter, tempDir } from '../../../helpers/galaxy-map.js';
+import { openSessionMap, read, targets, temp, whole } from '../../../helpers/map-read.js';
 
 test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothing changed', (t) => {
   const tmp = tempDir();

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
-import { MAX_DIFF_ENTRIES, SessionMapError } from './store.js';
-import { align, LastRowWins, rowLine, SkipCounter, splitHostPort } from './rows.js';
-import type { FileMap, MapAnswer, MapRead } from './store.js';
+import { MAX_DIFF_ENTRIES, SessionMapError } from '../store.js';
+import { align, LastRowWins, rowLine, SkipCounter, splitHostPort } from '../rows.js';
+import type { FileMap, MapAnswer, MapRead } from '../store.js';
 
 /**
  * How long after its last change a file's size and times are not trusted to

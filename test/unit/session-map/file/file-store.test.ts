@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { toSnapshot } from '../../../src/admin/check.js';
-import { GalaxySqliteWriter, galaxyJson, writeSqliteMapFile } from '../../helpers/galaxy-map.js';
-import { failure, openSessionMap, read, targets, temp, whole } from '../../helpers/map-read.js';
+import { toSnapshot } from '../../../../src/admin/check.js';
+import { GalaxySqliteWriter, galaxyJson, writeSqliteMapFile } from '../../../helpers/galaxy-map.js';
+import { failure, openSessionMap, read, targets, temp, whole } from '../../../helpers/map-read.js';
 
 test('a file that starts with the SQLite header is SQLite whatever its name; otherwise .sqlite is SQLite, anything else JSON', async (t) => {
   const dir = temp(t);

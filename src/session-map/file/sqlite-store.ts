@@ -1,8 +1,8 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { ChangeCheck, MAX_DIFF_ENTRIES, SessionMapError, VERIFY_AFTER_MS, type SessionMapFailure } from './store.js';
-import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from './rows.js';
-import type { FileMap, MapAnswer, MapChanges, MapRead, MapRouting } from './store.js';
+import { ChangeCheck, MAX_DIFF_ENTRIES, SessionMapError, VERIFY_AFTER_MS, type SessionMapFailure } from '../store.js';
+import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from '../rows.js';
+import type { FileMap, MapAnswer, MapChanges, MapRead, MapRouting } from '../store.js';
 import { RowLedger } from './sqlite-ledger.js';
 
 /**

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { JsonSessionMap } from './json-store.js';
 import { SqliteSessionMap } from './sqlite-store.js';
-import type { ChangeWatch, ChangeWatchOptions, FileMap, MapAnswer, MapStore, StoreKind } from './store.js';
+import type { ChangeWatch, ChangeWatchOptions, FileMap, MapAnswer, MapStore, StoreKind } from '../store.js';
 import { MapWatcher } from './watcher.js';
 
 /** The shortest poll of a file map (ms); a shorter --poll-interval counts as this. */

@@ -8,12 +8,12 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
-import { KEY_TYPE_MARK, rowLine } from '../../../src/session-map/rows.js';
-import { GalaxySqliteWriter, writeSqliteMapFile } from '../../helpers/galaxy-map.js';
-import { galaxyItWriter, KEY_TYPE } from '../../helpers/galaxy-it-map.js';
-import { temp, whole } from '../../helpers/map-read.js';
-import { MAX_DIFF_ENTRIES } from '../../../src/session-map/store.js';
+import { SqliteSessionMap } from '../../../../src/session-map/file/sqlite-store.js';
+import { KEY_TYPE_MARK, rowLine } from '../../../../src/session-map/rows.js';
+import { GalaxySqliteWriter, writeSqliteMapFile } from '../../../helpers/galaxy-map.js';
+import { galaxyItWriter, KEY_TYPE } from '../../../helpers/galaxy-it-map.js';
+import { temp, whole } from '../../../helpers/map-read.js';
+import { MAX_DIFF_ENTRIES } from '../../../../src/session-map/store.js';
 
 /** A read that is not forced, when the store read the changes alone (undefined: it read the whole table). */
 function readChanges(store: SqliteSessionMap): { format: string; routing: string; removed: string; inserted: string } | undefined {

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { galaxyJson, oldestGalaxyJson } from '../../helpers/galaxy-map.js';
-import { openSessionMap, read, targets, temp } from '../../helpers/map-read.js';
+import { galaxyJson, oldestGalaxyJson } from '../../../helpers/galaxy-map.js';
+import { openSessionMap, read, targets, temp } from '../../../helpers/map-read.js';
 
 test('json: the current shape and the oldest shape, told apart by the values', async (t) => {
   const dir = temp(t);
