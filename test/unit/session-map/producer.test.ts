@@ -170,3 +170,25 @@ test('the file touched without a commit (its times move, so the version does): a
   assert.equal((await producer.produce(false))?.kind, 'same');
   assert.deepEqual(counts, { whole: 1, changes: 2 });
 });
+
+test('changes the route table cannot take as a diff (a repeated identity) make the producer ask the store for the whole map', async () => {
+  const asked: boolean[] = [];
+  const rows = rowLine('a', 'h', 1) + rowLine('b', 'h', 2);
+  let version = 0;
+  const store: MapStore = {
+    label: 'a store of the seam',
+    version: () => Promise.resolve(String(++version)),
+    read: (whole) => {
+      asked.push(whole);
+      if (whole || asked.length === 1) return Promise.resolve({ kind: 'whole', format: 'f', routing: 'cookie', rows, uniqueKeys: true, skipped: new Map() });
+      return Promise.resolve({ kind: 'changes', format: 'f', routing: 'cookie', removed: '', inserted: rowLine('c', 'h', 3) + rowLine('c', 'h', 4) });
+    },
+    close: () => {},
+  };
+  const producer = new UpdateProducer(store);
+  assert.equal((await producer.produce(false))?.kind, 'full');
+  const update = await producer.produce(false);
+  assert.equal(update?.kind, 'full');
+  assert.equal(update?.sessions, 2);
+  assert.deepEqual(asked, [false, false, true]);
+});
