@@ -89,9 +89,6 @@ export class UpdateProducer {
   private readonly updates = new UpdateMaker();
   /** Store version of the last successful read; a read happens only when it moves. */
   private readVersion: string | undefined;
-  /** Whole answers so far (for the reader thread's garbage collection after each). */
-  wholeReads = 0;
-
   constructor(private readonly store: MapStore) {}
 
   /**
@@ -114,9 +111,7 @@ export class UpdateProducer {
   }
 
   private async answer(whole: boolean): Promise<MapUpdate | undefined> {
-    const answer = await this.store.read(whole);
-    if (answer.kind === 'whole') this.wholeReads++;
-    return this.updates.next(answer);
+    return this.updates.next(await this.store.read(whole));
   }
 }
 

@@ -300,12 +300,13 @@ export class PostgresMapStore implements MapStore {
       connection.lastSyncAt = Date.now();
       connection.tableMissing = false;
       const before = this.cache;
-      if (whole || before === undefined) {
+      if (before === undefined) {
         this.cache = newCache(connection.epoch, read, rowsById(read.rows));
       } else {
+        // Brought up to the read in place even when answered whole: cheaper than building it anew.
         const { cache, removed, inserted } = refresh(before, connection.epoch, read);
         this.cache = cache;
-        if (removed.length + inserted.length <= MAX_DIFF_ENTRIES) {
+        if (!whole && removed.length + inserted.length <= MAX_DIFF_ENTRIES) {
           return { kind: 'changes', format: POSTGRES_FORMAT, routing: 'entry-point', removed: removed.join(''), inserted: inserted.join('') };
         }
       }
