@@ -102,7 +102,8 @@ export class SqliteSessionMap implements FileMap {
       }
       return `${id}:${this.connection(id).pragma('data_version', { simple: true }) as number}`;
     } catch {
-      this.close();
+      // The ledger stays: it holds while the file stays the same file (its `file` says).
+      this.disconnect();
       return undefined; // let read() produce the real error
     }
   }
@@ -142,7 +143,10 @@ export class SqliteSessionMap implements FileMap {
         return changes === undefined ? read : { kind: 'changes', format: read.format, routing: read.routing, ...changes };
       }).deferred();
     } catch (err) {
-      throw this.translate(err);
+      const error = this.translate(err);
+      // A busy database failed the read before it recorded anything: the last answer stands.
+      if (error.failure === 'busy') this.ledger = ledger;
+      throw error;
     }
   }
 

@@ -338,8 +338,7 @@ export class PostgresMapStore implements MapStore {
       cache.count = changed.n;
       return changes;
     } catch (err) {
-      // The cache may be part way through a change: the next answer is whole.
-      this.cache = undefined;
+      // Only a statement fails, before edit() takes anything into the cache: the last answer stands.
       throw this.readError(err);
     }
   }

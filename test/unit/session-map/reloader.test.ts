@@ -114,11 +114,13 @@ test('a half-written JSON file is retried by itself: the complete file is routed
   assert.equal(await reloader.reload(), 'failed');
   const reloaded = logs.next(MAP_LOG.reloaded, 2000);
   writeFileSync(path, full); // nobody calls reload(): the retry timer must
-  assert.equal((await reloaded).sessions, 2);
+  const retried = await reloaded;
+  assert.equal(retried.sessions, 2);
+  assert.equal(retried.update, 'diff', 'the store kept its last answer through the failure');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
 });
 
-test('a database locked by a writer is reported busy and retried by itself once the lock goes', async (t) => {
+test('a database locked by a writer is reported busy and retried by itself once the lock goes, reading only what changed', async (t) => {
   const { path, logs, reloader, ports } = setup(t, 'session_map.sqlite');
   const galaxy = new GalaxySqliteWriter(path);
   galaxy.addSession('alice', '127.0.0.1', 8001);
@@ -132,7 +134,9 @@ test('a database locked by a writer is reported busy and retried by itself once 
   assert.deepEqual(ports(), { alice: 8001 });
   const reloaded = logs.next(MAP_LOG.reloaded, 2000);
   holder.exec('COMMIT');
-  assert.equal((await reloaded).sessions, 2);
+  const retried = await reloaded;
+  assert.equal(retried.sessions, 2);
+  assert.equal(retried.update, 'diff', 'the store kept its last answer through the failure');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
 });
 
