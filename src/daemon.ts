@@ -13,6 +13,7 @@ import { createGieProxy } from './http/server.js';
 import { RouteTable } from './routing/route-table.js';
 import { startActivityClock } from './routing/activity.js';
 import { ReloadReporter } from './session-map/reload-report.js';
+import { WorkerMapReader } from './session-map/reader.js';
 import { storeKindFor, storeLabel } from './session-map/stores.js';
 import { CookieRouter } from './routing/cookie-router.js';
 import { EntryPointTable } from './routing/entry-point-table.js';
@@ -37,10 +38,7 @@ export interface Daemon {
   readonly table: RouteTable;
   /** The entry points of an Interactive Tools map (inspection only, like `table`). */
   readonly entryPoints: EntryPointTable;
-  /**
-   * Reads the map; undefined in header mode (no map). For inspection:
-   * `readsOnThread` says whether reads have moved to the reader thread.
-   */
+  /** Reads the map (on the reader thread); undefined in header mode (no map). For inspection only. */
   readonly reloader: MapReloader | undefined;
   /** Re-reads the session map now and rebuilds the route table (SIGHUP). */
   reload(): Promise<ReloadOutcome>;
@@ -99,21 +97,30 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     report = new ReloadReporter(label, log.child({ component: 'session-map' }), observer);
     const follow = followMapRouting(options, cookieRouter, itRouter);
     router = follow.router;
+    const mapReport = report;
     const mapReloader = new MapReloader(spec, table, report, {
-      workerThreshold: options.mapThreadFrom,
+      // The reader thread starts with the daemon and reads the map for its life (--check reads inline).
+      reader: new WorkerMapReader(spec, (err) => mapReport.threadFailed(err)),
       onSynced: () => watcher?.synced?.(),
       entryPoints,
       onRouting: follow.onRouting,
     });
     reloader = mapReloader;
-    await mapReloader.reload(true);
-    hooks.collectGarbage?.();
+    // The watch first: the reader thread reads over a connection of its own,
+    // and a change committed between its first read and the watch's LISTEN
+    // would otherwise go unheard (with --poll-interval 0, for good). What the
+    // watch hears before the first read is in that read.
+    let firstReadAsked = false;
     const mapWatcher = storeKind.watch(
       spec,
       { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs, log: log.child({ component: 'session-map' }) },
-      () => void mapReloader.reload(),
+      () => void (firstReadAsked && mapReloader.reload()),
     );
     watcher = mapWatcher;
+    await mapWatcher.ready?.();
+    firstReadAsked = true;
+    await mapReloader.reload(true);
+    hooks.collectGarbage?.();
     metrics?.watchStore(() => mapWatcher.status?.());
   } else if (options.headerModeAllow === undefined) {
     log.warn({ forwardIP: options.forwardIP, forwardPort: options.forwardPort }, DAEMON_LOG.openRelay);

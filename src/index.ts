@@ -5,11 +5,10 @@
  * - `startDaemon(resolveOptions({...}), createLogger({...}), observer?)` starts
  *   a proxy; the Daemon it resolves with gives its address, `reload()` and
  *   `close()`, and for inspection only its route `table`, Interactive Tools
- *   `entryPoints` and map `reloader` (`readsOnThread`).
+ *   `entryPoints` and map `reloader`.
  * - ProxyOptions holds options the command line does not offer, for the API
- *   only: `port: 0` (any free port), `mapThreadFrom` (sessions from which the
- *   map is read on a worker thread, 10,000) and `reloadDebounceMs`; the tests
- *   use them to run on free ports and to put small maps on the thread.
+ *   only: `port: 0` (any free port) and `reloadDebounceMs`; the tests use
+ *   them to run on free ports and to fold bursts of changes quickly.
  * - The observer (ProxyObserver) gets every request, reload
  *   and WebSocket report; `/metrics` is built on the same hooks.
  * - Errors are Error subclasses with a `code`: ConfigError, ListenError,

@@ -464,8 +464,6 @@ export const OPTION_TABLE = {
     default: null,
     absent: 'echo any Origin',
   }),
-  /** Session count from which the map is read on a worker thread (no flag: a tuning knob). */
-  mapThreadFrom: spec({ kind: count, default: 10_000 }),
   /** The "back to Galaxy" link of the browser pages; undefined: derived from the request (see src/pages/galaxy-link.ts). */
   galaxyUrl: spec({
     flag: '--galaxy-url <url>',

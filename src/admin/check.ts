@@ -1,6 +1,7 @@
 import net from 'node:net';
-import { SessionMapError, type MapRouting } from '../session-map/store.js';
-import { toSnapshot } from '../session-map/rows.js';
+import { SessionMapError, type MapRead, type MapRouting } from '../session-map/store.js';
+import { checkRow, DEFAULT_KEY_TYPE, forEachLine, parseRoutableEntryPoint, SkipCounter } from '../session-map/rows.js';
+import type { EntryPointRow } from '../routing/entry-point-table.js';
 import type { Target } from '../routing/route-table.js';
 import { storeKindFor, storeLabel } from '../session-map/stores.js';
 import { sessionTag } from '../log.js';
@@ -52,7 +53,9 @@ export async function checkSessionMap(spec: string, options: CheckOptions): Prom
   const store = storeKindFor(spec).open(spec);
   let snapshot;
   try {
-    snapshot = toSnapshot(await store.read());
+    const answer = await store.read(true);
+    if (answer.kind !== 'whole') throw new Error('a whole read answered with changes');
+    snapshot = toSnapshot(answer);
   } catch (err) {
     const error = err instanceof SessionMapError ? err : new SessionMapError('unreadable', path, `session map ${path}: ${String(err)}`, { cause: err });
     return { path, readable: false, error, sessions: 0, skipped: [], probes: [], connectTimeoutMs: options.connectTimeoutMs };
@@ -72,6 +75,46 @@ export async function checkSessionMap(spec: string, options: CheckOptions): Prom
     probes,
     connectTimeoutMs: options.connectTimeoutMs,
   };
+}
+
+/** One complete, validated read: cookie value → container. */
+export interface SessionMapSnapshot {
+  readonly routes: Map<string, Target>;
+  /** Human-readable description of what was read, e.g. `sqlite gxproxy2`. */
+  readonly format: string;
+  /** What the map routes by. */
+  readonly routing: MapRouting;
+  /** Entries that could not be used, by reason; empty when all loaded. */
+  readonly skipped: ReadonlyMap<string, number>;
+}
+
+/**
+ * Validates a whole read at once (for `--check` and small uses): later rows
+ * win. Cookie maps are keyed by the cookie value; entry points by
+ * entryPointLabel (the key and the token's tag, never the token).
+ */
+export function toSnapshot(read: MapRead): SessionMapSnapshot {
+  const routes = new Map<string, Target>();
+  const skipped = new SkipCounter(read.skipped);
+  forEachLine(read.rows, 0, Infinity, (line) => {
+    const checked = checkRow(read.routing, line);
+    if ('problem' in checked) {
+      skipped.add(checked.problem);
+    } else if (read.routing === 'entry-point') {
+      const row = parseRoutableEntryPoint(`${checked.id}\t${checked.value}`);
+      routes.set(entryPointLabel(row), { host: row.host, port: row.port });
+    } else {
+      const tab = checked.value.indexOf('\t');
+      routes.set(checked.id, { host: checked.value.slice(0, tab), port: Number(checked.value.slice(tab + 1)) });
+    }
+  });
+  return { routes, format: read.format, routing: read.routing, skipped: skipped.byReason };
+}
+
+/** How `--check` names an entry point: its key and the token's tag (as log lines tag it), the key type when unusual. */
+export function entryPointLabel(row: Pick<EntryPointRow, 'key' | 'keyType' | 'token'>): string {
+  const type = row.keyType === DEFAULT_KEY_TYPE ? '' : ` (${row.keyType})`;
+  return `${row.key}${type} token ${sessionTag(row.token)}`;
 }
 
 function probe(session: string, { host, port }: Target, timeoutMs: number): Promise<ContainerProbe> {

@@ -5,12 +5,10 @@
  */
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { unshareRows } from './handover.js';
-import { isPostgresUrl } from './postgres/url.js';
-import { READER_NICE, type ReaderThreadData } from './reader.js';
+import { READER_NICE, UpdateProducer, type ReaderThreadData, type ReadReply, type ReadRequest } from './producer.js';
 import { SessionMapError, type StoreKind } from './store.js';
-import { UpdateProducer, type ReadReply, type ReadRequest } from './update.js';
 
 lowerPriority();
 
@@ -29,11 +27,11 @@ function lowerPriority(): void {
   }
 }
 
-const { path, state } = workerData as ReaderThreadData;
+const { spec: path, kind: kindName } = workerData as ReaderThreadData;
 // Only the module of the map's own kind: the PostgreSQL client alone takes
 // a third of a thread's start-up, and memory.
-const kind: StoreKind = isPostgresUrl(path) ? (await import('./postgres/store.js')).postgresStores : (await import('./file-store.js')).fileStores;
-const producer = new UpdateProducer(path, kind, state === undefined ? undefined : unshareRows(state));
+const kind: StoreKind = kindName === 'postgres' ? (await import('./postgres/store.js')).postgresStores : (await import('./file/file-store.js')).fileStores;
+const producer = new UpdateProducer(kind.open(path));
 
 /** Reads one at a time, in the order asked (a store's read may be asynchronous). */
 let queue = Promise.resolve();
@@ -48,16 +46,22 @@ parentPort!.on('message', ({ id, full }: ReadRequest) => {
  */
 const collect = (globalThis as { gc?: () => void }).gc;
 
+/**
+ * A read that took this long read the whole map (or a large part of it):
+ * at 100,000 sessions several MiB of text and their garbage.
+ */
+const LONG_READ_MS = 20;
+
 async function answer(id: number, full: boolean): Promise<void> {
   let reply: ReadReply;
   try {
-    const whole = producer.wholeReads;
+    const started = performance.now();
     reply = { id, update: await producer.produce(full) };
-    // A whole read leaves the last read and the one before, several MiB of
-    // text each at 100,000 sessions, and their garbage: collected now, on this
-    // thread (requests do not wait), the memory goes back at once instead of
-    // whenever V8 next collects this idle thread's heap.
-    if (producer.wholeReads !== whole) setImmediate(() => collect?.());
+    // Collected now, on this thread (requests do not wait), the memory of a
+    // long read goes back at once instead of whenever V8 next collects this
+    // idle thread's heap. (Whether the store read the whole map is its own
+    // business: it may answer a whole read with the changes.)
+    if (performance.now() - started >= LONG_READ_MS) setImmediate(() => collect?.());
   } catch (err) {
     const failure = err instanceof SessionMapError ? err.failure : 'unreadable';
     const message = err instanceof SessionMapError ? err.message : `session map ${path}: ${String(err)}`;

@@ -1,11 +1,11 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { MapUpdate } from './differ.js';
-import { shareRows, type SharedHandover } from './handover.js';
+import { isPostgresUrl } from './postgres/url.js';
+import { UpdateProducer, type MapUpdate, type ReaderThreadData, type ReadReply, type ReadRequest } from './producer.js';
 import { SessionMapError, type StoreKind } from './store.js';
 import { storeKindFor } from './stores.js';
-import { UpdateProducer, type ProducerHandover, type ReadReply, type ReadRequest } from './update.js';
+
 /** Reads the session map and says how the route table must change. */
 export interface MapReader {
   /**
@@ -16,24 +16,13 @@ export interface MapReader {
   close(): void;
 }
 
-/** What the reader thread starts with. */
-export interface ReaderThreadData {
-  readonly path: string;
-  readonly state: SharedHandover | undefined;
-}
-
-/** Reads on the calling thread: for small maps, `--check`, and when no thread can be started. */
+/** Reads on the calling thread: for tests, and when the reader thread failed. */
 export class InlineMapReader implements MapReader {
   private readonly producer: UpdateProducer;
 
   /** `kind`: the store kind, when not the one `spec` names by default (tests tune it). */
   constructor(spec: string, kind: StoreKind = storeKindFor(spec)) {
-    this.producer = new UpdateProducer(spec, kind);
-  }
-
-  /** What a reader thread needs to carry on from here (UpdateProducer.handOver). */
-  handOver(): ProducerHandover | undefined {
-    return this.producer.handOver();
+    this.producer = new UpdateProducer(kind.open(spec));
   }
 
   read(full: boolean): Promise<MapUpdate | undefined> {
@@ -44,16 +33,6 @@ export class InlineMapReader implements MapReader {
     this.producer.close();
   }
 }
-
-/**
- * How much nicer the reader thread is than the process, on Linux: its
- * scheduling priority is below requests',
- * so that on a busy core a read takes the CPU that requests leave (about a
- * tenth of it against a request-serving thread at 0) instead of half, and a
- * core with room to spare runs it at full speed. Map changes then wait on a
- * saturated proxy; requests do not wait on reads.
- */
-export const READER_NICE = 10;
 
 /** The reader thread's script, beside this module (.js when built, .ts when run from source under tsx). */
 const SCRIPT_EXTENSION = extname(fileURLToPath(import.meta.url));
@@ -80,13 +59,12 @@ function newWorker(workerData: unknown): Worker {
 }
 
 /**
- * Reads on a worker thread, so that neither SQLite's read nor JSON.parse of a
- * large map blocks request serving. The thread keeps its own read-only
- * connection and the last read, and sends back only what changed. It starts
- * from what the main thread's reads left (the differ's last read, the SQLite
- * store's ledger), so its first read of a change is a read of changes, not a
- * whole read. Should the thread fail, reads fall back to the calling thread
- * (`onThreadFailed` says so once).
+ * Reads on a worker thread, started with the daemon and kept for its life,
+ * so that neither SQLite's read nor JSON.parse of a large map blocks request
+ * serving. The thread opens its own store (a read-only connection), which
+ * remembers what it last answered, and sends back only what changed. Should
+ * the thread fail, reads fall back to a fresh inline reader on the calling
+ * thread, whose first update is a rebuild (`onThreadFailed` says so once).
  */
 export class WorkerMapReader implements MapReader {
   private worker: Worker | undefined;
@@ -94,13 +72,12 @@ export class WorkerMapReader implements MapReader {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (u: MapUpdate | undefined) => void; reject: (e: Error) => void }>();
 
-  /** Starts the thread at once, so that it is ready by the next change; `state` is where it carries on from. */
+  /** Starts the thread at once, so that it is ready for the first read. */
   constructor(
     private readonly path: string,
-    state: ProducerHandover | undefined,
     private readonly onThreadFailed: (err: Error) => void = () => {},
   ) {
-    this.worker = this.startWorker(state);
+    this.worker = this.startWorker();
   }
 
   read(full: boolean): Promise<MapUpdate | undefined> {
@@ -121,8 +98,9 @@ export class WorkerMapReader implements MapReader {
     this.failPending(new SessionMapError('unreadable', this.path, `session map ${this.path}: reader closed`));
   }
 
-  private startWorker(state: ProducerHandover | undefined): Worker {
-    const worker = newWorker({ path: this.path, state: state === undefined ? undefined : shareRows(state) } satisfies ReaderThreadData);
+  private startWorker(): Worker {
+    // The thread imports only the module of the map's own kind: it is named here, where the URL parser is loaded anyway.
+    const worker = newWorker({ spec: this.path, kind: isPostgresUrl(this.path) ? 'postgres' : 'file' } satisfies ReaderThreadData);
     worker.unref();
     worker.on('message', (reply: ReadReply) => {
       const waiter = this.pending.get(reply.id);

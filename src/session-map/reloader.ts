@@ -2,8 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { EntryPointTable } from '../routing/entry-point-table.js';
 import type { RouteTable, Target } from '../routing/route-table.js';
-import type { MapUpdate } from './differ.js';
-import { InlineMapReader, WorkerMapReader, type MapReader } from './reader.js';
+import type { MapUpdate } from './producer.js';
+import { InlineMapReader, type MapReader } from './reader.js';
 import type { ReloadReporter } from './reload-report.js';
 import { forEachLine, forEachRow, linesOf, parseRoutableEntryPoint, splitIdentity } from './rows.js';
 import type { MapRouting } from './store.js';
@@ -22,12 +22,9 @@ export type ReloadOutcome = 'reloaded' | 'unchanged' | 'failed';
 
 export interface MapReloaderOptions {
   /**
-   * Sessions from which reads move to a worker thread: reading and comparing
-   * 100,000 rows takes tens of milliseconds that requests would otherwise
-   * wait for, while a small map is read in well under a millisecond.
+   * Reads through this reader (the daemon's: the reader thread, WorkerMapReader);
+   * default: an inline reader on this thread (tests).
    */
-  readonly workerThreshold: number;
-  /** Reads through this reader instead of the built-in ones (and never moves to a thread). */
   readonly reader?: MapReader;
   /** Called after every successful read or change check (the store's status keeps the time). */
   readonly onSynced?: () => void;
@@ -44,7 +41,7 @@ export interface MapReloaderOptions {
  * One read at a time: a change noticed during a read triggers another read
  * when it ends, so the last state written is always the one routed. A failed
  * read keeps the last good map; a busy or half-written map is retried soon.
- * A large map moves its reads to the reader thread. What happened is told to
+ * What happened is told to
  * the reporter (reload-report.ts), which logs it and keeps the health fields.
  */
 export class MapReloader {
@@ -52,11 +49,9 @@ export class MapReloader {
   private wanted = false;
   private wantFull = false;
   private closed = false;
-  private reader: MapReader;
-  private threaded = false;
+  private readonly reader: MapReader;
   private retry: NodeJS.Timeout | undefined;
   private retries = 0;
-  private readonly workerThreshold: number;
   private readonly onSynced: () => void;
   private readonly onRouting: (routing: MapRouting) => void;
   /** The entry points of an Interactive Tools map (the cookie routes go to `table`). */
@@ -65,13 +60,12 @@ export class MapReloader {
   routing: MapRouting | undefined;
 
   constructor(
-    /** What names the store (a path, a URL): the reader thread opens it by this. */
-    private readonly spec: string,
+    /** What names the store (a path, a URL), for the default inline reader. */
+    spec: string,
     private readonly table: RouteTable,
     private readonly report: ReloadReporter,
-    options: MapReloaderOptions,
+    options: MapReloaderOptions = {},
   ) {
-    this.workerThreshold = options.reader === undefined ? options.workerThreshold : Infinity;
     this.reader = options.reader ?? new InlineMapReader(spec);
     this.entryPoints = options.entryPoints ?? new EntryPointTable();
     this.onSynced = options.onSynced ?? (() => {});
@@ -93,11 +87,6 @@ export class MapReloader {
     this.wantFull ||= force;
     if (this.closed) return Promise.resolve('unchanged');
     return (this.running ??= this.run());
-  }
-
-  /** True once reads happen on the worker thread. */
-  get readsOnThread(): boolean {
-    return this.threaded;
   }
 
   close(): void {
@@ -144,7 +133,6 @@ export class MapReloader {
     if (this.closed) return 'unchanged';
     this.retries = 0;
     this.report.loaded(update, this.size, Math.round((performance.now() - started) * 100) / 100, changed);
-    if (!this.threaded && this.size >= this.workerThreshold) this.moveToThread();
     return changed ? 'reloaded' : 'unchanged';
   }
 
@@ -209,24 +197,6 @@ export class MapReloader {
       }
     }
     return true;
-  }
-
-  /**
-   * From now on the map is read on a worker thread. The thread starts with the
-   * last read and what the store knows, so the next change is again a small
-   * diff, not a rebuild.
-   */
-  private moveToThread(): void {
-    const inline = this.reader;
-    if (!(inline instanceof InlineMapReader)) return;
-    this.reader = new WorkerMapReader(this.spec, inline.handOver(), (err) => this.report.threadFailed(err));
-    inline.close();
-    this.threaded = true;
-    // A first read on the thread now, not at the next change: a store that
-    // cannot hand over what it knows (a database store) starts with nothing
-    // and reads the whole table, so the next change is then read as quickly
-    // as later ones.
-    setImmediate(() => void this.reload());
   }
 
   private failed(err: unknown): void {

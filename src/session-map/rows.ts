@@ -1,7 +1,5 @@
 import type { EntryPointRow } from '../routing/entry-point-table.js';
-import type { Target } from '../routing/route-table.js';
-import { sessionTag } from '../log.js';
-import type { MapRead, MapRouting } from './store.js';
+import type { MapRouting } from './store.js';
 import { tcpPort } from '../tcp-port.js';
 
 /**
@@ -10,17 +8,6 @@ import { tcpPort } from '../tcp-port.js';
  * to compare with the previous read, and to hand from the reader thread to the
  * main thread, where parsing it row by row can be split into short slices.
  */
-
-/** One complete, validated read: cookie value → container. */
-export interface SessionMapSnapshot {
-  readonly routes: Map<string, Target>;
-  /** Human-readable description of what was read, e.g. `sqlite gxproxy2`. */
-  readonly format: string;
-  /** What the map routes by. */
-  readonly routing: MapRouting;
-  /** Entries that could not be used, by reason; empty when all loaded. */
-  readonly skipped: ReadonlyMap<string, number>;
-}
 
 /**
  * Stands in for a value that cannot be carried in a row: text holding a tab or
@@ -205,38 +192,9 @@ export class SkipCounter {
   }
 }
 
-/**
- * Validates a whole read at once (for `--check` and small uses): later rows
- * win. Cookie maps are keyed by the cookie value; entry points by
- * entryPointLabel (the key and the token's tag, never the token).
- */
-export function toSnapshot(read: MapRead): SessionMapSnapshot {
-  const routes = new Map<string, Target>();
-  const skipped = new SkipCounter(read.skipped);
-  forEachLine(read.rows, 0, Infinity, (line) => {
-    const checked = checkRow(read.routing, line);
-    if ('problem' in checked) {
-      skipped.add(checked.problem);
-    } else if (read.routing === 'entry-point') {
-      const row = parseRoutableEntryPoint(`${checked.id}\t${checked.value}`);
-      routes.set(entryPointLabel(row), { host: row.host, port: row.port });
-    } else {
-      const tab = checked.value.indexOf('\t');
-      routes.set(checked.id, { host: checked.value.slice(0, tab), port: Number(checked.value.slice(tab + 1)) });
-    }
-  });
-  return { routes, format: read.format, routing: read.routing, skipped: skipped.byReason };
-}
-
-/** How `--check` names an entry point: its key and the token's tag (as log lines tag it), the key type when unusual. */
-export function entryPointLabel(row: Pick<EntryPointRow, 'key' | 'keyType' | 'token'>): string {
-  const type = row.keyType === DEFAULT_KEY_TYPE ? '' : ` (${row.keyType})`;
-  return `${row.key}${type} token ${sessionTag(row.token)}`;
-}
-
 /*
  * Galaxy's Interactive Tools map (`gxitproxy`) in the row form the reader,
- * the differ and the reloader share. Two forms:
+ * the producer and the reloader share. Two forms:
  *
  * - a **raw** row, as a store reads it: `key TAB key_type TAB token TAB host
  *   TAB port TAB info LF` (info last, so a tab inside it cannot shift the
@@ -358,4 +316,76 @@ export function rawEntryPointIdentity(line: string): string {
 export function splitIdentity(id: string): readonly [string, string] {
   const tab = id.indexOf('\t');
   return tab < 0 ? [id, ''] : [id.slice(0, tab), id.slice(tab + 1)];
+}
+
+/** Characters compared per step while looking for the first difference. */
+const COMPARE_CHUNK = 8192;
+
+/**
+ * Most places where two reads are lined up again after a difference; past
+ * that, the rest of both counts as changed (still correct, a larger change).
+ */
+const MAX_ALIGN_STEPS = 64;
+
+/**
+ * Lines up two lists of raw rows whose identities cannot repeat and returns
+ * the rows only the first has (`removed`) and the rows only the second has
+ * (`inserted`). Where they differ, it skips a row of the first, of the
+ * second, or of both, whichever lines up the longest identical stretch after
+ * it: that finds appended, deleted, changed and moved rows. Long identical
+ * stretches are compared as whole strings, which is fast. Any lining-up is
+ * correct, because rows in identical stretches are the same identity with
+ * the same value on both sides.
+ */
+export function align(a: string, b: string): { removed: string; inserted: string } {
+  const removed: string[] = [];
+  const inserted: string[] = [];
+  let i = 0;
+  let j = 0;
+  for (let steps = 0; steps < MAX_ALIGN_STEPS; steps++) {
+    const run = commonRows(a, i, b, j);
+    i += run;
+    j += run;
+    if (i >= a.length || j >= b.length) break;
+    const nextA = rowEnd(a, i);
+    const nextB = rowEnd(b, j);
+    const skipA = commonRows(a, nextA, b, j);
+    const skipB = commonRows(a, i, b, nextB);
+    const skipBoth = commonRows(a, nextA, b, nextB);
+    if (skipBoth >= skipA && skipBoth >= skipB) {
+      removed.push(a.slice(i, nextA));
+      inserted.push(b.slice(j, nextB));
+      i = nextA;
+      j = nextB;
+    } else if (skipA >= skipB) {
+      removed.push(a.slice(i, nextA));
+      i = nextA;
+    } else {
+      inserted.push(b.slice(j, nextB));
+      j = nextB;
+    }
+  }
+  removed.push(a.slice(i));
+  inserted.push(b.slice(j));
+  return { removed: removed.join(''), inserted: inserted.join('') };
+}
+
+/** Length of the identical whole rows at `a[ai...]` and `b[bi...]`. */
+function commonRows(a: string, ai: number, b: string, bi: number): number {
+  const n = Math.min(a.length - ai, b.length - bi);
+  let k = 0;
+  while (k < n) {
+    const end = Math.min(k + COMPARE_CHUNK, n);
+    if (a.slice(ai + k, ai + end) !== b.slice(bi + k, bi + end)) break;
+    k = end;
+  }
+  while (k < n && a.charCodeAt(ai + k) === b.charCodeAt(bi + k)) k++;
+  // Back to the end of the last row that is complete in both.
+  return k === 0 ? 0 : a.lastIndexOf('\n', ai + k - 1) + 1 - ai;
+}
+
+/** Offset just after the row that starts at `at`. */
+function rowEnd(rows: string, at: number): number {
+  const end = rows.indexOf('\n', at);
+  return end < 0 ? rows.length : end + 1;
 }

@@ -1,11 +1,13 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 
 /**
  * The map-store seam: where the session map comes from. A store yields the
  * current rows of the map (in the row form of rows.ts) and tells cheaply
  * whether they may have changed; its kind also says how to hear of changes.
- * The reader, differ, reloader and route table work the same whatever the
- * store: SQLite and JSON files (file-store.ts), PostgreSQL (postgres/).
+ * Each store remembers what it last answered, and nothing else does: the
+ * producer, reader, reloader and route table work the same whatever the
+ * store: SQLite and JSON files (file/), PostgreSQL (postgres/).
  */
 
 /** Why a session map could not be read. `waiting` kinds are normal at start-up. */
@@ -46,8 +48,28 @@ export class SessionMapError extends Error {
  */
 export type MapRouting = 'cookie' | 'entry-point';
 
-/** One complete read of a session map, in the row form of rows.ts (not yet validated). */
+/**
+ * Largest change set the route table takes as a diff. The main thread
+ * applies a diff in one synchronous step, so its size bounds that step; a
+ * bigger change is a full rebuild, which the main thread spreads over short
+ * slices. A store answers `whole` rather than list more changed rows than this.
+ */
+export const MAX_DIFF_ENTRIES = 2000;
+
+/**
+ * How long changes read on their own may stand before a whole read checks
+ * them: the bound on how long a change in a store's blind spot (an SQLite
+ * UPDATE in place in the same interval as other changes) can go unrouted.
+ * The store that reads changes keeps this clock (see ChangeCheck). A whole
+ * read of 100,000 SQLite rows takes about half a second of the reader thread,
+ * so this costs under 1 % of a core while Galaxy writes, and nothing while it
+ * does not.
+ */
+export const VERIFY_AFTER_MS = 60_000;
+
+/** The whole map, in the row form of rows.ts (not yet validated). */
 export interface MapRead {
+  readonly kind: 'whole';
   /** What was read, e.g. `sqlite gxproxy2` or `json`. */
   readonly format: string;
   /** What its rows route by, which also says their form (see rows.ts). */
@@ -61,22 +83,27 @@ export interface MapRead {
 }
 
 /**
- * What changed in a map since the store's previous read, told without reading
- * the whole map (see MapStore.readChanges). Rows are raw rows (rows.ts) whose
- * identities cannot repeat; `removed` holds each removed or replaced row as it
- * was, `inserted` each new or replacing row as it is now.
+ * What changed in a map since the store's own last answer. Rows are raw rows
+ * (rows.ts) whose identities cannot repeat; `removed` holds each removed or
+ * replaced row as it was, `inserted` each new or replacing row as it is now.
  */
 export interface MapChanges {
+  readonly kind: 'changes';
   readonly format: string;
   readonly routing: MapRouting;
   readonly removed: string;
   readonly inserted: string;
+  /** The format's own skips (as MapRead's) in the whole map now, for a format that has any. */
+  readonly skipped?: ReadonlyMap<string, number>;
 }
+
+/** A store's answer to a read: the whole map, or what changed since its last answer. */
+export type MapAnswer = MapRead | MapChanges;
 
 /**
  * One opened map store. Each thread that reads the map opens the store once
- * and keeps it; `read()` either resolves with a complete read or rejects with
- * SessionMapError, never with part of a map.
+ * and keeps it. The store alone remembers what it last answered: its answers
+ * are the whole map or the changes since that answer, never part of a map.
  */
 export interface MapStore {
   /** What is read, for log lines, `--check` and `/health`: a path, or an address without its password. */
@@ -84,48 +111,60 @@ export interface MapStore {
   /**
    * A cheap token that changes whenever the map may have changed (file
    * identity, size, times, SQLite's data_version). Undefined when it cannot be
-   * told (no file, an error): the map must then be read.
+   * told (no file, an error, a check of changes due): the map must then be read.
    */
   version(): Promise<string | undefined>;
-  /** Reads the whole map from its source. Rejects with SessionMapError. */
-  read(): Promise<MapRead>;
   /**
-   * Optional: what changed since this store's previous read (whole or not),
-   * when the store can tell that cheaply and for certain within what it
-   * checks; undefined when it cannot, and the caller then reads the whole map.
-   * A store that has blind spots says so, and its caller covers them with a
-   * periodic whole read (update.ts). Rejects with SessionMapError.
+   * Reads the map: `whole` (a forced read, a first read, a rebuild) answers
+   * with the whole map; otherwise the store answers with what changed since its
+   * last answer when it can tell, and with the whole map when it cannot
+   * (keys that may repeat, no earlier answer, more than MAX_DIFF_ENTRIES
+   * changed rows). Rejects with SessionMapError; a failed read leaves the
+   * last answer as it was, or makes the next answer whole.
    */
-  readChanges?(): Promise<MapChanges | undefined>;
-  /**
-   * Optional: what this store knows of its earlier reads, as data that can be
-   * posted to another thread, for the store StoreKind.open makes of it there
-   * to carry on from (undefined: nothing worth handing over). The reader
-   * thread starts with it (reader.ts), so that its first read of a change is
-   * not a whole read.
-   */
-  handOver?(): unknown;
-  /** Releases handles and connections; the store may be used again afterwards (it reopens). */
+  read(whole: boolean): Promise<MapAnswer>;
+  /** Releases handles and connections; the store may be used again afterwards (it reopens, its next answer whole). */
   close(): void;
 }
 
 /**
  * A map in a file, read synchronously (SQLite through better-sqlite3, JSON
- * through readFileSync): file-store.ts makes a MapStore of it. Reads this
- * fast are done inline for small maps and on the reader thread for large
- * ones, so they never hold up requests.
+ * through readFileSync): file-store.ts makes a MapStore of it. Reads are done
+ * on the reader thread, so they never hold up requests.
  */
 export interface FileMap {
   readonly path: string;
   /** As MapStore.version, synchronously. */
   version(): string | undefined;
   /** As MapStore.read, synchronously. Throws SessionMapError. */
-  read(): MapRead;
-  /** As MapStore.readChanges, synchronously, for the formats that can tell. */
-  readChanges?(): MapChanges | undefined;
-  /** As MapStore.handOver, for the formats that keep something between reads. */
-  handOver?(): unknown;
+  read(whole: boolean): MapAnswer;
   close(): void;
+}
+
+/**
+ * The clock of a store that reads changes on their own (VERIFY_AFTER_MS):
+ * when the first change read that way since the last whole read was read,
+ * and whether a whole read is due to check them.
+ */
+export class ChangeCheck {
+  private since: number | undefined;
+
+  constructor(private readonly afterMs: number = VERIFY_AFTER_MS) {}
+
+  /** True when changes read on their own have stood for afterMs: the next read must be whole. */
+  get due(): boolean {
+    return this.since !== undefined && performance.now() - this.since >= this.afterMs;
+  }
+
+  /** Changes were read on their own (none: nothing awaits a check). */
+  changesRead(changes: { readonly removed: string; readonly inserted: string }): void {
+    if (changes.removed !== '' || changes.inserted !== '') this.since ??= performance.now();
+  }
+
+  /** The whole map was read: everything read before is checked. */
+  wholeRead(): void {
+    this.since = undefined;
+  }
 }
 
 /** How a store's kind tells of changes. */
@@ -146,17 +185,20 @@ export interface ChangeWatch {
   status?(): object;
   /** Told after each successful read or change check, wherever it ran (for status()). */
   synced?(): void;
+  /**
+   * Resolves once the watch hears changes (a database connection LISTENing),
+   * or after a bounded wait when it cannot yet: a read made afterwards, over
+   * whatever connection, misses no change the watch would not report. Absent:
+   * the watch hears changes from the start.
+   */
+  ready?(): Promise<void>;
   close(): void;
 }
 
 /** A kind of store: how to open one, and how to hear that it may have changed. */
 export interface StoreKind {
-  /**
-   * Opens the store `spec` names (a path, a URL). Opening does no I/O; reads
-   * do. `handedOver`: what a store of this kind on another thread handed over
-   * (MapStore.handOver), when the kind takes it.
-   */
-  open(spec: string, handedOver?: unknown): MapStore;
+  /** Opens the store `spec` names (a path, a URL). Opening does no I/O; reads do. */
+  open(spec: string): MapStore;
   /**
    * Calls `onMaybeChanged` whenever the map `spec` names may have changed
    * (and at least every poll interval). It is fine to call it too often: a

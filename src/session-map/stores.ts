@@ -1,4 +1,4 @@
-import { fileStores } from './file-store.js';
+import { fileStores } from './file/file-store.js';
 import { postgresStores } from './postgres/store.js';
 import { isPostgresUrl, parsePostgresUrl } from './postgres/url.js';
 import type { StoreKind } from './store.js';

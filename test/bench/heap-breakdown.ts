@@ -7,7 +7,7 @@
  * (default 100,000) written with Galaxy's statements, V8's heap spaces after a
  * full start-up read, Galaxy's writes (diffs) and a full re-read, each after
  * a garbage collection. Reader thread: the same producer the proxy's reader
- * thread runs (src/session-map/update.ts), in a thread of its own so that its
+ * thread runs (src/session-map/producer.ts), in a thread of its own so that its
  * heap can be read from inside and snapshotted, with the largest object kinds
  * of the snapshot. Prints Markdown. A measurement, not a test.
  */
@@ -52,7 +52,7 @@ import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(async ({ regi
   register();
   const { parentPort, workerData } = await import('node:worker_threads');
   const v8 = (await import('node:v8')).default;
-  const { UpdateProducer } = await import(${JSON.stringify(new URL('../../src/session-map/update.ts', import.meta.url).href)});
+  const { UpdateProducer } = await import(${JSON.stringify(new URL('../../src/session-map/producer.ts', import.meta.url).href)});
   let producer;
   const spaces = ${spaces.toString()};
   const stats = () => {
@@ -60,7 +60,7 @@ import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then(async ({ regi
     return spaces();
   };
   parentPort.on('message', async (op) => {
-    if (op === 'open') producer = new UpdateProducer(workerData.path, (await import(${JSON.stringify(new URL('../../src/session-map/file-store.ts', import.meta.url).href)})).fileStores);
+    if (op === 'open') producer = new UpdateProducer((await import(${JSON.stringify(new URL('../../src/session-map/file/file-store.ts', import.meta.url).href)})).fileStores.open(workerData.path));
     else if (op === 'full' || op === 'diff') { const u = await producer.produce(op === 'full'); parentPort.postMessage({ kind: u?.kind }); return; }
     parentPort.postMessage({ stats: stats() });
   });
@@ -160,7 +160,7 @@ try {
   const afterFull2 = (await ask(worker, 'stats')).stats!;
   await worker.terminate();
   process.stdout.write(
-    `## Reader thread (src/session-map/update.ts in a thread)\n\n${spacesTable([
+    `## Reader thread (src/session-map/producer.ts in a thread)\n\n${spacesTable([
       ['thread only', empty],
       ['after a full read', afterFull],
       ['after 5 diffs', afterDiffs],

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { EntryPointTable } from '../../src/routing/entry-point-table.js';
-import { MapDiffer } from '../../src/session-map/differ.js';
+import { UpdateMaker } from '../../src/session-map/producer.js';
 import { RouteTable } from '../../src/routing/route-table.js';
 import { PG_LOG, POSTGRES_TUNING, type PostgresStatus, type PostgresTuning } from '../../src/session-map/postgres/connection.js';
 import { PostgresMapStore, postgresStoreKind } from '../../src/session-map/postgres/store.js';
@@ -17,6 +17,7 @@ import { request } from '../helpers/client.js';
 import { startInProcessProxy } from '../helpers/in-process-proxy.js';
 import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { LogCapture } from '../helpers/logs.js';
+import { whole } from '../helpers/map-read.js';
 import { injectFault, PG_FAULTS, PgCluster, urlForFault } from '../helpers/postgres.js';
 import { TcpRelay } from '../helpers/tcp-relay.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -47,7 +48,6 @@ function startStore(t: { after: (fn: () => unknown) => void }, url: string, poll
   const entryPoints = new EntryPointTable();
   const label = parsePostgresUrl(url).label;
   const reloader = new MapReloader(url, new RouteTable(), new ReloadReporter(label, log), {
-    workerThreshold: Infinity,
     reader: new InlineMapReader(url, kind),
     entryPoints,
   });
@@ -250,8 +250,8 @@ describe('PostgreSQL store: reads of what changed', () => {
       /** Reads what changed (the whole table when the store says it must), checks, and says how it was read. */
       readAndCompare: async (what: string): Promise<'full' | 'changes' | 'deletions'> => {
         const { full, deletions } = store.reads;
-        const changes = await store.readChanges();
-        if (changes === undefined) known = new Set(lines((await store.read()).rows));
+        const changes = await store.read(false);
+        if (changes.kind === 'whole') known = new Set(lines(changes.rows));
         else {
           for (const line of lines(changes.removed)) assert.ok(known.delete(line), `${what}: a removed row was not in the map: ${line}`);
           for (const line of lines(changes.inserted)) {
@@ -259,7 +259,7 @@ describe('PostgreSQL store: reads of what changed', () => {
             known.add(line);
           }
         }
-        assert.deepEqual([...known].sort(), sorted((await fresh.read()).rows), what);
+        assert.deepEqual([...known].sort(), sorted(whole(await fresh.read(true)).rows), what);
         return store.reads.full > full ? 'full' : store.reads.deletions > deletions ? 'deletions' : 'changes';
       },
     };
@@ -284,35 +284,38 @@ describe('PostgreSQL store: reads of what changed', () => {
     assert.equal(await readAndCompare('after VACUUM FREEZE'), 'changes');
   });
 
-  test('a whole read after reads of changes comes in the order the differ spells the map, so that the two line up in one pass', async (t) => {
+  test('a whole read after reads of changes (a reconnection, the periodic check) is answered as what changed since the last answer', async (t) => {
     if (!(await cluster.ready(t))) return;
     const db = await cluster.createDatabase();
     const writer = writerFor(t, db);
     await writer.bulkInsert(200, '127.0.0.1', 5400);
-    const { store } = storeFor(t, cluster.url(db));
-    const differ = new MapDiffer();
-    assert.equal(differ.next(await store.read()).kind, 'full');
+    // The periodic check due at once: every read after a read of changes is a whole one.
+    const store = new PostgresMapStore(cluster.url(db), FAST, 0);
+    t.after(() => store.close());
+    const updates = new UpdateMaker();
+    assert.equal(updates.next(await store.read(false))?.kind, 'full');
     await writer.save({ key: 'new1', token: 't', host: '127.0.0.1', port: 5401 });
     await writer.save({ key: 'bulk7', token: 't2', host: '127.0.0.1', port: 5402 });
     await writer.remove('bulk12');
     await cluster.query(`UPDATE gxitproxy SET port = 5403 WHERE key = 'bulk8'`, [], db);
     await writer.save({ key: 'new2', token: 't', host: '127.0.0.1', port: 5404 });
-    const changes = await store.readChanges();
-    assert.ok(changes !== undefined);
-    const update = differ.changes(changes);
-    assert.equal(update?.kind, 'diff');
-    assert.equal((await store.read()).rows, differ.state()?.rows);
-    // A whole read after a whole read, with a removal, an UPDATE in place and a save between (as after a reconnection).
+    const changes = await store.read(false);
+    assert.equal(changes.kind, 'changes');
+    assert.equal(updates.next(changes)?.kind, 'diff');
+    assert.deepEqual(store.reads, { full: 1, changes: 1, deletions: 1 });
+    // A removal, an UPDATE in place and a save, read by a whole read.
     await writer.remove('bulk20');
     await cluster.query(`UPDATE gxitproxy SET port = 5405 WHERE key = 'bulk21'`, [], db);
     await writer.save({ key: 'new3', token: 't', host: '127.0.0.1', port: 5406 });
-    const again = await store.read();
-    const fresh = postgresStoreKind(FAST).open(cluster.url(db));
-    t.after(() => fresh.close());
-    assert.deepEqual(sorted(again.rows), sorted((await fresh.read()).rows));
-    const next = differ.next(again);
-    assert.equal(next.kind, 'diff');
-    assert.ok(next.kind === 'diff' && next.removals.split('\n').filter((l) => l !== '').length === 1, 'one entry point gone');
+    const again = await store.read(false);
+    assert.equal(store.reads.full, 2);
+    assert.ok(again.kind === 'changes');
+    assert.equal(again.removed.split('\n').filter((l) => l !== '').length, 2, 'bulk20 and bulk21 as they were');
+    assert.equal(again.inserted.split('\n').filter((l) => l !== '').length, 2, 'bulk21 and new3 as they are');
+    const next = updates.next(again);
+    assert.ok(next?.kind === 'diff' && next.removals.split('\n').filter((l) => l !== '').length === 1, 'one entry point gone');
+    assert.equal(next.sessions, 201);
+    assert.equal((await store.read(true)).kind, 'whole', 'a forced read is answered whole');
   });
 
   test('a deletion is seen by the count and found by bucket; so is a deletion hidden behind an insert', async (t) => {
@@ -365,7 +368,7 @@ describe('PostgreSQL store: reads of what changed', () => {
     await open.query(`UPDATE gxitproxy SET port = 5203 WHERE key = 'bulk1'`);
     await open.query('COMMIT');
     assert.equal(await readAndCompare('the older transaction committed last'), 'changes');
-    assert.ok((await store.read()).rows.includes('slow\t'));
+    assert.ok(whole(await store.read(true)).rows.includes('slow\t'));
   });
 
   test('after a reconnection the whole table is read again', async (t) => {
@@ -388,15 +391,14 @@ describe('PostgreSQL store: reads of what changed', () => {
   });
 });
 
-describe('PostgreSQL store on the reader thread (a large map)', () => {
-  test('the daemon moves reads to the thread; saves and removals are followed, and /health keeps the sync time and the change detection', async (t) => {
+describe('PostgreSQL store on the reader thread', () => {
+  test('the daemon reads on its thread; saves and removals are followed, and /health keeps the sync time and the change detection', async (t) => {
     if (!(await cluster.ready(t))) return;
     const db = await cluster.createDatabase();
     const writer = writerFor(t, db);
     await writer.bulkInsert(200, '127.0.0.1', 5400);
     await writer.installReadmeTrigger();
-    const proxy = await startInProcessProxy(t, { sessionsPath: cluster.url(db), mapThreadFrom: 100, pollIntervalMs: 0, metricsPort: 0, metricsIp: '127.0.0.1' });
-    assert.ok(proxy.daemon.reloader?.readsOnThread, 'a map past mapThreadFrom is read on the reader thread');
+    const proxy = await startInProcessProxy(t, { sessionsPath: cluster.url(db), pollIntervalMs: 0, metricsPort: 0, metricsIp: '127.0.0.1' });
     const health = async (): Promise<{ sessions: number; sessionMap: { store: PostgresStatus } }> =>
       JSON.parse((await request(proxy.daemon.metricsAddress!.port, { path: '/health' })).body) as { sessions: number; sessionMap: { store: PostgresStatus } };
     const before = (await health()).sessionMap.store.lastSyncAtMs ?? 0;
@@ -408,8 +410,7 @@ describe('PostgreSQL store on the reader thread (a large map)', () => {
     assert.equal(sessions, 200);
     assert.ok((sessionMap.store.lastSyncAtMs ?? 0) > before, 'reads on the thread count as syncs');
     await waitUntil('change detection known', async () => (await health()).sessionMap.store.changeDetection === 'row-versions' || undefined, { timeoutMs: 10_000, everyMs: 100 });
-    // The thread started from the main thread's last read: its first whole
-    // read (the table, since the store could hand nothing over) was no rebuild.
+    // The store on the thread answers every read after the first with the changes.
     assert.deepEqual(proxy.logs.withMsg(MAP_LOG.reloaded).map((l) => l.update), ['full', 'diff', 'diff'], 'one rebuild, at start-up');
   });
 });
@@ -433,9 +434,7 @@ describe('PostgreSQL store on the reader thread: the database going away', () =>
       await writer.bulkInsert(200, '127.0.0.1', 5500);
       await writer.installReadmeTrigger();
       await writer.close();
-      const proxy = await startInProcessProxy(t, { sessionsPath: cluster.url(db), mapThreadFrom: 100, pollIntervalMs: 0 });
-      await proxy.daemon.reload();
-      assert.ok(proxy.daemon.reloader?.readsOnThread);
+      const proxy = await startInProcessProxy(t, { sessionsPath: cluster.url(db), pollIntervalMs: 0 });
       const lost = proxy.logs.next(PG_LOG.lost, 15_000);
       const back = proxy.logs.next(PG_LOG.back, 30_000);
       const during = new GalaxyPgWriter(cluster.config(db));

@@ -346,16 +346,9 @@ async function scenario(
   }
 }
 
-/** The in-process proxy; `routes` watches its route table after each log line. */
-async function inProcess(t: TestContext, path: string, mapThreadFrom?: number): Promise<ProxyUnderTest> {
-  const proxy = await startInProcessProxy(t, { sessionsPath: path, ...(mapThreadFrom === undefined ? {} : { mapThreadFrom }) });
-  if (mapThreadFrom !== undefined) {
-    // The thread starts after the first read; under tsx it compiles its
-    // modules first, which a loaded machine may take a second to do. One read
-    // through it before the timed part.
-    await proxy.daemon.reload();
-    assert.ok(proxy.daemon.reloader?.readsOnThread);
-  }
+/** The in-process proxy (reading on its reader thread, as every daemon does); `routes` watches its route table after each log line. */
+async function inProcess(t: TestContext, path: string): Promise<ProxyUnderTest> {
+  const proxy = await startInProcessProxy(t, { sessionsPath: path });
   return {
     port: proxy.port,
     logs: proxy.logs,
@@ -373,13 +366,6 @@ for (const [formatName, format] of Object.entries(FORMATS)) {
       scenario(t, format, mode, (path) => inProcess(t, path)));
   }
 }
-
-test('the same on the reader thread (used from 10,000 sessions): sqlite gxproxy2 burst, json truncate-and-write', async (t) => {
-  const sqlite = FORMATS['sqlite gxproxy2'];
-  const json = FORMATS.json;
-  await t.test('sqlite gxproxy2', (t) => scenario(t, sqlite, sqlite.modes['burst of commits within milliseconds'], (path) => inProcess(t, path, 0)));
-  await t.test('json', (t) => scenario(t, json, json.modes['truncate-and-write'], (path) => inProcess(t, path, 0)));
-});
 
 /** The spawned lib/main.js; `routes` waits for a reload line counting the state's sessions. */
 async function spawned(t: TestContext, path: string): Promise<ProxyUnderTest> {

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import { SessionMapError } from '../../src/session-map/store.js';
-import { toSnapshot, type SessionMapSnapshot } from '../../src/session-map/rows.js';
+import { SessionMapError, type MapAnswer, type MapRead } from '../../src/session-map/store.js';
+import { toSnapshot, type SessionMapSnapshot } from '../../src/admin/check.js';
 import { storeKindFor } from '../../src/session-map/stores.js';
 import { tempDir } from './galaxy-map.js';
 
@@ -23,10 +23,16 @@ export function temp(t: TestContext): string {
 export async function read(path: string): Promise<SessionMapSnapshot> {
   const source = openSessionMap(path);
   try {
-    return toSnapshot(await source.read());
+    return toSnapshot(whole(await source.read(true)));
   } finally {
     source.close();
   }
+}
+
+/** A store's answer that must be the whole map (a forced read, a first read). */
+export function whole(answer: MapAnswer): MapRead {
+  if (answer.kind !== 'whole') assert.fail(`a ${answer.kind} answer where the whole map was due`);
+  return answer;
 }
 
 /** The snapshot's routes as `key → host:port`. */

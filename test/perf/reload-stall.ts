@@ -101,7 +101,6 @@ console.log(
       forcedReloadMs: Math.round(forcedMs),
       longestStallMs: { monitorEventLoopDelay: Math.round(loop.max / 1e5) / 10, timerProbe: Math.round(probeMax * 10) / 10 },
       stallP99Ms: Math.round(loop.percentile(99) / 1e5) / 10,
-      readsOnThread: proxy.daemon.reloader?.readsOnThread ?? false,
       rssMiB: { beforeStart: mib(rssBefore), loaded: mib(rssLoaded), peak: mib(process.resourceUsage().maxRSS * 1024), end: mib(process.memoryUsage().rss) },
     },
     null,

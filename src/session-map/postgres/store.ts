@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { DEFAULT_KEY_TYPE, forEachLine, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, rawEntryPointIdentity } from '../rows.js';
-import { SessionMapError, type ChangeWatch, type ChangeWatchOptions, type MapChanges, type MapRead, type MapStore, type StoreKind } from '../store.js';
+import { ChangeCheck, MAX_DIFF_ENTRIES, SessionMapError, VERIFY_AFTER_MS, type ChangeWatch, type ChangeWatchOptions, type MapAnswer, type MapStore, type StoreKind } from '../store.js';
 import { acquire, ConnectionLost, detection, HAS_COUNTER, PgConnection, POSTGRES_TUNING, release, type PostgresStatus, type PostgresTuning } from './connection.js';
 import { COUNTER } from './trigger.js';
 
@@ -22,6 +22,9 @@ import { COUNTER } from './trigger.js';
  * - every later read reads what changed (readChanges): the rows written
  *   since by their row versions, and, when the count says rows were deleted,
  *   the rows of the buckets that lost some;
+ * - every answer after the first is the changes against the store's cache
+ *   (what it last answered), a whole read included: a SIGHUP, or more than
+ *   MAX_DIFF_ENTRIES changed rows, is answered whole;
  * - on any loss the last good map stays in use (reads fail as
  *   `disconnected`, which the reporter keeps quiet about: the connection
  *   warns once per outage).
@@ -116,11 +119,7 @@ interface Cache {
   readonly epoch: number;
   horizon: string;
   count: number;
-  /**
-   * Raw row (with its LF) by identity, in the order a whole read returns
-   * them: the order of the whole read before, with each row written since
-   * moved last (as the differ spells the map out after changes).
-   */
+  /** Raw row (with its LF) by identity, as last answered. */
   readonly rows: Map<string, string>;
   readonly buckets: Map<string, Set<string>>;
 }
@@ -152,16 +151,16 @@ function rowsById(text: string): Map<string, string> {
 }
 
 /**
- * The cache brought up to a whole read (`read`, in key order), in place: a
- * row as it was keeps its string and its place, a changed one its place, a
- * new one goes last, and the rows the read no longer has are dropped. The
- * rows then come in the order of the last read, so that the differ lines
- * the two reads up in one pass, and the bucket sets follow without being
- * built again; the read's own rows are not kept (no second map of every
- * entry point, little garbage).
+ * The cache brought up to a whole read (`read`), in place, and what that
+ * changed: each row gone or different as it was (`removed`), each new or
+ * different row as it is (`inserted`). A row as it was keeps its string, and
+ * the bucket sets follow without being built again; the read's own rows are
+ * not kept (no second map of every entry point, little garbage).
  */
-function refresh(cache: Cache, epoch: number, read: RowsRead): Cache {
+function refresh(cache: Cache, epoch: number, read: RowsRead): { cache: Cache; removed: string[]; inserted: string[] } {
   const { rows, buckets } = cache;
+  const removed: string[] = [];
+  const inserted: string[] = [];
   const sizeBefore = rows.size;
   let matched = 0;
   forEachLine(read.rows, 0, Infinity, (line) => {
@@ -170,30 +169,35 @@ function refresh(cache: Cache, epoch: number, read: RowsRead): Cache {
     if (was === undefined) {
       rows.set(id, `${line}\n`);
       bucketAdd(buckets, id);
+      inserted.push(`${line}\n`);
       return;
     }
     matched++;
-    if (was.length !== line.length + 1 || !was.startsWith(line)) rows.set(id, `${line}\n`);
+    if (was.length !== line.length + 1 || !was.startsWith(line)) {
+      rows.set(id, `${line}\n`);
+      removed.push(was);
+      inserted.push(`${line}\n`);
+    }
   });
   if (matched !== sizeBefore || rows.size !== read.n) {
     // Rows gone since (or identities this side cannot tell apart): keep only those of this read.
     const ids = new Set<string>();
     forEachLine(read.rows, 0, Infinity, (line) => ids.add(rawEntryPointIdentity(line)));
-    for (const id of rows.keys()) {
+    for (const [id, line] of rows) {
       if (!ids.has(id)) {
+        removed.push(line);
         rows.delete(id);
         bucketDelete(buckets, id);
       }
     }
   }
-  return { epoch, horizon: read.horizon, count: read.n, rows, buckets };
+  return { cache: { epoch, horizon: read.horizon, count: read.n, rows, buckets }, removed, inserted };
 }
 
 /**
  * Takes rows written since (`upserts`, by identity) and rows gone (`gone`)
  * into the cache, and returns them as changes: each removed or replaced row
- * as it was, each new or replacing row as it is. A row written again moves
- * last, as the differ has it.
+ * as it was, each new or replacing row as it is.
  */
 function edit(cache: Cache, upserts: ReadonlyMap<string, string>, gone: readonly string[]): { removed: string; inserted: string } {
   const removed: string[] = [];
@@ -209,10 +213,7 @@ function edit(cache: Cache, upserts: ReadonlyMap<string, string>, gone: readonly
     const before = cache.rows.get(id);
     if (before === line) continue;
     if (before === undefined) bucketAdd(cache.buckets, id);
-    else {
-      removed.push(before);
-      cache.rows.delete(id);
-    }
+    else removed.push(before);
     inserted.push(line);
     cache.rows.set(id, line);
   }
@@ -229,14 +230,21 @@ function newIn(cache: Cache, upserts: ReadonlyMap<string, string>): string[] {
 /** The map store: reads and versions through the shared connection. */
 export class PostgresMapStore implements MapStore {
   private connection: PgConnection | undefined;
+  /** What the store last answered; undefined: the next answer is whole. */
   private cache: Cache | undefined;
+  /** When changes read on their own are next checked by a whole read (no blind spot is known; checked all the same). */
+  private readonly check: ChangeCheck;
   /** Whole reads, reads of the rows written since the last read, and of the buckets that lost rows. */
   readonly reads = { full: 0, changes: 0, deletions: 0 };
 
+  /** `verifyAfterMs` (tests) replaces VERIFY_AFTER_MS. */
   constructor(
     private readonly spec: string,
     private readonly tuning: PostgresTuning,
-  ) {}
+    verifyAfterMs = VERIFY_AFTER_MS,
+  ) {
+    this.check = new ChangeCheck(verifyAfterMs);
+  }
 
   get label(): string {
     return this.acquired().label;
@@ -254,7 +262,7 @@ export class PostgresMapStore implements MapStore {
       const counter = (await connection.query<{ counter: boolean }>(client, HAS_COUNTER)).rows[0]?.counter === true;
       connection.changeDetection = detection(counter);
       let version: string | undefined;
-      if (counter) version = `${connection.epoch}:c${(await connection.query<{ version: string }>(client, COUNTER)).rows[0]?.version ?? ''}`;
+      if (counter && !this.check.due) version = `${connection.epoch}:c${(await connection.query<{ version: string }>(client, COUNTER)).rows[0]?.version ?? ''}`;
       connection.lastSyncAt = Date.now();
       return version;
     } catch (err) {
@@ -263,62 +271,74 @@ export class PostgresMapStore implements MapStore {
   }
 
   /**
-   * The whole table, in one statement (one snapshot). After an earlier read
-   * its rows come in the order of that one (see refresh).
+   * The whole table (`whole`), or what changed since the last answer: read
+   * on their own (readChanges) over the same connection, else from a whole
+   * read compared with the cache (the first read after a reconnection, a
+   * periodic check).
    */
-  async read(): Promise<MapRead> {
+  async read(whole: boolean): Promise<MapAnswer> {
     const connection = this.acquired();
     const client = await connection.ready();
-    const before = this.cache;
-    this.cache = undefined;
+    const cache = this.cache;
+    if (!whole && cache !== undefined && cache.epoch === connection.epoch && !this.check.due) {
+      const changes = await this.readChanges(connection, client, cache);
+      if (changes !== undefined) {
+        this.check.changesRead(changes);
+        connection.lastSyncAt = Date.now();
+        return { kind: 'changes', format: POSTGRES_FORMAT, routing: 'entry-point', ...changes };
+      }
+    }
+    return this.readWhole(connection, client, whole);
+  }
+
+  /** The whole table, in one statement (one snapshot): answered whole, or as the changes against the cache. */
+  private async readWhole(connection: PgConnection, client: pg.Client, whole: boolean): Promise<MapAnswer> {
     try {
       const read = (await connection.query<RowsRead>(client, ROWS_QUERY)).rows[0] ?? { horizon: '0', n: 0, rows: '' };
       this.reads.full++;
-      // The first read as the server sent it; later ones in the order of the one before.
-      const cache = before === undefined ? newCache(connection.epoch, read, rowsById(read.rows)) : refresh(before, connection.epoch, read);
-      const text = before === undefined ? read.rows : [...cache.rows.values()].join('');
-      this.cache = cache;
+      this.check.wholeRead();
       connection.lastSyncAt = Date.now();
       connection.tableMissing = false;
+      const before = this.cache;
+      if (before === undefined) {
+        this.cache = newCache(connection.epoch, read, rowsById(read.rows));
+      } else {
+        // Brought up to the read in place even when answered whole: cheaper than building it anew.
+        const { cache, removed, inserted } = refresh(before, connection.epoch, read);
+        this.cache = cache;
+        if (!whole && removed.length + inserted.length <= MAX_DIFF_ENTRIES) {
+          return { kind: 'changes', format: POSTGRES_FORMAT, routing: 'entry-point', removed: removed.join(''), inserted: inserted.join('') };
+        }
+      }
       // (key, key_type) is the table's primary key: identities cannot repeat.
-      return { format: POSTGRES_FORMAT, routing: 'entry-point', rows: text, uniqueKeys: true, skipped: new Map() };
+      return { kind: 'whole', format: POSTGRES_FORMAT, routing: 'entry-point', rows: read.rows, uniqueKeys: true, skipped: new Map() };
     } catch (err) {
       throw this.readError(err);
     }
   }
 
   /**
-   * What changed since the last read: the rows written since (CHANGED_QUERY),
+   * What changed since the last answer: the rows written since (CHANGED_QUERY),
    * and when the count says rows were deleted too, the rows of the buckets
    * that lost some (readDeletions). Undefined when only a whole read can
-   * tell: no read yet, another connection since (a reconnection: the server
-   * may even be another one), or deletions that do not add up.
+   * tell (deletions that do not add up).
    */
-  async readChanges(): Promise<MapChanges | undefined> {
-    const connection = this.acquired();
-    const client = await connection.ready();
-    const cache = this.cache;
-    if (cache === undefined || cache.epoch !== connection.epoch) return undefined;
+  private async readChanges(connection: PgConnection, client: pg.Client, cache: Cache): Promise<{ removed: string; inserted: string } | undefined> {
     try {
       const changed = (await connection.query<RowsRead>(client, CHANGED_QUERY, undefined, [cache.horizon])).rows[0];
       this.reads.changes++;
       if (changed === undefined) return undefined;
       const upserts = rowsById(changed.rows);
-      let changes: { removed: string; inserted: string } | undefined;
-      if (changed.n === cache.count + newIn(cache, upserts).length) {
-        changes = edit(cache, upserts, []);
-        cache.horizon = changed.horizon;
-        cache.count = changed.n;
-      } else {
+      if (changed.n !== cache.count + newIn(cache, upserts).length) {
         // Rows were deleted: find them by bucket.
-        changes = await this.readDeletions(connection, client, cache);
+        return await this.readDeletions(connection, client, cache);
       }
-      if (changes === undefined) return undefined;
-      connection.lastSyncAt = Date.now();
-      return { format: POSTGRES_FORMAT, routing: 'entry-point', ...changes };
+      const changes = edit(cache, upserts, []);
+      cache.horizon = changed.horizon;
+      cache.count = changed.n;
+      return changes;
     } catch (err) {
-      // The cache may be part way through a change: the next read is whole.
-      this.cache = undefined;
+      // Only a statement fails, before edit() takes anything into the cache: the last answer stands.
       throw this.readError(err);
     }
   }
@@ -441,6 +461,11 @@ class PostgresWatch implements ChangeWatch {
     return this.connection.status();
   }
 
+  /** The watch's connection LISTENs (at connect), or a bounded wait for it ended (the connection's own). */
+  async ready(): Promise<void> {
+    await this.connection.ready().catch(() => {});
+  }
+
   /** A read on the reader thread (over its own connection) succeeded. */
   synced(): void {
     this.connection.lastSyncAt = Date.now();
@@ -454,9 +479,9 @@ class PostgresWatch implements ChangeWatch {
 }
 
 /**
- * The PostgreSQL store kind. A large map is read on the reader thread like
- * a file map (the thread opens a connection of its own), so that neither
- * a full read nor the comparison with the last one holds up requests.
+ * The PostgreSQL store kind. The map is read on the reader thread like a
+ * file map (the thread opens a connection of its own), so that neither a
+ * whole read nor the comparison with the cache holds up requests.
  */
 export function postgresStoreKind(tuning: PostgresTuning = POSTGRES_TUNING): StoreKind {
   return {

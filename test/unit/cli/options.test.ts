@@ -50,7 +50,6 @@ test('resolveOptions refuses a bad value of every option, naming the option as g
     webSocketIdleTimeoutMs: [-5],
     xfwd: [0],
     corsOrigins: ['https://a.example', ['galaxy.example.org']],
-    mapThreadFrom: [-1, 0.5],
     galaxyUrl: ['', 'galaxy.example.org', 'javascript:alert(1)', 'ftp://galaxy.example.org/', 'https://u:p@galaxy.example.org/', 3],
     errorPagesDir: ['', 3],
     startingPageTimeoutMs: [-1, MAX_TIMER_MS + 1, '600000'],

@@ -12,7 +12,7 @@ import {
   resolveOptions,
 } from '../../../src/options.js';
 import { buildProgram, commandLineMessage, GIE_FRONT_DOOR, optionsFromProgram, type FrontDoor } from '../../../src/cli/program.js';
-import { MIN_FILE_POLL_MS } from '../../../src/session-map/file-store.js';
+import { MIN_FILE_POLL_MS } from '../../../src/session-map/file/file-store.js';
 
 /** Parses `args` in process; resolves what commander wrote to stderr, or the options. */
 function parse(args: string[], door: FrontDoor = GIE_FRONT_DOOR): ReturnType<typeof optionsFromProgram> | { error: string } {
@@ -199,14 +199,13 @@ test('the commander options are the table rows with a flag, in table order', () 
     buildProgram().options.map((o) => o.flags),
     ['-V, --version', ...flags],
   );
-  assert.equal(OPTION_TABLE.mapThreadFrom.flag, undefined, 'programmatic only');
   assert.equal(OPTION_TABLE.reloadDebounceMs.flag, undefined, 'programmatic only');
 });
 
 test('a ConfigError met on the command line is reported in commander words with the flag', () => {
   const err = new ConfigError('cookieName', 'a b', 'must be a cookie name');
   assert.equal(commandLineMessage(err), "error: option '--cookie <cookiename>' argument 'a b' is invalid. must be a cookie name.");
-  assert.equal(commandLineMessage(new ConfigError('mapThreadFrom', '-1', 'must be a whole number')), 'error: option mapThreadFrom: "-1" must be a whole number');
+  assert.equal(commandLineMessage(new ConfigError('reloadDebounceMs', '-1', 'must be a whole number')), 'error: option reloadDebounceMs: "-1" must be a whole number');
 });
 
 test('Interactive Tools options: the gx-it-proxy door, the prefix normalised, the allow-list checked, --pollingInterval as --poll-interval', async () => {

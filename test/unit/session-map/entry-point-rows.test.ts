@@ -2,10 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { checkEntryPointRow, checkRow, ENTRY_POINT_SKIP, infoFlags, parseRoutableEntryPoint, splitIdentity, toSnapshot } from '../../../src/session-map/rows.js';
-import { SqliteSessionMap } from '../../../src/session-map/sqlite-store.js';
+import { checkEntryPointRow, checkRow, ENTRY_POINT_SKIP, infoFlags, parseRoutableEntryPoint, splitIdentity } from '../../../src/session-map/rows.js';
+import { toSnapshot } from '../../../src/admin/check.js';
+import { SqliteSessionMap } from '../../../src/session-map/file/sqlite-store.js';
 import { galaxyInfo, LegacyItWriter, SqlAlchemyItWriter } from '../../helpers/galaxy-it-map.js';
 import { tempDir } from '../../helpers/galaxy-map.js';
+import { whole } from '../../helpers/map-read.js';
 
 test("info: Galaxy's JSON (>= 23.1) and NULL (older) become flags; anything else is a skip reason", () => {
   assert.equal(infoFlags(''), '0');
@@ -76,7 +78,7 @@ test('the SQLite store reads gxitproxy as both Galaxy writers write it: NULLs as
       w.save({ key: 'k5', token: 't5', host: 'h', port: 3 }); // Galaxy's default info
       w.close();
       const store = new SqliteSessionMap(join(dir, name));
-      const read = store.read();
+      const read = whole(store.read(true));
       store.close();
       assert.equal(read.format, 'sqlite gxitproxy');
       assert.equal(read.routing, 'entry-point');

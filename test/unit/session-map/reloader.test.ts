@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { createLogger } from '../../../src/log.js';
-import { InlineMapReader, READER_NICE, THREAD_YOUNG_GENERATION_MB, type MapReader } from '../../../src/session-map/reader.js';
+import { InlineMapReader, THREAD_YOUNG_GENERATION_MB, WorkerMapReader, type MapReader } from '../../../src/session-map/reader.js';
+import { READER_NICE } from '../../../src/session-map/producer.js';
 import { MapReloader, type MapReloaderOptions } from '../../../src/session-map/reloader.js';
 import { RouteTable } from '../../../src/routing/route-table.js';
 import { MAP_LOG, ReloadReporter } from '../../../src/session-map/reload-report.js';
@@ -18,13 +19,16 @@ import { GalaxySqliteWriter, galaxyJson, tempDir } from '../../helpers/galaxy-ma
 import { LogCapture } from '../../helpers/logs.js';
 import { waitUntil } from '../../helpers/wait.js';
 
-function setup(t: TestContext, file: string, options: Partial<MapReloaderOptions> = {}) {
+/** A reloader of the map `file` in a temp dir; `thread`: read on the reader thread, as the daemon does (default: inline). */
+function setup(t: TestContext, file: string, options: MapReloaderOptions = {}, thread = false) {
   const tmp = tempDir();
   const path = join(tmp.dir, file);
   const logs = new LogCapture();
   const table = new RouteTable();
   const report = new ReloadReporter(path, createLogger({ verbose: false, destination: logs.stream }));
-  const reloader = new MapReloader(path, table, report, { workerThreshold: Infinity, ...options });
+  const threadFailed = (err: Error): void => report.threadFailed(err);
+  const reader = options.reader ?? (thread ? new WorkerMapReader(path, threadFailed) : undefined);
+  const reloader = new MapReloader(path, table, report, { ...options, ...(reader === undefined ? {} : { reader }) });
   t.after(() => {
     reloader.close();
     tmp.remove();
@@ -110,11 +114,13 @@ test('a half-written JSON file is retried by itself: the complete file is routed
   assert.equal(await reloader.reload(), 'failed');
   const reloaded = logs.next(MAP_LOG.reloaded, 2000);
   writeFileSync(path, full); // nobody calls reload(): the retry timer must
-  assert.equal((await reloaded).sessions, 2);
+  const retried = await reloaded;
+  assert.equal(retried.sessions, 2);
+  assert.equal(retried.update, 'diff', 'the store kept its last answer through the failure');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
 });
 
-test('a database locked by a writer is reported busy and retried by itself once the lock goes', async (t) => {
+test('a database locked by a writer is reported busy and retried by itself once the lock goes, reading only what changed', async (t) => {
   const { path, logs, reloader, ports } = setup(t, 'session_map.sqlite');
   const galaxy = new GalaxySqliteWriter(path);
   galaxy.addSession('alice', '127.0.0.1', 8001);
@@ -128,7 +134,9 @@ test('a database locked by a writer is reported busy and retried by itself once 
   assert.deepEqual(ports(), { alice: 8001 });
   const reloaded = logs.next(MAP_LOG.reloaded, 2000);
   holder.exec('COMMIT');
-  assert.equal((await reloaded).sessions, 2);
+  const retried = await reloaded;
+  assert.equal(retried.sessions, 2);
+  assert.equal(retried.update, 'diff', 'the store kept its last answer through the failure');
   assert.deepEqual(ports(), { alice: 8001, bob: 8002 });
 });
 
@@ -177,15 +185,12 @@ test('skipped entries: one warning with counts per reason, again only when they 
 });
 
 test('if the reader thread dies, reads carry on on the main thread (one error, then a full rebuild)', async (t) => {
-  const { path, logs, reloader, ports } = setup(t, 'session_map.sqlite', { workerThreshold: 1 });
+  const { path, logs, reloader, ports } = setup(t, 'session_map.sqlite', {}, true);
   const galaxy = new GalaxySqliteWriter(path);
   galaxy.addSession('alice', '127.0.0.1', 8001);
   await reloader.reload();
   galaxy.addSession('bob', '127.0.0.1', 8002);
   assert.equal(await reloader.reload(), 'reloaded');
-  assert.ok(reloader.readsOnThread);
-  // The thread's first read (it starts with one), so that none is pending when it dies.
-  assert.equal(await reloader.reload(), 'unchanged');
   // Stand-in for a crash of the thread (a bug, or running out of memory).
   const thread = (reloader as unknown as { reader: { worker: Worker } }).reader.worker;
   const failed = logs.next(MAP_LOG.threadFailed, 5000);
@@ -210,15 +215,14 @@ function threadNices(): number[] {
   });
 }
 
-/** A reloader of a two-session map (alice, bob) whose reads have moved to the reader thread. */
+/** A reloader of a two-session map (alice, bob) that reads on the reader thread. */
 async function onReaderThread(t: TestContext) {
-  const { path, reloader, ports } = setup(t, 'session_map.sqlite', { workerThreshold: 1 });
+  const { path, reloader, ports } = setup(t, 'session_map.sqlite', {}, true);
   const galaxy = new GalaxySqliteWriter(path);
   galaxy.addSession('alice', '127.0.0.1', 8001);
   await reloader.reload();
   galaxy.addSession('bob', '127.0.0.1', 8002);
   await reloader.reload();
-  assert.ok(reloader.readsOnThread);
   return { galaxy, reloader, ports };
 }
 

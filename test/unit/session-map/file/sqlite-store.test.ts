@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteSessionMap, WHOLE_READ_CHUNK } from '../../../src/session-map/sqlite-store.js';
-import { toSnapshot } from '../../../src/session-map/rows.js';
-import { GalaxySqliteWriter, GXPROXY2, OlderGalaxySqliteWriter, tempDir } from '../../helpers/galaxy-map.js';
-import { openSessionMap, read, targets, temp } from '../../helpers/map-read.js';
+import { SqliteSessionMap, WHOLE_READ_CHUNK } from '../../../../src/session-map/file/sqlite-store.js';
+import { toSnapshot } from '../../../../src/admin/check.js';
+import { GalaxySqliteWriter, GXPROXY2, OlderGalaxySqliteWriter, tempDir } from '../../../helpers/galaxy-map.js';
+import { openSessionMap, read, targets, temp, whole } from '../../../helpers/map-read.js';
 
 test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothing changed', (t) => {
   const tmp = tempDir();
@@ -18,7 +18,7 @@ test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothin
   const source = new SqliteSessionMap(path);
   t.after(() => source.close());
   const version = source.version();
-  const snap = toSnapshot(source.read());
+  const snap = toSnapshot(whole(source.read(true)));
   assert.equal(snap.format, 'sqlite gxproxy2');
   assert.deepEqual([...snap.routes], [['k1', { host: 'localhost', port: 9001 }]]);
   assert.deepEqual(Object.fromEntries(snap.skipped), { 'missing host': 1, 'non-numeric port': 1, 'port out of range': 1 });
@@ -26,7 +26,7 @@ test('SQLite map: reads gxproxy2, skips bad rows with reasons, knows when nothin
   writer.addSession('k5', 'h', 1);
   const next = source.version();
   assert.notEqual(next, version);
-  assert.equal(toSnapshot(source.read()).routes.size, 2);
+  assert.equal(toSnapshot(whole(source.read(true))).routes.size, 2);
   assert.equal(source.version(), next);
 });
 
@@ -106,12 +106,12 @@ test('sqlite in WAL mode: commits still in the -wal file are read and change ver
   insert.run('alice', '127.0.0.1', 8001);
   const source = openSessionMap(path);
   t.after(() => source.close());
-  assert.deepEqual(targets(toSnapshot(await source.read())), { alice: '127.0.0.1:8001' });
+  assert.deepEqual(targets(toSnapshot(whole(await source.read(true)))), { alice: '127.0.0.1:8001' });
   const before = await source.version();
   assert.equal(await source.version(), before, 'nothing committed: same version');
   insert.run('bob', '127.0.0.1', 8002);
   assert.notEqual(await source.version(), before, 'a commit in the WAL changes the version');
-  assert.deepEqual(targets(toSnapshot(await source.read())), { alice: '127.0.0.1:8001', bob: '127.0.0.1:8002' });
+  assert.deepEqual(targets(toSnapshot(whole(await source.read(true)))), { alice: '127.0.0.1:8001', bob: '127.0.0.1:8002' });
   assert.equal(writer.pragma('journal_mode', { simple: true }), 'wal');
   assert.ok(statSync(`${path}-wal`).size > 0, 'the commits are still in the WAL file');
 });
@@ -127,7 +127,7 @@ test('a whole read goes through the table in chunks, in rowid order, within one 
   galaxy.removeSession('k0'); // the first rowid is not 1
   const store = new SqliteSessionMap(path);
   t.after(() => store.close());
-  const read = store.read();
+  const read = whole(store.read(true));
   const lines = read.rows.split('\n').slice(0, -1);
   assert.equal(lines.length, n - 1);
   assert.equal(lines[0], 'k1\tlocalhost\t2');
@@ -137,5 +137,6 @@ test('a whole read goes through the table in chunks, in rowid order, within one 
   assert.equal(snap.routes.size, n - 2);
   assert.deepEqual(Object.fromEntries(snap.skipped), { 'malformed host': 1 });
   galaxy.addSession('k5', 'localhost', 5); // the ledger of a chunked read tells what it replaced
-  assert.deepEqual(store.readChanges(), { format: 'sqlite gxproxy2', routing: 'cookie', removed: 'k5\tlocalhost\t6\n', inserted: 'k5\tlocalhost\t5\n' });
+  assert.deepEqual(store.read(false), { kind: 'changes', format: 'sqlite gxproxy2', routing: 'cookie', removed: 'k5\tlocalhost\t6\n', inserted: 'k5\tlocalhost\t5\n' });
+  assert.deepEqual(store.reads, { whole: 1, changes: 1 });
 });

@@ -1,15 +1,19 @@
 /**
- * The differ turns successive reads into small updates. Whatever the edits,
- * applying its updates must give exactly the map a full read gives.
+ * The producer's conversion of a store's answers (whole, or the changes
+ * since its last answer) into updates for the route table, keeping only
+ * counts. Whatever the edits, applying its updates must give exactly the map
+ * a whole read gives, with the same session and skip counts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { align, MAX_DIFF_ENTRIES, MapDiffer, type MapUpdate } from '../../../src/session-map/differ.js';
-import { forEachRow, rowLine, toSnapshot } from '../../../src/session-map/rows.js';
-import type { MapRead } from '../../../src/session-map/store.js';
+import { UpdateMaker, type MapUpdate } from '../../../src/session-map/producer.js';
+import { align, forEachRow, rowLine } from '../../../src/session-map/rows.js';
+import { toSnapshot } from '../../../src/admin/check.js';
+import { MAX_DIFF_ENTRIES, type MapChanges, type MapRead } from '../../../src/session-map/store.js';
 
 type Row = [string, string, string];
 const read = (rows: Row[], uniqueKeys = true): MapRead => ({
+  kind: 'whole',
   format: 'sqlite gxproxy2',
   routing: 'cookie',
   rows: rows.map(([k, h, p]) => rowLine(k, h, p)).join(''),
@@ -26,6 +30,16 @@ function apply(map: Map<string, string>, update: MapUpdate): Map<string, string>
   return next;
 }
 
+/** What a store that keeps its last answer's rows answers (json-store.ts): the rows lined up with the last answer's. */
+function changes(before: MapRead, after: MapRead): MapChanges {
+  return { kind: 'changes', format: after.format, routing: after.routing, ...align(before.rows, after.rows) };
+}
+
+/** The update for `answer`, or for the whole map when the producer cannot take the changes (as UpdateProducer asks for it). */
+function updateFor(maker: UpdateMaker, answer: MapChanges, now: MapRead): MapUpdate {
+  return maker.next(answer) ?? maker.next(now)!;
+}
+
 const truth = (r: MapRead): Map<string, string> =>
   new Map([...toSnapshot(r).routes].map(([k, { host, port }]) => [k, `${host}:${port}`]));
 
@@ -39,23 +53,13 @@ function random(seed: number): () => number {
   };
 }
 
-test('align finds appended, removed, changed and moved rows', () => {
-  const rows = (keys: string[]) => keys.map((k) => rowLine(k, 'h', String(k.length + 8000))).join('');
-  const base = rows(['a', 'bb', 'ccc', 'dd', 'e']);
-  assert.deepEqual(align(base, rows(['a', 'bb', 'ccc', 'dd', 'e', 'f'])), { removed: '', inserted: rows(['f']) });
-  assert.deepEqual(align(base, rows(['a', 'bb', 'dd', 'e'])), { removed: rows(['ccc']), inserted: '' });
-  assert.deepEqual(align(base, rows(['a', 'ccc', 'dd', 'e', 'bb'])), { removed: rows(['bb']), inserted: rows(['bb']) });
-  assert.deepEqual(align(base, rows(['x', 'a', 'bb', 'ccc', 'dd', 'e'])), { removed: '', inserted: rows(['x']) });
-  const changed = base.replace('ccc\th\t8003', 'ccc\th\t9003');
-  assert.deepEqual(align(base, changed), { removed: rows(['ccc']), inserted: 'ccc\th\t9003\n' });
-});
-
 test("random edits of Galaxy's kinds (add, re-add, update, delete, bad rows, bulk): the updates rebuild exactly the map", () => {
   const next = random(20240611);
   const pick = <T>(list: T[]): T => list[Math.floor(next() * list.length)];
   let rows: Row[] = Array.from({ length: MAX_DIFF_ENTRIES + 100 }, (_, i) => [`k${i}`, '127.0.0.1', String(8000 + i)]);
-  const differ = new MapDiffer();
-  let map = apply(new Map(), differ.next(read(rows)));
+  const maker = new UpdateMaker();
+  let last = read(rows);
+  let map = apply(new Map(), maker.next(last)!);
   const kinds = new Set<string>();
   for (let round = 0; round < 300; round++) {
     const edits = next() < 0.1 ? 1 + Math.floor(next() * 30) : 1;
@@ -70,7 +74,8 @@ test("random edits of Galaxy's kinds (add, re-add, update, delete, bad rows, bul
     }
     if (next() < 0.02) rows = rows.map((r): Row => [r[0], r[1], String(Number(r[2]) % 60000 + 1)]); // bulk: every row
     const r = read(rows);
-    const update = differ.next(r);
+    const update = updateFor(maker, changes(last, r), r);
+    last = r;
     kinds.add(update.kind);
     map = apply(map, update);
     assert.deepEqual(map, truth(r), `round ${round}`);
@@ -81,31 +86,37 @@ test("random edits of Galaxy's kinds (add, re-add, update, delete, bad rows, bul
   assert.deepEqual(kinds, new Set(['diff', 'full', 'same']), 'every kind of update was exercised');
 });
 
-test(`a change of more than ${MAX_DIFF_ENTRIES} sessions is a full rebuild; keys that may repeat always are`, () => {
+test(`a change of more than ${MAX_DIFF_ENTRIES} sessions, or a repeated identity, cannot be a diff: the whole map is asked for; keys that may repeat are always a rebuild`, () => {
   const rows: Row[] = Array.from({ length: MAX_DIFF_ENTRIES + 10 }, (_, i) => [`k${i}`, 'h', '8000']);
-  const differ = new MapDiffer();
-  differ.next(read(rows));
-  assert.equal(differ.next(read(rows.map((r): Row => [r[0], r[1], '8001']))).kind, 'full');
-  assert.equal(differ.next(read([...rows, ['x', 'h', '1']].map((r): Row => [r[0], r[1], '8001']))).kind, 'diff');
+  const maker = new UpdateMaker();
+  const first = read(rows);
+  maker.next(first);
+  const moved = read(rows.map((r): Row => [r[0], r[1], '8001']));
+  assert.equal(maker.next(changes(first, moved)), undefined);
+  assert.equal(maker.next(moved)?.kind, 'full');
+  const more = read([...rows, ['x', 'h', '1']].map((r): Row => [r[0], r[1], '8001']));
+  assert.equal(maker.next(changes(moved, more))?.kind, 'diff');
+  const twice: MapChanges = { kind: 'changes', format: 'sqlite gxproxy2', routing: 'cookie', removed: '', inserted: rowLine('y', 'h', 1) + rowLine('y', 'h', 2) };
+  assert.equal(maker.next(twice), undefined);
 
-  const legacy = new MapDiffer();
-  legacy.next(read([['a', 'h', '1'], ['a', 'h', '2']], false));
+  const legacy = new UpdateMaker();
   const update = legacy.next(read([['a', 'h', '1'], ['a', 'h', '2'], ['a', 'h', '3']], false));
-  assert.equal(update.kind, 'full');
-  assert.equal(update.sessions, 1);
+  assert.equal(update?.kind, 'full');
+  assert.equal(update?.sessions, 1);
+  assert.equal(new UpdateMaker().next(twice), undefined, 'changes before any whole answer');
 });
 
 test('a full rebuild of a map with unique keys passes the valid rows through: none dropped, every invalid one counted, the read itself when all are valid', () => {
   const good: Row[] = [['a', 'h', '1'], ['b', 'h', '2'], ['c', 'h', '3']];
   const clean = read(good);
-  const all = new MapDiffer().next(clean);
+  const all = new UpdateMaker().next(clean)!;
   assert.ok(all.kind === 'full');
   assert.equal(all.rows, clean.rows, 'no copy when every row is valid');
   assert.equal(all.sessions, 3);
   assert.deepEqual(all.skipped, []);
 
   const mixed = read([['', 'h', '1'], ['a', 'h', '1'], ['b', '', '2'], ['c', 'h', 'x'], ['d', 'h', '4'], ['e', 'h', '70000']]);
-  const update = new MapDiffer().next(mixed);
+  const update = new UpdateMaker().next(mixed)!;
   assert.ok(update.kind === 'full');
   assert.equal(update.rows, [['a', 'h', '1'], ['d', 'h', '4']].map(([k, h, p]) => rowLine(k, h, p)).join(''));
   assert.equal(update.sessions, 2);
@@ -114,7 +125,7 @@ test('a full rebuild of a map with unique keys passes the valid rows through: no
 
   // A last row without its newline (a store that trims) still ends with one.
   const trimmed: MapRead = { ...clean, rows: clean.rows.slice(0, -1) };
-  const fromTrimmed = new MapDiffer().next(trimmed);
+  const fromTrimmed = new UpdateMaker().next(trimmed)!;
   assert.ok(fromTrimmed.kind === 'full');
   assert.equal(fromTrimmed.rows, clean.rows);
 });

@@ -1,10 +1,9 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { SessionMapError, type SessionMapFailure } from './store.js';
-import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from './rows.js';
-import type { FileMap, MapChanges, MapRead, MapRouting } from './store.js';
-import { RowLedger, type LedgerHandover } from './sqlite-ledger.js';
-import { MAX_DIFF_ENTRIES } from './differ.js';
+import { ChangeCheck, MAX_DIFF_ENTRIES, SessionMapError, VERIFY_AFTER_MS, type SessionMapFailure } from '../store.js';
+import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from '../rows.js';
+import type { FileMap, MapAnswer, MapChanges, MapRead, MapRouting } from '../store.js';
+import { RowLedger } from './sqlite-ledger.js';
 
 /**
  * How long one read may wait for Galaxy's writer. better-sqlite3 waits by
@@ -46,7 +45,7 @@ const KEY_IS_UNIQUE = `SELECT count(*) FROM pragma_index_list('gxproxy2') AS il
 /**
  * One gxitproxy row as a raw row line (rows.ts). The two values nearly every
  * row holds, Galaxy's key type and Galaxy's default `info`, are written in
- * their short forms: a third of the text to build, hand over and compare at
+ * their short forms: a third of the text to build, send and compare at
  * 100,000 entry points.
  */
 function gxitproxyLine(value: (column: string) => string): string {
@@ -77,28 +76,24 @@ export class SqliteSessionMap implements FileMap {
   private fileId: string | undefined;
   /** A descriptor of the file for its header (commitCounter), opened and closed with the connection. */
   private headerFd: number | undefined;
-  /** What the reads so far saw, for reads of changes; undefined: the next read must be whole. */
+  /** What the store last answered, for answers of changes; undefined: the next answer is whole. */
   private ledger: RowLedger | undefined;
+  /** When changes read on their own (the blind spot below) are next checked by a whole read. */
+  private readonly check: ChangeCheck;
+  /** Reads of the whole table, and of the changes alone (tests, benches). */
+  readonly reads = { whole: 0, changes: 0 };
 
-  /** `handedOver`: what the same map's store on another thread had seen (see `handOver`). */
+  /** `verifyAfterMs` (tests) replaces VERIFY_AFTER_MS. */
   constructor(
     readonly path: string,
-    handedOver?: LedgerHandover,
+    verifyAfterMs = VERIFY_AFTER_MS,
   ) {
-    if (handedOver !== undefined) this.ledger = RowLedger.from(handedOver);
-  }
-
-  /**
-   * What this store has seen of the map, for a store on another thread to
-   * carry on from with reads of changes (undefined: its first read is whole).
-   * The ledger says which file and table it holds for, so a map replaced in
-   * between is read whole all the same.
-   */
-  handOver(): LedgerHandover | undefined {
-    return this.ledger?.handOver();
+    this.check = new ChangeCheck(verifyAfterMs);
   }
 
   version(): string | undefined {
+    // Changes read on their own are due for their check: a read, whatever the file says.
+    if (this.check.due) return undefined;
     try {
       const id = fileIdentity(this.path);
       if (id === undefined) {
@@ -107,68 +102,51 @@ export class SqliteSessionMap implements FileMap {
       }
       return `${id}:${this.connection(id).pragma('data_version', { simple: true }) as number}`;
     } catch {
-      this.close();
+      // The ledger stays: it holds while the file stays the same file (its `file` says).
+      this.disconnect();
       return undefined; // let read() produce the real error
     }
   }
 
-  read(): MapRead {
-    this.ledger = undefined;
+  /**
+   * The whole table (`whole`), or what changed since the last answer. The
+   * changes are read on their own when they can be (readTableChanges); otherwise
+   * the whole table is read and answered as the changes against the ledger,
+   * by rowid, unless more than MAX_DIFF_ENTRIES rows changed. A table whose
+   * identities may repeat (and the older `gxproxy`) is always answered whole.
+   */
+  read(whole: boolean): MapAnswer {
+    const ledger = this.ledger;
+    this.ledger = undefined; // until this read has succeeded
     try {
       const id = this.existingFile();
       const db = this.connection(id);
       // One read transaction, so the table list and the rows agree.
-      return db.transaction(() => {
+      return db.transaction((): MapAnswer => {
         const table = this.table(db);
         if (table === 'gxproxy') return readOlderTable(db);
-        const { read, ledger } = readWholeTable(db, table, sameFile(id), () => this.commitCounter());
-        this.ledger = ledger;
-        return read;
+        const before = ledger?.table === table.name ? ledger : undefined;
+        if (!whole && before !== undefined && !this.check.due && before.file === sameFile(id)) {
+          const changes = readTableChanges(db, table, before, () => this.commitCounter());
+          if (changes !== undefined) {
+            this.ledger = before;
+            this.reads.changes++;
+            this.check.changesRead(changes);
+            return changes;
+          }
+        }
+        const { read, ledger: after } = readWholeTable(db, table, sameFile(id), () => this.commitCounter());
+        this.reads.whole++;
+        this.check.wholeRead();
+        this.ledger = after;
+        const changes = whole || before === undefined || after === undefined ? undefined : before.changesTo(after, MAX_DIFF_ENTRIES);
+        return changes === undefined ? read : { kind: 'changes', format: read.format, routing: read.routing, ...changes };
       }).deferred();
     } catch (err) {
-      throw this.translate(err);
-    }
-  }
-
-  /**
-   * What changed since the previous read, read without reading the whole
-   * table: Galaxy's writers DELETE a row and INSERT it again, so a new or
-   * replaced row has a rowid past the highest one read so far. One read
-   * transaction fetches those rows, `count(*)`, the highest rowid, the row at
-   * the highest rowid read before and the file change counter (SQLite's count
-   * of commits), and the ledger (sqlite-ledger.ts) says which earlier rows the
-   * new ones replaced. Anything those figures do not account for gives
-   * undefined, and the caller reads the whole table:
-   *
-   * - rows deleted beyond the replaced ones are found by their rowids (a
-   *   rowid-only scan), and must then account for the count exactly;
-   * - more commits than rows added, replaced or deleted: a commit changed rows
-   *   in place (an UPDATE), or did nothing the checks can see;
-   * - a lower highest rowid, or another row at the old highest rowid
-   *   (VACUUM renumbering, a rowid used again after the top row was deleted);
-   * - WAL mode (SQLite keeps no change counter there), another file or table,
-   *   a row whose identity cannot be told, more than MAX_CHANGED_ROWS rows.
-   *
-   * Blind spot, covered by the caller's periodic whole read (update.ts): one
-   * transaction that both changes rows in place and adds or deletes rows
-   * (Galaxy never writes one; an admin's script may).
-   */
-  readChanges(): MapChanges | undefined {
-    const ledger = this.ledger;
-    if (ledger === undefined) return undefined;
-    this.ledger = undefined; // until this read has succeeded
-    try {
-      const id = this.existingFile();
-      if (ledger.file !== sameFile(id)) return undefined; // another file: no earlier read of it
-      const db = this.connection(id);
-      const changes = db.transaction(() => {
-        const table = this.table(db);
-        return table !== 'gxproxy' && table.name === ledger.table ? readTableChanges(db, table, ledger, () => this.commitCounter()) : undefined;
-      }).deferred();
-      if (changes !== undefined) this.ledger = ledger;
-      return changes;
-    } catch (err) {
-      throw this.translate(err);
+      const error = this.translate(err);
+      // A busy database failed the read before it recorded anything: the last answer stands.
+      if (error.failure === 'busy') this.ledger = ledger;
+      throw error;
     }
   }
 
@@ -276,7 +254,7 @@ interface WholeTable {
   readonly unique: string;
   /** How many leading fields of a row line make its identity. */
   readonly identityFields: 1 | 2;
-  /** The statements of a read of changes (readChanges). */
+  /** The statements of a read of changes (readTableChanges). */
   readonly count: string;
   readonly max: string;
   /** The row line at one rowid (values with a newline made unusable, as in every query below). */
@@ -335,11 +313,11 @@ function readWholeTable(
     from = BigInt(rowids!.slice(rowids!.lastIndexOf(',') + 1)) + 1n;
   }
   const uniqueKeys = (db.prepare(table.unique).pluck().get() as number) > 0;
-  const read: MapRead = { format: table.format, routing: table.routing, rows: flat(chunks.join('')), uniqueKeys, skipped: new Map() };
+  const read: MapRead = { kind: 'whole', format: table.format, routing: table.routing, rows: flat(chunks.join('')), uniqueKeys, skipped: new Map() };
   // Read under the same shared lock as the rows (taken by the first SELECT): no commit can come between.
   const commits = counter();
   const rowids = parseRowids(rowidChunks.join(','));
-  const ledger = uniqueKeys && commits !== undefined && rowids !== undefined ? new RowLedger(table.name, fileId, commits, read.rows, rowids, table.identityFields) : undefined;
+  const ledger = uniqueKeys && rowids !== undefined ? new RowLedger(table.name, fileId, commits, read.rows, rowids, table.identityFields) : undefined;
   return { read, ledger };
 }
 
@@ -368,14 +346,36 @@ function parseRowids(list: string | null): Float64Array | undefined {
   return out;
 }
 
-/** Most rows a read of changes takes (past it, a whole read): what the differ sends as a diff at most. */
+/** Most rows a read of changes takes (past it, a whole read): what the route table takes as a diff at most. */
 const MAX_CHANGED_ROWS = MAX_DIFF_ENTRIES;
 
-/** The changes since `ledger` (see SqliteSessionMap.readChanges), recorded in it; undefined when they cannot be told. */
+/**
+ * The changes since `ledger`, read without reading the whole table, and
+ * recorded in it: Galaxy's writers DELETE a row and INSERT it again, so a new or
+ * replaced row has a rowid past the highest one read so far. One read
+ * transaction fetches those rows, `count(*)`, the highest rowid, the row at
+ * the highest rowid read before and the file change counter (SQLite's count
+ * of commits), and the ledger (sqlite-ledger.ts) says which earlier rows the
+ * new ones replaced. Anything those figures do not account for gives
+ * undefined, and the store reads the whole table:
+ *
+ * - rows deleted beyond the replaced ones are found by their rowids (a
+ *   rowid-only scan), and must then account for the count exactly;
+ * - more commits than rows added, replaced or deleted: a commit changed rows
+ *   in place (an UPDATE), or did nothing the checks can see;
+ * - a lower highest rowid, or another row at the old highest rowid
+ *   (VACUUM renumbering, a rowid used again after the top row was deleted);
+ * - WAL mode (SQLite keeps no change counter there), another file or table,
+ *   a row whose identity cannot be told, more than MAX_CHANGED_ROWS rows.
+ *
+ * Blind spot, covered by the store's periodic whole read (ChangeCheck): one
+ * transaction that both changes rows in place and adds or deletes rows
+ * (Galaxy never writes one; an admin's script may).
+ */
 function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowLedger, counter: () => number | undefined): MapChanges | undefined {
   const count = db.prepare(table.count).pluck().get() as number;
   const commits = counter();
-  if (commits === undefined || commits < ledger.commits) return undefined;
+  if (commits === undefined || ledger.commits === undefined || commits < ledger.commits) return undefined;
   const max = db.prepare(table.max).pluck().get() as number;
   if (max < ledger.max) return undefined;
   if ((db.prepare(table.lineAt).pluck().get(ledger.max) as string | undefined) !== ledger.lineAt(ledger.max)) return undefined;
@@ -419,7 +419,7 @@ function readTableChanges(db: Database.Database, table: WholeTable, ledger: RowL
 
   const removedRows = removed.map((rowid) => ledger.lineAt(rowid) ?? '').join('');
   ledger.record(removed, tail, count, max, commits);
-  return { format: table.format, routing: table.routing, removed: removedRows, inserted: tail.map(([, line]) => line).join('') };
+  return { kind: 'changes', format: table.format, routing: table.routing, removed: removedRows, inserted: tail.map(([, line]) => line).join('') };
 }
 
 /** `rowid TAB row LF` lines as [rowid, row with its LF]; undefined when one is not of that form. */
@@ -464,7 +464,7 @@ function readOlderTable(db: Database.Database): MapRead {
     const { host, port } = splitHostPort(hostPort);
     rows.add(secret, host, port);
   }
-  return { format: 'sqlite gxproxy', routing: 'cookie', rows: rows.rows(), uniqueKeys: true, skipped: new Map() };
+  return { kind: 'whole', format: 'sqlite gxproxy', routing: 'cookie', rows: rows.rows(), uniqueKeys: true, skipped: new Map() };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
-import { SessionMapError } from './store.js';
-import { LastRowWins, rowLine, SkipCounter, splitHostPort } from './rows.js';
-import type { FileMap, MapRead } from './store.js';
+import { MAX_DIFF_ENTRIES, SessionMapError } from '../store.js';
+import { align, LastRowWins, rowLine, SkipCounter, splitHostPort } from '../rows.js';
+import type { FileMap, MapAnswer, MapRead } from '../store.js';
 
 /**
  * How long after its last change a file's size and times are not trusted to
@@ -22,10 +22,15 @@ const RACY_NS = 2_000_000_000n;
  * Two shapes, told apart per entry by the value:
  * - current: `{"<cookie>": {"host": "...", "port": 8080, "container_ids": [...], "container_interface": null}}`
  * - oldest: `{"<host>:<port>": "<cookie>"}`
+ *
+ * Keys cannot repeat in either shape once read (object keys; the last row of
+ * a cookie wins), so a read after the first is answered as the changes
+ * against the last answer, by lining the two up row by row (Galaxy rewrites
+ * the file in the same order, so they are mostly the same text).
  */
 export class JsonSessionMap implements FileMap {
   private racy = 0;
-  /** The text of the last good read and what it gave: a re-read of the same bytes is not parsed again. */
+  /** The text of the last answer and its rows: a re-read of the same bytes is not parsed again. */
   private last: { text: string; read: MapRead } | undefined;
 
   constructor(readonly path: string) {}
@@ -44,7 +49,19 @@ export class JsonSessionMap implements FileMap {
     return now - changed < RACY_NS ? `${id}:racy${++this.racy}` : id;
   }
 
-  read(): MapRead {
+  read(whole: boolean): MapAnswer {
+    const last = this.last;
+    const read = this.parse();
+    this.last = read;
+    if (whole || last === undefined || last.read.format !== read.read.format) return read.read;
+    if (last.read === read.read) return { kind: 'changes', format: read.read.format, routing: 'cookie', removed: '', inserted: '', skipped: read.read.skipped };
+    const changes = align(last.read.rows, read.read.rows);
+    if (countLines(changes.removed) + countLines(changes.inserted) > MAX_DIFF_ENTRIES) return read.read;
+    return { kind: 'changes', format: read.read.format, routing: 'cookie', ...changes, skipped: read.read.skipped };
+  }
+
+  /** The file's text and its rows; the last answer's when the bytes did not change. */
+  private parse(): { text: string; read: MapRead } {
     let text: string;
     try {
       text = readFileSync(this.path, 'utf8');
@@ -53,7 +70,7 @@ export class JsonSessionMap implements FileMap {
       const failure = code === 'ENOENT' || code === 'ENOTDIR' ? 'missing' : 'unreadable';
       throw new SessionMapError(failure, this.path, `session map ${this.path}: ${(err as Error).message}`, { cause: err });
     }
-    if (this.last?.text === text) return this.last.read;
+    if (this.last?.text === text) return this.last;
     if (text.trim() === '') {
       throw new SessionMapError('incomplete', this.path, `session map ${this.path} is empty (Galaxy may be writing it)`);
     }
@@ -71,9 +88,7 @@ export class JsonSessionMap implements FileMap {
     if (data === null || typeof data !== 'object' || Array.isArray(data)) {
       throw new SessionMapError('corrupt', this.path, `session map ${this.path} is JSON but not an object of sessions`);
     }
-    const read = toRows(data as Record<string, unknown>);
-    this.last = { text, read };
-    return read;
+    return { text, read: toRows(data as Record<string, unknown>) };
   }
 
   close(): void {
@@ -110,5 +125,11 @@ function toRows(data: Record<string, unknown>): MapRead {
     for (const [key, host, port] of entries) unique.add(key, host, port);
     rows = unique.rows();
   }
-  return { format, routing: 'cookie', rows, uniqueKeys: true, skipped: skipped.byReason };
+  return { kind: 'whole', format, routing: 'cookie', rows, uniqueKeys: true, skipped: skipped.byReason };
+}
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }

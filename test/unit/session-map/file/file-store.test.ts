@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { toSnapshot } from '../../../src/session-map/rows.js';
-import { GalaxySqliteWriter, galaxyJson, writeSqliteMapFile } from '../../helpers/galaxy-map.js';
-import { failure, openSessionMap, read, targets, temp } from '../../helpers/map-read.js';
+import { toSnapshot } from '../../../../src/admin/check.js';
+import { GalaxySqliteWriter, galaxyJson, writeSqliteMapFile } from '../../../helpers/galaxy-map.js';
+import { failure, openSessionMap, read, targets, temp, whole } from '../../../helpers/map-read.js';
 
 test('a file that starts with the SQLite header is SQLite whatever its name; otherwise .sqlite is SQLite, anything else JSON', async (t) => {
   const dir = temp(t);
@@ -32,17 +32,17 @@ test('a map whose format changes under the same name is followed (JSON replaced 
   t.after(() => source.close());
   writeFileSync(path, galaxyJson([['alice', '127.0.0.1', 8001]]));
   const v1 = await source.version();
-  assert.equal(toSnapshot(await source.read()).format, 'json');
+  assert.equal(toSnapshot(whole(await source.read(true))).format, 'json');
   writeSqliteMapFile(join(dir, 'next'), 'gxproxy2', [['bob', '127.0.0.1', 8002]]);
   copyFileSync(join(dir, 'next'), path); // same file, new content
   assert.notEqual(await source.version(), v1);
-  const s = toSnapshot(await source.read());
+  const s = toSnapshot(whole(await source.read(true)));
   assert.equal(s.format, 'sqlite gxproxy2');
   assert.deepEqual(targets(s), { bob: '127.0.0.1:8002' });
   const v2 = await source.version();
   writeFileSync(path, galaxyJson([['carol', '127.0.0.1', 8003]]));
   assert.notEqual(await source.version(), v2);
-  assert.deepEqual(targets(toSnapshot(await source.read())), { carol: '127.0.0.1:8003' });
+  assert.deepEqual(targets(toSnapshot(whole(await source.read(true)))), { carol: '127.0.0.1:8003' });
 });
 
 test('failures are classified: missing, no table yet, corrupt, empty or half-written JSON, JSON of the wrong shape', async (t) => {

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MapWatcher } from '../../../src/session-map/watcher.js';
-import { tempDir } from '../../helpers/galaxy-map.js';
+import { MapWatcher } from '../../../../src/session-map/file/watcher.js';
+import { tempDir } from '../../../helpers/galaxy-map.js';
 
 test('the watcher folds a burst of file events into one notification', async (t) => {
   const tmp = tempDir();

@@ -1,8 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { JsonSessionMap } from './json-store.js';
 import { SqliteSessionMap } from './sqlite-store.js';
-import type { LedgerHandover } from './sqlite-ledger.js';
-import type { ChangeWatch, ChangeWatchOptions, FileMap, MapChanges, MapRead, MapStore, StoreKind } from './store.js';
+import type { ChangeWatch, ChangeWatchOptions, FileMap, MapAnswer, MapStore, StoreKind } from '../store.js';
 import { MapWatcher } from './watcher.js';
 
 /** The shortest poll of a file map (ms); a shorter --poll-interval counts as this. */
@@ -33,8 +32,8 @@ export function hasSqliteHeader(path: string): boolean {
  * is followed.
  */
 export const fileStores: StoreKind = {
-  open(path: string, handedOver?: unknown): MapStore {
-    return new FileStore(path, handedOver as FileHandover | undefined);
+  open(path: string): MapStore {
+    return new FileStore(path);
   },
   watch(path: string, options: ChangeWatchOptions, onMaybeChanged: () => void): ChangeWatch {
     // A stat every few milliseconds at most: 0 would re-read the map in a busy loop.
@@ -42,26 +41,13 @@ export const fileStores: StoreKind = {
   },
 };
 
-/** What a file store hands over to another thread: the SQLite store's ledger, when it has one. */
-type FileHandover = { readonly sqlite: LedgerHandover } | undefined;
-
 /** The map file at `path`, as SQLite or JSON as its name and first bytes say. */
 class FileStore implements MapStore {
   private inner: FileMap | undefined;
   private readonly sqliteByName: boolean;
 
-  constructor(
-    readonly label: string,
-    /** Taken by the SQLite store when the file is SQLite at the first look. */
-    private handedOver?: FileHandover,
-  ) {
+  constructor(readonly label: string) {
     this.sqliteByName = label.endsWith('.sqlite');
-  }
-
-  handOver(): FileHandover {
-    if (this.inner === undefined) return this.handedOver;
-    const sqlite = this.inner instanceof SqliteSessionMap ? this.inner.handOver() : undefined;
-    return sqlite === undefined ? undefined : { sqlite };
   }
 
   version(): Promise<string | undefined> {
@@ -72,12 +58,8 @@ class FileStore implements MapStore {
     });
   }
 
-  read(): Promise<MapRead> {
-    return this.attempt(() => this.current().read());
-  }
-
-  readChanges(): Promise<MapChanges | undefined> {
-    return this.attempt(() => this.current().readChanges?.());
+  read(whole: boolean): Promise<MapAnswer> {
+    return this.attempt(() => this.current().read(whole));
   }
 
   close(): void {
@@ -90,13 +72,12 @@ class FileStore implements MapStore {
     return new Promise<T>((resolve) => resolve(fn()));
   }
 
-  /** The reader for what the file is now: a file that changes format is followed. */
+  /** The reader for what the file is now: a file that changes format is followed (its first answer whole). */
   private current(): FileMap {
     const sqlite = this.sqliteByName || hasSqliteHeader(this.label);
     if (this.inner === undefined || sqlite !== this.inner instanceof SqliteSessionMap) {
       this.inner?.close();
-      this.inner = sqlite ? new SqliteSessionMap(this.label, this.handedOver?.sqlite) : new JsonSessionMap(this.label);
-      this.handedOver = undefined;
+      this.inner = sqlite ? new SqliteSessionMap(this.label) : new JsonSessionMap(this.label);
     }
     return this.inner;
   }

@@ -6,8 +6,10 @@
  * still say which earlier rows that commit replaced or deleted (see
  * SqliteSessionMap.readChanges for the checks, and what they cannot see).
  *
- * The rows of the last whole read are kept as the read's own text, which the
- * differ keeps anyway (one string, no copy), plus two typed arrays.
+ * It is the store's memory of what it last answered: a whole read after it
+ * is answered as the changes against it (`changesTo`). The rows of the last
+ * whole read are kept as the read's own text (one string, no copy), plus
+ * three typed arrays.
  */
 export class RowLedger {
   /** Offset of each row of `base` (one more entry: the end of the text). */
@@ -35,19 +37,16 @@ export class RowLedger {
     /** The table read, and the file it was read from: the ledger holds only while both stay. */
     readonly table: string,
     readonly file: string,
-    /** The file change counter at the read (SQLite's count of commits, see sqlite-store.ts). */
-    public commits: number,
+    /**
+     * The file change counter at the read (SQLite's count of commits, see
+     * sqlite-store.ts); undefined in WAL mode, where SQLite keeps none: no
+     * reads of changes then, only whole reads answered as changes.
+     */
+    public commits: number | undefined,
     private readonly base: string,
     private readonly rowids: Float64Array,
     readonly identityFields: 1 | 2,
-    /** What a ledger handed over from another thread (`handOver`) had worked out and seen since. */
-    since?: Omit<LedgerHandover, 'table' | 'file' | 'commits' | 'base' | 'rowids' | 'identityFields'>,
   ) {
-    if (since !== undefined) {
-      ({ starts: this.starts, hashes: this.hashes, gone: this.gone, count: this.count, max: this.max } = since);
-      this.added = new Map(since.added);
-      return;
-    }
     this.starts = new Uint32Array(rowids.length + 1);
     this.hashes = new Uint32Array(rowids.length);
     let at = 0;
@@ -62,21 +61,6 @@ export class RowLedger {
     this.gone = new Uint8Array(rowids.length);
     this.count = rowids.length;
     this.max = rowids.length === 0 ? 0 : rowids[rowids.length - 1];
-  }
-
-  /**
-   * Everything this ledger holds, as plain data that can be posted to another
-   * thread (see `RowLedger.from`): a reader thread that ends hands its ledger
-   * to the next one, whose first read of changes then needs no whole read.
-   */
-  handOver(): LedgerHandover {
-    const { table, file, commits, base, rowids, identityFields, starts, hashes, gone, count, max } = this;
-    return { table, file, commits, base, rowids, identityFields, starts, hashes, gone, count, max, added: [...this.added] };
-  }
-
-  /** The ledger another thread handed over. */
-  static from(h: LedgerHandover): RowLedger {
-    return new RowLedger(h.table, h.file, h.commits, h.base, h.rowids, h.identityFields, h);
   }
 
   /** The row now at `rowid` (with its LF), or undefined when there is none. */
@@ -111,7 +95,7 @@ export class RowLedger {
   }
 
   /** Records a read of changes: `removed` rowids are gone, `inserted` rows (rowid, row) are new; the figures as read. */
-  record(removed: readonly number[], inserted: readonly (readonly [number, string])[], count: number, max: number, commits: number): void {
+  record(removed: readonly number[], inserted: readonly (readonly [number, string])[], count: number, max: number, commits: number | undefined): void {
     this.commits = commits;
     for (const rowid of removed) {
       if (this.added.delete(rowid)) continue;
@@ -123,6 +107,35 @@ export class RowLedger {
     this.max = max;
   }
 
+  /**
+   * The changes from the rows this ledger holds to those of `next` (a later
+   * whole read of the same table), matched by rowid: each row gone or
+   * different as it was (`removed`), each new or different row as it is
+   * (`inserted`). Undefined when more than `max` rows changed.
+   */
+  changesTo(next: RowLedger, max: number): { removed: string; inserted: string } | undefined {
+    const removed: string[] = [];
+    const inserted: string[] = [];
+    const live = this.liveRowids();
+    let old = live.next();
+    for (let i = 0; i <= next.rowids.length; i++) {
+      const rowid = i < next.rowids.length ? next.rowids[i] : Infinity;
+      // Rows of this ledger before `rowid` are gone.
+      for (; !old.done && old.value < rowid; old = live.next()) removed.push(this.lineAt(old.value)!);
+      if (rowid === Infinity) break;
+      const line = next.base.slice(next.starts[i], next.starts[i + 1]);
+      if (!old.done && old.value === rowid) {
+        const was = this.lineAt(rowid)!;
+        old = live.next();
+        if (was === line) continue;
+        removed.push(was);
+      }
+      inserted.push(line);
+      if (removed.length + inserted.length > max) return undefined;
+    }
+    return removed.length + inserted.length > max ? undefined : { removed: removed.join(''), inserted: inserted.join('') };
+  }
+
   /** Index of `rowid` among the base rows, or -1. */
   private indexOf(rowid: number): number {
     return search(this.rowids, this.rowids.length, rowid);
@@ -132,22 +145,6 @@ export class RowLedger {
   private startIndex(offset: number): number {
     return search(this.starts, this.rowids.length, offset);
   }
-}
-
-/** A ledger as plain data (RowLedger.handOver), for another thread. */
-export interface LedgerHandover {
-  readonly table: string;
-  readonly file: string;
-  readonly commits: number;
-  readonly base: string;
-  readonly rowids: Float64Array;
-  readonly identityFields: 1 | 2;
-  readonly starts: Uint32Array;
-  readonly hashes: Uint32Array;
-  readonly gone: Uint8Array;
-  readonly added: [number, string][];
-  readonly count: number;
-  readonly max: number;
 }
 
 /** FNV-1a of the identity (the first `fields` fields) of the row that starts at `at` in `text`. */

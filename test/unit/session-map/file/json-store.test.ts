@@ -2,8 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { galaxyJson, oldestGalaxyJson } from '../../helpers/galaxy-map.js';
-import { openSessionMap, read, targets, temp } from '../../helpers/map-read.js';
+import { galaxyJson, oldestGalaxyJson } from '../../../helpers/galaxy-map.js';
+import { openSessionMap, read, targets, temp } from '../../../helpers/map-read.js';
+import { JsonSessionMap } from '../../../../src/session-map/file/json-store.js';
+import { rowLine } from '../../../../src/session-map/rows.js';
+import { MAX_DIFF_ENTRIES } from '../../../../src/session-map/store.js';
 
 test('json: the current shape and the oldest shape, told apart by the values', async (t) => {
   const dir = temp(t);
@@ -73,4 +76,31 @@ test('json version(): a file changed moments ago counts as changed on every chec
   const v2 = await source.version();
   assert.notEqual(v1, v2);
   assert.notEqual(await source.version(), v2, 'still recent: still counts as changed');
+});
+
+test('json: a read after the first is answered as the rows that changed since the last answer; a forced read, a format change or a large change is whole', (t) => {
+  const path = join(temp(t), 'session_map.json');
+  const store = new JsonSessionMap(path);
+  t.after(() => store.close());
+  const sessions = Array.from({ length: 50 }, (_, i): [string, string, number] => [`s${i}`, '127.0.0.1', 9000 + i]);
+  writeFileSync(path, galaxyJson(sessions));
+  assert.equal(store.read(false).kind, 'whole', 'the first answer');
+  writeFileSync(path, galaxyJson([...sessions.slice(0, 10), ['s10', 'moved', 1], ...sessions.slice(11), ['new', '127.0.0.1', 2]]));
+  assert.deepEqual(store.read(false), {
+    kind: 'changes',
+    format: 'json',
+    routing: 'cookie',
+    removed: rowLine('s10', '127.0.0.1', 9010),
+    inserted: rowLine('s10', 'moved', 1) + rowLine('new', '127.0.0.1', 2),
+    skipped: new Map(),
+  });
+  const same = store.read(false);
+  assert.ok(same.kind === 'changes' && same.removed === '' && same.inserted === '', 'the same bytes: no change');
+  assert.equal(store.read(true).kind, 'whole');
+  writeFileSync(path, oldestGalaxyJson(sessions));
+  assert.equal(store.read(false).kind, 'whole', 'another shape (format) is answered whole');
+  writeFileSync(path, galaxyJson(Array.from({ length: MAX_DIFF_ENTRIES + 1 }, (_, i): [string, string, number] => [`n${i}`, 'h', 1])));
+  store.read(false);
+  writeFileSync(path, galaxyJson(Array.from({ length: MAX_DIFF_ENTRIES + 1 }, (_, i): [string, string, number] => [`n${i}`, 'h', 2])));
+  assert.equal(store.read(false).kind, 'whole', `more than ${MAX_DIFF_ENTRIES} rows changed`);
 });
