@@ -56,12 +56,14 @@ async function answer(id: number, full: boolean): Promise<void> {
   let reply: ReadReply;
   try {
     const started = performance.now();
-    reply = { id, update: await producer.produce(full) };
+    const update = await producer.produce(full);
+    reply = { id, update };
     // Collected now, on this thread (requests do not wait), the memory of a
-    // long read goes back at once instead of whenever V8 next collects this
-    // idle thread's heap. (Whether the store read the whole map is its own
-    // business: it may answer a whole read with the changes.)
-    if (performance.now() - started >= LONG_READ_MS) setImmediate(() => collect?.());
+    // whole map (a rebuild: the start-up read, a SIGHUP) or of a long read
+    // goes back at once instead of whenever V8 next collects this idle
+    // thread's heap. (A store may also read the whole map and answer with
+    // the changes: the time tells that one.)
+    if (update?.kind === 'full' || performance.now() - started >= LONG_READ_MS) setImmediate(() => collect?.());
   } catch (err) {
     const failure = err instanceof SessionMapError ? err.failure : 'unreadable';
     const message = err instanceof SessionMapError ? err.message : `session map ${path}: ${String(err)}`;
