@@ -102,6 +102,7 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
       // The reader thread starts with the daemon and reads the map for its life (--check reads inline).
       reader: new WorkerMapReader(spec, (err) => mapReport.threadFailed(err)),
       onSynced: () => watcher?.synced?.(),
+      onFailed: (failure) => watcher?.failed?.(failure),
       entryPoints,
       onRouting: follow.onRouting,
     });

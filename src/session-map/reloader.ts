@@ -6,7 +6,7 @@ import type { MapUpdate } from './producer.js';
 import { InlineMapReader, type MapReader } from './reader.js';
 import type { ReloadReporter } from './reload-report.js';
 import { forEachLine, forEachRow, linesOf, parseRoutableEntryPoint, splitIdentity } from './rows.js';
-import type { MapRouting } from './store.js';
+import type { MapRouting, SessionMapFailure } from './store.js';
 
 /** Retry delay after a busy database or a half-written JSON file. */
 const RETRY_MS = 100;
@@ -28,6 +28,8 @@ export interface MapReloaderOptions {
   readonly reader?: MapReader;
   /** Called after every successful read or change check (the store's status keeps the time). */
   readonly onSynced?: () => void;
+  /** Called after every failed read, with why (the store's watch may need to look again: see ChangeWatch.failed). */
+  readonly onFailed?: (failure: SessionMapFailure) => void;
   /** Where an Interactive Tools map (`gxitproxy`) goes; default: a table of the reloader's own. */
   readonly entryPoints?: EntryPointTable;
   /** Called when a read finds what the map routes by: the first good read, and a map that changed kind. */
@@ -53,6 +55,7 @@ export class MapReloader {
   private retry: NodeJS.Timeout | undefined;
   private retries = 0;
   private readonly onSynced: () => void;
+  private readonly onFailed: (failure: SessionMapFailure) => void;
   private readonly onRouting: (routing: MapRouting) => void;
   /** The entry points of an Interactive Tools map (the cookie routes go to `table`). */
   readonly entryPoints: EntryPointTable;
@@ -69,6 +72,7 @@ export class MapReloader {
     this.reader = options.reader ?? new InlineMapReader(spec);
     this.entryPoints = options.entryPoints ?? new EntryPointTable();
     this.onSynced = options.onSynced ?? (() => {});
+    this.onFailed = options.onFailed ?? (() => {});
     this.onRouting = options.onRouting ?? (() => {});
   }
 
@@ -201,6 +205,7 @@ export class MapReloader {
 
   private failed(err: unknown): void {
     const error = this.report.failed(err, this.size);
+    this.onFailed(error.failure);
     if ((error.failure === 'busy' || error.failure === 'incomplete') && this.retries < MAX_RETRIES) {
       // Galaxy's writer is mid-way: look again soon, even if no event comes.
       this.retries++;

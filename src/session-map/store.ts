@@ -186,6 +186,13 @@ export interface ChangeWatch {
   /** Told after each successful read or change check, wherever it ran (for status()). */
   synced?(): void;
   /**
+   * Told after each failed read, wherever it ran, with why. A read on the
+   * reader thread goes over a connection of the thread's own: what it finds
+   * (no table yet; that connection not up while the watch's is, so that the
+   * read the watch asked for must be asked again) only reaches the watch so.
+   */
+  failed?(failure: SessionMapFailure): void;
+  /**
    * Resolves once the watch hears changes (a database connection LISTENing),
    * or after a bounded wait when it cannot yet: a read made afterwards, over
    * whatever connection, misses no change the watch would not report. Absent:

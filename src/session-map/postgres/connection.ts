@@ -330,6 +330,9 @@ export class PgConnection {
       // LISTEN before any read: a change committed in between is then either
       // in the read or notified afterwards, never lost.
       await this.query(client, `LISTEN ${CHANNEL}`);
+      // Whether our trigger's counter is there, for /health from the start:
+      // the watch's connection makes no reads (the reader thread's does).
+      this.changeDetection = detection((await this.query<{ counter: boolean }>(client, HAS_COUNTER)).rows[0]?.counter === true);
     } catch (err) {
       this.connected = false;
       this.drop(client, socket);

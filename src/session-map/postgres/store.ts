@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { DEFAULT_KEY_TYPE, forEachLine, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, rawEntryPointIdentity } from '../rows.js';
-import { ChangeCheck, MAX_DIFF_ENTRIES, SessionMapError, VERIFY_AFTER_MS, type ChangeWatch, type ChangeWatchOptions, type MapAnswer, type MapStore, type StoreKind } from '../store.js';
+import { ChangeCheck, MAX_DIFF_ENTRIES, SessionMapError, VERIFY_AFTER_MS, type SessionMapFailure, type ChangeWatch, type ChangeWatchOptions, type MapAnswer, type MapStore, type StoreKind } from '../store.js';
 import { acquire, ConnectionLost, detection, HAS_COUNTER, PgConnection, POSTGRES_TUNING, release, type PostgresStatus, type PostgresTuning } from './connection.js';
 import { COUNTER } from './trigger.js';
 
@@ -434,12 +434,16 @@ class PostgresWatch implements ChangeWatch {
   private readonly connection: PgConnection;
   private readonly poll: NodeJS.Timeout;
   private readonly listener: () => void;
+  /** The next read asked for because the reader's connection was not up (see failed()). */
+  private again: NodeJS.Timeout | undefined;
+  /** Reads asked again in a row (their backoff). */
+  private tries = 0;
 
   constructor(
     private readonly spec: string,
     options: ChangeWatchOptions,
     onMaybeChanged: () => void,
-    tuning: PostgresTuning,
+    private readonly tuning: PostgresTuning,
   ) {
     this.connection = acquire(spec, tuning);
     if (options.log !== undefined) this.connection.attachLog(options.log);
@@ -469,10 +473,35 @@ class PostgresWatch implements ChangeWatch {
   /** A read on the reader thread (over its own connection) succeeded. */
   synced(): void {
     this.connection.lastSyncAt = Date.now();
+    this.connection.tableMissing = false;
+    this.tries = 0;
+    clearTimeout(this.again);
+    this.again = undefined;
+  }
+
+  /**
+   * A read failed. No table yet: the LISTEN-only watch looks for it (see the
+   * poll). Disconnected while this connection is up: the reader thread's
+   * connection is not (yet, or again) — it may lag behind this one by a
+   * connect time-out — and it tells nobody when it comes up, so the read is
+   * asked again, with backoff, until one gets through or this connection
+   * goes down too (its return asks for a read).
+   */
+  failed(failure: SessionMapFailure): void {
+    if (failure === 'no-table') this.connection.tableMissing = true;
+    if (failure !== 'disconnected' || this.again !== undefined || !this.connection.status().connected) return;
+    const { backoffMinMs, backoffMaxMs } = this.tuning;
+    const delay = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(this.tries++, 20));
+    this.again = setTimeout(() => {
+      this.again = undefined;
+      if (this.connection.status().connected) this.listener();
+    }, delay);
+    this.again.unref();
   }
 
   close(): void {
     clearInterval(this.poll);
+    clearTimeout(this.again);
     this.connection.listeners.delete(this.listener);
     release(this.spec, this.connection);
   }
