@@ -94,7 +94,7 @@ function warnings(proxy: PgProxy): string[] {
   return proxy.proc.logs.lines.filter((l) => (l.level === 'warn' || l.level === 'raw') && l.msg !== PROCESS_WARNING_LOG).map((l) => l.msg);
 }
 
-/** The proxy's backend in `db`: is it encrypted, and how. */
+/** The proxy's backends in `db`: are they encrypted, and how. */
 async function backendSsl(cluster: PgCluster, db: string): Promise<{ ssl: boolean; version: string | null }[]> {
   const { rows } = await cluster.query<{ ssl: boolean; version: string | null }>(
     `SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
@@ -118,10 +118,16 @@ describe('--sessions postgresql://…?sslmode=…: TLS against a server that tak
     const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}?sslmode=require`;
     const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
     await routedPort(proxy, 'tlsreq', 'tok');
-    const backends = await backendSsl(tlsCluster, db);
-    assert.equal(backends.length, 1, JSON.stringify(backends));
-    assert.equal(backends[0]?.ssl, true);
-    assert.match(backends[0]?.version ?? '', /^TLSv1\.[23]$/);
+    // Every connection of the proxy encrypted: the watch's and the reader thread's (which reads the map).
+    const backends = await waitUntil('two backends', async () => {
+      const now = await backendSsl(tlsCluster, db);
+      return now.length >= 2 && now;
+    }, { timeoutMs: 10_000 });
+    assert.equal(backends.length, 2, JSON.stringify(backends));
+    for (const backend of backends) {
+      assert.equal(backend.ssl, true);
+      assert.match(backend.version ?? '', /^TLSv1\.[23]$/);
+    }
     assert.deepEqual(warnings(proxy), []);
     await assertProxySecretFree(proxy, TLS_PASSWORD);
     const checked = await check(url, childEnv());
@@ -227,7 +233,12 @@ describe("libpq's second try: sslmode=prefer (and none: libpq's default) and all
       const url = `${tlsCluster.tcpUrl(db, role, TLS_PASSWORD)}${query}`;
       const proxy = await startPgProxy(t, url, ['--poll-interval', '0'], { env: childEnv() });
       await routedPort(proxy, 'tlsdef', 'tok');
-      assert.deepEqual((await backendSsl(tlsCluster, db)).map((b) => b.ssl), [true], query);
+      // Both connections (the watch's, the reader thread's) made the second try, and got in encrypted.
+      const backends = await waitUntil('two backends', async () => {
+        const now = await backendSsl(tlsCluster, db);
+        return now.length >= 2 && now;
+      }, { timeoutMs: 10_000 });
+      assert.deepEqual(backends.map((b) => b.ssl), [true, true], query);
       assert.deepEqual(warnings(proxy), [], query);
       await assertProxySecretFree(proxy, TLS_PASSWORD);
       proxy.proc.kill();

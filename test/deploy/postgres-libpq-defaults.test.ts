@@ -100,7 +100,10 @@ describe("the training material's URL with libpq's defaults", () => {
     const label = await routes(t, proc, port);
     const me = userInfo().username;
     assert.equal(label, `postgresql://${me}@/gxitproxy?host=${SOCKET_DIR}`);
-    assert.deepEqual(await connectedRoles([me]), [me]);
+    // Two connections, the watch's and the reader thread's (which makes every
+    // read, so routing shows it got in): the thread resolves libpq's defaults
+    // as the main thread does, with no USER or HOME either.
+    assert.deepEqual(await connectedRoles([me, me]), [me, me]);
     proc.kill();
     await proc.exited;
     // --check in the same bare environment.
@@ -140,6 +143,14 @@ describe("the training material's URL with libpq's defaults", () => {
     const viaService = spawnProxy(['--sessions', 'postgresql://', '--check'], { env: { PGSERVICE: 'gxit', PGSERVICEFILE: serviceFile } });
     assert.equal((await viaService.exit(15_000)).code, 0, viaService.stdout + viaService.stderr);
     assert.match(viaService.stdout, new RegExp(`session map  postgresql://${me}@/gxitproxy\\?host=${SOCKET_DIR}\\n[^]*entry points 1 routable`));
+    // A running proxy too: the reader thread (which makes the reads) finds the service as the main thread does.
+    const port = await freePort();
+    const running = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', 'postgresql://'], { env: { PGSERVICE: 'gxit', PGSERVICEFILE: serviceFile } });
+    assert.equal(await routes(t, running, port), `postgresql://${me}@/gxitproxy?host=${SOCKET_DIR}`);
+    // Both connections to the service's database (without the service, the thread would reach the database named after the user).
+    assert.deepEqual(await connectedRoles([me, me]), [me, me]);
+    running.kill();
+    await running.exited;
     // A service that is not defined: exit 2 at once, naming the files looked in.
     const missing = spawnProxy(['--sessions', 'postgresql:///?service=nope'], { env: { PGSERVICEFILE: serviceFile } });
     assert.equal((await missing.exit(15_000)).code, 2);
@@ -155,7 +166,8 @@ describe("the training material's URL with libpq's defaults", () => {
     const proc = new ProxyProcess(spawn(process.execPath, args, { uid, gid, env: { USER: 'postgres' }, stdio: ['ignore', 'pipe', 'pipe'] }));
     const label = await routes(t, proc, port);
     assert.equal(label, `postgresql://nobody@/gxitproxy?host=${SOCKET_DIR}`);
-    assert.deepEqual(await connectedRoles(['nobody']), ['nobody']);
+    // The watch's connection and the reader thread's, both as the OS user.
+    assert.deepEqual(await connectedRoles(['nobody', 'nobody']), ['nobody', 'nobody']);
   });
 
   test("under the README's supervisord recipe (supervisord passes no USER, no HOME)", { timeout: 90_000 }, async (t) => {
