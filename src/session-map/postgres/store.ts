@@ -481,22 +481,31 @@ class PostgresWatch implements ChangeWatch {
 
   /**
    * A read failed. No table yet: the LISTEN-only watch looks for it (see the
-   * poll). Disconnected while this connection is up: the reader thread's
-   * connection is not (yet, or again) — it may lag behind this one by a
-   * connect time-out — and it tells nobody when it comes up, so the read is
-   * asked again, with backoff, until one gets through or this connection
-   * goes down too (its return asks for a read).
+   * poll). Disconnected: the reader thread's connection had not got in, or
+   * had not yet been told why not (a read waits for it only so long, and its
+   * attempt may hang for a connect time-out after this one's got in or was
+   * refused), and it tells nobody when it does. So while this connection is
+   * up, or refused for a permanent cause, the read is asked again, with
+   * backoff, until one gets through or says the cause (then /health gives
+   * the reader's own answer); an outage of this connection ends in its
+   * return, which asks for a read anyway.
    */
   failed(failure: SessionMapFailure): void {
     if (failure === 'no-table') this.connection.tableMissing = true;
-    if (failure !== 'disconnected' || this.again !== undefined || !this.connection.status().connected) return;
+    if (failure !== 'disconnected' || this.again !== undefined || !this.answers()) return;
     const { backoffMinMs, backoffMaxMs } = this.tuning;
     const delay = Math.min(backoffMaxMs, backoffMinMs * 2 ** Math.min(this.tries++, 20));
     this.again = setTimeout(() => {
       this.again = undefined;
-      if (this.connection.status().connected) this.listener();
+      if (this.answers()) this.listener();
     }, delay);
     this.again.unref();
+  }
+
+  /** This connection is up, or was refused for a permanent cause: the server answers. */
+  private answers(): boolean {
+    const { connected, problem } = this.connection.status();
+    return connected || problem !== null;
   }
 
   close(): void {
