@@ -68,7 +68,9 @@ test('supervisord runs the README\'s gx_it_proxy block: RUNNING before the map e
   process.kill(first.pid, 'SIGKILL');
   const second = await sv.waitForState('RUNNING', (s) => s.pid !== undefined && s.pid !== first.pid);
   assert.ok(sv.logHas(new RegExp(`exited: ${PROGRAM} \\(terminated by SIGKILL; not expected\\)`)));
+  // Its start-up read is logged before it listens (and RUNNING only says it stayed up for startsecs): the start-up line.
   await waitForLogLines(proxyLog, (l) => l.msg === 'session map reloaded' && l.pid === second.pid && (l.sessions as number) >= 1);
+  await waitForLogLines(proxyLog, (l) => l.msg === 'proxy listening' && l.pid === second.pid);
   await routes();
 
   // 4. supervisorctl stop: SIGTERM, exit 0, STOPPED.

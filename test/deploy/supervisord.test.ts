@@ -79,6 +79,8 @@ test('supervisord runs the README block: RUNNING, routes, restarts after kill -9
   proxyPids.add(second.pid);
   t.diagnostic(`status after kill -9 (${Date.now() - killedAt} ms): ${second.line}`);
   assert.ok(supervisordLogHas(new RegExp(`exited: ${PROGRAM} \\(terminated by SIGKILL; not expected\\)`)), readFileSync(supervisordLog, 'utf8'));
+  // RUNNING only says it stayed up for startsecs (1 s here): its start-up line says it listens.
+  await waitForLogLines(proxyLog, (l) => l.msg === DAEMON_LOG.listening && l.pid === second.pid);
   await routesToUpstream();
 
   // 4. SIGTERM straight to the proxy: it drains and exits 0, which
