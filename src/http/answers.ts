@@ -40,7 +40,7 @@ export interface Answer {
 }
 
 /** Methods the proxy forwards, for the `Allow` header of its 405 to CONNECT. */
-export const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 const BAD_REQUEST = 'Bad request.\n';
 const UNREACHABLE_BODY = 'The interactive environment for this session is not reachable.\n';
@@ -193,7 +193,7 @@ export function sendAnswer(res: ServerResponse, answerCase: AnswerCase, origin: 
 /** Longest wait for the rest of a refused request's body before its answer (see sendAnswer). */
 export const BODY_DRAIN_MS = 1000;
 /** Most bytes of a refused request's body read before its answer regardless. */
-export const BODY_DRAIN_BYTES = 1 << 20;
+const BODY_DRAIN_BYTES = 1 << 20;
 
 /** Answers waiting for their request's body to be read (see sendAnswer). */
 const draining = new WeakSet<ServerResponse>();

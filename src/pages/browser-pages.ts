@@ -30,7 +30,7 @@ export interface BrowserPagesOptions extends GalaxyLinkOptions {
 const PAGE_REFUSALS: ReadonlySet<RefusalReason> = new Set(['unknown-entry-point', 'wrong-token', 'no-session']);
 
 /** Longest wait for the map re-read before a browser's miss is answered. */
-export const REREAD_WAIT_MS = 2000;
+const REREAD_WAIT_MS = 2000;
 
 /** What the browser pages say in the log: admins (and tests) match on it. */
 export const PAGES_LOG = Object.freeze({

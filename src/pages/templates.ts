@@ -17,7 +17,7 @@ import { join } from 'node:path';
  */
 
 export type PageName = 'starting' | 'stopped' | 'unreachable';
-export const PAGE_NAMES: readonly PageName[] = ['starting', 'stopped', 'unreachable'];
+const PAGE_NAMES: readonly PageName[] = ['starting', 'stopped', 'unreachable'];
 
 const PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;
 const ALLOWED: Record<PageName, readonly string[]> = {

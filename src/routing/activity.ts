@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 export const ACTIVITY_CLOCK = { second: 0, startMs: Date.now(), startPerfMs: performance.now() };
 
 /** How often the clock moves and open WebSockets are looked at. */
-export const ACTIVITY_TICK_MS = 1000;
+const ACTIVITY_TICK_MS = 1000;
 
 /** The activity fields a route carries (see Route in route-table.ts). */
 export interface Active {

@@ -12,9 +12,9 @@ import { createHmac, randomBytes } from 'node:crypto';
 export type RemovedKind = 'entry-point' | 'session';
 
 /** How many removed routes are remembered (the oldest forgotten first). */
-export const REMOVED_CAPACITY = 10_000;
+const REMOVED_CAPACITY = 10_000;
 /** How long a removed route is remembered. */
-export const REMOVED_TTL_MS = 24 * 60 * 60 * 1000;
+const REMOVED_TTL_MS = 24 * 60 * 60 * 1000;
 
 export class RemovedMemory {
   private readonly secret = randomBytes(32);

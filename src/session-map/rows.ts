@@ -75,7 +75,7 @@ export function splitHostPort(value: unknown): { host: unknown; port: unknown } 
  * Why an entry cannot be routed, or undefined when it can. Shared by every
  * format so that they skip the same things for the same reasons.
  */
-export function rowProblem(key: string, host: string, port: string): string | undefined {
+function rowProblem(key: string, host: string, port: string): string | undefined {
   if (key === '') return 'missing key';
   if (CONTROL.test(key)) return 'malformed key';
   return targetProblem(host, port);

@@ -46,7 +46,7 @@ const SQLALCHEMY_URL =
   /^([\w+]+):\/\/(?:([^:/]*)(?::([^@]*))?@)?(?:(?:\[([^/?]+)\]|([^/:?]+))?(?::([^/?]*))?)?(?:\/([^?]*))?(?:\?(.*))?$/s;
 
 /** True when `value` is written as a URL (`name://…`) rather than a file path. */
-export function looksLikeUrl(value: string): boolean {
+function looksLikeUrl(value: string): boolean {
   return URL_START.test(value);
 }
 

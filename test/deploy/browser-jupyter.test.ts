@@ -136,6 +136,14 @@ async function runACell(setup: Setup, context: BrowserContext, proxy: ProxyProce
   return tree;
 }
 
+/** gx-it-proxy started with gravity's command line for gx_it_proxy (plus --verbose), killed in t.after. */
+async function startGravityItProxy(t: { after: (fn: () => unknown) => void }, mapPath: string, port: number): Promise<ProxyProcess> {
+  const proc = spawnProxy(['--ip', '127.0.0.1', '--port', String(port), '--sessions', mapPath, '--verbose', '--proxyPathPrefix', '/interactivetool/ep'], { bin: 'gx-it-proxy' });
+  t.after(() => proc.kill());
+  await proc.started(10_000);
+  return proc;
+}
+
 test('Chromium runs a Jupyter cell through nginx and the proxy by session cookie; an unknown session gets the starting page, a script the 404 text', { timeout: 180_000 }, async (t) => {
   const setup = await setUp(t);
   if (setup === undefined) return;
@@ -184,13 +192,7 @@ test('Chromium runs a Jupyter cell as an Interactive Tool: nginx → gx-it-proxy
   map.save({ key, token: entryToken, host: '127.0.0.1', port: server.port, requiresPathInUrl: true });
   map.close();
   const proxyPort = await freePort();
-  const proxy = await steps.run('start gx-it-proxy', () => undefined, async () => {
-    // gravity's command line for gx_it_proxy.
-    const proc = spawnProxy(['--ip', '127.0.0.1', '--port', String(proxyPort), '--sessions', map.path, '--verbose', '--proxyPathPrefix', '/interactivetool/ep'], { bin: 'gx-it-proxy' });
-    t.after(() => proc.kill());
-    await proc.started(10_000);
-    return proc;
-  });
+  const proxy = await steps.run('start gx-it-proxy', () => undefined, () => startGravityItProxy(t, map.path, proxyPort));
   if (!(await steps.run('start nginx', () => undefined, () => startNginx(t, dir, serverBlock(port, interactiveToolLocation(proxyPort)), port)))) return;
   const context = await steps.run('launch Chromium', () => undefined, () => launchChromium(t, dir));
 
@@ -233,12 +235,7 @@ test('Chromium opens a tool before Galaxy wrote its row: the starting page turns
   const map = new SqlAlchemyItWriter(join(dir, 'interactivetools_map.sqlite'));
   t.after(() => map.close());
   const proxyPort = await freePort();
-  const proxy = await steps.run('start gx-it-proxy (no map yet)', () => undefined, async () => {
-    const proc = spawnProxy(['--ip', '127.0.0.1', '--port', String(proxyPort), '--sessions', map.path, '--verbose', '--proxyPathPrefix', '/interactivetool/ep'], { bin: 'gx-it-proxy' });
-    t.after(() => proc.kill());
-    await proc.started(10_000);
-    return proc;
-  });
+  const proxy = await steps.run('start gx-it-proxy (no map yet)', () => undefined, () => startGravityItProxy(t, map.path, proxyPort));
   if (!(await steps.run('start nginx', () => undefined, () => startNginx(t, dir, serverBlock(port, interactiveToolLocation(proxyPort)), port)))) return;
   const context = await steps.run('launch Chromium', () => undefined, () => launchChromium(t, dir));
   const page = context.pages()[0] ?? (await context.newPage());

@@ -15,7 +15,7 @@ import type { ChangeWatch } from '../../src/session-map/store.js';
 import pg from 'pg';
 import { request } from '../helpers/client.js';
 import { startInProcessProxy } from '../helpers/in-process-proxy.js';
-import { GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
+import { GALAXY_CREATE_TABLE, GalaxyPgWriter } from '../helpers/galaxy-pg-writer.js';
 import { LogCapture } from '../helpers/logs.js';
 import { whole } from '../helpers/map-read.js';
 import { injectFault, PG_FAULTS, PgCluster, urlForFault } from '../helpers/postgres.js';
@@ -210,9 +210,12 @@ describe('PostgreSQL store', () => {
     await refused('no-database');
     assert.match(r.status().problem?.message ?? '', new RegExp(`database "${db}" does not exist: create it \\(createdb ${db}\\)`));
     await cluster.query(`CREATE DATABASE ${db} OWNER ${role}`);
+    // Galaxy's table and the role's right to read it in one transaction: the
+    // proxy connects as soon as the database exists, and a read between the
+    // two would rightly log a permission failure this test is not about.
+    await cluster.query(`${GALAXY_CREATE_TABLE}; GRANT SELECT ON gxitproxy TO ${role}`, [], db);
     const writer = writerFor(t, db);
     await writer.save({ key: 'fixed', token: 't', host: '127.0.0.1', port: 6002 });
-    await cluster.query(`GRANT SELECT ON gxitproxy TO ${role}`, [], db);
     await routedTo(r, 'fixed', 6002);
     assert.equal(r.status().problem, null);
     assert.deepEqual(said(), [

@@ -100,9 +100,12 @@ test('/routes?inactive_since= takes a duration or an ISO time, lists the routes 
 });
 
 test('gie_proxy_routes_idle counts the routes with no traffic for longer than --idle-report-after', async (t) => {
+  const started = Date.now();
   const { proxy, metricsPort } = await gieSetup(t, { idleReportAfterMs: 1000 });
   const scrapeIdle = async (): Promise<number | undefined> => parseMetrics((await request(metricsPort, { path: '/metrics' })).body).get('gie_proxy_routes_idle');
-  assert.equal(await scrapeIdle(), 0, 'both appeared just now');
+  const first = await scrapeIdle();
+  // On a loaded machine the first scrape may come after the second is up.
+  if (Date.now() - started < 900) assert.equal(first, 0, 'both appeared just now');
   // Alice keeps busy; Bob says nothing: after a little over a second, Bob alone is idle.
   await waitUntil(
     'bob alone to count as idle',

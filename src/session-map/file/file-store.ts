@@ -11,7 +11,7 @@ export const MIN_FILE_POLL_MS = 10;
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 /** True when the file at `path` starts with the SQLite header. */
-export function hasSqliteHeader(path: string): boolean {
+function hasSqliteHeader(path: string): boolean {
   let fd: number | undefined;
   try {
     fd = openSync(path, 'r');

@@ -66,7 +66,7 @@ export const POSTGRES_TUNING: PostgresTuning = Object.freeze({
 const CONNECT_WAIT_MS = 1500;
 
 /** The channel gx-it-proxy LISTENs on; both triggers notify there. */
-export const CHANNEL = 'gxitproxy';
+const CHANNEL = 'gxitproxy';
 
 /** Log messages of the database connection that admins (and tests) match on. */
 export const PG_LOG = Object.freeze({

@@ -35,7 +35,7 @@ import { COUNTER } from './trigger.js';
 
 
 /** The format of a read, as logs and /health name it. */
-export const POSTGRES_FORMAT = 'postgresql gxitproxy';
+const POSTGRES_FORMAT = 'postgresql gxitproxy';
 /**
  * The whole table as raw entry-point row lines (rows.ts: `key TAB key_type
  * TAB token TAB host TAB port TAB info LF`, Galaxy's key type and default

@@ -13,7 +13,7 @@ import type { PostgresLocation } from './url.js';
 export const COUNTER = 'SELECT version::text AS version FROM gxitproxy_version';
 
 /** The trigger SQL shipped in the package (gxitproxy-trigger.sql beside this module). */
-export function triggerSql(): string {
+function triggerSql(): string {
   return readFileSync(new URL('./gxitproxy-trigger.sql', import.meta.url), 'utf8');
 }
 

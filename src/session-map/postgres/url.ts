@@ -79,7 +79,7 @@ export interface LibpqSystem {
 }
 
 /** The running process's user, as libpq looks it up. */
-export const SYSTEM: LibpqSystem = {
+const SYSTEM: LibpqSystem = {
   userName: () => userInfo().username,
   homeDir: () => {
     try {
