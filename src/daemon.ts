@@ -1,5 +1,5 @@
 import type { AddressInfo, Server } from 'node:net';
-import { healthReport } from './admin/health.js';
+import { healthReport, type HealthInputs } from './admin/health.js';
 import { listenOn } from './http/server.js';
 import { listenOnSocket } from './http/unix-socket.js';
 import type { Logger } from './log.js';
@@ -9,7 +9,7 @@ import { combineObservers, type ProxyObserver } from './observer.js';
 import { MapReloader, type ReloadOutcome } from './session-map/reloader.js';
 import { formatFileMode, type ProxyOptions } from './options.js';
 import { removePidFile, writePidFile } from './admin/pid-file.js';
-import { createGieProxy } from './http/server.js';
+import { createGieProxy, type GieProxy } from './http/server.js';
 import { RouteTable } from './routing/route-table.js';
 import { startActivityClock } from './routing/activity.js';
 import { ReloadReporter } from './session-map/reload-report.js';
@@ -71,99 +71,44 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   const observer = metrics === undefined ? extraObserver : combineObservers(extraObserver, metrics.observer);
   const table = new RouteTable();
   const entryPoints = new EntryPointTable();
-  const spec = options.sessionsPath;
-  const itRouter = new EntryPointRouter(
-    {
-      pathPrefix: options.pathPrefix,
-      forwardIP: options.forwardIP,
-      forwardPort: options.forwardPort,
-      headerMode: spec === undefined,
-      allow: options.headerModeAllow,
-      // Requests and refusals are logged (at debug level) with --verbose only.
-      logPaths: options.verbose,
-    },
-    (key) => entryPoints.lookup(key),
-  );
-  let reloader: MapReloader | undefined;
-  let report: ReloadReporter | undefined;
-  let watcher: ChangeWatch | undefined;
-  let router: Router = itRouter;
+  const itRouter = entryPointRouter(options, entryPoints);
   const cookieRouter = new CookieRouter(options.cookieName, (key) => table.lookup(key));
   const removed = watchRemovals(table, entryPoints);
+  const spec = options.sessionsPath;
+  let map: FollowedMap | undefined;
   if (spec !== undefined) {
-    // A database URL is named without its password in logs and /health.
-    const label = storeLabel(spec);
-    const storeKind = storeKindFor(spec);
-    report = new ReloadReporter(label, log.child({ component: 'session-map' }), observer);
-    const follow = followMapRouting(options, cookieRouter, itRouter);
-    router = follow.router;
-    const mapReport = report;
-    const mapReloader = new MapReloader(spec, table, report, {
-      // The reader thread starts with the daemon and reads the map for its life (--check reads inline).
-      reader: new WorkerMapReader(spec, (err) => mapReport.threadFailed(err)),
-      onSynced: () => watcher?.synced?.(),
-      onFailed: (failure) => watcher?.failed?.(failure),
-      entryPoints,
-      onRouting: follow.onRouting,
-    });
-    reloader = mapReloader;
-    // The watch first: the reader thread reads over a connection of its own,
-    // and a change committed between its first read and the watch's LISTEN
-    // would otherwise go unheard (with --poll-interval 0, for good). What the
-    // watch hears before the first read is in that read.
-    let firstReadAsked = false;
-    const mapWatcher = storeKind.watch(
-      spec,
-      { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs, log: log.child({ component: 'session-map' }) },
-      () => void (firstReadAsked && mapReloader.reload()),
-    );
-    watcher = mapWatcher;
-    await mapWatcher.ready?.();
-    firstReadAsked = true;
-    await mapReloader.reload(true);
+    map = await followMap(spec, options, { log, observer, table, entryPoints, cookieRouter, itRouter });
     hooks.collectGarbage?.();
-    metrics?.watchStore(() => mapWatcher.status?.());
+    metrics?.watchStore(map.storeStatus);
   } else if (options.headerModeAllow === undefined) {
     log.warn({ forwardIP: options.forwardIP, forwardPort: options.forwardPort }, DAEMON_LOG.openRelay);
   }
-  const readMap = reloader;
+  const router = map?.router ?? itRouter;
+  const reloader = map?.reloader;
   const pages = browserPages(options, log, {
     removed,
-    reread: readMap === undefined ? undefined : () => readMap.reload(),
+    reread: reloader === undefined ? undefined : () => reloader.reload(),
     cookieMode: () => router instanceof RouterSwitch && router.current === cookieRouter,
   });
   const proxy = createGieProxy({ options, router, log: log.child({ component: 'proxy' }), observer, pages });
-  const { server, tracker } = proxy;
   const routeSources = { sessions: table, entryPoints, webSockets: proxy.webSockets };
   const stopActivity = startActivityClock(proxy.webSockets);
   metrics?.watchRoutes(routeSources, options.idleReportAfterMs);
-
   const stopMap = (): void => {
-    watcher?.close();
-    reloader?.close();
+    map?.close();
     stopActivity();
   };
 
   let address: AddressInfo | string;
   let metricsServer: MetricsServer | undefined;
   try {
-    address = await listen(server, options, log);
+    address = await listen(proxy.server, options, log);
     if (metrics !== undefined) {
       metricsServer = await startMetricsServer(options.metricsIp, options.metricsPort ?? 0, {
         metrics,
         routes: routeSources,
         log: log.child({ component: 'metrics' }),
-        health: () =>
-          healthReport({
-            version: VERSION,
-            startedAt,
-            sessions: reloader?.size ?? 0,
-            mapPath: spec === undefined ? '' : storeLabel(spec),
-            lastLoadedAt: report?.lastLoadedAt,
-            lastFormat: report?.lastFormat,
-            lastError: report?.lastError,
-            store: watcher?.status?.(),
-          }),
+        health: () => healthReport({ version: VERSION, startedAt, ...(map?.health() ?? NO_MAP) }),
       });
     }
     // Written once listening, so a second copy that cannot bind the port
@@ -171,50 +116,22 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     if (options.pidFile !== undefined) writePidFile(options.pidFile, process.pid);
   } catch (err) {
     stopMap();
-    server.close();
+    proxy.server.close();
     metricsServer?.close();
     throw err;
   }
   // From here on a server error is not fatal to the process.
-  server.on('error', (err) => log.error({ err }, DAEMON_LOG.serverError));
-  log.info(
-    {
-      version: VERSION,
-      ...(typeof address === 'string' ? { socket: address, socketMode: formatFileMode(options.socketMode) } : { address: address.address, port: address.port }),
-      sessions: spec === undefined ? undefined : storeLabel(spec),
-      cookie: options.cookieName,
-      routing: router.description,
-      pathPrefix: options.pathPrefix,
-      headerModeAllow: options.headerModeAllow?.items,
-      routes: reloader?.size ?? 0,
-      watching: watcher?.watching ?? false,
-    },
-    DAEMON_LOG.listening,
-  );
+  proxy.server.on('error', (err) => log.error({ err }, DAEMON_LOG.serverError));
+  logListening(log, options, address, router, map);
 
   let closing: Promise<{ graceful: boolean }> | undefined;
-  async function close(graceMs = options.shutdownGraceMs): Promise<{ graceful: boolean }> {
+  const close = async (graceMs = options.shutdownGraceMs): Promise<{ graceful: boolean }> => {
     stopMap();
-    server.close();
     metricsServer?.close();
-    tracker.destroyWebSockets();
-    // Connections become idle as their last response ends: drop them then.
-    tracker.onRequestDone = () => setImmediate(() => server.closeIdleConnections());
-    server.closeIdleConnections();
-    let timer: NodeJS.Timeout | undefined;
-    const graceful = await Promise.race([
-      tracker.whenNoRequests().then(() => true),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), graceMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    server.closeAllConnections();
-    proxy.closeUpstreams();
+    const outcome = await shutDown(proxy, graceMs);
     if (options.pidFile !== undefined) removePidFile(options.pidFile, process.pid);
-    return { graceful };
-  }
-
+    return outcome;
+  };
   return {
     address,
     metricsAddress: metricsServer?.address,
@@ -224,6 +141,133 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
     reload: () => reloader?.reload(true) ?? Promise.resolve('unchanged'),
     close: (graceMs) => (closing ??= close(graceMs)),
   };
+}
+
+/** The Interactive Tools router, over the entry points the map fills (or the headers, in header mode). */
+function entryPointRouter(options: ProxyOptions, entryPoints: EntryPointTable): EntryPointRouter {
+  return new EntryPointRouter(
+    {
+      pathPrefix: options.pathPrefix,
+      forwardIP: options.forwardIP,
+      forwardPort: options.forwardPort,
+      headerMode: options.sessionsPath === undefined,
+      allow: options.headerModeAllow,
+      // Requests and refusals are logged (at debug level) with --verbose only.
+      logPaths: options.verbose,
+    },
+    (key) => entryPoints.lookup(key),
+  );
+}
+
+/** /health without a map (header mode). */
+const NO_MAP: Omit<HealthInputs, 'version' | 'startedAt'> = { sessions: 0, mapPath: '', lastLoadedAt: undefined, lastFormat: undefined, lastError: undefined };
+
+/** A map being followed: its reloader, its watch, the router its table chooses. */
+interface FollowedMap {
+  readonly reloader: MapReloader;
+  readonly router: RouterSwitch;
+  readonly watching: boolean;
+  /** What the store says of its connection, for /health and /metrics (PostgreSQL). */
+  readonly storeStatus: () => object | undefined;
+  /** The map's part of /health. */
+  health(): Omit<HealthInputs, 'version' | 'startedAt'>;
+  close(): void;
+}
+
+/**
+ * Starts following the map: the reader thread, the store's change watch,
+ * the first read (resolves once it is in the tables, or failed and logged).
+ */
+async function followMap(
+  spec: string,
+  options: ProxyOptions,
+  parts: { log: Logger; observer: ProxyObserver; table: RouteTable; entryPoints: EntryPointTable; cookieRouter: Router; itRouter: Router },
+): Promise<FollowedMap> {
+  const log = parts.log.child({ component: 'session-map' });
+  // A database URL is named without its password in logs and /health.
+  const label = storeLabel(spec);
+  const report = new ReloadReporter(label, log, parts.observer);
+  const follow = followMapRouting(options, parts.cookieRouter, parts.itRouter);
+  // The watch is made after the reloader it calls; until then nothing is synced or failed.
+  const later: { watch?: ChangeWatch } = {};
+  const reloader = new MapReloader(spec, parts.table, report, {
+    // The reader thread starts with the daemon and reads the map for its life (--check reads inline).
+    reader: new WorkerMapReader(spec, (err) => report.threadFailed(err)),
+    onSynced: () => later.watch?.synced?.(),
+    onFailed: (failure) => later.watch?.failed?.(failure),
+    entryPoints: parts.entryPoints,
+    onRouting: follow.onRouting,
+  });
+  // The watch first: the reader thread reads over a connection of its own,
+  // and a change committed between its first read and the watch's LISTEN
+  // would otherwise go unheard (with --poll-interval 0, for good). What the
+  // watch hears before the first read is in that read.
+  let firstReadAsked = false;
+  const watch = storeKindFor(spec).watch(spec, { pollIntervalMs: options.pollIntervalMs, debounceMs: options.reloadDebounceMs, log }, () => void (firstReadAsked && reloader.reload()));
+  later.watch = watch;
+  await watch.ready?.();
+  firstReadAsked = true;
+  await reloader.reload(true);
+  return {
+    reloader,
+    router: follow.router,
+    watching: watch.watching,
+    storeStatus: () => watch.status?.(),
+    health: () => ({
+      sessions: reloader.size,
+      mapPath: label,
+      lastLoadedAt: report.lastLoadedAt,
+      lastFormat: report.lastFormat,
+      lastError: report.lastError,
+      store: watch.status?.(),
+    }),
+    close: () => {
+      watch.close();
+      reloader.close();
+    },
+  };
+}
+
+/** The start-up line admins and tests wait for. */
+function logListening(log: Logger, options: ProxyOptions, address: AddressInfo | string, router: Router, map: FollowedMap | undefined): void {
+  log.info(
+    {
+      version: VERSION,
+      ...(typeof address === 'string' ? { socket: address, socketMode: formatFileMode(options.socketMode) } : { address: address.address, port: address.port }),
+      sessions: options.sessionsPath === undefined ? undefined : storeLabel(options.sessionsPath),
+      cookie: options.cookieName,
+      routing: router.description,
+      pathPrefix: options.pathPrefix,
+      headerModeAllow: options.headerModeAllow?.items,
+      routes: map?.reloader.size ?? 0,
+      watching: map?.watching ?? false,
+    },
+    DAEMON_LOG.listening,
+  );
+}
+
+/**
+ * Stops accepting, closes WebSockets and idle connections, waits up to
+ * `graceMs` for in-flight requests, then cuts what is left.
+ */
+async function shutDown(proxy: GieProxy, graceMs: number): Promise<{ graceful: boolean }> {
+  const { server, tracker } = proxy;
+  server.close();
+  tracker.destroyWebSockets();
+  // Connections become idle as their last response ends: drop them then.
+  tracker.onRequestDone = () => setImmediate(() => server.closeIdleConnections());
+  server.closeIdleConnections();
+  let timer: NodeJS.Timeout | undefined;
+  const graceful = await Promise.race([
+    tracker.whenNoRequests().then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  server.closeAllConnections();
+  proxy.closeUpstreams();
+  return { graceful };
 }
 
 /**

@@ -112,7 +112,7 @@ export function toSnapshot(read: MapRead): SessionMapSnapshot {
 }
 
 /** How `--check` names an entry point: its key and the token's tag (as log lines tag it), the key type when unusual. */
-export function entryPointLabel(row: Pick<EntryPointRow, 'key' | 'keyType' | 'token'>): string {
+function entryPointLabel(row: Pick<EntryPointRow, 'key' | 'keyType' | 'token'>): string {
   const type = row.keyType === DEFAULT_KEY_TYPE ? '' : ` (${row.keyType})`;
   return `${row.key}${type} token ${sessionTag(row.token)}`;
 }

@@ -1,7 +1,7 @@
 import type { SessionMapError } from '../session-map/store.js';
 
 /** What the health report is made from, read from the running daemon at request time. */
-interface HealthInputs {
+export interface HealthInputs {
   readonly version: string;
   /** When the proxy started (ms since epoch). */
   readonly startedAt: number;

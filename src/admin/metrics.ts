@@ -33,94 +33,10 @@ export class ProxyMetrics {
 
   constructor() {
     const registers = [this.registry];
-    // The request path only bumps an array slot; the counter reads it at scrape time.
-    const requestsByClass = STATUS_CLASSES.map(() => 0);
-    new Counter({
-      name: 'gie_proxy_http_requests_total',
-      help: 'HTTP requests answered, by status class (none: the client left before any response).',
-      labelNames: ['status_class'],
-      registers,
-      collect() {
-        this.reset();
-        STATUS_CLASSES.forEach((statusClass, i) => this.inc({ status_class: statusClass }, requestsByClass[i]));
-      },
-    });
-    const duration = new Histogram({
-      name: 'gie_proxy_http_request_duration_seconds',
-      help: 'Time from request to the end of the response, for every HTTP request.',
-      buckets: REQUEST_BUCKETS,
-      registers,
-    });
-    const webSockets = new Gauge({
-      name: 'gie_proxy_websockets_open',
-      help: 'Client WebSockets currently proxied to containers.',
-      registers,
-    });
-    const errors = new Counter({
-      name: 'gie_proxy_errors_total',
-      help: 'Failures talking to containers, by kind (an error code such as ECONNREFUSED).',
-      labelNames: ['kind'],
-      registers,
-    });
-    const reloads = new Counter({
-      name: 'gie_proxy_session_map_reloads_total',
-      help: 'Successful reads of the session map.',
-      registers,
-    });
-    const reloadFailures = new Counter({
-      name: 'gie_proxy_session_map_reload_failures_total',
-      help: 'Failed reads of the session map (the last good map stayed in use), by reason.',
-      labelNames: ['reason'],
-      registers,
-    });
-    const reloadDuration = new Histogram({
-      name: 'gie_proxy_session_map_reload_duration_seconds',
-      help: 'Time to read the session map and swap in the new routes.',
-      buckets: RELOAD_BUCKETS,
-      registers,
-    });
-    const lastReload = new Gauge({
-      name: 'gie_proxy_session_map_last_reload_timestamp_seconds',
-      help: 'When the session map was last read successfully (Unix time); 0 until the first read.',
-      registers,
-    });
-    const sessions = new Gauge({
-      name: 'gie_proxy_sessions',
-      help: 'Sessions in the route table in use.',
-      registers,
-    });
-    sessions.set(0);
-    webSockets.set(0);
+    this.observer = { ...requestMetrics(registers), ...mapMetrics(registers) };
     collectDefaultMetrics({ register: this.registry });
-
-    this.observer = {
-      requestDone(status, seconds) {
-        requestsByClass[status >= 100 && status < 600 ? Math.floor(status / 100) : 0]++;
-        duration.observe(seconds);
-      },
-      proxyError(kind) {
-        errors.inc({ kind });
-      },
-      webSocket(delta) {
-        webSockets.inc(delta);
-      },
-      reloaded(count, seconds) {
-        reloads.inc();
-        reloadDuration.observe(seconds);
-        sessions.set(count);
-        lastReload.set(Date.now() / 1000);
-      },
-      reloadFailed(reason) {
-        reloadFailures.inc({ reason });
-      },
-    };
   }
 
-  /**
-   * Adds the gauges of a store with a connection of its own (PostgreSQL),
-   * read from `status` at scrape time: connected, notifications, reconnects.
-   * A store without such a state (a file) adds nothing.
-   */
   /** Adds the gauge of routes idle longer than `idleMs` (`--idle-report-after`), counted at scrape time. */
   watchRoutes(sources: Pick<RouteSources, 'sessions' | 'entryPoints'>, idleMs: number): void {
     new Gauge({
@@ -133,6 +49,11 @@ export class ProxyMetrics {
     });
   }
 
+  /**
+   * Adds the gauges of a store with a connection of its own (PostgreSQL),
+   * read from `status` at scrape time: connected, notifications, reconnects.
+   * A store without such a state (a file) adds nothing.
+   */
   watchStore(status: () => object | undefined): void {
     const registers = [this.registry];
     const field = (name: string): number | undefined => {
@@ -258,4 +179,81 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
     'cache-control': 'no-store',
   });
   res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** The metrics of proxied requests and WebSockets; the returned hooks feed them. */
+function requestMetrics(registers: Registry[]): Pick<Required<ProxyObserver>, 'requestDone' | 'proxyError' | 'webSocket'> {
+  // The request path only bumps an array slot; the counter reads it at scrape time.
+  const requestsByClass = STATUS_CLASSES.map(() => 0);
+  new Counter({
+    name: 'gie_proxy_http_requests_total',
+    help: 'HTTP requests answered, by status class (none: the client left before any response).',
+    labelNames: ['status_class'],
+    registers,
+    collect() {
+      this.reset();
+      STATUS_CLASSES.forEach((statusClass, i) => this.inc({ status_class: statusClass }, requestsByClass[i]));
+    },
+  });
+  const duration = new Histogram({
+    name: 'gie_proxy_http_request_duration_seconds',
+    help: 'Time from request to the end of the response, for every HTTP request.',
+    buckets: REQUEST_BUCKETS,
+    registers,
+  });
+  const webSockets = new Gauge({ name: 'gie_proxy_websockets_open', help: 'Client WebSockets currently proxied to containers.', registers });
+  webSockets.set(0);
+  const errors = new Counter({
+    name: 'gie_proxy_errors_total',
+    help: 'Failures talking to containers, by kind (an error code such as ECONNREFUSED).',
+    labelNames: ['kind'],
+    registers,
+  });
+  return {
+    requestDone(status, seconds) {
+      requestsByClass[status >= 100 && status < 600 ? Math.floor(status / 100) : 0]++;
+      duration.observe(seconds);
+    },
+    proxyError(kind) {
+      errors.inc({ kind });
+    },
+    webSocket(delta) {
+      webSockets.inc(delta);
+    },
+  };
+}
+
+/** The metrics of the session map's reads; the returned hooks feed them. */
+function mapMetrics(registers: Registry[]): Pick<Required<ProxyObserver>, 'reloaded' | 'reloadFailed'> {
+  const reloads = new Counter({ name: 'gie_proxy_session_map_reloads_total', help: 'Successful reads of the session map.', registers });
+  const reloadFailures = new Counter({
+    name: 'gie_proxy_session_map_reload_failures_total',
+    help: 'Failed reads of the session map (the last good map stayed in use), by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  const reloadDuration = new Histogram({
+    name: 'gie_proxy_session_map_reload_duration_seconds',
+    help: 'Time to read the session map and swap in the new routes.',
+    buckets: RELOAD_BUCKETS,
+    registers,
+  });
+  const lastReload = new Gauge({
+    name: 'gie_proxy_session_map_last_reload_timestamp_seconds',
+    help: 'When the session map was last read successfully (Unix time); 0 until the first read.',
+    registers,
+  });
+  const sessions = new Gauge({ name: 'gie_proxy_sessions', help: 'Sessions in the route table in use.', registers });
+  sessions.set(0);
+  return {
+    reloaded(count, seconds) {
+      reloads.inc();
+      reloadDuration.observe(seconds);
+      sessions.set(count);
+      lastReload.set(Date.now() / 1000);
+    },
+    reloadFailed(reason) {
+      reloadFailures.inc({ reason });
+    },
+  };
 }

@@ -12,7 +12,7 @@ import type { Route, RouteTable } from '../routing/route-table.js';
  */
 
 /** One route as `/routes` shows it. */
-export interface RouteActivity {
+interface RouteActivity {
   /** GIE: the session's tag (as in log lines), not its cookie. */
   readonly session?: string;
   /** Interactive Tools: the entry point's key and key type. */

@@ -46,18 +46,45 @@ const CHECK_CONNECT_TIMEOUT_MS = 2000;
  * argv, exit codes, signals.
  */
 export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRONT_DOOR): Promise<void> {
-  let options: ProxyOptions;
-  let cli: CliOnlyOptions;
+  const { options, cli } = parseCommandLine(argv, door);
+  if (cli.installTrigger) await installTriggerAndExit(options);
+  if (cli.check) await checkAndExit(options, cli);
+
+  const log = createLogger({ verbose: options.verbose, maskParams: options.logMaskParams });
+  installLastResortHandlers(log);
+  logProcessWarnings(log);
+  const collectGarbage = exposeGc();
+  // Signal handlers go in before the start, so that a SIGTERM that follows
+  // the start-up line at once (Galaxy, supervisord) still ends in exit 0.
+  let daemon: Daemon | undefined;
+  handleSignals(log, options, () => daemon);
+  // The daemon writes it once listening and removes it when it closes; this
+  // covers the exits that do not wait for that (a second signal).
+  const { pidFile } = options;
+  if (pidFile !== undefined) process.on('exit', () => removePidFile(pidFile, process.pid));
+
+  try {
+    daemon = await startDaemon(options, log, {}, { collectGarbage });
+  } catch (err) {
+    const known = err instanceof ListenError || err instanceof PidFileError;
+    const fields = known ? { err, code: (err.cause as NodeJS.ErrnoException | undefined)?.code } : { err };
+    log.fatal(fields, known ? err.message : 'proxy failed to start');
+    // A --socket path held by a live socket or a file: restarting will not help.
+    process.exit(err instanceof ListenError && err.configuration ? EXIT.usage : EXIT.fatal);
+  }
+}
+
+/** The options from the command line; a bad one exits 2 with one message (Commander's, or ours). */
+function parseCommandLine(argv: readonly string[], door: FrontDoor): { options: ProxyOptions; cli: CliOnlyOptions } {
   try {
     const program = buildProgram(door);
     program.parse(argv);
-    ({ options, cli } = optionsFromProgram(program, door));
-    if (options.sessionsPath !== undefined && isPostgresUrl(options.sessionsPath)) {
-      // Refused here, with a message that does not repeat the URL.
-      parsePostgresUrl(options.sessionsPath);
-      const pollGiven = program.getOptionValueSource('pollInterval') === 'cli' || program.getOptionValueSource('pollingInterval') === 'cli';
-      if (!pollGiven) options = resolveOptions({ ...options, pollIntervalMs: POSTGRES_POLL_DEFAULT_MS });
-    }
+    const { options, cli } = optionsFromProgram(program, door);
+    if (options.sessionsPath === undefined || !isPostgresUrl(options.sessionsPath)) return { options, cli };
+    // Refused here, with a message that does not repeat the URL.
+    parsePostgresUrl(options.sessionsPath);
+    const pollGiven = program.getOptionValueSource('pollInterval') === 'cli' || program.getOptionValueSource('pollingInterval') === 'cli';
+    return { options: pollGiven ? options : resolveOptions({ ...options, pollIntervalMs: POSTGRES_POLL_DEFAULT_MS }), cli };
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander already printed the message (or the help / version).
@@ -74,44 +101,47 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
     }
     throw err;
   }
+}
 
-  if (cli.installTrigger) {
-    if (options.sessionsPath === undefined || !isPostgresUrl(options.sessionsPath)) {
-      process.stderr.write('error: --install-trigger needs --sessions postgresql://… (the Interactive Tools map in PostgreSQL)\n');
-      process.exit(EXIT.usage);
-    }
-    try {
-      process.stdout.write(formatTriggerReport(await installTrigger(parsePostgresUrl(options.sessionsPath))));
-      process.exit(EXIT.ok);
-    } catch (err) {
-      process.stderr.write(`error: ${(err as Error).message}\n`);
-      process.exit(EXIT.fatal);
-    }
+/** `--install-trigger`: installs gx-it-proxy's trigger in the PostgreSQL map, prints what it did, exits. */
+async function installTriggerAndExit(options: ProxyOptions): Promise<never> {
+  if (options.sessionsPath === undefined || !isPostgresUrl(options.sessionsPath)) {
+    process.stderr.write('error: --install-trigger needs --sessions postgresql://… (the Interactive Tools map in PostgreSQL)\n');
+    process.exit(EXIT.usage);
   }
-
-  if (cli.check) {
-    if (options.sessionsPath === undefined) {
-      process.stderr.write('error: --check needs --sessions (header mode has no map)\n(run with --help for usage)\n');
-      process.exit(EXIT.usage);
-    }
-    const report = await checkSessionMap(options.sessionsPath, { limit: cli.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
-    process.stdout.write(formatCheckReport(report));
-    process.exit(report.readable ? EXIT.ok : EXIT.fatal);
+  try {
+    process.stdout.write(formatTriggerReport(await installTrigger(parsePostgresUrl(options.sessionsPath))));
+    process.exit(EXIT.ok);
+  } catch (err) {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.exit(EXIT.fatal);
   }
+}
 
-  const log = createLogger({ verbose: options.verbose, maskParams: options.logMaskParams });
-  installLastResortHandlers(log);
-  logProcessWarnings(log);
-  // V8's `gc` in contexts made from now on (the proxy's own global has none):
-  // the map's reader thread collects its own heap after each whole read, and
-  // the daemon this thread's once, after the start-up read (DaemonHooks).
+/** `--check`: reads the map once, prints the report, exits 0 when readable. */
+async function checkAndExit(options: ProxyOptions, cli: CliOnlyOptions): Promise<never> {
+  if (options.sessionsPath === undefined) {
+    process.stderr.write('error: --check needs --sessions (header mode has no map)\n(run with --help for usage)\n');
+    process.exit(EXIT.usage);
+  }
+  const report = await checkSessionMap(options.sessionsPath, { limit: cli.checkLimit, connectTimeoutMs: CHECK_CONNECT_TIMEOUT_MS });
+  process.stdout.write(formatCheckReport(report));
+  process.exit(report.readable ? EXIT.ok : EXIT.fatal);
+}
+
+/**
+ * V8's `gc` in contexts made from now on (the proxy's own global has none):
+ * the map's reader thread collects its own heap after each whole read, and
+ * the daemon this thread's once, after the start-up read (DaemonHooks).
+ */
+function exposeGc(): (() => void) | undefined {
   setFlagsFromString('--expose-gc');
   const gc: unknown = runInNewContext('gc');
-  const collectGarbage = typeof gc === 'function' ? (gc as () => void) : undefined;
+  return typeof gc === 'function' ? (gc as () => void) : undefined;
+}
 
-  // Signal handlers go in before the start, so that a SIGTERM that follows
-  // the start-up line at once (Galaxy, supervisord) still ends in exit 0.
-  let daemon: Daemon | undefined;
+/** SIGTERM/SIGINT drain and exit 0 (a second one exits 1 at once); SIGHUP re-reads the map. */
+function handleSignals(log: Logger, options: ProxyOptions, daemon: () => Daemon | undefined): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -119,16 +149,14 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
       process.exit(EXIT.fatal);
     }
     stopping = true;
-    log.info(
-      { signal, graceMs: options.shutdownGraceMs },
-      CLI_LOG.shuttingDown,
-    );
-    if (daemon === undefined) {
+    log.info({ signal, graceMs: options.shutdownGraceMs }, CLI_LOG.shuttingDown);
+    const running = daemon();
+    if (running === undefined) {
       // Still starting: nothing has been served yet.
       log.info({ graceful: true }, CLI_LOG.stopped);
       process.exit(EXIT.ok);
     }
-    void daemon.close().then(({ graceful }) => {
+    void running.close().then(({ graceful }) => {
       log.info({ graceful }, graceful ? CLI_LOG.stopped : CLI_LOG.stoppedCut);
       process.exit(EXIT.ok);
     });
@@ -137,22 +165,8 @@ export async function runCli(argv: readonly string[], door: FrontDoor = GIE_FRON
   process.on('SIGINT', stop);
   process.on('SIGHUP', () => {
     log.info({ signal: 'SIGHUP' }, CLI_LOG.reloading);
-    void daemon?.reload();
+    void daemon()?.reload();
   });
-  // The daemon writes it once listening and removes it when it closes; this
-  // covers the exits that do not wait for that (a second signal).
-  const { pidFile } = options;
-  if (pidFile !== undefined) process.on('exit', () => removePidFile(pidFile, process.pid));
-
-  try {
-    daemon = await startDaemon(options, log, {}, { collectGarbage });
-  } catch (err) {
-    const known = err instanceof ListenError || err instanceof PidFileError;
-    const fields = known ? { err, code: (err.cause as NodeJS.ErrnoException | undefined)?.code } : { err };
-    log.fatal(fields, known ? err.message : 'proxy failed to start');
-    // A --socket path held by a live socket or a file: restarting will not help.
-    process.exit(err instanceof ListenError && err.configuration ? EXIT.usage : EXIT.fatal);
-  }
 }
 
 /**

@@ -10,7 +10,7 @@ import { addCorsEcho, type CorsPolicy } from './headers.js';
  */
 
 /** Cases the HTTP side itself decides, beside the routers' refusals. */
-export type ServerCase =
+type ServerCase =
   | 'not-websocket' // an upgrade that is not a WebSocket GET
   | 'connect' // CONNECT: this is not a forward proxy
   | 'container-unreachable' // connecting to or talking to the container failed
@@ -26,7 +26,7 @@ export type ServerCase =
 
 export type AnswerCase = RefusalReason | ServerCase;
 
-export type AnswerLevel = 'debug' | 'info' | 'warn' | 'error';
+type AnswerLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Answer {
   readonly status: number;

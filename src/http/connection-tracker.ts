@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /**
@@ -12,13 +11,13 @@ export class ConnectionTracker {
   /** Called after every request ends; the shutdown uses it to drop now-idle connections. */
   onRequestDone: (() => void) | undefined;
 
-  trackRequest(res: ServerResponse): void {
+  /** A request arrived; `requestEnded` must follow when its response closes. */
+  requestStarted(): void {
     this.inFlight++;
-    // One listener made once, not a closure per request ('close' comes once).
-    res.on('close', this.requestClosed);
   }
 
-  private readonly requestClosed = (): void => {
+  /** A request's response closed (finished, or cut). */
+  requestEnded(): void {
     this.inFlight--;
     this.onRequestDone?.();
     if (this.inFlight === 0) {
@@ -26,7 +25,7 @@ export class ConnectionTracker {
       this.idleWaiters = [];
       for (const resolve of waiters) resolve();
     }
-  };
+  }
 
   trackWebSocket(socket: Duplex): void {
     this.sockets.add(socket);

@@ -15,13 +15,10 @@ import { stateOf, type RequestState } from './request-state.js';
 
 /** 'proxyReq': the request to the container, as it goes out. */
 export function proxyReqHandler({ deadlines }: ProxyContext): (proxyReq: ClientRequest, req: IncomingMessage, res: ServerResponse) => void {
-  return (proxyReq, req, res) => {
+  return (proxyReq, req) => {
+    // A retry's request replaces the first (see releaseContainerRequest).
     const state = stateOf(req);
-    if (state !== undefined) {
-      // One listener for the request's life; a retry's request replaces the first in the state.
-      if (state.proxyReq === undefined) res.on('close', onClientResponseClose);
-      state.proxyReq = proxyReq;
-    }
+    if (state !== undefined) state.proxyReq = proxyReq;
     // http-proxy normalises the path (it collapses `//`); containers get it byte for byte.
     if (!proxyReq.headersSent) proxyReq.path = req.url ?? '/';
     deadlines?.watch(proxyReq);
@@ -29,15 +26,12 @@ export function proxyReqHandler({ deadlines }: ProxyContext): (proxyReq: ClientR
 }
 
 /**
- * A client response closed (made once: `this` is the response). A client
- * that goes away mid-response must not leave the container connection open
- * (the legacy proxy leaked one per aborted download).
+ * The client's response closed on a forwarded request. A client that goes
+ * away mid-response must not leave the container connection open (the
+ * legacy proxy leaked one per aborted download).
  */
-function onClientResponseClose(this: ServerResponse): void {
-  const req = this.req;
-  const proxyReq = stateOf(req)?.proxyReq;
-  if (proxyReq === undefined) return;
-  if (!this.writableFinished) proxyReq.destroy();
+export function releaseContainerRequest(res: ServerResponse, req: IncomingMessage, proxyReq: ClientRequest): void {
+  if (!res.writableFinished) proxyReq.destroy();
   else if (!req.complete) {
     // Answered before the whole upload arrived (an error status, or a
     // container that answered early): the request to the container is

@@ -7,8 +7,8 @@ import { isRefusal, type Forward, type Refused } from '../routing/router.js';
 import { sendAnswer, type AnswerCase } from './answers.js';
 import { addForwardedForSocketPeer, applyRStudioHeaders, isRStudioUrl, stripHopByHop } from './headers.js';
 import { HTTP_LOG, type ProxyContext } from './proxy-context.js';
-import { onProxyError } from './proxy-events.js';
-import { attachState, type RequestState } from './request-state.js';
+import { onProxyError, releaseContainerRequest } from './proxy-events.js';
+import { attachState, stateOf, type RequestState } from './request-state.js';
 
 /**
  * The HTTP request path: a request is routed, then refused with its answer
@@ -17,10 +17,12 @@ import { attachState, type RequestState } from './request-state.js';
  */
 export function requestHandler(ctx: ProxyContext): (req: IncomingMessage, res: ServerResponse) => void {
   const { tracker, router, verbose, observeRequests } = ctx;
+  const closed = responseClosed(ctx);
   return (req, res) => {
-    tracker.trackRequest(res);
+    tracker.requestStarted();
+    // One listener, made once, for everything that follows the response's end.
+    res.on('close', closed);
     const state = observeRequests ? attachState(req, performance.now()) : undefined;
-    if (state !== undefined) res.once('close', () => requestDone(ctx, req, res, state));
     if (req.url?.charCodeAt(0) !== 47 /* '/' */ && !toOriginForm(req)) {
       refuse(ctx, req, res, state, 'bad-target');
       return;
@@ -36,6 +38,22 @@ export function requestHandler(ctx: ProxyContext): (req: IncomingMessage, res: S
       return;
     }
     forward(ctx, req, res, state, result);
+  };
+}
+
+/**
+ * What follows a response's close, as one listener made once per server
+ * (`this` is the response): the in-flight count, the timed request's report,
+ * the release of a forwarded request's container request.
+ */
+function responseClosed(ctx: ProxyContext): (this: ServerResponse) => void {
+  return function (this: ServerResponse) {
+    ctx.tracker.requestEnded();
+    const req = this.req;
+    const state = stateOf(req);
+    if (state === undefined) return;
+    if (ctx.observeRequests) requestDone(ctx, req, this, state);
+    if (state.proxyReq !== undefined) releaseContainerRequest(this, req, state.proxyReq);
   };
 }
 

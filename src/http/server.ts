@@ -62,7 +62,7 @@ function headersCheckIntervalMs(headersTimeoutMs: number): number {
 }
 
 /** The options the HTTP side reads (ProxyOptions has them all; see src/options.ts for each). */
-export interface ServerOptions {
+interface ServerOptions {
   readonly headersTimeoutMs: number;
   readonly proxyTimeoutMs: number;
   readonly webSocketIdleTimeoutMs: number;
@@ -77,7 +77,7 @@ export interface ServerOptions {
 }
 
 /** What the proxy core needs: its options, a router and a logger. */
-export interface ProxyDeps {
+interface ProxyDeps {
   readonly options: ServerOptions;
   /** Decides where each request goes (see src/routing/router.ts). */
   readonly router: Router;

@@ -17,7 +17,7 @@ import { ListenError } from './server.js';
 const PROBE_TIMEOUT_MS = 1000;
 
 /** What listening on a socket found. */
-export interface SocketListen {
+interface SocketListen {
   /** A socket file left by a process that no longer listens was removed first. */
   readonly replacedStale: boolean;
 }

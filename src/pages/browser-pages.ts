@@ -14,7 +14,7 @@ import { bodyOf, escapeHtml, render, retryScript, scriptHash, type PageSet } fro
  * requests never do.
  */
 
-export interface BrowserPagesOptions extends GalaxyLinkOptions {
+interface BrowserPagesOptions extends GalaxyLinkOptions {
   readonly pages: PageSet['pages'];
   /** `--starting-page-timeout`: how long the starting page retries before it says the tool could not be reached. */
   readonly startingTimeoutMs: number;

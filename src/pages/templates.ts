@@ -16,7 +16,7 @@ import { join } from 'node:path';
  * makes that template unusable: the built-in page is used instead.
  */
 
-export type PageName = 'starting' | 'stopped' | 'unreachable';
+type PageName = 'starting' | 'stopped' | 'unreachable';
 const PAGE_NAMES: readonly PageName[] = ['starting', 'stopped', 'unreachable'];
 
 const PLACEHOLDER = /\{\{\s*([^}]*?)\s*\}\}/g;

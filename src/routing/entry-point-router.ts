@@ -35,7 +35,7 @@ export interface EntryPointRouterOptions {
 }
 
 /** The entry points for a key (map mode). */
-export type EntryPointLookup = (key: string) => readonly EntryPoint[] | undefined;
+type EntryPointLookup = (key: string) => readonly EntryPoint[] | undefined;
 
 const TARGET_HOST = 'x-interactive-tool-host';
 const TARGET_PORT = 'x-interactive-tool-port';

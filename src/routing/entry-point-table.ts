@@ -184,7 +184,7 @@ export class EntryPointTable {
 }
 
 /** A complete next table, filled row by row; reuses the entry objects of unchanged rows. */
-export class EntryPointTableBuilder {
+class EntryPointTableBuilder {
   readonly byKey = new Map<string, EntryPoint[]>();
   count = 0;
 

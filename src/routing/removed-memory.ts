@@ -9,7 +9,7 @@ import { createHmac, randomBytes } from 'node:crypto';
  */
 
 /** What a remembered route was: an Interactive Tools entry point (key and token) or a GIE session (cookie value). */
-export type RemovedKind = 'entry-point' | 'session';
+type RemovedKind = 'entry-point' | 'session';
 
 /** How many removed routes are remembered (the oldest forgotten first). */
 const REMOVED_CAPACITY = 10_000;

@@ -98,7 +98,7 @@ export class RouteTable {
 }
 
 /** A complete next map, filled entry by entry; reuses the Route objects of unchanged entries. */
-export class RouteMapBuilder {
+class RouteMapBuilder {
   readonly routes = new Map<string, Route>();
 
   constructor(private readonly previous: ReadonlyMap<string, Route>) {}

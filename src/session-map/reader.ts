@@ -1,10 +1,9 @@
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { isPostgresUrl } from './postgres/url.js';
 import { UpdateProducer, type MapUpdate, type ReaderThreadData, type ReadReply, type ReadRequest } from './producer.js';
 import { SessionMapError, type StoreKind } from './store.js';
-import { storeKindFor } from './stores.js';
+import { storeKindFor, storeKindName } from './stores.js';
 
 /** Reads the session map and says how the route table must change. */
 export interface MapReader {
@@ -99,8 +98,8 @@ export class WorkerMapReader implements MapReader {
   }
 
   private startWorker(): Worker {
-    // The thread imports only the module of the map's own kind: it is named here, where the URL parser is loaded anyway.
-    const worker = newWorker({ spec: this.path, kind: isPostgresUrl(this.path) ? 'postgres' : 'file' } satisfies ReaderThreadData);
+    // The thread imports only the module of the map's own kind: it is named here, where every kind is loaded anyway.
+    const worker = newWorker({ spec: this.path, kind: storeKindName(this.path) } satisfies ReaderThreadData);
     worker.unref();
     worker.on('message', (reply: ReadReply) => {
       const waiter = this.pending.get(reply.id);

@@ -13,7 +13,7 @@ export const MAP_LOG = Object.freeze({
 });
 
 /** What /health shows of the map, kept current by the reporter. */
-export interface MapStatus {
+interface MapStatus {
   /** When the map was last read successfully (ms since epoch). */
   readonly lastLoadedAt: number | undefined;
   /** The format of the last successful read, e.g. `sqlite gxproxy2`. */

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
-export interface MapWatcherOptions {
+interface MapWatcherOptions {
   /** Fallback check interval for filesystems that send no events (NFS). */
   readonly pollIntervalMs: number;
   /** Quiet period that folds a burst of events into one notification. */

@@ -108,7 +108,7 @@ export interface PostgresStatus {
 export const HAS_COUNTER = `SELECT to_regclass('gxitproxy_version') IS NOT NULL AS counter`;
 
 /** See PostgresStatus.changeDetection. */
-export type ChangeDetection = 'counter' | 'row-versions';
+type ChangeDetection = 'counter' | 'row-versions';
 
 /** A connection that went away, or was given up on. */
 export class ConnectionLost extends Error {

@@ -18,7 +18,7 @@ function triggerSql(): string {
 }
 
 /** What `--install-trigger` did. */
-export interface TriggerReport {
+interface TriggerReport {
   readonly store: string;
   /** True when gxitproxy did not exist and was created (with Galaxy's columns). */
   readonly tableCreated: boolean;

@@ -71,7 +71,7 @@ export interface PostgresLocation {
 }
 
 /** What libpq's defaults come from on this machine (tests give their own). */
-export interface LibpqSystem {
+interface LibpqSystem {
   /** The name of the process's operating-system user (libpq: getpwuid(geteuid())). Throws when it has none. */
   userName(): string;
   /** That user's home directory from the password database, for `~` when HOME is not set. */
