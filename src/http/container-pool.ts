@@ -59,11 +59,16 @@ export class ContainerAgent extends http.Agent {
  * request is cut between `ms` and `ms` plus two checks after its clock
  * started. The clock starts at the first check that finds the request
  * waiting (connecting, or sent in full and unanswered).
+ *
+ * A request is let go as soon as its answer starts (`done`), not at the next
+ * check: at thousands of requests a second, a second's worth of finished
+ * requests (each with its response, headers and buffers) kept alive made
+ * every young-generation collection copy them, and costs more than the
+ * check itself.
  */
 export class ProxyDeadlines {
   /** Requests in flight, and when each one's wait ends (performance.now(); 0: not waiting). */
-  private requests: ClientRequest[] = [];
-  private due: number[] = [];
+  private readonly due = new Map<ClientRequest, number>();
   private timer: NodeJS.Timeout | undefined;
   private readonly everyMs: number;
 
@@ -73,46 +78,41 @@ export class ProxyDeadlines {
 
   /** Times `proxyReq` from now on, until it is answered or gone. */
   watch(proxyReq: ClientRequest): void {
-    this.requests.push(proxyReq);
-    this.due.push(0);
+    this.due.set(proxyReq, 0);
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.check(), this.everyMs);
       this.timer.unref();
     }
   }
 
+  /** `proxyReq` was answered, failed or was given up: no longer timed. */
+  done(proxyReq: ClientRequest): void {
+    this.due.delete(proxyReq);
+  }
+
   /** Stops the timer; requests in flight are no longer timed. */
   close(): void {
     clearInterval(this.timer);
     this.timer = undefined;
-    this.requests = [];
-    this.due = [];
+    this.due.clear();
   }
 
   private check(): void {
     const now = performance.now();
-    const { requests, due } = this;
-    let kept = 0;
-    // A destroy may start a retry, which appends: the loop reads the length each time.
-    for (let i = 0; i < requests.length; i++) {
-      const proxyReq = requests[i];
-      let until = due[i];
-      if (proxyReq.destroyed || answered(proxyReq)) continue;
-      if (!waiting(proxyReq)) {
-        until = 0;
+    // A destroy may start a retry, which is added while this loop runs (a Map visits it too, as waiting from now).
+    for (const [proxyReq, until] of this.due) {
+      if (proxyReq.destroyed || answered(proxyReq)) {
+        this.due.delete(proxyReq);
+      } else if (!waiting(proxyReq)) {
+        this.due.set(proxyReq, 0);
       } else if (until === 0) {
-        until = now + this.ms;
+        this.due.set(proxyReq, now + this.ms);
       } else if (now >= until) {
+        this.due.delete(proxyReq);
         proxyReq.destroy(new ProxyTimeoutError(this.ms));
-        continue;
       }
-      requests[kept] = proxyReq;
-      due[kept] = until;
-      kept++;
     }
-    requests.length = kept;
-    due.length = kept;
-    if (kept === 0) this.close();
+    if (this.due.size === 0) this.close();
   }
 }
 

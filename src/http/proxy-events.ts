@@ -44,8 +44,10 @@ export function releaseContainerRequest(res: ServerResponse, req: IncomingMessag
 }
 
 /** 'proxyRes': the container's response headers, made ours before http-proxy copies them. */
-export function proxyResHandler({ cors, keepAliveHint, reverseProxy, port, log }: ProxyContext): (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => void {
+export function proxyResHandler({ cors, keepAliveHint, reverseProxy, port, log, deadlines }: ProxyContext): (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => void {
   return (proxyRes, req, res) => {
+    const proxyReq = stateOf(req)?.proxyReq;
+    if (proxyReq !== undefined) deadlines?.done(proxyReq);
     noteKeepAliveHint(proxyRes.socket, proxyRes.headers['keep-alive']);
     stripHopByHopResponse(proxyRes.headers);
     // Our own connection to the client: kept alive unless it asked otherwise
@@ -84,6 +86,7 @@ export function proxyResHandler({ cors, keepAliveHint, reverseProxy, port, log }
 export function onProxyError(ctx: ProxyContext, err: NodeJS.ErrnoException, req: IncomingMessage, target: ServerResponse | Duplex): void {
   const { log, upgraded } = ctx;
   const state = stateOf(req);
+  if (state?.proxyReq !== undefined) ctx.deadlines?.done(state.proxyReq);
   if (!(target instanceof http.ServerResponse) && target.destroyed && !upgraded.has(target)) {
     // The client left during the WebSocket handshake and the request to the
     // container was aborted for it (upgrade-path.ts): nobody to answer,

@@ -80,6 +80,7 @@ export function proxyReqWsHandler(ctx: ProxyContext): (proxyReq: ClientRequest, 
     proxyReq.path = req.url ?? '/';
     deadlines?.watch(proxyReq);
     proxyReq.once('response', (proxyRes: IncomingMessage) => {
+      deadlines?.done(proxyReq);
       // The container refused the upgrade with a plain answer, which
       // http-proxy copies to the raw socket with the container's headers and
       // the decoded body: drop its framing and let the close end the body.
@@ -89,7 +90,10 @@ export function proxyReqWsHandler(ctx: ProxyContext): (proxyReq: ClientRequest, 
       // more, so the client's FIN would never be seen and it would stay open.
       socket.once('finish', () => drainUntilClosed(socket));
     });
-    proxyReq.once('upgrade', (_res, proxySocket: Duplex) => followWebSocket(ctx, req, socket, proxySocket));
+    proxyReq.once('upgrade', (_res, proxySocket: Duplex) => {
+      deadlines?.done(proxyReq);
+      followWebSocket(ctx, req, socket, proxySocket);
+    });
     // A client gone before the container answered the upgrade: stop asking
     // it. A reset is passed on as a reset: when the container is another
     // proxy (forward mode → header mode), a plain close would reach it as a
@@ -98,6 +102,7 @@ export function proxyReqWsHandler(ctx: ProxyContext): (proxyReq: ClientRequest, 
     socket.once('close', (hadError: boolean) => {
       if (hadError && !upgraded.has(socket)) proxyReq.socket?.resetAndDestroy();
       proxyReq.destroy();
+      deadlines?.done(proxyReq);
     });
   };
 }

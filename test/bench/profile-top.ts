@@ -3,9 +3,13 @@
  * --cpu-prof <dir>`): the functions with the most self time, and self time
  * per area (this package, each dependency, Node's internals by module).
  *
- *   node --import tsx test/bench/profile-top.ts <file.cpuprofile> [count]
+ *   node --import tsx test/bench/profile-top.ts <file.cpuprofile | dir> [count]
+ *
+ * A directory (the bench writes one per proxy: the main thread's profile and
+ * the reader thread's) is summarised by its busiest profile, the main thread.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fmt, table } from './context.js';
 
 interface ProfileNode {
@@ -96,13 +100,13 @@ function areaOf(functionName: string, url: string): string {
 function main(): void {
   const [file, count = '25'] = process.argv.slice(2);
   if (file === undefined) {
-    process.stderr.write('usage: node --import tsx test/bench/profile-top.ts <file.cpuprofile> [count]\n');
+    process.stderr.write('usage: node --import tsx test/bench/profile-top.ts <file.cpuprofile | dir> [count]\n');
     process.exit(2);
   }
-  const { functions, areas, busyMs } = summarise(JSON.parse(readFileSync(file, 'utf8')) as Profile);
+  const { file: read, functions, areas, busyMs } = busiest(file);
   const n = Number(count);
   const rows = (list: FunctionTime[]): string[][] => list.slice(0, n).map((f) => [fmt(f.self, 1), fmt(f.total, 1), f.name]);
-  process.stdout.write(`${file}: ${fmt(busyMs / 1000, 1)} s busy (percentages of busy time)\n\nby self time:\n`);
+  process.stdout.write(`${read}: ${fmt(busyMs / 1000, 1)} s busy (percentages of busy time)\n\nby self time:\n`);
   process.stdout.write(`${table(['self %', 'total %', 'function'], rows(functions))}\n\nby total time:\n`);
   const byTotalTime = [...functions].filter((f) => !f.name.startsWith('(')).sort((a, b) => b.total - a.total);
   process.stdout.write(`${table(['self %', 'total %', 'function'], rows(byTotalTime))}\n\nself time by area:\n`);
@@ -112,6 +116,19 @@ function main(): void {
   const outside = functions.filter((f) => !CORE_AREAS.has(f.area));
   process.stdout.write(`\noutside http-proxy and Node's HTTP, sockets and streams (${fmt(outside.reduce((sum, f) => sum + f.self, 0), 1)} % in all), by self time:\n`);
   process.stdout.write(`${table(['self %', 'total %', 'function', 'area'], outside.slice(0, n).map((f) => [fmt(f.self, 1), fmt(f.total, 1), f.name, f.area]))}\n`);
+}
+
+/** The profile in `path`, or the busiest of the profiles in the directory `path`. */
+function busiest(path: string): ReturnType<typeof summarise> & { file: string } {
+  const files = statSync(path).isDirectory()
+    ? readdirSync(path)
+        .filter((name) => name.endsWith('.cpuprofile'))
+        .map((name) => join(path, name))
+    : [path];
+  const summaries = files.map((file) => ({ file, ...summarise(JSON.parse(readFileSync(file, 'utf8')) as Profile) }));
+  const best = summaries.sort((a, b) => b.busyMs - a.busyMs)[0];
+  if (best === undefined) throw new Error(`no .cpuprofile in ${path}`);
+  return best;
 }
 
 /** The areas every http-proxy process pays for alike (see areaOf). */

@@ -496,7 +496,7 @@ async function main(): Promise<void> {
     report.push(machineLine(figures, opts.sessions, opts.streamMiB, extra));
     process.stdout.write(`\n${report.join('\n')}\n`);
     if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ machine, figures, extra }, null, 2)}\n`);
-    if (ctx.cpuProfDir !== undefined) ctx.progress(`CPU profiles in ${ctx.cpuProfDir} (summarise with: node --import tsx test/bench/profile-top.ts <file>)`);
+    if (ctx.cpuProfDir !== undefined) ctx.progress(`CPU profiles in ${ctx.cpuProfDir} (one directory per proxy, the reader thread beside the main thread; summarise with: node --import tsx test/bench/profile-top.ts <dir>/proxy-1)`);
   } finally {
     await resources.close();
   }

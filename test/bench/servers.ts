@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { MAIN_JS, ProxyProcess } from '../helpers/spawned-proxy.js';
@@ -67,8 +67,8 @@ export type RunningProxy = Listening & { readonly proxy: ProxyProcess };
  */
 export async function startProxy(resources: BenchResources, spec: ProxySpec): Promise<RunningProxy> {
   const port = await freePort();
-  const nodeFlags =
-    spec.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', spec.cpuProfDir, '--cpu-prof-name', `${spec.name}.cpuprofile`];
+  // A directory per proxy: its reader thread writes a profile of its own (under Node's default name, with the thread id).
+  const nodeFlags = spec.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(spec.cpuProfDir, spec.name)];
   const args = [
     ...nodeFlags,
     MAIN_JS,
