@@ -1,5 +1,5 @@
 import type { EntryPointRow } from '../routing/entry-point-table.js';
-import type { MapRouting } from './store.js';
+import { MAX_DIFF_ENTRIES, type MapAnswer, type MapRead, type MapRouting } from './store.js';
 import { tcpPort } from '../tcp-port.js';
 
 /**
@@ -388,4 +388,24 @@ function commonRows(a: string, ai: number, b: string, bi: number): number {
 function rowEnd(rows: string, at: number): number {
   const end = rows.indexOf('\n', at);
   return end < 0 ? rows.length : end + 1;
+}
+
+/**
+ * A whole read answered as the changes since `last`, the store's previous
+ * answer (for a store that keeps no ledger: a JSON map, older Galaxy's
+ * `gxproxy` table), by lining the two up (align). The whole read itself when
+ * it is asked for, when there is no previous read of the same format, when
+ * identities may repeat, or when more than MAX_DIFF_ENTRIES rows changed.
+ */
+export function changesSince(last: MapRead | undefined, read: MapRead, whole: boolean): MapAnswer {
+  if (whole || last === undefined || last.format !== read.format || !last.uniqueKeys || !read.uniqueKeys) return read;
+  const changes = align(last.rows, read.rows);
+  if (countLines(changes.removed) + countLines(changes.inserted) > MAX_DIFF_ENTRIES) return read;
+  return { kind: 'changes', format: read.format, routing: read.routing, ...changes, skipped: read.skipped };
+}
+
+function countLines(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }

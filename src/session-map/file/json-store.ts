@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
-import { MAX_DIFF_ENTRIES, SessionMapError } from '../store.js';
-import { align, LastRowWins, rowLine, SkipCounter, splitHostPort } from '../rows.js';
+import { SessionMapError } from '../store.js';
+import { changesSince, LastRowWins, rowLine, SkipCounter, splitHostPort } from '../rows.js';
 import type { FileMap, MapAnswer, MapRead } from '../store.js';
 
 /**
@@ -53,11 +53,9 @@ export class JsonSessionMap implements FileMap {
     const last = this.last;
     const read = this.parse();
     this.last = read;
-    if (whole || last === undefined || last.read.format !== read.read.format) return read.read;
-    if (last.read === read.read) return { kind: 'changes', format: read.read.format, routing: 'cookie', removed: '', inserted: '', skipped: read.read.skipped };
-    const changes = align(last.read.rows, read.read.rows);
-    if (countLines(changes.removed) + countLines(changes.inserted) > MAX_DIFF_ENTRIES) return read.read;
-    return { kind: 'changes', format: read.read.format, routing: 'cookie', ...changes, skipped: read.read.skipped };
+    // The same bytes as the last answer: nothing changed (not even compared).
+    if (!whole && last?.read === read.read) return { kind: 'changes', format: read.read.format, routing: 'cookie', removed: '', inserted: '', skipped: read.read.skipped };
+    return changesSince(last?.read, read.read, whole);
   }
 
   /** The file's text and its rows; the last answer's when the bytes did not change. */
@@ -126,10 +124,4 @@ function toRows(data: Record<string, unknown>): MapRead {
     rows = unique.rows();
   }
   return { kind: 'whole', format, routing: 'cookie', rows, uniqueKeys: true, skipped: skipped.byReason };
-}
-
-function countLines(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
-  return n;
 }

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ChangeCheck, MAX_DIFF_ENTRIES, SessionMapError, VERIFY_AFTER_MS, type SessionMapFailure } from '../store.js';
-import { DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from '../rows.js';
+import { changesSince, DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from '../rows.js';
 import type { FileMap, MapAnswer, MapChanges, MapRead, MapRouting } from '../store.js';
 import { RowLedger } from './sqlite-ledger.js';
 
@@ -78,6 +78,8 @@ export class SqliteSessionMap implements FileMap {
   private headerFd: number | undefined;
   /** What the store last answered, for answers of changes; undefined: the next answer is whole. */
   private ledger: RowLedger | undefined;
+  /** Older Galaxy's `gxproxy` table: the last answer's rows, which the next read is compared with. */
+  private lastOlder: MapRead | undefined;
   /** When changes read on their own (the blind spot below) are next checked by a whole read. */
   private readonly check: ChangeCheck;
   /** Reads of the whole table, and of the changes alone (tests, benches). */
@@ -112,19 +114,27 @@ export class SqliteSessionMap implements FileMap {
    * The whole table (`whole`), or what changed since the last answer. The
    * changes are read on their own when they can be (readTableChanges); otherwise
    * the whole table is read and answered as the changes against the ledger,
-   * by rowid, unless more than MAX_DIFF_ENTRIES rows changed. A table whose
-   * identities may repeat (and the older `gxproxy`) is always answered whole.
+   * by rowid, unless more than MAX_DIFF_ENTRIES rows changed; older Galaxy's
+   * `gxproxy` is compared with the last answer's rows (changesSince). A table
+   * whose identities may repeat is always answered whole.
    */
   read(whole: boolean): MapAnswer {
     const ledger = this.ledger;
+    const older = this.lastOlder;
     this.ledger = undefined; // until this read has succeeded
+    this.lastOlder = undefined;
     try {
       const id = this.existingFile();
       const db = this.connection(id);
       // One read transaction, so the table list and the rows agree.
       return db.transaction((): MapAnswer => {
         const table = this.table(db);
-        if (table === 'gxproxy') return readOlderTable(db);
+        if (table === 'gxproxy') {
+          // No ledger for older Galaxy's table: its rows are compared with the last answer's.
+          const read = readOlderTable(db);
+          this.lastOlder = read;
+          return changesSince(older, read, whole);
+        }
         const before = ledger?.table === table.name ? ledger : undefined;
         if (!whole && before !== undefined && !this.check.due && before.file === sameFile(id)) {
           const changes = readTableChanges(db, table, before, () => this.commitCounter());
@@ -145,7 +155,10 @@ export class SqliteSessionMap implements FileMap {
     } catch (err) {
       const error = this.translate(err);
       // A busy database failed the read before it recorded anything: the last answer stands.
-      if (error.failure === 'busy') this.ledger = ledger;
+      if (error.failure === 'busy') {
+        this.ledger = ledger;
+        this.lastOlder = older;
+      }
       throw error;
     }
   }
@@ -172,6 +185,7 @@ export class SqliteSessionMap implements FileMap {
   close(): void {
     this.disconnect();
     this.ledger = undefined;
+    this.lastOlder = undefined;
   }
 
   /** Closes the connection but keeps the ledger: it stays good while the file stays the same file (its `file` says). */

@@ -146,6 +146,26 @@ test('what the checks cannot account for is a whole read: UPDATE in place, the t
   });
 });
 
+test("older Galaxy's gxproxy table (no ledger) is answered as the rows that changed since the last answer, and whole when asked", (t) => {
+  const path = join(temp(t), 'session_map.sqlite');
+  writeSqliteMapFile(path, 'gxproxy', [['a', 'localhost', 1], ['b', 'localhost', 2]]);
+  const store = new SqliteSessionMap(path);
+  t.after(() => store.close());
+  whole(store.read(true));
+  const other = `${path}.new`;
+  writeSqliteMapFile(other, 'gxproxy', [['a', 'localhost', 1], ['b', 'elsewhere', 2], ['c', 'localhost', 3]]);
+  renameSync(other, path);
+  assert.deepEqual(store.read(false), {
+    kind: 'changes',
+    format: 'sqlite gxproxy',
+    routing: 'cookie',
+    removed: row('b', 2),
+    inserted: row('b', 2, 'elsewhere') + row('c', 3),
+    skipped: new Map(),
+  });
+  assert.equal(store.read(true).kind, 'whole', 'a forced read is answered whole');
+});
+
 test('a commit the checks cannot account for (an UPDATE in place) is read whole, and answered as what changed since the last answer', (t) => {
   const { galaxy, store } = galaxyMap(t, 3);
   galaxy.updateSession('s0', 'elsewhere', 1);
