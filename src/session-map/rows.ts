@@ -404,7 +404,8 @@ export function changesSince(last: MapRead | undefined, read: MapRead, whole: bo
   return { kind: 'changes', format: read.format, routing: read.routing, ...changes, skipped: read.skipped };
 }
 
-function countLines(text: string): number {
+/** Lines in `text` (newlines; every row line ends with one). */
+export function countLines(text: string): number {
   let n = 0;
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
   return n;

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ChangeCheck, MAX_DIFF_ENTRIES, SessionMapError, VERIFY_AFTER_MS, type SessionMapFailure } from '../store.js';
-import { changesSince, DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from '../rows.js';
+import { changesSince, countLines, DEFAULT_KEY_TYPE, GALAXY_DEFAULT_INFO, KEY_TYPE_MARK, LastRowWins, splitHostPort } from '../rows.js';
 import type { FileMap, MapAnswer, MapChanges, MapRead, MapRouting } from '../store.js';
 import { RowLedger } from './sqlite-ledger.js';
 
@@ -78,8 +78,11 @@ export class SqliteSessionMap implements FileMap {
   private headerFd: number | undefined;
   /** What the store last answered, for answers of changes; undefined: the next answer is whole. */
   private ledger: RowLedger | undefined;
-  /** Older Galaxy's `gxproxy` table: the last answer's rows, which the next read is compared with. */
-  private lastOlder: MapRead | undefined;
+  /**
+   * The last answer's rows when it left no ledger (older Galaxy's `gxproxy`
+   * table, WAL mode), which the next whole read is compared with (changesSince).
+   */
+  private lastRows: MapRead | undefined;
   /** When changes read on their own (the blind spot below) are next checked by a whole read. */
   private readonly check: ChangeCheck;
   /** Reads of the whole table, and of the changes alone (tests, benches). */
@@ -114,15 +117,17 @@ export class SqliteSessionMap implements FileMap {
    * The whole table (`whole`), or what changed since the last answer. The
    * changes are read on their own when they can be (readTableChanges); otherwise
    * the whole table is read and answered as the changes against the ledger,
-   * by rowid, unless more than MAX_DIFF_ENTRIES rows changed; older Galaxy's
-   * `gxproxy` is compared with the last answer's rows (changesSince). A table
-   * whose identities may repeat is always answered whole.
+   * by rowid, unless more than MAX_DIFF_ENTRIES rows changed. Without a
+   * ledger (older Galaxy's `gxproxy`; WAL mode, where SQLite keeps no commit
+   * counter and every change is a whole read) the rows are compared with the
+   * last answer's (changesSince). A table whose identities may repeat is
+   * always answered whole.
    */
   read(whole: boolean): MapAnswer {
     const ledger = this.ledger;
-    const older = this.lastOlder;
+    const last = this.lastRows;
     this.ledger = undefined; // until this read has succeeded
-    this.lastOlder = undefined;
+    this.lastRows = undefined;
     try {
       const id = this.existingFile();
       const db = this.connection(id);
@@ -130,10 +135,9 @@ export class SqliteSessionMap implements FileMap {
       return db.transaction((): MapAnswer => {
         const table = this.table(db);
         if (table === 'gxproxy') {
-          // No ledger for older Galaxy's table: its rows are compared with the last answer's.
           const read = readOlderTable(db);
-          this.lastOlder = read;
-          return changesSince(older, read, whole);
+          this.lastRows = read;
+          return changesSince(last, read, whole);
         }
         const before = ledger?.table === table.name ? ledger : undefined;
         if (!whole && before !== undefined && !this.check.due && before.file === sameFile(id)) {
@@ -149,7 +153,11 @@ export class SqliteSessionMap implements FileMap {
         this.reads.whole++;
         this.check.wholeRead();
         this.ledger = after;
-        const changes = whole || before === undefined || after === undefined ? undefined : before.changesTo(after, MAX_DIFF_ENTRIES);
+        if (after === undefined) {
+          this.lastRows = read;
+          return changesSince(last, read, whole);
+        }
+        const changes = whole || before === undefined ? undefined : before.changesTo(after, MAX_DIFF_ENTRIES);
         return changes === undefined ? read : { kind: 'changes', format: read.format, routing: read.routing, ...changes };
       }).deferred();
     } catch (err) {
@@ -157,7 +165,7 @@ export class SqliteSessionMap implements FileMap {
       // A busy database failed the read before it recorded anything: the last answer stands.
       if (error.failure === 'busy') {
         this.ledger = ledger;
-        this.lastOlder = older;
+        this.lastRows = last;
       }
       throw error;
     }
@@ -185,7 +193,7 @@ export class SqliteSessionMap implements FileMap {
   close(): void {
     this.disconnect();
     this.ledger = undefined;
-    this.lastOlder = undefined;
+    this.lastRows = undefined;
   }
 
   /** Closes the connection but keeps the ledger: it stays good while the file stays the same file (its `file` says). */
@@ -330,8 +338,11 @@ function readWholeTable(
   const read: MapRead = { kind: 'whole', format: table.format, routing: table.routing, rows: flat(chunks.join('')), uniqueKeys, skipped: new Map() };
   // Read under the same shared lock as the rows (taken by the first SELECT): no commit can come between.
   const commits = counter();
+  // Without a commit counter (WAL mode) no change can be read alone: the
+  // store compares whole reads' rows instead, which costs less than a ledger.
+  if (commits === undefined || !uniqueKeys) return { read, ledger: undefined };
   const rowids = parseRowids(rowidChunks.join(','));
-  const ledger = uniqueKeys && rowids !== undefined ? new RowLedger(table.name, fileId, commits, read.rows, rowids, table.identityFields) : undefined;
+  const ledger = rowids === undefined ? undefined : new RowLedger(table.name, fileId, commits, read.rows, rowids, table.identityFields);
   return { read, ledger };
 }
 
@@ -462,12 +473,6 @@ function identityOf(line: string, fields: 1 | 2): string | undefined {
   const identity = line.slice(0, end + 1);
   // eslint-disable-next-line no-control-regex -- the unusable-value mark \x01 (rows.ts); KEY_TYPE_MARK \x02 is an identity
   return /[\u0000\u0001\n]/.test(identity) ? undefined : identity;
-}
-
-function countLines(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
-  return n;
 }
 
 /** Older Galaxy: `gxproxy (key text, secret text)`, key `host:port`, secret the cookie value. */

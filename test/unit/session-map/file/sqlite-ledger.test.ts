@@ -86,7 +86,19 @@ test('what the checks cannot account for is a whole read: UPDATE in place, the t
     galaxy.exec('PRAGMA journal_mode = WAL');
     whole(store.read(true));
     galaxy.addSession('new', 'localhost', 1);
-    assert.equal(readChanges(store), undefined);
+    galaxy.updateSession('s0', 'moved', 2);
+    const alone = store.reads.changes;
+    // The whole read is answered as what changed since the last answer, its rows compared with that answer's.
+    assert.deepEqual(store.read(false), {
+      kind: 'changes',
+      format: 'sqlite gxproxy2',
+      routing: 'cookie',
+      removed: row('s0', 9000),
+      inserted: row('s0', 2, 'moved') + row('new', 1),
+      skipped: new Map(),
+    });
+    assert.equal(store.reads.changes, alone, 'read whole, not alone');
+    assert.equal(store.read(true).kind, 'whole', 'a forced read is answered whole');
   });
   await t.test('the top row deleted: the highest rowid went down', (t) => {
     const { galaxy, store } = galaxyMap(t, 3);
