@@ -64,7 +64,8 @@ export class ContainerAgent extends http.Agent {
  * check: at thousands of requests a second, a second's worth of finished
  * requests (each with its response, headers and buffers) kept alive made
  * every young-generation collection copy them, and costs more than the
- * check itself.
+ * check itself. A request that ends without an answer (it failed, or its
+ * client left) is destroyed, and the next check drops it: that is rare.
  */
 export class ProxyDeadlines {
   /** Requests in flight, and when each one's wait ends (performance.now(); 0: not waiting). */
@@ -85,7 +86,7 @@ export class ProxyDeadlines {
     }
   }
 
-  /** `proxyReq` was answered, failed or was given up: no longer timed. */
+  /** The container's answer to `proxyReq` started: no longer timed. */
   done(proxyReq: ClientRequest): void {
     this.due.delete(proxyReq);
   }

@@ -86,7 +86,6 @@ export function proxyResHandler({ cors, keepAliveHint, reverseProxy, port, log, 
 export function onProxyError(ctx: ProxyContext, err: NodeJS.ErrnoException, req: IncomingMessage, target: ServerResponse | Duplex): void {
   const { log, upgraded } = ctx;
   const state = stateOf(req);
-  if (state?.proxyReq !== undefined) ctx.deadlines?.done(state.proxyReq);
   if (!(target instanceof http.ServerResponse) && target.destroyed && !upgraded.has(target)) {
     // The client left during the WebSocket handshake and the request to the
     // container was aborted for it (upgrade-path.ts): nobody to answer,

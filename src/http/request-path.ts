@@ -53,9 +53,7 @@ function responseClosed(ctx: ProxyContext): (this: ServerResponse) => void {
     const state = stateOf(req);
     if (state === undefined) return;
     if (ctx.observeRequests) requestDone(ctx, req, this, state);
-    if (state.proxyReq === undefined) return;
-    ctx.deadlines?.done(state.proxyReq);
-    releaseContainerRequest(this, req, state.proxyReq);
+    if (state.proxyReq !== undefined) releaseContainerRequest(this, req, state.proxyReq);
   };
 }
 

@@ -102,7 +102,6 @@ export function proxyReqWsHandler(ctx: ProxyContext): (proxyReq: ClientRequest, 
     socket.once('close', (hadError: boolean) => {
       if (hadError && !upgraded.has(socket)) proxyReq.socket?.resetAndDestroy();
       proxyReq.destroy();
-      deadlines?.done(proxyReq);
     });
   };
 }

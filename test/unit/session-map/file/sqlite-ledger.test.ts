@@ -37,6 +37,9 @@ function galaxyMap(t: TestContext, n: number): { galaxy: GalaxySqliteWriter; sto
 
 const row = (key: string, port: number, host = 'localhost'): string => rowLine(key, host, port);
 
+/** A whole read answered as the changes since the last answer (its rows compared with that answer's). */
+const compared = (format: string, removed: string, inserted: string): object => ({ kind: 'changes', format, routing: 'cookie', removed, inserted, skipped: new Map() });
+
 test("Galaxy's add, re-add and removal of sessions below the top row are read as the rows they changed", (t) => {
   const { galaxy, store } = galaxyMap(t, 5);
   galaxy.addSession('new', '10.0.0.1', 8000);
@@ -89,14 +92,7 @@ test('what the checks cannot account for is a whole read: UPDATE in place, the t
     galaxy.updateSession('s0', 'moved', 2);
     const alone = store.reads.changes;
     // The whole read is answered as what changed since the last answer, its rows compared with that answer's.
-    assert.deepEqual(store.read(false), {
-      kind: 'changes',
-      format: 'sqlite gxproxy2',
-      routing: 'cookie',
-      removed: row('s0', 9000),
-      inserted: row('s0', 2, 'moved') + row('new', 1),
-      skipped: new Map(),
-    });
+    assert.deepEqual(store.read(false), compared('sqlite gxproxy2', row('s0', 9000), row('s0', 2, 'moved') + row('new', 1)));
     assert.equal(store.reads.changes, alone, 'read whole, not alone');
     assert.equal(store.read(true).kind, 'whole', 'a forced read is answered whole');
   });
@@ -167,14 +163,7 @@ test("older Galaxy's gxproxy table (no ledger) is answered as the rows that chan
   const other = `${path}.new`;
   writeSqliteMapFile(other, 'gxproxy', [['a', 'localhost', 1], ['b', 'elsewhere', 2], ['c', 'localhost', 3]]);
   renameSync(other, path);
-  assert.deepEqual(store.read(false), {
-    kind: 'changes',
-    format: 'sqlite gxproxy',
-    routing: 'cookie',
-    removed: row('b', 2),
-    inserted: row('b', 2, 'elsewhere') + row('c', 3),
-    skipped: new Map(),
-  });
+  assert.deepEqual(store.read(false), compared('sqlite gxproxy', row('b', 2), row('b', 2, 'elsewhere') + row('c', 3)));
   assert.equal(store.read(true).kind, 'whole', 'a forced read is answered whole');
 });
 
