@@ -43,13 +43,18 @@ export function releaseContainerRequest(res: ServerResponse, req: IncomingMessag
   }
 }
 
+// The client's response a container's response is copied to, for cutResponse.
+const kClientResponse = Symbol('gie.clientResponse');
+type CopiedResponse = IncomingMessage & { [kClientResponse]?: ServerResponse };
+
 /** 'proxyRes': the container's response headers, made ours before http-proxy copies them. */
 export function proxyResHandler({ cors, keepAliveHint, reverseProxy, port, log, deadlines }: ProxyContext): (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => void {
+  const cut = cutResponse(log);
   return (proxyRes, req, res) => {
     const proxyReq = stateOf(req)?.proxyReq;
     if (proxyReq !== undefined) deadlines?.done(proxyReq);
     noteKeepAliveHint(proxyRes.socket, proxyRes.headers['keep-alive']);
-    stripHopByHopResponse(proxyRes.headers);
+    stripHopByHopResponse(proxyRes.headers, 'skipping-undefined');
     // Our own connection to the client: kept alive unless it asked otherwise
     // (http-proxy would otherwise write `keep-alive` whatever the client said),
     // with the hint Node would give, so that clients do not reuse a
@@ -65,16 +70,24 @@ export function proxyResHandler({ cors, keepAliveHint, reverseProxy, port, log, 
       const location = rewriteLocalhostRedirect(proxyRes.statusCode, proxyRes.headers.location, port);
       if (location !== undefined) proxyRes.headers.location = location;
     }
-    // A container that dies mid-body: end the client's response too instead
-    // of leaving it waiting for bytes that will never come. The client going
-    // away first also lands here; only a container that stopped while the
-    // client waited is worth a warning.
-    const cut = (): void => {
-      if (proxyRes.complete || res.destroyed) return;
-      log.warn({ target: stateOf(req)?.route?.label, status: proxyRes.statusCode }, HTTP_LOG.responseCut);
-      res.destroy();
-    };
+    (proxyRes as CopiedResponse)[kClientResponse] = res;
     proxyRes.on('error', cut);
+  };
+}
+
+/**
+ * A container that dies mid-body: end the client's response too instead of
+ * leaving it waiting for bytes that will never come. The client going away
+ * first also lands here; only a container that stopped while the client
+ * waited is worth a warning. One listener made once (`this` is the
+ * container's response).
+ */
+function cutResponse(log: ProxyContext['log']): (this: IncomingMessage) => void {
+  return function (this: CopiedResponse) {
+    const res = this[kClientResponse];
+    if (res === undefined || this.complete || res.destroyed) return;
+    log.warn({ target: stateOf(res.req)?.route?.label, status: this.statusCode }, HTTP_LOG.responseCut);
+    res.destroy();
   };
 }
 

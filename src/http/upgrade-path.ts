@@ -84,7 +84,7 @@ export function proxyReqWsHandler(ctx: ProxyContext): (proxyReq: ClientRequest, 
       // The container refused the upgrade with a plain answer, which
       // http-proxy copies to the raw socket with the container's headers and
       // the decoded body: drop its framing and let the close end the body.
-      stripHopByHopResponse(proxyRes.headers);
+      stripHopByHopResponse(proxyRes.headers, 'every-key');
       proxyRes.headers.connection = 'close';
       // http-proxy only ends the socket; an upgrade socket is not read any
       // more, so the client's FIN would never be seen and it would stay open.

@@ -39,7 +39,7 @@ test('hop-by-hop headers are dropped, upgrade headers kept for WebSockets', () =
 });
 
 test('stripHopByHopResponse: connection fields, listed fields and framing go; end-to-end fields stay', () => {
-  const headers: Record<string, string> = {
+  const sent = (): Record<string, string | undefined> => ({
     connection: 'close, X-Private, content-length',
     'x-private': '1',
     'keep-alive': 'timeout=5',
@@ -49,9 +49,16 @@ test('stripHopByHopResponse: connection fields, listed fields and framing go; en
     upgrade: 'h2c',
     'content-length': '10',
     'set-cookie': 'a=b',
-  };
-  stripHopByHopResponse(headers);
-  assert.deepEqual(headers, { 'content-length': '10', 'set-cookie': 'a=b' });
+  });
+  // Written to a raw socket with every key (a refused upgrade): the fields are deleted.
+  const raw = sent();
+  stripHopByHopResponse(raw, 'every-key');
+  assert.deepEqual(raw, { 'content-length': '10', 'set-cookie': 'a=b' });
+  // Copied by http-proxy, which skips undefined values: the fields are emptied, and only the end-to-end ones have a value.
+  const copied = sent();
+  stripHopByHopResponse(copied, 'skipping-undefined');
+  assert.deepEqual(Object.keys(copied), Object.keys(sent()), 'no field deleted');
+  assert.deepEqual(Object.fromEntries(Object.entries(copied).filter(([, value]) => value !== undefined)), { 'content-length': '10', 'set-cookie': 'a=b' });
   const request: Record<string, string> = { expect: '100-continue', connection: 'keep-alive, x-hop', 'x-hop': '1', te: 'trailers', cookie: 'c' };
   stripHopByHop(request, false);
   assert.deepEqual(request, { cookie: 'c' });
