@@ -57,6 +57,8 @@ export interface ProxySpec {
   readonly cores: string | undefined;
   /** More command-line flags (e.g. Interactive Tools routing). */
   readonly extraArgs?: readonly string[];
+  /** Another build's lib/main.js (test/bench/compare-builds.ts); this tree's by default. */
+  readonly mainJs?: string;
 }
 
 export type RunningProxy = Listening & { readonly proxy: ProxyProcess };
@@ -71,7 +73,7 @@ export async function startProxy(resources: BenchResources, spec: ProxySpec): Pr
   const nodeFlags = spec.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(spec.cpuProfDir, spec.name)];
   const args = [
     ...nodeFlags,
-    MAIN_JS,
+    spec.mainJs ?? MAIN_JS,
     '--sessions',
     spec.sessionsPath,
     '--ip',

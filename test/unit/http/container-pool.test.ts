@@ -1,10 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http, { type ClientRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { once } from 'node:events';
+import type { AddressInfo, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ContainerAgent, ProxyDeadlines } from '../../../src/http/container-pool.js';
+import { ContainerAgent, noteKeepAliveHint, ProxyDeadlines } from '../../../src/http/container-pool.js';
 
 // V8's gc, as the CLI gets it (src/cli/run.ts): the test needs a full collection on demand.
 setFlagsFromString('--expose-gc');
@@ -41,27 +44,29 @@ test('ProxyDeadlines lets an answered request go at once (done), not at its next
   assert.notEqual(notDone.deref(), undefined, 'a finished request not let go is held until the next check');
 });
 
-/** Two requests one after the other on `agent`'s one pooled connection: the connection's `timeout` listeners during each answer, and its time-out once back in the pool. */
-async function twoPooledRequests(port: number, agent: http.Agent): Promise<{ listenersDuring: number[]; idleTimeout: number | undefined; reused: boolean }> {
+/** Two requests one after the other on `agent`'s one pooled connection: the connection's `timeout` listeners during each answer, and the connection. */
+async function twoPooledRequests(port: number, agent: http.Agent, hint?: string): Promise<{ listenersDuring: number[]; socket: Socket; reused: boolean }> {
   const listenersDuring: number[] = [];
   let reused = false;
-  let socket: import('node:net').Socket | undefined;
+  let socket: Socket | undefined;
   for (let i = 0; i < 2; i++) {
     await new Promise<void>((resolve, reject) => {
       const req = http.get({ port, host: '127.0.0.1', agent }, (res) => {
         socket = req.socket!;
         reused = req.reusedSocket;
         listenersDuring.push(socket.listenerCount('timeout'));
+        // What the proxy's proxyRes handler does with a container's Keep-Alive header.
+        if (hint !== undefined) noteKeepAliveHint(socket, hint);
         res.resume();
         res.on('end', () => setImmediate(resolve));
       });
       req.on('error', reject);
     });
   }
-  return { listenersDuring, idleTimeout: socket?.timeout, reused };
+  return { listenersDuring, socket: socket!, reused };
 }
 
-test('ContainerAgent: no per-request time-out listener beyond a plain keep-alive Agent, and a pooled connection idles out after 15 s', async (t) => {
+test('ContainerAgent: no per-request time-out listener or timer beyond a plain keep-alive Agent; idle pooled connections dropped by a sweep', async (t) => {
   const server = http.createServer((_req, res) => res.end('ok'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => server.close());
@@ -73,8 +78,15 @@ test('ContainerAgent: no per-request time-out listener beyond a plain keep-alive
     ours.destroy();
   });
   const reference = await twoPooledRequests(port, plain);
-  const measured = await twoPooledRequests(port, ours);
+  // Keep-Alive: timeout=2 → dropped a second before the container would, after 1 s idle.
+  const measured = await twoPooledRequests(port, ours, 'timeout=2');
   assert.ok(measured.reused, 'the second request reused the pooled connection');
   assert.deepEqual(measured.listenersDuring, reference.listenersDuring, "the connection's timeout listeners during an answer, ours and a plain Agent's");
-  assert.equal(measured.idleTimeout, 15_000, 'the idle time-out of a pooled connection');
+  assert.ok(!measured.socket.timeout, `no timer on the pooled connection (timeout ${String(measured.socket.timeout)})`);
+  const pooledAt = performance.now();
+  await Promise.race([once(measured.socket, 'close'), sleep(3000)]);
+  const idleMs = performance.now() - pooledAt;
+  assert.ok(measured.socket.destroyed, 'the idle pooled connection was dropped');
+  assert.ok(idleMs >= 950 && idleMs < 1600, `dropped after ${Math.round(idleMs)} ms idle (1,000 ms, checked every 250 ms)`);
+  assert.equal(Object.keys(ours.freeSockets).length, 0, 'the pool is empty');
 });
