@@ -12,15 +12,18 @@
  * path moves. The processes of a round run on the servers' core, one after
  * the other in a shuffled order: 2 s of warm-up each, then per build 1 s more
  * and `--seconds` measured (CPU from /proc/<pid>/stat, requests from the load
- * generator), 32 connections (`--connections 1` for the latency at light load) on the Node backend. Prints each round, then
- * per build the median of its per-round ratios with their spread.
+ * generator), 32 connections (`--connections 1` for the latency at light
+ * load), with the bench's request and backend (nginx's `return 200`, or the
+ * Node backend without nginx). Prints each round, then per build the median
+ * of its per-round ratios with their spread.
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeSqliteMapFile } from '../helpers/galaxy-map.js';
-import { COOKIE, cookieHeader, fmt, fmtSpread, spread } from './context.js';
+import { COOKIE, cookieHeader, fmt, fmtSpread, REQUEST_PATH, spread } from './context.js';
 import { pickGenerator, runLoad } from './load.js';
 import { cpuSeconds } from './proc-stats.js';
+import { backendConfig, findNginx, startNginx } from './nginx.js';
 import { BenchResources } from './processes.js';
 import { startNodeBackend, startProxy, startReferenceProxy, type Listening } from './servers.js';
 import { choosePinning } from './steady.js';
@@ -46,7 +49,7 @@ const SESSION = 'compare-builds-session';
 
 /** One round of load on `server`: its CPU µs per request and its requests/s. */
 async function measure(server: Listening, loadSeconds: number): Promise<{ us: number; rps: number }> {
-  const spec = { url: `http://127.0.0.1:${server.port}/`, headers: { cookie: cookieHeader(SESSION) }, connections, cores: pinning.load };
+  const spec = { url: `http://127.0.0.1:${server.port}${REQUEST_PATH}`, headers: { cookie: cookieHeader(SESSION) }, connections, cores: pinning.load };
   const cpuBefore = cpuSeconds(server.pid);
   const load = await runLoad(resources, generator, { ...spec, seconds: loadSeconds });
   const cpu = cpuSeconds(server.pid) - cpuBefore;
@@ -55,7 +58,9 @@ async function measure(server: Listening, loadSeconds: number): Promise<{ us: nu
 }
 
 try {
-  const backend = await startNodeBackend(resources, pinning.load);
+  // The bench's backend: nginx's `return 200` when installed, else the Node backend.
+  const nginx = findNginx();
+  const backend = nginx === undefined ? await startNodeBackend(resources, pinning.load) : await startNginx(resources, nginx, 'backend', backendConfig, pinning.load);
   const mapPath = join(resources.dir, 'map.sqlite');
   writeSqliteMapFile(mapPath, 'gxproxy2', [[SESSION, '127.0.0.1', backend.port]]);
   const ratios = new Map(builds.map((b) => [b.name, { cpu: [] as number[], rps: [] as number[] }]));
