@@ -15,8 +15,14 @@ const TCP_KEEPALIVE_DELAY_MS = 1000;
 const IDLE_SWEEP_MS = 250;
 
 const kIdleHint = Symbol('gie.idleHint');
-const kPooledAt = Symbol('gie.pooledAt');
-type HintedSocket = Socket & { [kIdleHint]?: number; [kPooledAt]?: number };
+const kIdleSweeps = Symbol('gie.idleSweeps');
+/**
+ * The pool's two slots on a connection, both made when the connection is
+ * (ContainerAgent.createConnection), so that every connection keeps one shape
+ * for its life: a slot added later, after Node's code has seen the
+ * connection, gives each of Node's socket functions one more shape to handle.
+ */
+type HintedSocket = Socket & { [kIdleHint]: number | undefined; [kIdleSweeps]: number };
 
 /**
  * Notes a container's `Keep-Alive: timeout=N` on its connection. The proxy
@@ -56,24 +62,38 @@ function idleHintOf(header: string): number | undefined {
  * answer ends; and an armed timer is refreshed on every read and write
  * while the connection carries a request. Measured, that was more listener
  * and timer work per request than the whole bare reference proxy spends on
- * its pool. A request pays one clock read when its connection goes back to
- * the pool.
+ * its pool. A connection counts the sweeps that found it idle; going back to
+ * the pool sets the count to 0, with no clock read.
  */
 export class ContainerAgent extends http.Agent {
   private sweep: NodeJS.Timeout | undefined;
 
   constructor() {
-    super({ keepAlive: true, keepAliveMsecs: TCP_KEEPALIVE_DELAY_MS, maxSockets: Infinity, maxFreeSockets: 256, scheduling: 'lifo' });
+    // Node's defaults otherwise: no limit on connections, 256 kept idle per
+    // container, the warmest reused first (lifo), TCP keep-alive probes after
+    // TCP_KEEPALIVE_DELAY_MS. Only what differs is passed: Node copies these
+    // options into every request's connection options.
+    super({ keepAlive: true });
   }
 
-  /** What Node's Agent does when a connection goes back to the pool, and the time it went back. */
+  /** Node's connection, with the pool's slots made at once (see HintedSocket). */
+  override createConnection(...args: Parameters<http.Agent['createConnection']>): ReturnType<http.Agent['createConnection']> {
+    const socket = super.createConnection(...args) as HintedSocket | null | undefined;
+    if (socket != null) {
+      socket[kIdleHint] = undefined;
+      socket[kIdleSweeps] = 0;
+    }
+    return socket;
+  }
+
+  /** What Node's Agent does when a connection goes back to the pool, and the start of its idle count. */
   override keepSocketAlive(duplex: Duplex): boolean {
     const socket = duplex as HintedSocket;
     // A container that announces a second or less: never reuse its connections.
     if (idleLimitMs(socket) <= 0) return false;
     socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
     socket.unref();
-    socket[kPooledAt] = performance.now();
+    socket[kIdleSweeps] = 0;
     if (this.sweep === undefined) {
       this.sweep = setInterval(() => this.dropIdle(), IDLE_SWEEP_MS);
       this.sweep.unref();
@@ -81,14 +101,20 @@ export class ContainerAgent extends http.Agent {
     return true;
   }
 
-  /** Closes the pooled connections idle for longer than their limit; the sweep stops with the pool empty. */
+  /**
+   * Closes the pooled connections idle for longer than their limit; the sweep
+   * stops with the pool empty. A connection found idle by n sweeps has been
+   * idle for more than (n − 1) sweep intervals (an interval never fires
+   * early), so one is closed between its limit and a sweep later, never before.
+   */
   private dropIdle(): void {
-    const now = performance.now();
     let pooled = 0;
     for (const sockets of Object.values(this.freeSockets)) {
       // A destroyed connection leaves the list when it has closed: go over a copy.
       for (const socket of [...(sockets ?? [])] as HintedSocket[]) {
-        if (now - (socket[kPooledAt] ?? now) >= idleLimitMs(socket)) socket.destroy();
+        const sweeps = (socket[kIdleSweeps] ?? 0) + 1;
+        socket[kIdleSweeps] = sweeps;
+        if ((sweeps - 1) * IDLE_SWEEP_MS >= idleLimitMs(socket)) socket.destroy();
         else pooled++;
       }
     }

@@ -43,35 +43,32 @@ export function releaseContainerRequest(res: ServerResponse, req: IncomingMessag
   }
 }
 
-// The client's response a container's response is copied to, for cutResponse.
-const kClientResponse = Symbol('gie.clientResponse');
-type CopiedResponse = IncomingMessage & { [kClientResponse]?: ServerResponse };
-
 /** 'proxyRes': the container's response headers, made ours before http-proxy copies them. */
 export function proxyResHandler({ cors, keepAliveHint, reverseProxy, port, log, deadlines }: ProxyContext): (proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse) => void {
-  const cut = cutResponse(log);
   return (proxyRes, req, res) => {
     const proxyReq = stateOf(req)?.proxyReq;
     if (proxyReq !== undefined) deadlines?.done(proxyReq);
-    noteKeepAliveHint(proxyRes.socket, proxyRes.headers['keep-alive']);
-    stripHopByHopResponse(proxyRes.headers, 'skipping-undefined');
+    const headers = proxyRes.headers;
+    noteKeepAliveHint(proxyRes.socket, headers['keep-alive']);
+    stripHopByHopResponse(headers, 'skipping-undefined');
     // Our own connection to the client: kept alive unless it asked otherwise
     // (http-proxy would otherwise write `keep-alive` whatever the client said),
     // with the hint Node would give, so that clients do not reuse a
     // connection we are about to close.
     if (res.shouldKeepAlive) {
-      proxyRes.headers.connection = 'keep-alive';
-      proxyRes.headers['keep-alive'] = keepAliveHint;
+      headers.connection = 'keep-alive';
+      headers['keep-alive'] = keepAliveHint;
     } else {
-      proxyRes.headers.connection = 'close';
+      headers.connection = 'close';
     }
-    cors(proxyRes.headers, req.headers.origin);
+    cors(headers, req.headers.origin);
     if (reverseProxy) {
-      const location = rewriteLocalhostRedirect(proxyRes.statusCode, proxyRes.headers.location, port);
-      if (location !== undefined) proxyRes.headers.location = location;
+      const location = rewriteLocalhostRedirect(proxyRes.statusCode, headers.location, port);
+      if (location !== undefined) headers.location = location;
     }
-    (proxyRes as CopiedResponse)[kClientResponse] = res;
-    proxyRes.on('error', cut);
+    // A closure, not a slot on the response: a slot added here would give
+    // Node's stream code one more shape of response to handle (see ProxiedRequest).
+    proxyRes.on('error', () => cutResponse(log, proxyRes, res));
   };
 }
 
@@ -79,16 +76,12 @@ export function proxyResHandler({ cors, keepAliveHint, reverseProxy, port, log, 
  * A container that dies mid-body: end the client's response too instead of
  * leaving it waiting for bytes that will never come. The client going away
  * first also lands here; only a container that stopped while the client
- * waited is worth a warning. One listener made once (`this` is the
- * container's response).
+ * waited is worth a warning.
  */
-function cutResponse(log: ProxyContext['log']): (this: IncomingMessage) => void {
-  return function (this: CopiedResponse) {
-    const res = this[kClientResponse];
-    if (res === undefined || this.complete || res.destroyed) return;
-    log.warn({ target: stateOf(res.req)?.route?.label, status: this.statusCode }, HTTP_LOG.responseCut);
-    res.destroy();
-  };
+function cutResponse(log: ProxyContext['log'], proxyRes: IncomingMessage, res: ServerResponse): void {
+  if (proxyRes.complete || res.destroyed) return;
+  log.warn({ target: stateOf(res.req)?.route?.label, status: proxyRes.statusCode }, HTTP_LOG.responseCut);
+  res.destroy();
 }
 
 /**

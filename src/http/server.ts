@@ -15,6 +15,7 @@ import { corsPolicy } from './headers.js';
 import { brief, type ProxyContext } from './proxy-context.js';
 import { onProxyError, proxyReqHandler, proxyResHandler } from './proxy-events.js';
 import { requestHandler } from './request-path.js';
+import { ProxiedRequest } from './request-state.js';
 import { proxyReqWsHandler, upgradeHandler } from './upgrade-path.js';
 
 // The HTTP side's log messages, where admins' tests have always found them.
@@ -112,6 +113,7 @@ export function createGieProxy({ options, router, log, observer = {}, pages }: P
   const socketXfwd = options.xfwd && options.socketPath !== undefined;
   const proxy = httpProxy.createProxyServer({ agent, xfwd: options.xfwd && !socketXfwd, ws: true });
   const server = http.createServer({
+    IncomingMessage: ProxiedRequest,
     // A 1 GB upload may take longer than Node's 5-minute default: only the
     // headers are timed (slow-headers clients), never the body.
     requestTimeout: 0,

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ContainerAgent, noteKeepAliveHint, ProxyDeadlines } from '../../../src/http/container-pool.js';
+import { haveSameShape } from '../../helpers/v8-shapes.js';
 
 // V8's gc, as the CLI gets it (src/cli/run.ts): the test needs a full collection on demand.
 setFlagsFromString('--expose-gc');
@@ -89,4 +90,48 @@ test('ContainerAgent: no per-request time-out listener or timer beyond a plain k
   assert.ok(measured.socket.destroyed, 'the idle pooled connection was dropped');
   assert.ok(idleMs >= 950 && idleMs < 1600, `dropped after ${Math.round(idleMs)} ms idle (1,000 ms, checked every 250 ms)`);
   assert.equal(Object.keys(ours.freeSockets).length, 0, 'the pool is empty');
+});
+
+test("ContainerAgent: Node's pool defaults, and one shape for every pooled connection, whether or not its container sent a Keep-Alive hint", async (t) => {
+  let hinted = true;
+  const server = http.createServer((_req, res) => {
+    // The first connection's container announces its time-out, the second's does not.
+    if (hinted) res.setHeader('keep-alive', 'timeout=30');
+    res.end('ok');
+  });
+  // No time-out of Node's own, so no Keep-Alive header unless set above.
+  server.keepAliveTimeout = 0;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  const ours = new ContainerAgent();
+  t.after(() => ours.destroy());
+  assert.equal(ours.maxSockets, Infinity);
+  assert.equal(ours.maxFreeSockets, 256);
+  assert.equal((ours as http.Agent & { scheduling?: string }).scheduling, 'lifo');
+  const pooledAfterOne = async (): Promise<Socket> => {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const req = http.get({ port, host: '127.0.0.1', agent: ours }, (res) => {
+        assert.equal(res.headers['keep-alive'], hinted ? 'timeout=30' : undefined);
+        noteKeepAliveHint(res.socket, res.headers['keep-alive']);
+        res.resume();
+        res.on('end', () => setImmediate(() => resolve(req.socket!)));
+      });
+      req.on('error', reject);
+    });
+    assert.ok(!socket.destroyed, 'the connection went back to the pool');
+    return socket;
+  };
+  const first = await pooledAfterOne();
+  hinted = false;
+  // Keep the first connection busy so that the second request opens another.
+  const second = await new Promise<Socket>((resolve, reject) => {
+    const busy = http.get({ port, host: '127.0.0.1', agent: ours }, (res) => {
+      pooledAfterOne().then(resolve, reject);
+      res.resume();
+    });
+    busy.on('error', reject);
+  });
+  assert.notEqual(first, second, 'two connections');
+  assert.ok(haveSameShape(first, second), 'the pooled connections share one hidden class');
 });
