@@ -21,7 +21,6 @@ import { EntryPointRouter } from './routing/entry-point-router.js';
 import { RouterSwitch, type Router } from './routing/router.js';
 import type { ChangeWatch, MapRouting } from './session-map/store.js';
 import { readFileSync } from 'node:fs';
-import { getHeapStatistics } from 'node:v8';
 import { BrowserPages, PAGES_LOG } from './pages/browser-pages.js';
 import { loadPages } from './pages/templates.js';
 import { RemovedMemory } from './routing/removed-memory.js';
@@ -54,38 +53,11 @@ export interface Daemon {
 /** What the process the daemon runs in offers it (the CLI's part: only it touches the process). */
 export interface DaemonHooks {
   /**
-   * A full garbage collection of the calling thread (V8's `gc`). Called at
-   * most once, after the start-up read and before listening, when a pause
-   * costs no request: the start-up read of a large map leaves tens of MiB of
-   * garbage (see collectStartUpGarbage).
+   * A full garbage collection of the calling thread (V8's `gc`). Called once,
+   * after the start-up read and before listening, when a pause costs no
+   * request: the start-up read of a large map leaves tens of MiB of garbage.
    */
   readonly collectGarbage?: (() => void) | undefined;
-}
-
-/**
- * A start-up read that grew the heap by less than this is not worth a full
- * collection. Measured growth: 0.1 MiB for 1 session, 3 MiB for 10,000
- * (V8 collects some during the read), 10 MiB for 60,000, 20 MiB for 100,000.
- */
-const STARTUP_GARBAGE_MIN_BYTES = 8 * 1024 * 1024;
-
-/**
- * Collects what the start-up read left, only when it left a lot. A full
- * collection is not free after it is over: it starts V8's memory reducer,
- * which from then on shrinks the heap whenever the proxy idles, and the
- * first seconds of requests after every pause pay for it. Measured on a
- * one-session map at one connection, 3 s of requests after each 6 s pause:
- * CPU per request 1.16 × the bare reference's with the collection, 1.04 ×
- * without (and 1.02 × with it under node --no-memory-reducer). A large map
- * makes V8 collect in full during its read anyway (it did at 100,000
- * sessions), so there the collection adds no such cost.
- */
-function collectStartUpGarbage(hooks: DaemonHooks, heapBefore: number): void {
-  if (usedHeapBytes() - heapBefore >= STARTUP_GARBAGE_MIN_BYTES) hooks.collectGarbage?.();
-}
-
-function usedHeapBytes(): number {
-  return getHeapStatistics().used_heap_size;
 }
 
 /**
@@ -105,9 +77,8 @@ export async function startDaemon(options: ProxyOptions, log: Logger, extraObser
   const spec = options.sessionsPath;
   let map: FollowedMap | undefined;
   if (spec !== undefined) {
-    const heapBefore = usedHeapBytes();
     map = await followMap(spec, options, { log, observer, table, entryPoints, cookieRouter, itRouter });
-    collectStartUpGarbage(hooks, heapBefore);
+    hooks.collectGarbage?.();
     metrics?.watchStore(map.storeStatus);
   } else if (options.headerModeAllow === undefined) {
     log.warn({ forwardIP: options.forwardIP, forwardPort: options.forwardPort }, DAEMON_LOG.openRelay);
