@@ -17,7 +17,7 @@ import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { requireNodeRuntime, spawnOnRuntime, type NodeRuntime } from '../helpers/node-runtimes.js';
 import type { Upstream } from '../helpers/upstream.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, refusedPort } from '../helpers/ports.js';
 
 const SESSION = '5e55104deadbeef0123456789abcdef0';
 const GONE = '9055e55104deadbeef0123456789abcd';
@@ -120,7 +120,7 @@ for (const major of ['22', '24']) {
     const { runtime, dir, upstream } = ready;
     const map = new GalaxySqliteWriter(join(dir, 'session_map.sqlite'));
     map.addSession(SESSION, '127.0.0.1', upstream.port);
-    map.addSession(GONE, '127.0.0.1', await freePort());
+    map.addSession(GONE, '127.0.0.1', await refusedPort());
     const port = await freePort();
     const proc = spawnOnRuntime(runtime, dir, 'lib/main.js', ['--ip', '127.0.0.1', '--port', String(port), '--sessions', map.path, '--verbose']);
     t.after(() => proc.kill());
@@ -140,7 +140,7 @@ for (const major of ['22', '24']) {
     const { runtime, dir, upstream } = ready;
     const map = new SqlAlchemyItWriter(join(dir, 'interactivetools_map.sqlite'));
     map.save({ key: 'kjupyter', token: IT_TOKEN, host: '127.0.0.1', port: upstream.port, requiresPathInUrl: true });
-    map.save({ key: 'kgone', token: IT_TOKEN, host: '127.0.0.1', port: await freePort(), requiresPathInUrl: true });
+    map.save({ key: 'kgone', token: IT_TOKEN, host: '127.0.0.1', port: await refusedPort(), requiresPathInUrl: true });
     map.close();
     const port = await freePort();
     // gravity's command line for gx_it_proxy.

@@ -14,3 +14,23 @@ export async function freePort(): Promise<number> {
   await once(s, 'close');
   return port;
 }
+
+/**
+ * A port on 127.0.0.1 that refuses connections, for a container that is
+ * gone. Not one from freePort: that port is free only at the moment it is
+ * picked, and a test running beside this one may be given it by the kernel
+ * and answer on it. No test listens below 1024 (they all ask for port 0), so
+ * the first of these that refuses now keeps refusing.
+ */
+export async function refusedPort(): Promise<number> {
+  for (const port of [9, 7, 13, 19, 37]) {
+    const socket = net.connect(port, '127.0.0.1');
+    const refused = await new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(false));
+      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+    });
+    socket.destroy();
+    if (refused) return port;
+  }
+  throw new Error('no port below 1024 on 127.0.0.1 refuses connections');
+}
