@@ -23,14 +23,17 @@ export async function freePort(): Promise<number> {
  * the first of these that refuses now keeps refusing.
  */
 export async function refusedPort(): Promise<number> {
-  for (const port of [9, 7, 13, 19, 37]) {
-    const socket = net.connect(port, '127.0.0.1');
-    const refused = await new Promise<boolean>((resolve) => {
-      socket.once('connect', () => resolve(false));
-      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-    });
-    socket.destroy();
-    if (refused) return port;
-  }
+  for (const port of [9, 7, 13, 19, 37]) if (await refuses(port)) return port;
   throw new Error('no port below 1024 on 127.0.0.1 refuses connections');
+}
+
+/** Whether a connection to `port` on 127.0.0.1 is refused now. */
+export async function refuses(port: number): Promise<boolean> {
+  const socket = net.connect(port, '127.0.0.1');
+  const refused = await new Promise<boolean>((resolve) => {
+    socket.once('connect', () => resolve(false));
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+  socket.destroy();
+  return refused;
 }

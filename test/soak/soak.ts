@@ -24,7 +24,7 @@ import { openFds, rssBytes } from '../helpers/fds.js';
 import { SqlAlchemyItWriter } from '../helpers/galaxy-it-map.js';
 import { GalaxySqliteWriter, tempDir } from '../helpers/galaxy-map.js';
 import { IT_PREFIX } from '../helpers/it-proxy.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, refuses } from '../helpers/ports.js';
 import { Random } from '../helpers/random.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' }, seed: { type: 'string', default: '1' } } });
@@ -103,15 +103,7 @@ interface Slot {
  */
 async function portNobodyGets(): Promise<number> {
   const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-  for (let port = (low ?? 32768) - 1; port > 1024; port--) {
-    const socket = net.connect(port, '127.0.0.1');
-    const refused = await new Promise<boolean>((resolve) => {
-      socket.once('connect', () => resolve(false));
-      socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-    });
-    socket.destroy();
-    if (refused) return port;
-  }
+  for (let port = (low ?? 32768) - 1; port > 1024; port--) if (await refuses(port)) return port;
   throw new Error('no port below the ephemeral range is free');
 }
 
